@@ -1,0 +1,181 @@
+/**
+ * Clocks.
+ *
+ * Overview: dmabuf never reads the time or arms a timer directly; it asks the current
+ * {@link Clock}. In production that is {@link realClock} (`performance.now()` milliseconds and
+ * `setTimeout`). Tests install a {@link VirtualClock} and move time by hand, so timeout paths run
+ * in microseconds of real time and never flake.
+ *
+ * Contract:
+ * - Times are milliseconds on a monotonic scale (fractions allowed); only differences mean anything.
+ * - A timer fires at most once, never before its due time, and not after `clearTimer`.
+ * - Timers due at the same time fire in the order they were armed.
+ * - {@link useClock} returns a disposable that restores the previous clock, so installs nest.
+ *
+ * @example
+ * ```ts
+ * import { VirtualClock, useClock } from 'dmabuf';
+ * const clock = new VirtualClock();
+ * using _installed = useClock(clock);
+ * let fired = false;
+ * clock.setTimer(10, () => { fired = true; });
+ * clock.advance(10);
+ * console.log(fired); // true
+ * ```
+ */
+
+import { BugError, checkTimeout } from './errors.js';
+
+/** An armed timer, as returned by {@link Clock.setTimer}. Opaque to callers. */
+export type TimerHandle = object;
+
+/** A source of time and timers. */
+export interface Clock {
+  /** Current time in milliseconds. */
+  now(): number;
+  /** Runs `fn` once after `delayMs` milliseconds. */
+  setTimer(delayMs: number, fn: () => void): TimerHandle;
+  /** Cancels a timer; a no-op when it already fired or was cleared. */
+  clearTimer(handle: TimerHandle): void;
+}
+
+/** The wall clock: `performance.now()` and the platform's `setTimeout`. */
+export const realClock: Clock = Object.freeze({
+  now: () => performance.now(),
+  setTimer(delayMs: number, fn: () => void): TimerHandle {
+    return { id: setTimeout(fn, delayMs) };
+  },
+  clearTimer(handle: TimerHandle): void {
+    clearTimeout((handle as { id: ReturnType<typeof setTimeout> }).id);
+  },
+});
+
+let current: Clock = realClock;
+
+/** The clock dmabuf uses right now. */
+export function getClock(): Clock {
+  return current;
+}
+
+/** Installs `clock` until the returned object is disposed (then the previous one comes back). */
+export function useClock(clock: Clock): Disposable {
+  const previous = current;
+  current = clock;
+  let restored = false;
+  return {
+    [Symbol.dispose](): void {
+      if (restored) return;
+      restored = true;
+      current = previous;
+    },
+  };
+}
+
+interface VirtualTimer {
+  readonly due: number;
+  readonly order: number;
+  fn: (() => void) | null;
+}
+
+/**
+ * A clock that only moves when told to. Use it in tests: `advance(ms)` fires due timers
+ * synchronously; `tick(ms)` also lets promise reactions run between timers, which is what an
+ * `await` chain under test needs.
+ */
+export class VirtualClock implements Clock {
+  #now: number;
+  #order = 0;
+  #timers: VirtualTimer[] = [];
+
+  constructor(start = 0) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimer(delayMs: number, fn: () => void): TimerHandle {
+    const delay = checkTimeout(delayMs) ?? Infinity;
+    const timer: VirtualTimer = { due: this.#now + delay, order: this.#order++, fn };
+    // Keep the list sorted by (due, order); timers are few, so insertion sort is plenty.
+    let i = this.#timers.length;
+    while (i > 0 && this.#timers[i - 1]!.due > timer.due) i--;
+    this.#timers.splice(i, 0, timer);
+    return timer;
+  }
+
+  clearTimer(handle: TimerHandle): void {
+    const timer = handle as VirtualTimer;
+    if (!timer.fn) return;
+    timer.fn = null;
+    const i = this.#timers.indexOf(timer);
+    if (i >= 0) this.#timers.splice(i, 1);
+  }
+
+  /** Number of armed timers. A test that expects no leftovers asserts this is 0. */
+  get pendingTimers(): number {
+    return this.#timers.length;
+  }
+
+  /** Moves time forward by `ms`, firing every timer that falls due, in order, synchronously. */
+  advance(ms: number): void {
+    const target = this.#now + this.#checkStep(ms);
+    for (;;) {
+      const next = this.#timers[0];
+      if (!next || next.due > target) break;
+      this.#fire(next);
+    }
+    this.#now = target;
+  }
+
+  /**
+   * Moves time forward by `ms` like {@link advance}, but drains pending promise reactions before
+   * and after each timer, so code awaiting across the timeout sees it as it would in real time.
+   */
+  async tick(ms = 0): Promise<void> {
+    const target = this.#now + this.#checkStep(ms);
+    await settle();
+    for (;;) {
+      const next = this.#timers[0];
+      if (!next || next.due > target) break;
+      this.#fire(next);
+      await settle();
+    }
+    this.#now = target;
+    await settle();
+  }
+
+  /** Fires every armed timer, including ones armed while running, until none is left. */
+  async runAll(limit = 100_000): Promise<void> {
+    await settle();
+    for (let n = 0; this.#timers.length > 0; n++) {
+      if (n >= limit) throw new BugError(`VirtualClock.runAll: more than ${limit} timers fired; a timer re-arms itself forever`);
+      this.#fire(this.#timers[0]!);
+      await settle();
+    }
+  }
+
+  #fire(timer: VirtualTimer): void {
+    this.#timers.shift();
+    if (timer.due > this.#now) this.#now = timer.due;
+    const fn = timer.fn;
+    timer.fn = null;
+    fn?.();
+  }
+
+  #checkStep(ms: number): number {
+    const step = checkTimeout(ms);
+    if (step === undefined) throw new BugError('VirtualClock cannot advance by an infinite amount');
+    return step;
+  }
+}
+
+/** Resolves after every promise reaction queued so far (and those they queue) has run. */
+export function settle(): Promise<void> {
+  return new Promise((resolve) => macrotask(resolve));
+}
+
+// setImmediate is Node's; browsers get a zero-delay timeout, which is also after all microtasks.
+const macrotask: (fn: () => void) => void =
+  typeof globalThis.setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);

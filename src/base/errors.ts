@@ -1,0 +1,156 @@
+/**
+ * Errors.
+ *
+ * Overview: every error dmabuf throws or rejects with is a {@link DmaBufError} carrying an
+ * errno-style `code`, so callers can branch on `err.code === 'EDEADLK'` the way kernel code
+ * branches on `-EDEADLK`. Subclasses exist for the outcomes callers catch on purpose
+ * ({@link InvalidArgumentError}, {@link FenceTimeoutError}, ...). {@link BugError} is different:
+ * it stands where the kernel has `WARN_ON`/`BUG_ON` and means the caller broke a contract.
+ *
+ * Contract:
+ * - Expected outcomes (already signaled, lock busy) are return values, never errors.
+ * - Messages name the object, its state and what to do about it.
+ * - Errors are created per throw; no shared singleton instances.
+ * - Cancellation rejects with the caller's `AbortSignal.reason`, untouched.
+ *
+ * @example
+ * ```ts
+ * import { DmaBufError, InvalidArgumentError } from 'dmabuf';
+ * try {
+ *   throw new InvalidArgumentError('seqno must be a non-negative integer, got -1');
+ * } catch (err) {
+ *   if (err instanceof DmaBufError && err.code === 'EINVAL') console.log(err.message);
+ * }
+ * ```
+ */
+
+/** The errno names dmabuf uses. Kernel numbers are in {@link ERRNO}. */
+export type ErrnoCode =
+  | 'EPERM'
+  | 'ENOENT'
+  | 'EINTR'
+  | 'EIO'
+  | 'ENOMEM'
+  | 'EBUSY'
+  | 'EINVAL'
+  | 'ENOSPC'
+  | 'EDEADLK'
+  | 'ENODATA'
+  | 'ETIME'
+  | 'EOPNOTSUPP'
+  | 'EALREADY'
+  | 'ECANCELED';
+
+/** Linux errno values, for code that reports kernel-style negative status numbers. */
+export const ERRNO: Readonly<Record<ErrnoCode, number>> = Object.freeze({
+  EPERM: 1,
+  ENOENT: 2,
+  EINTR: 4,
+  EIO: 5,
+  ENOMEM: 12,
+  EBUSY: 16,
+  EINVAL: 22,
+  ENOSPC: 28,
+  EDEADLK: 35,
+  ENODATA: 61,
+  ETIME: 62,
+  EOPNOTSUPP: 95,
+  EALREADY: 114,
+  ECANCELED: 125,
+});
+
+/** Base class of every dmabuf error. */
+export class DmaBufError extends Error {
+  override name = 'DmaBufError';
+  readonly code: ErrnoCode;
+
+  constructor(code: ErrnoCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+
+  /** The kernel's negative errno for this error (`-EINVAL` is -22). */
+  get errno(): number {
+    return -ERRNO[this.code];
+  }
+}
+
+/**
+ * A broken contract: the kernel's `WARN_ON`/`BUG_ON`. Seeing one means the calling code has a
+ * bug (adding a fence without a reserved slot, setting an error after signal, unlocking what is
+ * not held); the object it was thrown from is left unchanged and usable.
+ */
+export class BugError extends DmaBufError {
+  override name = 'BugError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('EINVAL', message, options);
+  }
+}
+
+/** An argument outside its domain (a negative seqno, a non-finite timeout). */
+export class InvalidArgumentError extends DmaBufError {
+  override name = 'InvalidArgumentError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('EINVAL', message, options);
+  }
+}
+
+/** A bounded wait ran out of time where the API reports that as an error (`-ETIME`). */
+export class FenceTimeoutError extends DmaBufError {
+  override name = 'FenceTimeoutError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('ETIME', message, options);
+  }
+}
+
+/** A timeline point was asked for before anyone submitted it (the kernel's `-EINVAL` / `-ENOENT`). */
+export class NotSubmittedError extends DmaBufError {
+  override name = 'NotSubmittedError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('EINVAL', message, options);
+  }
+}
+
+/** Describes a value for an error message: its type and a short rendering. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (value === null || typeof value !== 'object') return `${String(value)} (${typeof value})`;
+  const ctor = (value as { constructor?: { name?: string } }).constructor?.name;
+  return ctor ? `a ${ctor}` : 'an object';
+}
+
+/**
+ * Checks a non-negative safe integer argument (seqnos, counts, values).
+ * @throws {InvalidArgumentError} naming the argument and what arrived.
+ */
+export function checkIndex(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidArgumentError(
+      `${name} must be a non-negative safe integer (0 .. 2^53-1), got ${describeValue(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Checks an optional timeout in milliseconds: `undefined` means forever, 0 means poll.
+ * @throws {InvalidArgumentError} for negative, NaN or non-number values.
+ */
+export function checkTimeout(value: unknown): number | undefined {
+  if (value === undefined || value === Infinity) return undefined;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+    throw new InvalidArgumentError(
+      `timeout must be a non-negative number of milliseconds or undefined for no limit, got ${describeValue(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Raises an error from a callback without disturbing the caller (like the DOM's `reportError`). */
+export function reportCallbackError(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
+}

@@ -1,0 +1,10 @@
+/**
+ * dmabuf: the Linux kernel's GPU buffer-sharing and synchronisation stack for JavaScript.
+ *
+ * This entry point is browser-safe: nothing below it imports `node:` modules. Node-only
+ * additions live in `dmabuf/node`.
+ */
+export * from './base/errors.js';
+export * from './base/clock.js';
+export * from './base/lifecycle.js';
+export * from './fence/dma-fence.js';
