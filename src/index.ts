@@ -8,3 +8,4 @@ export * from './base/errors.js';
 export * from './base/clock.js';
 export * from './base/lifecycle.js';
 export * from './fence/dma-fence.js';
+export * from './fence/dma-fence-chain.js';
