@@ -9,3 +9,4 @@ export * from './base/clock.js';
 export * from './base/lifecycle.js';
 export * from './fence/dma-fence.js';
 export * from './fence/dma-fence-chain.js';
+export * from './fence/sw-sync.js';
