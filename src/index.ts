@@ -10,3 +10,6 @@ export * from './base/lifecycle.js';
 export * from './fence/dma-fence.js';
 export * from './fence/dma-fence-chain.js';
 export * from './fence/sw-sync.js';
+export * from './fence/dma-fence-array.js';
+export * from './fence/dma-fence-unwrap.js';
+export * from './fence/sync-file.js';
