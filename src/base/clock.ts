@@ -39,34 +39,59 @@ export interface Clock {
   clearTimer(handle: TimerHandle): void;
 }
 
+/** The longest delay `setTimeout` honours; longer ones fire after 1 ms, so they are split. */
+const MAX_TIMEOUT = 2 ** 31 - 1;
+
+interface RealTimer {
+  id: ReturnType<typeof setTimeout> | undefined;
+}
+
 /** The wall clock: `performance.now()` and the platform's `setTimeout`. */
 export const realClock: Clock = Object.freeze({
   now: () => performance.now(),
   setTimer(delayMs: number, fn: () => void): TimerHandle {
-    return { id: setTimeout(fn, delayMs) };
+    const handle: RealTimer = { id: undefined };
+    const delay = checkTimeout(delayMs);
+    if (delay === undefined) return handle; // an infinite delay never fires: arm nothing
+    const due = performance.now() + delay;
+    const arm = (remaining: number): void => {
+      handle.id = setTimeout(() => {
+        const left = due - performance.now();
+        if (left > 0 && remaining > MAX_TIMEOUT) arm(left);
+        else fn();
+      }, Math.min(remaining, MAX_TIMEOUT));
+    };
+    arm(delay);
+    return handle;
   },
   clearTimer(handle: TimerHandle): void {
-    clearTimeout((handle as { id: ReturnType<typeof setTimeout> }).id);
+    const timer = handle as RealTimer;
+    if (timer.id !== undefined) clearTimeout(timer.id);
+    timer.id = undefined;
   },
 });
 
-let current: Clock = realClock;
+// Installed clocks, innermost last; the default sits at the bottom and is never removed.
+const installed: Clock[] = [realClock];
 
 /** The clock dmabuf uses right now. */
 export function getClock(): Clock {
-  return current;
+  return installed[installed.length - 1]!;
 }
 
-/** Installs `clock` until the returned object is disposed (then the previous one comes back). */
+/**
+ * Installs `clock` until the returned object is disposed. Installs nest; disposing one that is
+ * not the innermost removes just that one, so the order of disposal never resurrects a clock.
+ */
 export function useClock(clock: Clock): Disposable {
-  const previous = current;
-  current = clock;
+  installed.push(clock);
   let restored = false;
   return {
     [Symbol.dispose](): void {
       if (restored) return;
       restored = true;
-      current = previous;
+      const i = installed.lastIndexOf(clock);
+      if (i > 0) installed.splice(i, 1);
     },
   };
 }
@@ -96,8 +121,9 @@ export class VirtualClock implements Clock {
   }
 
   setTimer(delayMs: number, fn: () => void): TimerHandle {
-    const delay = checkTimeout(delayMs) ?? Infinity;
-    const timer: VirtualTimer = { due: this.#now + delay, order: this.#order++, fn };
+    const delay = checkTimeout(delayMs);
+    const timer: VirtualTimer = { due: this.#now + (delay ?? 0), order: this.#order++, fn };
+    if (delay === undefined) return timer; // an infinite delay never fires: arm nothing
     // Keep the list sorted by (due, order); timers are few, so insertion sort is plenty.
     let i = this.#timers.length;
     while (i > 0 && this.#timers[i - 1]!.due > timer.due) i--;

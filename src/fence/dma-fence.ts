@@ -38,7 +38,7 @@
  * ```
  */
 
-import { BugError, DmaBufError, InvalidArgumentError, checkIndex, checkTimeout, describeValue, reportCallbackError, type ErrnoCode } from '../base/errors.js';
+import { BugError, DmaBufError, ERRNO, InvalidArgumentError, checkIndex, checkTimeout, describeValue, reportCallbackError, type ErrnoCode } from '../base/errors.js';
 import { getClock } from '../base/clock.js';
 
 /** A function called once, synchronously, when a fence signals. */
@@ -231,6 +231,9 @@ export class DmaFence {
       throw new BugError(`${this.describe()}: setError after signal; the error must be set before the fence signals`);
     }
     if (typeof error === 'string') {
+      if (!Object.hasOwn(ERRNO, error)) {
+        throw new InvalidArgumentError(`${this.describe()}: setError: unknown errno name ${describeValue(error)}; use one of ${Object.keys(ERRNO).join(', ')}`);
+      }
       this.#error = new DmaBufError(error, `${this.describe()} failed with ${error}`);
     } else if (error instanceof Error) {
       this.#error = error;
@@ -327,14 +330,22 @@ export class DmaFence {
    * Waits for the fence. Enables signaling.
    * @returns `true` once signaled; `false` when `timeout` ran out (a `timeout` of 0 only polls).
    * @throws rejects with `signal.reason` when aborted, leaving no callback, timer or listener.
-   * @throws {InvalidArgumentError} for a negative or non-numeric timeout.
+   * @throws rejects with {@link InvalidArgumentError} for a negative or non-numeric timeout.
    * @see dma_fence_wait_timeout()
    */
   wait(options?: FenceWaitOptions): Promise<boolean> {
+    let timeout: number | undefined;
+    let abort: AbortSignal | undefined;
+    if (options !== undefined) {
+      try {
+        timeout = checkTimeout(options.timeout);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      abort = options.signal;
+    }
     if ((this.#flags & FLAG_SIGNALED) !== 0) return RESOLVED_TRUE;
-    const abort = options?.signal;
     if (abort?.aborted) return Promise.reject(abort.reason);
-    const timeout = checkTimeout(options?.timeout);
     this.enableSwSignaling();
     if (this.isSignaled()) return RESOLVED_TRUE;
     if (timeout === 0) return RESOLVED_FALSE;
@@ -354,14 +365,14 @@ export class DmaFence {
     if (!Array.isArray(fences) || fences.length === 0) {
       return Promise.reject(new BugError(`DmaFence.waitAny needs at least one fence, got ${describeValue(fences)}`));
     }
-    const abort = options?.signal;
-    if (abort?.aborted) return Promise.reject(abort.reason);
     let timeout: number | undefined;
     try {
       timeout = checkTimeout(options?.timeout);
     } catch (err) {
       return Promise.reject(err);
     }
+    const abort = options?.signal;
+    if (abort?.aborted) return Promise.reject(abort.reason);
     for (let i = 0; i < fences.length; i++) {
       const fence = fences[i]!;
       fence.enableSwSignaling();
