@@ -27,9 +27,12 @@
  * - Iteration yields the head, always, then only predecessors whose payload is unsignaled.
  * - Walking may change `prev` of any node it passes; `prevSeqno` keeps the original value.
  * - The chain's own error is not derived from payload errors (as in the kernel).
- * - Nothing recurses per node: every walk is a loop and signaling re-arms on payloads, never
- *   on other chain nodes, so a chain of any length builds, signals and is collected in
- *   constant stack.
+ * - Nothing recurses per node: every walk is a loop, and a cascade of nodes signalling one
+ *   another runs as a queue drained by the frame that started it, so a chain of any length
+ *   builds, signals in any order and is collected in constant stack. A cascade completes before
+ *   the `signal()` that started it returns (the kernel defers it to irq_work instead).
+ * - An armed node waits on its nearest armed pending predecessor node, or on a payload, so a
+ *   timeline whose every point has a waiter signals in O(1) per node in any order.
  *
  * @example
  * ```ts
@@ -114,6 +117,9 @@ class WeakFifo<T extends object> {
 
 const gcQueue = new WeakFifo<DmaFenceChain>();
 
+/** Nodes woken during a running signal cascade, drained by its outermost frame (see `#wake`). */
+let cascade: DmaFenceChain[] | null = null;
+
 /**
  * One timeline point: a payload fence linked to the previous point (`struct dma_fence_chain`).
  * @see dma_fence_chain_init()
@@ -125,12 +131,12 @@ export class DmaFenceChain extends DmaFence {
   readonly prevSeqno: number;
   #prev: DmaFence | null;
   // Created on first enableSignaling only: most nodes are never armed, and a closure costs memory.
-  #onPayloadSignaled: (() => void) | undefined = undefined;
+  #onWake: (() => void) | undefined = undefined;
 
   static readonly #ops: DmaFenceOps<DmaFenceChain> = Object.freeze({
     getDriverName: () => 'dma_fence_chain',
     getTimelineName: () => 'unbound',
-    enableSignaling: (chain: DmaFenceChain) => chain.#armOnFirstPending(),
+    enableSignaling: (chain: DmaFenceChain) => chain.#arm(),
     signaled(chain: DmaFenceChain): boolean {
       for (const node of DmaFenceChain.iterate(chain)) {
         if (!DmaFenceChain.contained(node).isSignaled()) return false;
@@ -195,18 +201,44 @@ export class DmaFenceChain extends DmaFence {
   }
 
   /**
-   * Puts this node's callback on the payload of the newest pending point at or before it; when
-   * that payload signals, the callback re-arms further back or signals the node.
+   * Puts this node's wake-up callback on the newest pending point before it: on that point
+   * itself when it is a chain node that is already armed (so that each node waits on its
+   * neighbour and signalling in any order costs O(1) per node), else on its payload, as the
+   * kernel does. This node's own payload comes first.
    * @returns false when every point up to this one has signaled.
    */
-  #armOnFirstPending(): boolean {
-    const onPayloadSignaled = (this.#onPayloadSignaled ??= () => {
-      if (!this.#armOnFirstPending()) this.signal();
-    });
+  #arm(): boolean {
+    const onWake = (this.#onWake ??= () => DmaFenceChain.#wake(this));
     for (const node of DmaFenceChain.iterate(this)) {
-      if (DmaFenceChain.contained(node).addCallback(onPayloadSignaled)) return true;
+      const target =
+        node !== this && node instanceof DmaFenceChain && node.signalingEnabled && !node.signaledFlag
+          ? node
+          : DmaFenceChain.contained(node);
+      if (target.addCallback(onWake)) return true;
     }
     return false;
+  }
+
+  /**
+   * Re-arms or signals a woken node. Signalling a node wakes the nodes armed on it, which may
+   * signal in turn: rather than recursing once per node (a stack overflow on a long chain),
+   * wake-ups that happen inside a cascade are queued and run by its outermost frame, all before
+   * the `signal()` that started the cascade returns.
+   */
+  static #wake(node: DmaFenceChain): void {
+    if (cascade !== null) {
+      cascade.push(node);
+      return;
+    }
+    cascade = [node];
+    try {
+      for (let i = 0; i < cascade.length; i++) {
+        const next = cascade[i]!;
+        if (!next.#arm()) next.signal();
+      }
+    } finally {
+      cascade = null;
+    }
   }
 
   /** `f` as a chain node, or null when it is not one. @see to_dma_fence_chain() */

@@ -313,6 +313,21 @@ describe('DmaFenceChain', () => {
     for (const _ of DmaFenceChain.iterate(head));
     assert.deepEqual(DmaFenceChain.reachableStats(head), { nodes: 1, signaledNodes: 1 }, 'every predecessor was collected');
   });
+  it('a 200,000-node timeline with every point armed signals backward in linear time and constant stack', () => {
+    const N = 200_000;
+    const fc = fenceChainsInit(N, seqnoInc);
+    const signaledOrder: number[] = [];
+    fc.chains[N - 1]!.addCallback((f) => signaledOrder.push(f.seqno));
+    fc.chains[0]!.addCallback((f) => signaledOrder.push(f.seqno));
+    const started = performance.now();
+    for (let i = N - 1; i > 0; i--) fc.fences[i]!.signal();
+    assert.equal(fc.chains[N - 1]!.signaledFlag, false);
+    fc.fences[0]!.signal(); // one cascade through 200,000 nodes, inside this call
+    assert.deepEqual(signaledOrder, [1, N], 'the cascade finished before signal() returned, oldest first');
+    assert.ok(fc.chains.every((c) => c.signaledFlag));
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed < 5000, `took ${elapsed.toFixed(0)} ms: quadratic re-arming is back`);
+  });
 });
 
 describe('DmaFenceChain garbage-collection policies', () => {
