@@ -13,3 +13,4 @@ export * from './fence/sw-sync.js';
 export * from './fence/dma-fence-array.js';
 export * from './fence/dma-fence-unwrap.js';
 export * from './fence/sync-file.js';
+export * from './fence/syncobj.js';
