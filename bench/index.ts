@@ -1,0 +1,48 @@
+/**
+ * The benchmark registry: every question `dmabuf bench` can answer, loaded on demand.
+ *
+ * Overview: each entry names one `bench/<name>.bench.ts` file and imports it only when that
+ * benchmark runs, so a module that is being rewritten breaks its own benchmark and no other.
+ *
+ * Contract: names are unique, lower-case, and equal to the file name without `.bench.ts`; the
+ * order here is the order of a full run.
+ *
+ * @example
+ * ```ts
+ * import { BENCHMARKS, findBenchmark } from './index.js';
+ * console.log(BENCHMARKS.map((b) => b.name).join(', '));
+ * const definition = await findBenchmark('fence-signal')!.load();
+ * ```
+ */
+
+import type { BenchEntry } from './harness.js';
+
+export type { BenchEntry };
+
+export const BENCHMARKS: readonly BenchEntry[] = [
+  {
+    name: 'fence-signal',
+    summary: 'fence create + callback + signal vs new Promise + .then + resolve (target >= 2x)',
+    load: async () => (await import('./fence-signal.bench.js')).definition,
+  },
+  {
+    name: 'fence-wait',
+    summary: 'await fence.wait() vs await on a Promise, signaled before and after the wait (target >= 0.8x)',
+    load: async () => (await import('./fence-wait.bench.js')).definition,
+  },
+  {
+    name: 'fence-memory',
+    summary: 'bytes per pending fence and per chain node vs a Promise with its resolve kept (target <= 2x)',
+    load: async () => (await import('./fence-memory.bench.js')).definition,
+  },
+  {
+    name: 'fence-chain',
+    summary: "chain GC policies 'walk' vs 'queue': 4096-point timelines and seed 000's append-only timeline",
+    load: async () => (await import('./fence-chain.bench.js')).definition,
+  },
+];
+
+/** The entry called `name`, or undefined. */
+export function findBenchmark(name: string): BenchEntry | undefined {
+  return BENCHMARKS.find((b) => b.name === name);
+}
