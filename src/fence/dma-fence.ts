@@ -41,6 +41,8 @@
 import { BugError, DmaBufError, ERRNO, InvalidArgumentError, checkIndex, checkTimeout, describeValue, reportCallbackError, type ErrnoCode } from '../base/errors.js';
 import { getClock } from '../base/clock.js';
 
+type Resolver = (value: boolean) => void;
+
 /** A function called once, synchronously, when a fence signals. */
 export type FenceCallback = (fence: DmaFence) => void;
 
@@ -103,9 +105,15 @@ export function fenceContextAlloc(count = 1): number {
 }
 
 const validatedOps = new WeakSet<object>();
+// Fences are made in runs of one kind; remembering the last table skips the WeakSet lookup.
+let lastValidatedOps: unknown = undefined;
 
 function validateOps(ops: unknown): void {
-  if (validatedOps.has(ops as object)) return;
+  if (ops === lastValidatedOps && ops !== undefined) return;
+  if (validatedOps.has(ops as object)) {
+    lastValidatedOps = ops;
+    return;
+  }
   if (typeof ops !== 'object' || ops === null) {
     throw new BugError(`DmaFence: ops must be an object with getDriverName and getTimelineName, got ${describeValue(ops)}`);
   }
@@ -121,6 +129,7 @@ function validateOps(ops: unknown): void {
     }
   }
   validatedOps.add(ops);
+  lastValidatedOps = ops;
 }
 
 // Shared settled promises: waiting on a signaled fence allocates nothing.
@@ -151,6 +160,8 @@ export class DmaFence {
   #timestamp = 0;
   // One callback is stored bare; more become an array. Most fences have zero or one.
   #callbacks: FenceCallback | FenceCallback[] | null = null;
+  // Resolvers of plain waits (no timeout, no abort), kept apart so a wait needs no closure.
+  #waiters: Resolver | Resolver[] | null = null;
 
   /**
    * @param ops validated once per table: the name getters are mandatory.
@@ -210,12 +221,19 @@ export class DmaFence {
     this.#flags |= FLAG_SIGNALED;
     this.#timestamp = timestamp ?? getClock().now();
     const callbacks = this.#callbacks;
-    if (callbacks === null) return true;
-    this.#callbacks = null;
-    if (typeof callbacks === 'function') {
-      runCallback(callbacks, this);
-    } else {
-      for (let i = 0; i < callbacks.length; i++) runCallback(callbacks[i]!, this);
+    if (callbacks !== null) {
+      this.#callbacks = null;
+      if (typeof callbacks === 'function') {
+        runCallback(callbacks, this);
+      } else {
+        for (let i = 0; i < callbacks.length; i++) runCallback(callbacks[i]!, this);
+      }
+    }
+    const waiters = this.#waiters;
+    if (waiters !== null) {
+      this.#waiters = null;
+      if (typeof waiters === 'function') waiters(true);
+      else for (let i = 0; i < waiters.length; i++) waiters[i]!(true);
     }
     return true;
   }
@@ -316,7 +334,11 @@ export class DmaFence {
   /** Number of callbacks waiting for the signal (waits included). For leak checks and describe(). */
   get pendingCallbacks(): number {
     const callbacks = this.#callbacks;
-    return callbacks === null ? 0 : typeof callbacks === 'function' ? 1 : callbacks.length;
+    const waiters = this.#waiters;
+    return (
+      (callbacks === null ? 0 : typeof callbacks === 'function' ? 1 : callbacks.length) +
+      (waiters === null ? 0 : typeof waiters === 'function' ? 1 : waiters.length)
+    );
   }
 
   #push(callback: FenceCallback): void {
@@ -350,7 +372,12 @@ export class DmaFence {
     if (this.isSignaled()) return RESOLVED_TRUE;
     if (timeout === 0) return RESOLVED_FALSE;
     if (timeout === undefined && abort === undefined) {
-      return new Promise<boolean>((resolve) => this.#push(() => resolve(true)));
+      return new Promise<boolean>((resolve) => {
+        const waiters = this.#waiters;
+        if (waiters === null) this.#waiters = resolve;
+        else if (typeof waiters === 'function') this.#waiters = [waiters, resolve];
+        else waiters.push(resolve);
+      });
     }
     return waitWithCleanup([this], timeout, abort).then(indexToBoolean);
   }

@@ -247,7 +247,7 @@ export class Syncobj implements Disposable {
     if (outOfOrder) this.#outOfOrderPoints++;
     this.#wakeSubmitWaiters();
     // Nothing else may ever walk the old nodes; without this, signaled links would pile up.
-    if (prev !== null) for (const _ of DmaFenceChain.iterate(prev));
+    for (let node: DmaFence | null = prev; node !== null; node = DmaFenceChain.walk(node));
     return { outOfOrder };
   }
 
