@@ -30,7 +30,8 @@
  * - Nothing recurses per node: every walk is a loop, and a cascade of nodes signalling one
  *   another runs as a queue drained by the frame that started it, so a chain of any length
  *   builds, signals in any order and is collected in constant stack. A cascade completes before
- *   the `signal()` that started it returns (the kernel defers it to irq_work instead).
+ *   the `signal()` that started it returns (the kernel defers it to irq_work instead), and a
+ *   node's timestamp is that of the signal that completed it.
  * - An armed node waits on its nearest armed pending predecessor node, or on a payload, so a
  *   timeline whose every point has a waiter signals in O(1) per node in any order.
  *
@@ -117,8 +118,11 @@ class WeakFifo<T extends object> {
 
 const gcQueue = new WeakFifo<DmaFenceChain>();
 
-/** Nodes woken during a running signal cascade, drained by its outermost frame (see `#wake`). */
-let cascade: DmaFenceChain[] | null = null;
+/**
+ * Nodes woken during a running signal cascade, each followed by the time of the signal that woke
+ * it, drained by the cascade's outermost frame (see `#wake`). Flat pairs: no object per wake-up.
+ */
+let cascade: (DmaFenceChain | number | undefined)[] | null = null;
 
 /**
  * One timeline point: a payload fence linked to the previous point (`struct dma_fence_chain`).
@@ -131,7 +135,7 @@ export class DmaFenceChain extends DmaFence {
   readonly prevSeqno: number;
   #prev: DmaFence | null;
   // Created on first enableSignaling only: most nodes are never armed, and a closure costs memory.
-  #onWake: (() => void) | undefined = undefined;
+  #onWake: ((signaled: DmaFence) => void) | undefined = undefined;
 
   static readonly #ops: DmaFenceOps<DmaFenceChain> = Object.freeze({
     getDriverName: () => 'dma_fence_chain',
@@ -210,7 +214,7 @@ export class DmaFenceChain extends DmaFence {
    * @returns false when every point up to this one has signaled.
    */
   #arm(): boolean {
-    const onWake = (this.#onWake ??= () => DmaFenceChain.#wake(this));
+    const onWake = (this.#onWake ??= (signaled) => DmaFenceChain.#wake(this, signaled.timestamp));
     for (let node: DmaFence | null = this; node !== null; node = DmaFenceChain.walk(node)) {
       const target =
         node !== this && node instanceof DmaFenceChain && node.signalingEnabled && !node.signaledFlag
@@ -227,16 +231,17 @@ export class DmaFenceChain extends DmaFence {
    * wake-ups that happen inside a cascade are queued and run by its outermost frame, all before
    * the `signal()` that started the cascade returns.
    */
-  static #wake(node: DmaFenceChain): void {
+  static #wake(node: DmaFenceChain, timestamp: number | undefined): void {
     if (cascade !== null) {
-      cascade.push(node);
+      cascade.push(node, timestamp);
       return;
     }
-    cascade = [node];
+    cascade = [node, timestamp];
     try {
-      for (let i = 0; i < cascade.length; i++) {
-        const next = cascade[i]!;
-        if (!next.#arm()) next.signal();
+      for (let i = 0; i < cascade.length; i += 2) {
+        const next = cascade[i] as DmaFenceChain;
+        // A node completes the moment its last dependency does: reuse that signal's time.
+        if (!next.#arm()) next.signal(cascade[i + 1] as number | undefined);
       }
     } finally {
       cascade = null;

@@ -419,3 +419,15 @@ describe('DmaFenceChain model properties', () => {
     );
   });
 });
+
+describe('DmaFenceChain timestamps', () => {
+  it('an armed node signals with the timestamp of the payload that completed it', () => {
+    const p1 = mockFence();
+    const p2 = mockFence();
+    const c2 = new DmaFenceChain(new DmaFenceChain(null, p1, 1), p2, 2);
+    c2.enableSwSignaling();
+    p2.signal(100);
+    p1.signal(250);
+    assert.equal(c2.timestamp, 250);
+  });
+});
