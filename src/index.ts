@@ -7,6 +7,7 @@
 export * from './base/errors.js';
 export * from './base/clock.js';
 export * from './base/lifecycle.js';
+export * from './base/random.js';
 export * from './fence/dma-fence.js';
 export * from './fence/dma-fence-chain.js';
 export * from './fence/sw-sync.js';
