@@ -44,7 +44,6 @@
 import {
   NO_GC_NOTE,
   exposedGc,
-  type Measured,
   type RatioStats,
   type Row,
   type TargetResult,
