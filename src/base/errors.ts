@@ -111,6 +111,28 @@ export class NotSubmittedError extends DmaBufError {
   }
 }
 
+/**
+ * Wound/wait back-off (`-EDEADLK`): the transaction lost to an older one. Unlock everything held
+ * with the acquire context, then slow-lock {@link WwDeadlockError.contended}, then retry.
+ */
+export class WwDeadlockError extends DmaBufError {
+  override name = 'WwDeadlockError';
+  /** The lock whose acquisition failed: the one to pass to `lockSlow`. */
+  readonly contended: unknown;
+  constructor(message: string, contended: unknown, options?: ErrorOptions) {
+    super('EDEADLK', message, options);
+    this.contended = contended;
+  }
+}
+
+/** The acquire context already holds this lock (`-EALREADY`). */
+export class AlreadyLockedError extends DmaBufError {
+  override name = 'AlreadyLockedError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('EALREADY', message, options);
+  }
+}
+
 /** Describes a value for an error message: its type and a short rendering. */
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
