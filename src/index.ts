@@ -15,3 +15,4 @@ export * from './fence/dma-fence-array.js';
 export * from './fence/dma-fence-unwrap.js';
 export * from './fence/sync-file.js';
 export * from './fence/syncobj.js';
+export * from './locking/ww-mutex.js';

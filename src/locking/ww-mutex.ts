@@ -1,0 +1,562 @@
+/**
+ * ww-mutex: wound/wait mutexes, deadlock-free locking of many objects in any order.
+ *
+ * Overview: two async tasks that lock A then B and B then A across an `await` deadlock with any
+ * ordinary mutex. With wound/wait mutexes each transaction takes a ticket, a {@link WwAcquireCtx}
+ * whose stamp orders it (a lower stamp is older and wins). When two transactions collide, the
+ * younger one is told to back off with a {@link WwDeadlockError}: it unlocks everything it holds,
+ * waits for the contended lock with {@link WwMutex.lockSlow}, and starts over. Two algorithms
+ * decide who backs off, chosen per {@link WwClass}:
+ * - wait-die: a younger requester dies at once when the lock is held (or awaited) by an older
+ *   transaction; an older requester waits. The reservation class uses this.
+ * - wound-wait: an older requester wounds a younger holder, which backs off at its next
+ *   contended lock; a younger requester waits. Fewer back-offs, more work per back-off.
+ *
+ * Models `kernel/locking/ww_mutex.h`, the ww paths of `kernel/locking/mutex.c` and
+ * `include/linux/ww_mutex.h`.
+ *
+ * Contract:
+ * - {@link WwDeadlockError} only when the context holds at least one lock: a context holding
+ *   nothing waits instead, so the slow lock after a back-off always succeeds.
+ * - A context that already holds the mutex gets {@link AlreadyLockedError} from `lock`;
+ *   `tryLock` just returns false and does no deadlock detection.
+ * - Waiters with a context are queued by stamp, oldest first; waiters without one keep FIFO order
+ *   among them. On unlock the lock passes straight to the first waiter.
+ * - A `null` context makes the mutex a plain one: never EDEADLK, never EALREADY.
+ * - The kernel's debug checks are {@link BugError}s: locking after `done()`, another lock after
+ *   EDEADLK before backing off, `lockSlow` on any other lock or with locks held, a class
+ *   mismatch, `fini` with locks held or twice, unlocking a free mutex.
+ * - An aborted wait rejects with `signal.reason` and leaves the queue as if it never joined.
+ * - Ownership belongs to the context (JavaScript has no task identity): whoever holds the
+ *   context owns its locks. Uncontended `lock`/`unlock` allocate nothing and arm no timer.
+ *
+ * @example
+ * ```ts
+ * import { WwAcquireCtx, WwClass, WwDeadlockError, WwMutex } from 'dmabuf';
+ * const accounts = new WwClass('accounts', 'wait-die');
+ * const a = new WwMutex(accounts, 'a');
+ * const b = new WwMutex(accounts, 'b');
+ * async function lockBoth(first: WwMutex, second: WwMutex): Promise<void> {
+ *   using ctx = new WwAcquireCtx(accounts);
+ *   let order = [first, second];
+ *   for (;;) {
+ *     const held: WwMutex[] = [];
+ *     try {
+ *       for (const m of order) {
+ *         if (m.holder !== ctx) await m.lock(ctx);
+ *         held.push(m);
+ *       }
+ *       break;
+ *     } catch (err) {
+ *       if (!(err instanceof WwDeadlockError)) throw err;
+ *       for (const m of held) m.unlock();
+ *       const contended = err.contended as WwMutex;
+ *       await contended.lockSlow(ctx); // wait for it holding nothing, then retry with it held
+ *       order = [contended, ...order.filter((m) => m !== contended)];
+ *     }
+ *   }
+ *   ctx.done();
+ *   await new Promise((resolve) => setTimeout(resolve, 1)); // work while holding both
+ *   first.unlock();
+ *   second.unlock();
+ * }
+ * await Promise.all([lockBoth(a, b), lockBoth(b, a)]); // both finish: no deadlock
+ * ```
+ */
+
+import { AlreadyLockedError, BugError, InvalidArgumentError, WwDeadlockError, describeValue } from '../base/errors.js';
+
+/** Who backs off on a collision: the younger requester (`'wait-die'`) or the younger holder (`'wound-wait'`). */
+export type WwAlgorithm = 'wait-die' | 'wound-wait';
+
+/** Options for waiting on a lock. */
+export interface WwLockOptions {
+  /** Aborts the wait: the promise rejects with `signal.reason` and the waiter leaves the queue. */
+  readonly signal?: AbortSignal;
+}
+
+/** Options for an acquire context. */
+export interface WwAcquireCtxOptions {
+  /** Inject back-offs on purpose (the kernel's DEBUG_WW_MUTEX_SLOWPATH); defaults to the class setting. */
+  readonly deadlockInjection?: boolean;
+}
+
+/**
+ * A family of wound/wait mutexes and their tickets (`struct ww_class`). Mutexes and contexts of
+ * different classes never mix.
+ * @see DEFINE_WD_CLASS() / DEFINE_WW_CLASS()
+ */
+export class WwClass {
+  readonly name: string;
+  readonly algorithm: WwAlgorithm;
+  readonly isWaitDie: boolean;
+  /** New contexts inject back-offs (for tests of the back-off paths). Off by default. */
+  deadlockInjection = false;
+  #stamp = 0;
+
+  constructor(name: string, algorithm: WwAlgorithm) {
+    if (typeof name !== 'string' || name.length === 0) {
+      throw new InvalidArgumentError(`WwClass: name must be a non-empty string, got ${describeValue(name)}`);
+    }
+    if (algorithm !== 'wait-die' && algorithm !== 'wound-wait') {
+      throw new InvalidArgumentError(`WwClass ${name}: algorithm must be 'wait-die' or 'wound-wait', got ${describeValue(algorithm)}`);
+    }
+    this.name = name;
+    this.algorithm = algorithm;
+    this.isWaitDie = algorithm === 'wait-die';
+  }
+
+  /** @internal Issues the next ticket; the first is 1. */
+  static nextStamp(wwClass: WwClass): number {
+    return ++wwClass.#stamp;
+  }
+}
+
+// Context state shared between the two classes of this module; the key is not exported.
+const STATE = Symbol('ww-acquire-ctx-state');
+
+interface CtxState {
+  acquired: number;
+  wounded: boolean;
+  done: boolean;
+  finished: boolean;
+  contending: WwMutex | null;
+  inject: boolean;
+  injectInterval: number;
+  injectCountdown: number;
+  /** Re-runs the kill check of the wait this context is sleeping in, if any (the kernel's wake-up). */
+  wake: (() => void) | null;
+}
+
+/**
+ * A transaction's ticket (`struct ww_acquire_ctx`): its stamp decides who backs off, and it
+ * counts the locks taken through it.
+ * @see ww_acquire_init()
+ */
+export class WwAcquireCtx implements Disposable {
+  readonly wwClass: WwClass;
+  /** The ticket: lower is older, and older wins. */
+  readonly stamp: number;
+  /** @internal */
+  readonly [STATE]: CtxState;
+
+  constructor(wwClass: WwClass, options?: WwAcquireCtxOptions) {
+    if (!(wwClass instanceof WwClass)) {
+      throw new BugError(`WwAcquireCtx: needs a WwClass, got ${describeValue(wwClass)}`);
+    }
+    this.wwClass = wwClass;
+    this.stamp = WwClass.nextStamp(wwClass);
+    this[STATE] = {
+      acquired: 0,
+      wounded: false,
+      done: false,
+      finished: false,
+      contending: null,
+      inject: options?.deadlockInjection ?? wwClass.deadlockInjection,
+      injectInterval: 1,
+      injectCountdown: this.stamp & 0xf,
+      wake: null,
+    };
+  }
+
+  /** Number of mutexes held through this context. */
+  get acquired(): number {
+    return this[STATE].acquired;
+  }
+
+  /** The lock that last answered {@link WwDeadlockError}, until it is acquired again. */
+  get contendingLock(): WwMutex | null {
+    return this[STATE].contending;
+  }
+
+  /** Whether {@link done} was called. */
+  get isDone(): boolean {
+    return this[STATE].done;
+  }
+
+  /** Whether {@link fini} was called. */
+  get isFinished(): boolean {
+    return this[STATE].finished;
+  }
+
+  /** Marks the end of the acquire phase; taking another lock with this context is then a bug. @see ww_acquire_done() */
+  done(): void {
+    const s = this[STATE];
+    this.#checkLive('done');
+    if (s.done) throw new BugError(`${this}: done() called twice`);
+    s.done = true;
+  }
+
+  /**
+   * Ends the context. Every lock taken through it must have been unlocked.
+   * @throws {BugError} with locks still held, or when called twice.
+   * @see ww_acquire_fini()
+   */
+  fini(): void {
+    const s = this[STATE];
+    this.#checkLive('fini');
+    if (s.acquired !== 0) {
+      throw new BugError(`${this}: fini() with ${s.acquired} lock(s) still held; unlock them first`);
+    }
+    s.finished = true;
+  }
+
+  /** Finishes the context unless already finished (so `using` works). */
+  [Symbol.dispose](): void {
+    if (!this[STATE].finished) this.fini();
+  }
+
+  toString(): string {
+    return `WwAcquireCtx(${this.wwClass.name}#${this.stamp})`;
+  }
+
+  #checkLive(what: string): void {
+    if (this[STATE].finished) throw new BugError(`${this}: ${what}() after fini()`);
+  }
+}
+
+interface Waiter {
+  readonly ctx: WwAcquireCtx | null;
+  resolve: () => void;
+  reject: (reason: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const noop = (): void => {};
+
+/**
+ * The kernel's deadlock injection schedule: the countdown starts at `stamp & 0xf`; when it
+ * expires the lock just taken backs off, and countdown and interval grow x3.5.
+ */
+function injectionFires(s: CtxState): boolean {
+  if (s.injectCountdown-- !== 0) return false;
+  const interval = s.injectInterval;
+  const next = interval > 0x3fffffff ? 0xffffffff : interval * 2 + interval + Math.floor(interval / 2);
+  s.injectInterval = next;
+  s.injectCountdown = next;
+  return true;
+}
+
+/** Is `a` younger (less important) than `b`? */
+function younger(a: WwAcquireCtx, b: WwAcquireCtx): boolean {
+  return a.stamp > b.stamp;
+}
+
+/**
+ * A wound/wait mutex (`struct ww_mutex`).
+ * @see ww_mutex_init()
+ */
+export class WwMutex {
+  readonly wwClass: WwClass;
+  readonly name: string;
+  #locked = false;
+  #holder: WwAcquireCtx | null = null;
+  #waiters: Waiter[] = [];
+
+  constructor(wwClass: WwClass, name = 'ww_mutex') {
+    if (!(wwClass instanceof WwClass)) {
+      throw new BugError(`WwMutex: needs a WwClass, got ${describeValue(wwClass)}`);
+    }
+    this.wwClass = wwClass;
+    this.name = name;
+  }
+
+  /** Whether someone holds the mutex. @see ww_mutex_is_locked() */
+  get isLocked(): boolean {
+    return this.#locked;
+  }
+
+  /** The context of the holder; null when free or held without a context. */
+  get holder(): WwAcquireCtx | null {
+    return this.#holder;
+  }
+
+  /** Number of queued waiters. */
+  get waiters(): number {
+    return this.#waiters.length;
+  }
+
+  toString(): string {
+    return `WwMutex(${this.name})`;
+  }
+
+  /**
+   * Takes the mutex, waiting if needed.
+   * @param ctx the transaction's ticket; null or omitted for a plain lock.
+   * @returns a promise that resolves once the mutex is held (already resolved when uncontended).
+   * @throws rejects with {@link WwDeadlockError} (back off: only when `ctx` holds other locks),
+   *   {@link AlreadyLockedError} (`ctx` holds this mutex), `signal.reason` when aborted, or
+   *   {@link BugError} for a debug-check violation.
+   * @see ww_mutex_lock() / ww_mutex_lock_interruptible()
+   */
+  lock(ctx?: WwAcquireCtx | null, options?: WwLockOptions): Promise<void> {
+    if (ctx === undefined || ctx === null) {
+      if (!this.#locked) {
+        this.#locked = true;
+        return RESOLVED;
+      }
+      return this.#enqueue(null, options?.signal);
+    }
+    const s = ctx[STATE];
+    if (ctx === this.#holder) {
+      return Promise.reject(new AlreadyLockedError(`${this} is already held by ${ctx}`));
+    }
+    const bug = this.#checkCtx(ctx, s, 'lock');
+    if (bug !== undefined) return Promise.reject(bug);
+    if (s.acquired === 0) s.wounded = false; // nobody can wound a context that holds nothing
+    if (!this.#locked) {
+      this.#take(ctx, s);
+      if (this.#waiters.length > 0) this.#checkWaiters(ctx);
+      if (s.inject && s.acquired > 1 && injectionFires(s)) {
+        this.unlock();
+        return Promise.reject(this.#deadlock(ctx, 'injected back-off'));
+      }
+      return RESOLVED;
+    }
+    return this.#enqueue(ctx, options?.signal);
+  }
+
+  /**
+   * Waits for the contended lock after a back-off, holding nothing (`ww_mutex_lock_slow`).
+   * @throws rejects with {@link BugError} unless this is `ctx.contendingLock` and `ctx` holds nothing.
+   */
+  lockSlow(ctx: WwAcquireCtx, options?: WwLockOptions): Promise<void> {
+    if (!(ctx instanceof WwAcquireCtx)) {
+      return Promise.reject(new BugError(`${this}.lockSlow needs the acquire context that backed off, got ${describeValue(ctx)}`));
+    }
+    const s = ctx[STATE];
+    if (s.contending !== this) {
+      const what = s.contending === null ? 'no lock reported EDEADLK to it' : `the contended lock is ${s.contending}`;
+      return Promise.reject(new BugError(`${this}.lockSlow(${ctx}): ${what}; lockSlow is only for the lock that answered WwDeadlockError`));
+    }
+    if (s.acquired > 0) {
+      return Promise.reject(new BugError(`${this}.lockSlow(${ctx}): ${s.acquired} lock(s) still held; unlock everything before the slow lock`));
+    }
+    return this.lock(ctx, options);
+  }
+
+  /**
+   * Takes the mutex only if it is free. No deadlock detection and no EALREADY: a context that
+   * holds it just gets false. @see ww_mutex_trylock()
+   */
+  tryLock(ctx?: WwAcquireCtx | null): boolean {
+    if (ctx !== undefined && ctx !== null) {
+      const s = ctx[STATE];
+      const bug = this.#checkCtx(ctx, s, 'tryLock');
+      if (bug !== undefined) throw bug;
+      if (this.#locked) return false;
+      if (s.acquired === 0) s.wounded = false;
+      this.#take(ctx, s);
+      if (this.#waiters.length > 0) this.#checkWaiters(ctx);
+      return true;
+    }
+    if (this.#locked) return false;
+    this.#locked = true;
+    return true;
+  }
+
+  /**
+   * Releases the mutex and hands it to the first waiter, if any.
+   * @throws {BugError} when the mutex is not locked.
+   * @see ww_mutex_unlock()
+   */
+  unlock(): void {
+    if (!this.#locked) throw new BugError(`${this}: unlock() of a mutex that is not locked`);
+    const holder = this.#holder;
+    if (holder !== null) {
+      const s = holder[STATE];
+      if (s.acquired === 0) throw new BugError(`${this}: unlock() with ${holder} holding nothing`);
+      s.acquired--;
+      this.#holder = null;
+    }
+    this.#locked = false;
+    this.#handOff();
+  }
+
+  /** The debug checks of `ww_mutex_lock_acquired`, done before anything changes. */
+  #checkCtx(ctx: WwAcquireCtx, s: CtxState, op: string): BugError | undefined {
+    if (s.finished) return new BugError(`${this}.${op}: ${ctx} was already finished with fini()`);
+    if (s.done) return new BugError(`${this}.${op}: ${ctx} already called done(); no more locks may be taken with it`);
+    if (ctx.wwClass !== this.wwClass) {
+      return new BugError(`${this}.${op}: class mismatch, the mutex is ${this.wwClass.name} and ${ctx} is ${ctx.wwClass.name}`);
+    }
+    if (s.contending !== null && op === 'lock') {
+      if (s.contending !== this) {
+        return new BugError(`${this}.lock: ${ctx} backed off from ${s.contending}; unlock everything and lockSlow(${s.contending.name}) before taking other locks`);
+      }
+      if (s.acquired > 0) {
+        return new BugError(`${this}.lock: ${ctx} backed off from this lock but still holds ${s.acquired} lock(s); unlock them first`);
+      }
+    }
+    return undefined;
+  }
+
+  #take(ctx: WwAcquireCtx, s: CtxState): void {
+    this.#locked = true;
+    this.#holder = ctx;
+    s.acquired++;
+    s.contending = null;
+  }
+
+  /** Records the back-off on `ctx` and builds its error. */
+  #deadlock(ctx: WwAcquireCtx, why: string): WwDeadlockError {
+    ctx[STATE].contending = this;
+    return new WwDeadlockError(`${this}: ${ctx} must back off (${why}); unlock everything, then lockSlow(${this.name})`, this);
+  }
+
+  /** Kills `ctx` if it holds anything (`__ww_mutex_kill`); a context holding nothing never dies. */
+  #kill(ctx: WwAcquireCtx, why: string): WwDeadlockError | undefined {
+    return ctx[STATE].acquired > 0 ? this.#deadlock(ctx, why) : undefined;
+  }
+
+  /** Queues a waiter (`__ww_mutex_add_waiter`) and checks at once whether it must die. */
+  #enqueue(ctx: WwAcquireCtx | null, signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const waiter: Waiter = { ctx, resolve: noop, reject: noop, signal, onAbort: undefined };
+    const toWake: WwAcquireCtx[] = [];
+    let pos = this.#waiters.length;
+    if (ctx !== null) {
+      const waitDie = this.wwClass.isWaitDie;
+      // From the tail: stop behind the first older waiter; everyone younger we pass goes behind us.
+      for (let i = this.#waiters.length - 1; i >= 0; i--) {
+        const cur = this.#waiters[i]!.ctx;
+        if (cur === null) continue;
+        if (younger(ctx, cur)) {
+          if (waitDie) {
+            const err = this.#kill(ctx, `an older transaction ${cur} is already waiting`);
+            if (err !== undefined) return Promise.reject(err);
+          }
+          break;
+        }
+        pos = i;
+        // wait-die: a younger waiter that holds locks now has an older one ahead and must die.
+        if (waitDie && cur[STATE].acquired > 0 && younger(cur, ctx)) toWake.push(cur);
+      }
+    }
+    this.#waiters.splice(pos, 0, waiter);
+    if (ctx !== null && !this.wwClass.isWaitDie) this.#wound(ctx, this.#holder);
+    const promise = new Promise<void>((resolve, reject) => {
+      waiter.resolve = resolve;
+      waiter.reject = reject;
+    });
+    if (ctx !== null) {
+      const err = this.#checkKill(waiter);
+      if (err !== undefined) {
+        this.#remove(waiter);
+        waiter.reject(err);
+        this.#wakeAll(toWake);
+        return promise;
+      }
+      ctx[STATE].wake = () => this.#recheck(waiter);
+    }
+    if (signal !== undefined) {
+      waiter.onAbort = () => {
+        if (!this.#remove(waiter)) return;
+        waiter.reject(signal.reason);
+      };
+      signal.addEventListener('abort', waiter.onAbort, { once: true });
+    }
+    this.#wakeAll(toWake);
+    return promise;
+  }
+
+  /** Whether a sleeping waiter must give up now (`__ww_mutex_check_kill`). */
+  #checkKill(waiter: Waiter): WwDeadlockError | undefined {
+    const ctx = waiter.ctx!;
+    const s = ctx[STATE];
+    if (s.acquired === 0) return undefined;
+    if (!this.wwClass.isWaitDie) return s.wounded ? this.#deadlock(ctx, 'wounded by an older transaction') : undefined;
+    const holder = this.#holder;
+    if (holder !== null && younger(ctx, holder)) return this.#deadlock(ctx, `the holder ${holder} is older`);
+    for (const cur of this.#waiters) {
+      if (cur === waiter) break;
+      if (cur.ctx !== null) return this.#deadlock(ctx, `an older transaction ${cur.ctx} waits ahead`);
+    }
+    return undefined;
+  }
+
+  /** A woken waiter re-checks whether it must die (the kernel's wait loop after a wake-up). */
+  #recheck(waiter: Waiter): void {
+    if (!this.#waiters.includes(waiter)) return;
+    const err = this.#checkKill(waiter);
+    if (err === undefined) return;
+    this.#remove(waiter);
+    waiter.reject(err);
+  }
+
+  #wakeAll(ctxs: readonly WwAcquireCtx[]): void {
+    for (const ctx of ctxs) ctx[STATE].wake?.();
+  }
+
+  /**
+   * Wound-wait: an older `waiterCtx` holding locks wounds a younger holder, which backs off at its
+   * next contended lock (or at once, if it is asleep on one). @see __ww_mutex_wound()
+   */
+  #wound(waiterCtx: WwAcquireCtx, holdCtx: WwAcquireCtx | null): boolean {
+    if (holdCtx === null) return false;
+    if (waiterCtx[STATE].acquired > 0 && younger(holdCtx, waiterCtx)) {
+      const hs = holdCtx[STATE];
+      hs.wounded = true;
+      hs.wake?.();
+      return true;
+    }
+    return false;
+  }
+
+  /** The new owner looks at the waiters, who may have to die or be wounded (`__ww_mutex_check_waiters`). */
+  #checkWaiters(owner: WwAcquireCtx): void {
+    const waitDie = this.wwClass.isWaitDie;
+    for (const cur of this.#waiters) {
+      const ctx = cur.ctx;
+      if (ctx === null) continue;
+      if (waitDie) {
+        if (ctx[STATE].acquired > 0 && younger(ctx, owner)) ctx[STATE].wake?.();
+        break;
+      }
+      if (this.#wound(ctx, owner)) break;
+    }
+  }
+
+  /** Passes the free mutex to the first waiter, skipping any whose injected back-off fires. */
+  #handOff(): void {
+    while (!this.#locked && this.#waiters.length > 0) {
+      const waiter = this.#waiters.shift()!;
+      this.#detach(waiter);
+      const ctx = waiter.ctx;
+      if (ctx === null) {
+        this.#locked = true;
+        waiter.resolve();
+        return;
+      }
+      const s = ctx[STATE];
+      this.#take(ctx, s);
+      if (s.inject && s.acquired > 1 && injectionFires(s)) {
+        // Release without recursing into another hand-off; the loop passes the lock on.
+        s.acquired--;
+        this.#holder = null;
+        this.#locked = false;
+        waiter.reject(this.#deadlock(ctx, 'injected back-off'));
+        continue;
+      }
+      waiter.resolve();
+      return;
+    }
+  }
+
+  /** Takes a waiter out of the queue. @returns false when it was no longer queued. */
+  #remove(waiter: Waiter): boolean {
+    const i = this.#waiters.indexOf(waiter);
+    if (i < 0) return false;
+    this.#waiters.splice(i, 1);
+    this.#detach(waiter);
+    return true;
+  }
+
+  /** Drops the waiter's abort listener and its context's wake-up hook. */
+  #detach(waiter: Waiter): void {
+    if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
+    if (waiter.ctx !== null) waiter.ctx[STATE].wake = null;
+  }
+}
