@@ -16,3 +16,4 @@ export * from './fence/dma-fence-unwrap.js';
 export * from './fence/sync-file.js';
 export * from './fence/syncobj.js';
 export * from './locking/ww-mutex.js';
+export * from './locking/locklist.js';
