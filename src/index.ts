@@ -17,3 +17,5 @@ export * from './fence/sync-file.js';
 export * from './fence/syncobj.js';
 export * from './locking/ww-mutex.js';
 export * from './locking/locklist.js';
+export * from './resv/dma-resv.js';
+export * from './exec/drm-exec.js';

@@ -1,0 +1,500 @@
+/**
+ * drm-exec: lock a set of buffers at once, backing off and retrying on contention.
+ *
+ * Overview: a job that reads and writes several buffers must hold all their reservation locks
+ * before it adds its fence to them. Locking them one by one across `await`s deadlocks as soon as
+ * two jobs name the same buffers in different orders. {@link DrmExec} wraps the wound/wait
+ * protocol of the reservation locks into one loop: {@link DrmExec.untilAllLocked} runs your body,
+ * the body locks (or prepares) each object with {@link DrmExec.lockObj} /
+ * {@link DrmExec.prepareObj}, and when a lock answers "back off" the error leaves the body,
+ * everything is unlocked, and the body runs again, this time with the contended object
+ * slow-locked first. When the body completes without contention every object it named is locked,
+ * listed in lock order by {@link DrmExec.objects}, and holds the fence slots it reserved. Add the
+ * job's fence to each, then {@link DrmExec.fini} (or let `await using` do it) unlocks everything.
+ * Objects are anything with a {@link DmaResv} and a reference count ({@link DrmExecObject}); the
+ * exec holds one reference on each object it tracks, so nothing it locked can be freed under it.
+ *
+ * Models `drivers/gpu/drm/drm_exec.c` and `include/drm/drm_exec.h`:
+ * `drm_exec_until_all_locked()` + `drm_exec_retry_on_contention()` become one method taking the
+ * body as a function, and the back-off travels as a rejected promise instead of a `goto`.
+ *
+ * Contract:
+ * - Objects are locked only inside the body of {@link DrmExec.untilAllLocked}, one at a time
+ *   (await each lock), and the body must let {@link WwDeadlockError} propagate, or return, once
+ *   it sees one: the retry unlocks everything, so the body must not keep going as if it still held
+ *   its locks. A body that swallows the error and returns is retried all the same, as in C.
+ * - A re-run body is a fresh attempt: it must name its objects again, and it may name different
+ *   ones. The contended object is already locked when it starts; naming it does not lock it twice.
+ * - Each exec runs one loop. Once the body has completed without contention the ticket is
+ *   `done()` and further locking is a {@link BugError}; {@link DrmExec.unlockObj} still works.
+ * - Any other error from the body ends the loop and rejects `untilAllLocked` with that error. The
+ *   locks taken so far stay held, as in C where the caller jumps to its error label and calls
+ *   `drm_exec_fini()`: dispose the exec (`await using exec = new DrmExec()`) to release them.
+ * - Every tracked object holds one reference (`get()` when tracked, `put()` when unlocked), the
+ *   contended object too, from the back-off until it is locked again or the exec is finished.
+ * - With a `signal`, lock waits reject with `signal.reason` when it aborts, leaving nothing
+ *   queued; a lock attempt after the abort rejects at once, even if the lock is free.
+ * - {@link DrmExec.fini} is idempotent; it unlocks in reverse lock order, drops every reference,
+ *   rejects a lock still waiting (`ECANCELED`) and finishes the ticket. Anything but the getters
+ *   afterwards is a {@link BugError}.
+ *
+ * @example
+ * ```ts
+ * import { DmaFence, DmaResv, DmaResvUsage, DrmExec, Kref, fenceContextAlloc } from 'dmabuf';
+ * class Buffer {
+ *   readonly resv = new DmaResv({ name: 'buffer' });
+ *   readonly #ref = new Kref(() => this.resv[Symbol.dispose](), 'buffer');
+ *   get(): void { this.#ref.get(); }
+ *   put(): void { this.#ref.put(); }
+ * }
+ * const ops = { getDriverName: () => 'example', getTimelineName: () => 'queue-0' };
+ * const [vertices, texture, target] = [new Buffer(), new Buffer(), new Buffer()];
+ * const job = new DmaFence(ops, fenceContextAlloc(), 1);
+ * {
+ *   await using exec = new DrmExec({ signal: AbortSignal.timeout(1000) });
+ *   await exec.untilAllLocked(async (exec) => {
+ *     // Each call may reject with WwDeadlockError: let it propagate and the body runs again.
+ *     await exec.prepareArray([vertices, texture], 1);
+ *     await exec.prepareObj(target, 1);
+ *   });
+ *   for (const obj of exec.objects) obj.resv.addFence(job, DmaResvUsage.Write);
+ * } // unlocked here
+ * job.signal();
+ * ```
+ */
+
+import { AlreadyLockedError, BugError, DmaBufError, InvalidArgumentError, WwDeadlockError, checkIndex, describeValue } from '../base/errors.js';
+import { WwAcquireCtx, type WwClass } from '../locking/ww-mutex.js';
+import { DmaResv, reservationWwClass } from '../resv/dma-resv.js';
+
+/**
+ * What a {@link DrmExec} can lock: an object with a reservation and a reference count (the
+ * kernel's `struct drm_gem_object`). `get()` and `put()` take and drop one reference.
+ */
+export interface DrmExecObject {
+  readonly resv: DmaResv;
+  get(): unknown;
+  put(): unknown;
+}
+
+/** Options for a {@link DrmExec} (the kernel's `DRM_EXEC_*` flags). */
+export interface DrmExecOptions {
+  /**
+   * Locking an object the exec already holds succeeds quietly instead of rejecting with
+   * {@link AlreadyLockedError}; the object stays tracked once. @see DRM_EXEC_IGNORE_DUPLICATES
+   */
+  readonly ignoreDuplicates?: boolean;
+  /**
+   * Lock waits honour `signal` (default true). `false` models the uninterruptible lock variants
+   * and then no `signal` may be given. @see DRM_EXEC_INTERRUPTIBLE_WAIT
+   */
+  readonly interruptible?: boolean;
+  /** Aborts lock waits: they reject with `signal.reason` and leave nothing queued. */
+  readonly signal?: AbortSignal;
+  /**
+   * The ww class of the objects' reservation locks; the ticket is made from it. Defaults to
+   * {@link reservationWwClass}, which every {@link DmaResv} uses unless built with another class.
+   */
+  readonly wwClass?: WwClass;
+}
+
+/** Where an exec is in its life; the kernel encodes this in `contended` and the ticket. */
+type Phase = 'idle' | 'locking' | 'locked' | 'failed' | 'finished';
+
+function nameOf(obj: DrmExecObject): string {
+  return obj.resv.mutex.name;
+}
+
+/**
+ * A multi-object locking transaction over reservation locks (`struct drm_exec`).
+ * @see drm_exec_init()
+ */
+export class DrmExec implements AsyncDisposable {
+  readonly #ignoreDuplicates: boolean;
+  readonly #ticket: WwAcquireCtx;
+  /** Aborts lock waits: forwarded from the caller's signal, or fired by fini(). */
+  readonly #abort = new AbortController();
+  readonly #userSignal: AbortSignal | undefined;
+  readonly #onUserAbort: (() => void) | undefined;
+  #phase: Phase = 'idle';
+  /** Locked objects in lock order, each holding one reference. */
+  #objects: DrmExecObject[] = [];
+  /** The object we backed off for, holding a reference, until the next lock slow-locks it. */
+  #contended: DrmExecObject | null = null;
+  /** The contended object after its slow lock, until the body names it (holds the contended reference). */
+  #prelocked: DrmExecObject | null = null;
+  /** Counts recorded contentions, so the loop can tell a new one from a stale one. */
+  #contentions = 0;
+  /** The object whose lock is being waited for, and that wait (settled or not). */
+  #pending: DrmExecObject | null = null;
+  #inFlight: Promise<void> | null = null;
+
+  /**
+   * @throws {InvalidArgumentError} for `interruptible: false` together with a `signal`: an
+   *   uninterruptible wait cannot honour it, and silently ignoring the signal would hide a hang.
+   */
+  constructor(options: DrmExecOptions = {}) {
+    const { ignoreDuplicates = false, interruptible = true, signal, wwClass = reservationWwClass } = options;
+    if (signal !== undefined && !interruptible) {
+      throw new InvalidArgumentError(
+        'DrmExec: interruptible: false cannot be combined with a signal, because uninterruptible lock waits ignore signals; drop one of the two',
+      );
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new InvalidArgumentError(`DrmExec: signal must be an AbortSignal, got ${describeValue(signal)}`);
+    }
+    this.#ignoreDuplicates = ignoreDuplicates;
+    this.#ticket = new WwAcquireCtx(wwClass);
+    this.#userSignal = signal;
+    if (signal?.aborted) {
+      this.#abort.abort(signal.reason);
+    } else if (signal !== undefined) {
+      this.#onUserAbort = () => this.#abort.abort(signal.reason);
+      signal.addEventListener('abort', this.#onUserAbort, { once: true });
+    }
+  }
+
+  /** The locked objects, in lock order (a copy). @see drm_exec_for_each_locked_object() */
+  get objects(): readonly DrmExecObject[] {
+    return this.#objects.slice();
+  }
+
+  /** The acquire context every lock is taken with. @see drm_exec_ticket() */
+  get ticket(): WwAcquireCtx {
+    return this.#ticket;
+  }
+
+  /** Whether the last lock backed off and the body must be re-run. @see drm_exec_is_contended() */
+  get isContended(): boolean {
+    return this.#contended !== null;
+  }
+
+  /**
+   * Runs `body` until it completes with every object it named locked, re-running it after each
+   * back-off with everything unlocked and the contended object slow-locked.
+   * @returns what the last run of `body` returned. The ticket is then `done()`.
+   * @throws rejects with any error from `body` other than a back-off; the locks taken so far stay
+   *   held until {@link fini}. {@link BugError} when called twice or after `fini()`.
+   * @see drm_exec_until_all_locked() / drm_exec_retry_on_contention() / drm_exec_cleanup()
+   */
+  async untilAllLocked<T>(body: (exec: DrmExec) => Promise<T>): Promise<T> {
+    this.#checkLive('untilAllLocked');
+    if (this.#phase !== 'idle') {
+      throw new BugError(`DrmExec.untilAllLocked: this exec already ran its loop (${this.#phase}); use a new DrmExec per transaction`);
+    }
+    if (typeof body !== 'function') {
+      throw new InvalidArgumentError(`DrmExec.untilAllLocked: body must be an async function, got ${describeValue(body)}`);
+    }
+    this.#phase = 'locking';
+    for (;;) {
+      const contentionsBefore = this.#contentions;
+      let result: T;
+      try {
+        result = await body(this);
+        await this.#checkSettled();
+      } catch (err) {
+        await this.#settleInFlight();
+        const retry = err instanceof WwDeadlockError && this.#phase === 'locking' && this.#contentions !== contentionsBefore && this.#contended !== null;
+        if (!retry) {
+          if (this.#phase === 'locking') this.#phase = 'failed';
+          throw err;
+        }
+        this.#backOff();
+        continue;
+      }
+      if ((this.#phase as Phase) === 'finished') {
+        throw new DmaBufError('ECANCELED', 'DrmExec.untilAllLocked: the exec was finished (fini or dispose) while the body ran; nothing is locked');
+      }
+      if (this.#contended === null) {
+        this.#ticket.done();
+        this.#phase = 'locked';
+        return result;
+      }
+      if (this.#contentions === contentionsBefore) {
+        // Retrying would re-run a body that locks nothing: the C loop would spin for ever.
+        this.#phase = 'failed';
+        throw new BugError(
+          `DrmExec.untilAllLocked: the body returned without locking anything after backing off from ${nameOf(this.#contended)}; ` +
+            'a re-run body must lock its objects again',
+        );
+      }
+      this.#backOff();
+    }
+  }
+
+  /**
+   * Locks `obj`'s reservation and tracks it. After a back-off, first slow-locks the contended
+   * object; naming that object then does not lock it again.
+   * @throws rejects with {@link WwDeadlockError} after recording `obj` as contended (let it leave
+   *   the body), {@link AlreadyLockedError} when the exec holds `obj` already (unless
+   *   `ignoreDuplicates`), the signal's reason when aborted, {@link BugError} outside the body,
+   *   while another lock of this exec is pending, or after `fini()`.
+   * @see drm_exec_lock_obj()
+   */
+  async lockObj(obj: DrmExecObject): Promise<void> {
+    this.#checkLockable('lockObj', obj);
+    const wait = this.#lockObj(obj);
+    this.#inFlight = wait;
+    try {
+      await wait;
+    } finally {
+      if (this.#inFlight === wait) {
+        this.#inFlight = null;
+        this.#pending = null;
+      }
+    }
+  }
+
+  /**
+   * Locks `obj` and reserves `numFences` fence slots in its reservation. If reserving fails the
+   * object is unlocked again. With `ignoreDuplicates`, preparing an object twice reserves more.
+   * @throws as {@link lockObj}; {@link BugError} for `numFences` 0 (use `lockObj` to lock only);
+   *   whatever `reserveFences` throws.
+   * @see drm_exec_prepare_obj()
+   */
+  async prepareObj(obj: DrmExecObject, numFences: number): Promise<void> {
+    this.#checkLockable('prepareObj', obj);
+    checkIndex('DrmExec.prepareObj: numFences', numFences);
+    if (numFences === 0) {
+      throw new BugError(`DrmExec.prepareObj(${nameOf(obj)}): numFences is 0; reserve at least one slot, or call lockObj to lock without reserving`);
+    }
+    await this.lockObj(obj);
+    try {
+      obj.resv.reserveFences(numFences);
+    } catch (err) {
+      this.unlockObj(obj);
+      throw err;
+    }
+  }
+
+  /**
+   * Prepares each object in turn, stopping at the first error.
+   * @see drm_exec_prepare_array()
+   */
+  async prepareArray(objs: readonly DrmExecObject[], numFences: number): Promise<void> {
+    if (!Array.isArray(objs)) {
+      throw new InvalidArgumentError(`DrmExec.prepareArray: objs must be an array, got ${describeValue(objs)}`);
+    }
+    for (const obj of objs) await this.prepareObj(obj, numFences);
+  }
+
+  /**
+   * Unlocks one tracked object and drops its reference, keeping the others in order. Meant for
+   * the most recently locked objects: the search starts at the end.
+   * @throws {BugError} when the exec does not hold `obj`, or after `fini()`.
+   * @see drm_exec_unlock_obj()
+   */
+  unlockObj(obj: DrmExecObject): void {
+    this.#checkLive('unlockObj');
+    const i = this.#objects.lastIndexOf(obj);
+    if (i < 0) {
+      throw new BugError(`DrmExec.unlockObj: ${describeValue(obj)} is not locked by this exec; only objects listed in exec.objects can be unlocked`);
+    }
+    obj.resv.unlock();
+    this.#objects.splice(i, 1);
+    if (this.#prelocked === obj) {
+      // The body unlocked the slow-locked object before naming it: naming it later must lock it
+      // for real (C would report it locked here).
+      this.#prelocked = null;
+      obj.put();
+    }
+    obj.put();
+  }
+
+  /**
+   * Unlocks everything in reverse lock order, drops every reference, rejects a lock still waiting
+   * with `ECANCELED` and finishes the ticket. Idempotent.
+   * @throws {AggregateError} or the single error when some `unlock()`/`put()` threw; the rest
+   *   were still released.
+   * @see drm_exec_fini()
+   */
+  fini(): void {
+    if (this.#phase === 'finished') return;
+    this.#phase = 'finished';
+    if (this.#onUserAbort !== undefined) this.#userSignal!.removeEventListener('abort', this.#onUserAbort);
+    const errors: unknown[] = [];
+    const pending = this.#pending;
+    if (pending !== null) {
+      this.#abort.abort(new DmaBufError('ECANCELED', `DrmExec: finished while a lock of ${nameOf(pending)} was pending`));
+      // The lock may have been handed over already, with its promise not yet settled.
+      if (pending.resv.mutex.holder === this.#ticket && !this.#objects.includes(pending)) {
+        try {
+          pending.resv.unlock();
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+    }
+    errors.push(...this.#unlockAll());
+    if (this.#contended !== null) {
+      const contended = this.#contended;
+      this.#contended = null;
+      try {
+        contended.put();
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    try {
+      this.#ticket.fini();
+    } catch (err) {
+      errors.push(err);
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `DrmExec.fini: ${errors.length} releases failed`);
+  }
+
+  /** {@link fini}, then waits for a lock it cancelled to settle. Idempotent. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    const inFlight = this.#inFlight;
+    try {
+      this.fini();
+    } finally {
+      if (inFlight !== null) await inFlight.catch(() => undefined);
+    }
+  }
+
+  toString(): string {
+    return `DrmExec(${this.#ticket}, ${this.#phase}, ${this.#objects.length} locked${this.#contended !== null ? ', contended' : ''})`;
+  }
+
+  async #lockObj(obj: DrmExecObject): Promise<void> {
+    if (this.#contended !== null) await this.#lockContended();
+    if (this.#prelocked === obj) {
+      // Slow-locked at the start of this run and already tracked; drop the contended reference.
+      this.#prelocked = null;
+      obj.put();
+      return;
+    }
+    this.#abort.signal.throwIfAborted();
+    this.#pending = obj;
+    try {
+      await obj.resv.lock(this.#ticket, { signal: this.#abort.signal });
+    } catch (err) {
+      if (this.#phase === 'finished') throw err;
+      if (err instanceof WwDeadlockError) {
+        obj.get();
+        this.#contended = obj;
+        this.#contentions++;
+        throw err;
+      }
+      if (err instanceof AlreadyLockedError && this.#ignoreDuplicates) return;
+      throw err;
+    }
+    if (this.#phase === 'finished') throw this.#abort.signal.reason; // fini() released it already
+    this.#track(obj);
+  }
+
+  /** After a back-off: slow-locks the contended object holding nothing. @see drm_exec_lock_contended() */
+  async #lockContended(): Promise<void> {
+    const obj = this.#contended;
+    if (obj === null) return;
+    // Cleared first, so a failed slow lock ends the loop instead of retrying it.
+    this.#contended = null;
+    this.#pending = obj;
+    try {
+      this.#abort.signal.throwIfAborted();
+      await obj.resv.lockSlow(this.#ticket, { signal: this.#abort.signal });
+    } catch (err) {
+      obj.put();
+      throw err;
+    }
+    if (this.#phase === 'finished') {
+      obj.put();
+      throw this.#abort.signal.reason;
+    }
+    this.#track(obj);
+    this.#prelocked = obj;
+  }
+
+  #track(obj: DrmExecObject): void {
+    try {
+      obj.get();
+    } catch (err) {
+      obj.resv.unlock();
+      throw err;
+    }
+    this.#objects.push(obj);
+  }
+
+  /** Drops every lock before the body runs again (`drm_exec_cleanup()` on contention). */
+  #backOff(): void {
+    try {
+      this.#unlockAll();
+    } catch (err) {
+      this.#phase = 'failed';
+      throw err;
+    }
+  }
+
+  /** Unlocks in reverse order and drops every reference, continuing past failures. @see drm_exec_unlock_all() */
+  #unlockAll(): unknown[] {
+    const errors: unknown[] = [];
+    const objects = this.#objects;
+    this.#objects = [];
+    for (let i = objects.length - 1; i >= 0; i--) {
+      const obj = objects[i]!;
+      try {
+        obj.resv.unlock();
+      } catch (err) {
+        errors.push(err);
+      }
+      try {
+        obj.put();
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    const prelocked = this.#prelocked;
+    this.#prelocked = null;
+    if (prelocked !== null) {
+      try {
+        prelocked.put();
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (errors.length > 0 && this.#phase !== 'finished') {
+      throw errors.length === 1 ? errors[0] : new AggregateError(errors, `DrmExec: ${errors.length} releases failed while backing off`);
+    }
+    return errors;
+  }
+
+  /** A body that returned with a lock still pending forgot an `await`. */
+  async #checkSettled(): Promise<void> {
+    if (this.#inFlight === null) return;
+    const obj = this.#pending;
+    await this.#settleInFlight();
+    throw new BugError(
+      `DrmExec.untilAllLocked: the body returned while a lock${obj !== null ? ` of ${nameOf(obj)}` : ''} was still pending; await every lockObj/prepareObj`,
+    );
+  }
+
+  async #settleInFlight(): Promise<void> {
+    const inFlight = this.#inFlight;
+    if (inFlight !== null) await inFlight.catch(() => undefined);
+  }
+
+  #checkLive(op: string): void {
+    if (this.#phase === 'finished') throw new BugError(`DrmExec.${op}: the exec was already finished (fini or dispose); use a new DrmExec`);
+  }
+
+  #checkLockable(op: string, obj: DrmExecObject): void {
+    this.#checkLive(op);
+    if (typeof obj !== 'object' || obj === null || !(obj.resv instanceof DmaResv) || typeof obj.get !== 'function' || typeof obj.put !== 'function') {
+      throw new InvalidArgumentError(`DrmExec.${op}: needs an object with a DmaResv resv and get()/put(), got ${describeValue(obj)}`);
+    }
+    if (this.#phase !== 'locking') {
+      const why = this.#phase === 'idle' ? 'outside untilAllLocked(); lock objects inside its body so contention can be retried' : `after the loop ended (${this.#phase})`;
+      throw new BugError(`DrmExec.${op}(${nameOf(obj)}): called ${why}`);
+    }
+    if (this.#inFlight !== null) {
+      throw new BugError(`DrmExec.${op}(${nameOf(obj)}): another lock of this exec is still pending; await each lock before the next`);
+    }
+    if (this.#contended !== null && this.#objects.length > 0) {
+      throw new BugError(
+        `DrmExec.${op}(${nameOf(obj)}): the exec backed off from ${nameOf(this.#contended)} but the body kept locking; let the WwDeadlockError leave the body so untilAllLocked can retry`,
+      );
+    }
+  }
+}
