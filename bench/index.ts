@@ -40,6 +40,21 @@ export const BENCHMARKS: readonly BenchEntry[] = [
     summary: "chain GC policies 'walk' vs 'queue': 4096-point timelines and seed 000's append-only timeline",
     load: async () => (await import('./fence-chain.bench.js')).definition,
   },
+  {
+    name: 'ww-mutex',
+    summary: 'WwMutex uncontended lock/unlock (target >= 10x) and hand-off to 100 queued waiters (target >= 3x) vs async-mutex',
+    load: async () => (await import('./ww-mutex.bench.js')).definition,
+  },
+  {
+    name: 'drm-exec',
+    summary: '16 tasks locking 4 of 16 objects: DrmExec vs async-mutex in sorted order (target >= 1x); unsorted async-mutex deadlocks',
+    load: async () => (await import('./drm-exec.bench.js')).definition,
+  },
+  {
+    name: 'dma-resv',
+    summary: 'DmaResv addFence with slot reuse over 64 contexts and unlocked iteration vs a plain array (no target)',
+    load: async () => (await import('./dma-resv.bench.js')).definition,
+  },
 ];
 
 /** The entry called `name`, or undefined. */
