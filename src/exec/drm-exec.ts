@@ -112,8 +112,12 @@ function nameOf(obj: DrmExecObject): string {
 export class DrmExec implements AsyncDisposable {
   readonly #ignoreDuplicates: boolean;
   readonly #ticket: WwAcquireCtx;
-  /** Aborts lock waits: forwarded from the caller's signal, or fired by fini(). */
-  readonly #abort = new AbortController();
+  /**
+   * Why lock waits stop: the caller's abort reason or fini()'s cancellation; undefined while they
+   * may go on. A waiting lock is cancelled through the ticket (one listener for the whole exec,
+   * not one per wait: busy transactions queue several times each).
+   */
+  #stopReason: { readonly reason: unknown } | undefined = undefined;
   readonly #userSignal: AbortSignal | undefined;
   readonly #onUserAbort: (() => void) | undefined;
   #phase: Phase = 'idle';
@@ -147,9 +151,9 @@ export class DrmExec implements AsyncDisposable {
     this.#ticket = new WwAcquireCtx(wwClass);
     this.#userSignal = signal;
     if (signal?.aborted) {
-      this.#abort.abort(signal.reason);
+      this.#stop(signal.reason);
     } else if (signal !== undefined) {
-      this.#onUserAbort = () => this.#abort.abort(signal.reason);
+      this.#onUserAbort = () => this.#stop(signal.reason);
       signal.addEventListener('abort', this.#onUserAbort, { once: true });
     }
   }
@@ -315,7 +319,7 @@ export class DrmExec implements AsyncDisposable {
     const errors: unknown[] = [];
     const pending = this.#pending;
     if (pending !== null) {
-      this.#abort.abort(new DmaBufError('ECANCELED', `DrmExec: finished while a lock of ${nameOf(pending)} was pending`));
+      this.#stop(new DmaBufError('ECANCELED', `DrmExec: finished while a lock of ${nameOf(pending)} was pending`));
       // The lock may have been handed over already, with its promise not yet settled.
       if (pending.resv.mutex.holder === this.#ticket && !this.#objects.includes(pending)) {
         try {
@@ -366,10 +370,10 @@ export class DrmExec implements AsyncDisposable {
       obj.put();
       return;
     }
-    this.#abort.signal.throwIfAborted();
+    this.#throwIfStopped();
     this.#pending = obj;
     try {
-      await obj.resv.lock(this.#ticket, { signal: this.#abort.signal });
+      await obj.resv.lock(this.#ticket);
     } catch (err) {
       if (this.#phase === 'finished') throw err;
       if (err instanceof WwDeadlockError) {
@@ -381,7 +385,7 @@ export class DrmExec implements AsyncDisposable {
       if (err instanceof AlreadyLockedError && this.#ignoreDuplicates) return;
       throw err;
     }
-    if (this.#phase === 'finished') throw this.#abort.signal.reason; // fini() released it already
+    if (this.#phase === 'finished') throw this.#stopReason?.reason; // fini() released it already
     this.#track(obj);
   }
 
@@ -393,18 +397,28 @@ export class DrmExec implements AsyncDisposable {
     this.#contended = null;
     this.#pending = obj;
     try {
-      this.#abort.signal.throwIfAborted();
-      await obj.resv.lockSlow(this.#ticket, { signal: this.#abort.signal });
+      this.#throwIfStopped();
+      await obj.resv.lockSlow(this.#ticket);
     } catch (err) {
       obj.put();
       throw err;
     }
     if (this.#phase === 'finished') {
       obj.put();
-      throw this.#abort.signal.reason;
+      throw this.#stopReason?.reason;
     }
     this.#track(obj);
     this.#prelocked = obj;
+  }
+
+  /** Stops lock waits for good: the current one (if any) rejects with `reason`, later ones at once. */
+  #stop(reason: unknown): void {
+    this.#stopReason ??= { reason };
+    this.#ticket.cancelWait(this.#stopReason.reason);
+  }
+
+  #throwIfStopped(): void {
+    if (this.#stopReason !== undefined) throw this.#stopReason.reason;
   }
 
   #track(obj: DrmExecObject): void {

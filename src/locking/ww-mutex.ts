@@ -124,8 +124,11 @@ interface CtxState {
   inject: boolean;
   injectInterval: number;
   injectCountdown: number;
-  /** Re-runs the kill check of the wait this context is sleeping in, if any (the kernel's wake-up). */
-  wake: (() => void) | null;
+  /**
+   * The wait this context is queued in, if any: called with {@link RECHECK} it re-runs the kill
+   * check (the kernel's wake-up); called with anything else it cancels the wait with that reason.
+   */
+  sleeper: ((reason: unknown) => void) | null;
 }
 
 /**
@@ -155,7 +158,7 @@ export class WwAcquireCtx implements Disposable {
       inject: options?.deadlockInjection ?? wwClass.deadlockInjection,
       injectInterval: 1,
       injectCountdown: this.stamp & 0xf,
-      wake: null,
+      sleeper: null,
     };
   }
 
@@ -167,6 +170,19 @@ export class WwAcquireCtx implements Disposable {
   /** The lock that last answered {@link WwDeadlockError}, until it is acquired again. */
   get contendingLock(): WwMutex | null {
     return this[STATE].contending;
+  }
+
+  /**
+   * Cancels the lock wait this context is queued in, if any: the waiting `lock()` rejects with
+   * `reason` and the queue is left as if it never joined. For owners of a transaction that must
+   * stop it from outside (a DrmExec being finished); one call, no listener per wait.
+   * @returns whether a wait was cancelled.
+   */
+  cancelWait(reason: unknown): boolean {
+    const sleeper = this[STATE].sleeper;
+    if (sleeper === null) return false;
+    sleeper(reason);
+    return true;
   }
 
   /** Whether {@link done} was called. */
@@ -224,6 +240,8 @@ interface Waiter {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+/** Passed to a context's sleeper to re-run its kill check rather than cancel it. */
+const RECHECK = Symbol('recheck');
 const noop = (): void => {};
 
 /**
@@ -400,10 +418,20 @@ export class WwMutex {
     s.contending = null;
   }
 
-  /** Records the back-off on `ctx` and builds its error. */
+  /**
+   * Records the back-off on `ctx` and builds its error. A back-off is control flow that busy
+   * transactions hit several times each, and capturing a stack costs microseconds, so this
+   * error carries none (it names the lock and the reason instead).
+   */
   #deadlock(ctx: WwAcquireCtx, why: string): WwDeadlockError {
     ctx[STATE].contending = this;
-    return new WwDeadlockError(`${this}: ${ctx} must back off (${why}); unlock everything, then lockSlow(${this.name})`, this);
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new WwDeadlockError(`${this}: ${ctx} must back off (${why}); unlock everything, then lockSlow(${this.name})`, this);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 
   /** Kills `ctx` if it holds anything (`__ww_mutex_kill`); a context holding nothing never dies. */
@@ -449,7 +477,10 @@ export class WwMutex {
         this.#wakeAll(toWake);
         return promise;
       }
-      ctx[STATE].wake = () => this.#recheck(waiter);
+      ctx[STATE].sleeper = (reason) => {
+        if (reason === RECHECK) this.#recheck(waiter);
+        else if (this.#remove(waiter)) waiter.reject(reason);
+      };
     }
     if (signal !== undefined) {
       waiter.onAbort = () => {
@@ -487,7 +518,7 @@ export class WwMutex {
   }
 
   #wakeAll(ctxs: readonly WwAcquireCtx[]): void {
-    for (const ctx of ctxs) ctx[STATE].wake?.();
+    for (const ctx of ctxs) ctx[STATE].sleeper?.(RECHECK);
   }
 
   /**
@@ -499,7 +530,7 @@ export class WwMutex {
     if (waiterCtx[STATE].acquired > 0 && younger(holdCtx, waiterCtx)) {
       const hs = holdCtx[STATE];
       hs.wounded = true;
-      hs.wake?.();
+      hs.sleeper?.(RECHECK);
       return true;
     }
     return false;
@@ -512,7 +543,7 @@ export class WwMutex {
       const ctx = cur.ctx;
       if (ctx === null) continue;
       if (waitDie) {
-        if (ctx[STATE].acquired > 0 && younger(ctx, owner)) ctx[STATE].wake?.();
+        if (ctx[STATE].acquired > 0 && younger(ctx, owner)) ctx[STATE].sleeper?.(RECHECK);
         break;
       }
       if (this.#wound(ctx, owner)) break;
@@ -557,6 +588,6 @@ export class WwMutex {
   /** Drops the waiter's abort listener and its context's wake-up hook. */
   #detach(waiter: Waiter): void {
     if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
-    if (waiter.ctx !== null) waiter.ctx[STATE].wake = null;
+    if (waiter.ctx !== null) waiter.ctx[STATE].sleeper = null;
   }
 }
