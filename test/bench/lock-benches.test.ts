@@ -17,24 +17,24 @@ async function runOnce(side: Side, batch: number): Promise<void> {
 
 describe('ww-mutex bench sides', () => {
   it('sanity: every side runs a small batch and checks its own lock count', async () => {
-    await runOnce(wwUncontendedSide(false), 100);
-    await runOnce(wwUncontendedSide(true), 100);
-    await runOnce(asyncMutexUncontendedSide(), 100);
-    await runOnce(wwHandoffSide(false), 2 * WAITERS);
-    await runOnce(wwHandoffSide(true), 2 * WAITERS);
-    await runOnce(asyncMutexHandoffSide(), 2 * WAITERS);
+    await assert.doesNotReject(runOnce(wwUncontendedSide(false), 100));
+    await assert.doesNotReject(runOnce(wwUncontendedSide(true), 100));
+    await assert.doesNotReject(runOnce(asyncMutexUncontendedSide(), 100));
+    await assert.doesNotReject(runOnce(wwHandoffSide(false), 2 * WAITERS));
+    await assert.doesNotReject(runOnce(wwHandoffSide(true), 2 * WAITERS));
+    await assert.doesNotReject(runOnce(asyncMutexHandoffSide(), 2 * WAITERS));
   });
 });
 
 describe('dma-resv bench sides', () => {
   it('sanity: the addFence sides keep 64 fences (every add reuses a slot) over several rounds', async () => {
     for (const side of [resvAddSide(), arrayAddSide(false), arrayAddSide(true)]) {
-      for (let r = 0; r < 3; r++) await runOnce(side, 500);
+      for (let r = 0; r < 3; r++) await assert.doesNotReject(runOnce(side, 500));
     }
   });
 
   it('the iteration sides see the 32 unsignaled fences on every pass', async () => {
-    await runOnce(resvIterSide(), 10);
-    await runOnce(arrayIterSide(), 10);
+    await assert.doesNotReject(runOnce(resvIterSide(), 10));
+    await assert.doesNotReject(runOnce(arrayIterSide(), 10));
   });
 });
