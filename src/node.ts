@@ -1,7 +1,62 @@
 /**
  * dmabuf/node: Node-only additions on top of the browser-safe core.
  *
- * Today it re-exports the core; the validator's async-context tracking (AsyncLocalStorage) and
- * the worker-backed soft device will live here.
+ * Overview: importing this entry installs the lock validator's per-async-context tracking, built
+ * on `AsyncLocalStorage`, and turns the validator on when the environment says
+ * `DMABUF_LOCKDEP=1` (`DMABUF_LOCKDEP_MODE=record` records reports instead of throwing them).
+ *
+ * How held locks follow `await`: a lock taken in a function must count as held in that
+ * function's continuations and in work it starts later, but not in code that runs next to it in
+ * the same synchronous stretch (`Promise.all([taskA(), taskB()])` runs both starts in one
+ * stretch). Async-context propagation is decided when an `await` happens, so the tracker records
+ * the new list for the current context and, as soon as the next promise is created (the awaiting
+ * function's own `await`), hands that list to it and restores the caller's list.
+ *
+ * Contract:
+ * - Importing is idempotent; the tracker is installed once.
+ * - The promise hook is enabled the first time the validator records a held lock, not before.
+ *
+ * @example
+ * ```ts
+ * import { enableLockdep, disableLockdep } from 'dmabuf/node';
+ * console.log(enableLockdep({ mode: 'record' }).enabled); // true
+ * disableLockdep();
+ * ```
  */
+import { AsyncLocalStorage, createHook } from 'node:async_hooks';
+import { installHeldLockTracker, enableLockdep, type HeldLock, type LockdepMode } from './locking/lockdep.js';
+
 export * from './index.js';
+
+const EMPTY: readonly HeldLock[] = Object.freeze([]);
+const storage = new AsyncLocalStorage<readonly HeldLock[]>();
+// Touch the storage first, so its own propagation hook runs before ours for each new promise.
+storage.enterWith(EMPTY);
+
+let restore: { readonly previous: readonly HeldLock[] } | null = null;
+const handOff = createHook({
+  init(_asyncId, type) {
+    if (restore === null || type !== 'PROMISE') return;
+    const { previous } = restore;
+    restore = null;
+    storage.enterWith(previous);
+  },
+});
+
+installHeldLockTracker({
+  get: () => storage.getStore() ?? EMPTY,
+  set(held) {
+    const previous = storage.getStore() ?? EMPTY;
+    storage.enterWith(held);
+    restore ??= { previous };
+    handOff.enable();
+  },
+  run: (held, fn) => storage.run(held, fn),
+});
+
+const fromEnv = typeof process !== 'undefined' ? process.env['DMABUF_LOCKDEP'] : undefined;
+if (fromEnv === '1' || fromEnv === 'true') {
+  const mode: LockdepMode = process.env['DMABUF_LOCKDEP_MODE'] === 'record' ? 'record' : 'throw';
+  const result = enableLockdep({ mode });
+  if (!result.enabled) process.emitWarning(result.reason ?? 'lockdep could not be enabled', 'DmaBufWarning');
+}

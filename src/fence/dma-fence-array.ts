@@ -86,7 +86,8 @@ export class DmaFenceArray extends DmaFence {
     if (typeof signalOnAny !== 'boolean') {
       throw new InvalidArgumentError(`DmaFenceArray: signalOnAny must be a boolean, got ${describeValue(signalOnAny)}`);
     }
-    super(DmaFenceArray.#ops as DmaFenceOps, context, seqno);
+    // Waiting for all (or any) of the members inherits their long-running nature (seed 001).
+    super(DmaFenceArray.#ops as DmaFenceOps, context, seqno, { longRunning: members.some((m) => m.isLongRunning) });
     this.fences = members;
     this.signalOnAny = signalOnAny;
     this.#pending = signalOnAny ? 1 : members.length;
@@ -144,7 +145,7 @@ export class DmaFenceArray extends DmaFence {
     const callback = this.#onMemberSignaled;
     for (let i = 0; i < members.length; i++) {
       const member = members[i]!;
-      if (member.addCallback(callback)) {
+      if (member.lrAddCallback(callback)) {
         // A member's enabling can signal an earlier member and so finish the array right here.
         if (this.signaledFlag) {
           this.#detach();

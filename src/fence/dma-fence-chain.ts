@@ -190,7 +190,9 @@ export class DmaFenceChain extends DmaFence {
       if (prev instanceof DmaFenceChain && prev.seqno > seqno) seqno = prev.seqno;
     }
     if (gc === 'queue') DmaFenceChain.#collectStep();
-    super(DmaFenceChain.#ops as DmaFenceOps, context, seqno, { seqno64: true });
+    // A point waits for its payload and every earlier point: long-running if any of them is.
+    const longRunning = fence.isLongRunning || (prev?.isLongRunning ?? false);
+    super(DmaFenceChain.#ops as DmaFenceOps, context, seqno, { seqno64: true, longRunning });
     this.fence = fence;
     this.prevSeqno = prevSeqno;
     this.#prev = prev;
@@ -220,7 +222,7 @@ export class DmaFenceChain extends DmaFence {
         node !== this && node instanceof DmaFenceChain && node.signalingEnabled && !node.signaledFlag
           ? node
           : DmaFenceChain.contained(node);
-      if (target.addCallback(onWake)) return true;
+      if (target.lrAddCallback(onWake)) return true;
     }
     return false;
   }

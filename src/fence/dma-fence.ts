@@ -40,6 +40,7 @@
 
 import { BugError, DmaBufError, ERRNO, InvalidArgumentError, checkIndex, checkTimeout, describeValue, reportCallbackError, type ErrnoCode } from '../base/errors.js';
 import { getClock } from '../base/clock.js';
+import { lockdep } from '../base/lockdep-hooks.js';
 
 type Resolver = (value: boolean) => void;
 
@@ -82,11 +83,18 @@ export interface FenceWaitOptions {
 export interface DmaFenceInit {
   /** Compare seqnos as full integers instead of with 32-bit wrap-around (`dma_fence_init64`). */
   readonly seqno64?: boolean;
+  /**
+   * The work may run for ever (seed 001): waits on it use the long-running signalling map, and a
+   * plain {@link DmaFence.addCallback} is a validator report (use {@link DmaFence.lrAddCallback}).
+   * Reservation objects refuse it.
+   */
+  readonly longRunning?: boolean;
 }
 
 const FLAG_SEQNO64 = 1;
 const FLAG_SIGNALED = 2;
 const FLAG_ENABLE_SIGNAL = 4;
+const FLAG_LONG_RUNNING = 8;
 
 /** Context 0 belongs to stub fences; allocation starts at 1. */
 let nextContext = 1;
@@ -175,7 +183,12 @@ export class DmaFence {
     this.ops = ops;
     this.context = checkIndex('DmaFence context', context);
     this.seqno = checkIndex('DmaFence seqno', seqno);
-    this.#flags = init?.seqno64 === true ? FLAG_SEQNO64 : 0;
+    this.#flags = (init?.seqno64 === true ? FLAG_SEQNO64 : 0) | (init?.longRunning === true ? FLAG_LONG_RUNNING : 0);
+  }
+
+  /** Whether the fence was created long-running (seed 001): it may never signal. */
+  get isLongRunning(): boolean {
+    return (this.#flags & FLAG_LONG_RUNNING) !== 0;
   }
 
   /** Whether seqnos compare as full integers (chains) rather than with 32-bit wrap-around. */
@@ -221,6 +234,10 @@ export class DmaFence {
     this.#flags |= FLAG_SIGNALED;
     this.#timestamp = timestamp ?? getClock().now();
     const callbacks = this.#callbacks;
+    // The validator sees the callbacks as running inside a signalling section (kernel: signal()
+    // is itself annotated); only worth opening when something runs in it.
+    const hooks = lockdep;
+    const cookie = hooks !== null && (callbacks !== null || this.#waiters !== null) ? hooks.beginSignalling(this.isLongRunning) : null;
     if (callbacks !== null) {
       this.#callbacks = null;
       if (typeof callbacks === 'function') {
@@ -235,6 +252,7 @@ export class DmaFence {
       if (typeof waiters === 'function') waiters(true);
       else for (let i = 0; i < waiters.length; i++) waiters[i]!(true);
     }
+    if (cookie !== null) hooks!.endSignalling(cookie);
     return true;
   }
 
@@ -299,6 +317,15 @@ export class DmaFence {
    * @see dma_fence_add_callback()
    */
   addCallback(callback: FenceCallback): boolean {
+    if ((this.#flags & FLAG_LONG_RUNNING) !== 0 && lockdep !== null) lockdep.plainCallbackOnLongRunning(this.describe());
+    return this.lrAddCallback(callback);
+  }
+
+  /**
+   * {@link addCallback} for code that accepts that the fence may never signal: the only way to
+   * add a callback to a long-running fence without a validator report. Works on any fence.
+   */
+  lrAddCallback(callback: FenceCallback): boolean {
     if ((this.#flags & FLAG_SIGNALED) !== 0) return false;
     if (typeof callback !== 'function') {
       throw new InvalidArgumentError(`${this.describe()}: addCallback takes a function, got ${describeValue(callback)}`);
@@ -366,6 +393,10 @@ export class DmaFence {
       }
       abort = options.signal;
     }
+    if (lockdep !== null) {
+      const report = mightWait(this);
+      if (report !== undefined) return Promise.reject(report);
+    }
     if ((this.#flags & FLAG_SIGNALED) !== 0) return RESOLVED_TRUE;
     if (abort?.aborted) return Promise.reject(abort.reason);
     this.enableSwSignaling();
@@ -399,6 +430,12 @@ export class DmaFence {
       return Promise.reject(err);
     }
     const abort = options?.signal;
+    if (lockdep !== null) {
+      for (const fence of fences) {
+        const report = mightWait(fence);
+        if (report !== undefined) return Promise.reject(report);
+      }
+    }
     if (abort?.aborted) return Promise.reject(abort.reason);
     for (let i = 0; i < fences.length; i++) {
       const fence = fences[i]!;
@@ -502,6 +539,16 @@ function runCallback(callback: FenceCallback, fence: DmaFence): void {
   }
 }
 
+/** Tells the validator that the caller may block on `fence`; a report in 'throw' mode comes back. */
+function mightWait(fence: DmaFence): Error | undefined {
+  try {
+    lockdep?.mightWait(fence.isLongRunning);
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err : new BugError(String(err));
+  }
+}
+
 function indexToBoolean(index: number): boolean {
   return index >= 0;
 }
@@ -540,7 +587,8 @@ function waitWithCleanup(fences: readonly DmaFence[], timeout: number | undefine
       reject(abort!.reason);
     };
     for (const fence of fences) {
-      if (!fence.addCallback(onSignal)) {
+      // The waiter accepted the wait (and mightWait judged it); no plain-callback report here.
+      if (!fence.lrAddCallback(onSignal)) {
         onSignal();
         return;
       }

@@ -220,7 +220,7 @@ export class SyncFile implements Disposable {
     if (this.#pollCallback === undefined) {
       // A per-file function, so that release removes exactly this file's registration.
       this.#pollCallback = () => {};
-      this.#fence.addCallback(this.#pollCallback);
+      this.#fence.lrAddCallback(this.#pollCallback);
     }
     return this.#fence.isSignaled();
   }

@@ -558,7 +558,7 @@ export class Syncobj implements Disposable {
       const arm = (slot: WaitSlot): void => {
         const fence = slot.fence!;
         if (deadline !== undefined) fence.setDeadline(deadline);
-        if (!available) slot.armed = fence.addCallback(onSignal);
+        if (!available) slot.armed = fence.lrAddCallback(onSignal);
       };
 
       for (const slot of slots) {

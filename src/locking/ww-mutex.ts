@@ -65,6 +65,7 @@
  */
 
 import { AlreadyLockedError, BugError, InvalidArgumentError, WwDeadlockError, describeValue } from '../base/errors.js';
+import { LockClass, lockdep } from '../base/lockdep-hooks.js';
 
 /** Who backs off on a collision: the younger requester (`'wait-die'`) or the younger holder (`'wound-wait'`). */
 export type WwAlgorithm = 'wait-die' | 'wound-wait';
@@ -92,6 +93,8 @@ export class WwClass {
   readonly isWaitDie: boolean;
   /** New contexts inject back-offs (for tests of the back-off paths). Off by default. */
   deadlockInjection = false;
+  /** The class the lock validator orders: one for all mutexes of this ww class. */
+  readonly lockClass: LockClass;
   #stamp = 0;
 
   constructor(name: string, algorithm: WwAlgorithm) {
@@ -104,6 +107,7 @@ export class WwClass {
     this.name = name;
     this.algorithm = algorithm;
     this.isWaitDie = algorithm === 'wait-die';
+    this.lockClass = new LockClass(name, 'ww');
   }
 
   /** @internal Issues the next ticket; the first is 1. */
@@ -233,6 +237,8 @@ export class WwAcquireCtx implements Disposable {
 
 interface Waiter {
   readonly ctx: WwAcquireCtx | null;
+  /** The validator's token for this request, when it is on. */
+  readonly token: object | undefined;
   resolve: () => void;
   reject: (reason: unknown) => void;
   signal: AbortSignal | undefined;
@@ -255,6 +261,12 @@ function injectionFires(s: CtxState): boolean {
   s.injectInterval = next;
   s.injectCountdown = next;
   return true;
+}
+
+/** The validator's view of an uncontended acquisition: granted at once, in the caller's context. */
+function lockdepGranted(token: object): void {
+  lockdep?.acquired(token);
+  lockdep?.enter(token);
 }
 
 /** Is `a` younger (less important) than `b`? */
@@ -311,11 +323,14 @@ export class WwMutex {
    */
   lock(ctx?: WwAcquireCtx | null, options?: WwLockOptions): Promise<void> {
     if (ctx === undefined || ctx === null) {
+      const token = lockdep !== null ? this.#lockdepRequest(null, false) : undefined;
+      if (token instanceof Error) return Promise.reject(token);
       if (!this.#locked) {
         this.#locked = true;
+        if (token !== undefined) lockdepGranted(token);
         return RESOLVED;
       }
-      return this.#enqueue(null, options?.signal);
+      return this.#enqueue(null, options?.signal, token);
     }
     const s = ctx[STATE];
     if (ctx === this.#holder) {
@@ -323,9 +338,12 @@ export class WwMutex {
     }
     const bug = this.#checkCtx(ctx, s, 'lock');
     if (bug !== undefined) return Promise.reject(bug);
+    const token = lockdep !== null ? this.#lockdepRequest(ctx, false) : undefined;
+    if (token instanceof Error) return Promise.reject(token);
     if (s.acquired === 0) s.wounded = false; // nobody can wound a context that holds nothing
     if (!this.#locked) {
       this.#take(ctx, s);
+      if (token !== undefined) lockdepGranted(token);
       if (this.#waiters.length > 0) this.#checkWaiters(ctx);
       if (s.inject && s.acquired > 1 && injectionFires(s)) {
         this.unlock();
@@ -333,7 +351,7 @@ export class WwMutex {
       }
       return RESOLVED;
     }
-    return this.#enqueue(ctx, options?.signal);
+    return this.#enqueue(ctx, options?.signal, token);
   }
 
   /**
@@ -365,14 +383,29 @@ export class WwMutex {
       const bug = this.#checkCtx(ctx, s, 'tryLock');
       if (bug !== undefined) throw bug;
       if (this.#locked) return false;
+      const token = lockdep !== null ? this.#lockdepRequest(ctx, true) : undefined;
+      if (token instanceof Error) throw token;
       if (s.acquired === 0) s.wounded = false;
       this.#take(ctx, s);
+      if (token !== undefined) lockdepGranted(token);
       if (this.#waiters.length > 0) this.#checkWaiters(ctx);
       return true;
     }
     if (this.#locked) return false;
+    const token = lockdep !== null ? this.#lockdepRequest(null, true) : undefined;
+    if (token instanceof Error) throw token;
     this.#locked = true;
+    if (token !== undefined) lockdepGranted(token);
     return true;
+  }
+
+  /** Tells the validator about a request; a report in 'throw' mode comes back as the error. */
+  #lockdepRequest(ctx: WwAcquireCtx | null, trylock: boolean): object | Error {
+    try {
+      return lockdep!.request(this.wwClass.lockClass, this, ctx, trylock);
+    } catch (err) {
+      return err instanceof Error ? err : new BugError(String(err));
+    }
   }
 
   /**
@@ -390,6 +423,7 @@ export class WwMutex {
       this.#holder = null;
     }
     this.#locked = false;
+    if (lockdep !== null) lockdep.release(this);
     this.#handOff();
   }
 
@@ -440,9 +474,12 @@ export class WwMutex {
   }
 
   /** Queues a waiter (`__ww_mutex_add_waiter`) and checks at once whether it must die. */
-  #enqueue(ctx: WwAcquireCtx | null, signal: AbortSignal | undefined): Promise<void> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const waiter: Waiter = { ctx, resolve: noop, reject: noop, signal, onAbort: undefined };
+  #enqueue(ctx: WwAcquireCtx | null, signal: AbortSignal | undefined, token: object | undefined): Promise<void> {
+    if (signal?.aborted) {
+      if (token !== undefined) lockdep?.abandon(token);
+      return Promise.reject(signal.reason);
+    }
+    const waiter: Waiter = { ctx, resolve: noop, reject: noop, signal, onAbort: undefined, token };
     const toWake: WwAcquireCtx[] = [];
     let pos = this.#waiters.length;
     if (ctx !== null) {
@@ -454,7 +491,10 @@ export class WwMutex {
         if (younger(ctx, cur)) {
           if (waitDie) {
             const err = this.#kill(ctx, `an older transaction ${cur} is already waiting`);
-            if (err !== undefined) return Promise.reject(err);
+            if (err !== undefined) {
+              if (token !== undefined) lockdep?.abandon(token);
+              return Promise.reject(err);
+            }
           }
           break;
         }
@@ -466,8 +506,19 @@ export class WwMutex {
     this.#waiters.splice(pos, 0, waiter);
     if (ctx !== null && !this.wwClass.isWaitDie) this.#wound(ctx, this.#holder);
     const promise = new Promise<void>((resolve, reject) => {
-      waiter.resolve = resolve;
-      waiter.reject = reject;
+      if (token === undefined) {
+        waiter.resolve = resolve;
+        waiter.reject = reject;
+      } else {
+        waiter.resolve = () => {
+          lockdep?.acquired(token);
+          resolve();
+        };
+        waiter.reject = (reason) => {
+          lockdep?.abandon(token);
+          reject(reason);
+        };
+      }
     });
     if (ctx !== null) {
       const err = this.#checkKill(waiter);
@@ -490,6 +541,8 @@ export class WwMutex {
       signal.addEventListener('abort', waiter.onAbort, { once: true });
     }
     this.#wakeAll(toWake);
+    // Last, after every promise of our own: the requester's await must carry the request.
+    if (token !== undefined) lockdep?.enter(token);
     return promise;
   }
 

@@ -57,6 +57,8 @@ import { getClock } from '../base/clock.js';
 import { DmaFence, fenceContextAlloc } from '../fence/dma-fence.js';
 import { DmaFenceArray } from '../fence/dma-fence-array.js';
 import { WwClass, WwMutex, type WwAcquireCtx } from '../locking/ww-mutex.js';
+import { lockdepPrime } from '../locking/lockdep.js';
+import { dmaFenceLrMap, dmaFenceMap, fsReclaim } from '../base/lockdep-hooks.js';
 
 /**
  * Why a fence sits in a reservation object, weakest need to wait last.
@@ -78,6 +80,21 @@ const USAGE_NAMES: readonly string[] = ['kernel', 'write', 'read', 'bookkeep'];
 
 /** The lock class of every reservation object (wait-die, as in the kernel). @see reservation_ww_class */
 export const reservationWwClass: WwClass = new WwClass('reservation_ww_class', 'wait-die');
+
+// The kernel's boot-time priming (dma_resv_lockdep): fence waits happen under reservation locks
+// and inside reclaim, so a reservation lock or a reclaiming allocation inside a signalling
+// section closes a cycle. Long-running work (seed 001) may take reservation locks, so an
+// ordinary signalling path may not wait for it.
+lockdepPrime([reservationWwClass.lockClass, fsReclaim, dmaFenceMap]);
+lockdepPrime([dmaFenceLrMap, reservationWwClass.lockClass]);
+
+/** The refusal of long-running fences: nobody may depend on them implicitly (seed 001). */
+function longRunningRefused(op: string, name: string, fence: DmaFence): BugError {
+  return new BugError(
+    `DmaResv.${op} on ${name}: ${fence.describe()} is long-running and may never signal; ` +
+      'reservation objects carry only fences that complete, so keep long-running work out of implicit sync',
+  );
+}
 
 /** A fence and why it is in the object. */
 export interface DmaResvFenceEntry {
@@ -359,6 +376,7 @@ export class DmaResv implements Disposable {
     if (fence.isContainer) {
       throw new BugError(`DmaResv.addFence on ${this.mutex.name}: ${fence.describe()} is a container; add each fence individually; unwrap arrays and chains first`);
     }
+    if (fence.isLongRunning) throw longRunningRefused('addFence', this.mutex.name, fence);
     const context = fence.context;
     scan: for (;;) {
       const list = this.#head.list;
@@ -409,6 +427,7 @@ export class DmaResv implements Disposable {
     if (replacement.isContainer) {
       throw new BugError(`DmaResv.replaceFences on ${this.mutex.name}: ${replacement.describe()} is a container; replace with a plain fence`);
     }
+    if (replacement.isLongRunning) throw longRunningRefused('replaceFences', this.mutex.name, replacement);
     const list = this.#head.list;
     if (list === null) return;
     for (let i = 0; i < list.fences.length; i++) {

@@ -12,6 +12,7 @@ import { DmaResvUsage } from '../../src/resv/dma-resv.js';
 import { DrmExec, type DrmExecObject } from '../../src/exec/drm-exec.js';
 import { mockFence } from '../helpers/mock-fence.js';
 import { assertQuiet, bos, olderHolding, turn, type Bo } from '../helpers/exec-objects.js';
+import { asOtherTask } from '../helpers/other-task.js';
 
 describe('drm_exec', () => {
   it('a body error propagates, the locks stay held, and dispose releases them', async () => {
@@ -53,7 +54,7 @@ describe('drm_exec', () => {
   describe('interruptible', () => {
     it('an abort rejects a waiting lock with signal.reason and leaves nothing queued', async () => {
       const [a, b] = bos(2) as [Bo, Bo];
-      await a.resv.lock(); // a plain holder, without a ticket
+      await asOtherTask(() => a.resv.lock()); // a plain holder, without a ticket
       const controller = new AbortController();
       const reason = new Error('user gave up');
       await using exec = new DrmExec({ signal: controller.signal });
@@ -244,7 +245,7 @@ describe('drm_exec', () => {
 
     it('fini while a lock waits rejects it with ECANCELED and leaves nothing queued or held', async () => {
       const [a, b] = bos(2) as [Bo, Bo];
-      await a.resv.lock();
+      await asOtherTask(() => a.resv.lock());
       const exec = new DrmExec({ interruptible: false });
       const done = exec.untilAllLocked(async (exec) => {
         await exec.lockObj(b);

@@ -9,6 +9,7 @@ import { BugError, InvalidArgumentError, WwDeadlockError } from '../../src/base/
 import { WwAcquireCtx, WwClass, WwMutex } from '../../src/locking/ww-mutex.js';
 import { TransLockList, wwMutexLockItem, type BackoffOutcome, type LockItem, type LockItemOps } from '../../src/locking/locklist.js';
 import { Counted, countedOps, names, world } from '../helpers/counted-lock.js';
+import { asOtherTask } from '../helpers/other-task.js';
 
 // ---- the list ------------------------------------------------------------------------------
 
@@ -417,13 +418,13 @@ describe('TransLockList.backoff', () => {
     const [m, n] = [new WwMutex(cls, 'm'), new WwMutex(cls, 'n')];
     const older = new WwAcquireCtx(cls);
     const younger = new WwAcquireCtx(cls);
-    await n.lock(older);
+    await asOtherTask(() => n.lock(older));
     const list = new TransLockList();
     await m.lock(younger);
     list.add(wwMutexLockItem(m, younger));
     await assert.rejects(n.lock(younger), WwDeadlockError);
     n.unlock(); // free it, then take it back without a context so the slow lock has to wait
-    await n.lock(null);
+    await asOtherTask(() => n.lock(null));
     const ac = new AbortController();
     const pending = list.backoff(wwMutexLockItem(n, younger), { signal: ac.signal });
     await Promise.resolve();
