@@ -33,6 +33,10 @@
  * - Held-lock tracking follows `await`: a lock taken in a function is held in its continuations.
  *   A lock taken inside a callee that returns while holding it is visible to the callee's
  *   continuations, not to the caller's (the caller's context was fixed when it awaited).
+ * - Something taken synchronously (`tryLock`, `beginSignalling`) is handed to the first promise
+ *   created after it; if that is a callee's (`beginSignalling(); await f.wait()`), the caller's
+ *   continuation no longer has it. This loses reports, it never invents one; the scoped
+ *   {@link signallingSection} has no such gap.
  *
  * @example
  * ```ts
@@ -199,6 +203,21 @@ export function endSignalling(cookie: SignallingCookie): void {
   closeSection(cookie);
 }
 
+/**
+ * Runs `fn` inside a fence signalling section, scoped: everything `fn` does, across every
+ * `await`, runs in the section, and nothing after it does. Prefer it to the begin/end pair for
+ * async signalling paths: a pair opened synchronously is handed to the first promise created
+ * after it, which is the callee's when the next statement is `await callee()`.
+ */
+export function signallingSection<T>(fn: () => T): T {
+  return scopedSection(dmaFenceMap, fn);
+}
+
+/** {@link signallingSection} for long-running fences. */
+export function lrSignallingSection<T>(fn: () => T): T {
+  return scopedSection(dmaFenceLrMap, fn);
+}
+
 /** {@link beginSignalling} for long-running fences (seed 001): their own pseudo-lock. */
 export function lrBeginSignalling(): SignallingCookie {
   return openSection(dmaFenceLrMap, true);
@@ -215,7 +234,8 @@ export function lrEndSignalling(cookie: SignallingCookie): void {
  * independently (a queued work item, a background flush), and in tests that play two tasks.
  */
 export function lockdepTask<T>(fn: () => T): T {
-  return tracker !== null ? tracker.run(EMPTY, fn) : fn();
+  // A fresh list each time: a store identical to the current one would not open a new scope.
+  return tracker !== null ? tracker.run([], fn) : fn();
 }
 
 /** Declares that the caller may allocate memory with reclaim here (the kernel's `fs_reclaim` annotation). */
@@ -328,6 +348,29 @@ function openSection(map: LockClass, async: boolean): SignallingCookie {
   return cookie;
 }
 
+function scopedSection<T>(map: LockClass, fn: () => T): T {
+  if (!enabled || tracker === null) return fn();
+  const held = heldNow();
+  if (held.some((h) => h.cls === map)) return fn();
+  const cookie = {};
+  const entry: Entry = { cls: map, instance: cookie, ctx: null, site: site(), read: true, state: 'held' };
+  current.set(cookie, entry);
+  const close = (): void => {
+    entry.state = 'dead';
+    current.delete(cookie);
+  };
+  let result: T;
+  try {
+    result = tracker.run([...(tracker.get() as Entry[]).filter(isHeld), entry], fn);
+  } catch (err) {
+    close();
+    throw err;
+  }
+  if (result instanceof Promise) return result.finally(close) as T;
+  close();
+  return result;
+}
+
 function closeSection(cookie: SignallingCookie): void {
   if (cookie === NESTED) return;
   const entry = current.get(cookie);
@@ -350,6 +393,10 @@ function prime(order: readonly LockClass[]): void {
   }
 }
 
+// This module's own path, to drop its frames from acquisition sites (works wherever
+// import.meta.url is a URL: Node, bundlers, browsers).
+const SELF = new URL(import.meta.url).pathname;
+
 function site(): string {
   if (!captureStacks) return '(stacks off)';
   const stack = new Error().stack ?? '';
@@ -357,7 +404,7 @@ function site(): string {
   return stack
     .split('\n')
     .slice(1)
-    .filter((line) => !line.includes('/lockdep') && !line.includes('lockdep-hooks'))
+    .filter((line) => !line.includes(SELF))
     .slice(0, 8)
     .join('\n');
 }
