@@ -23,7 +23,7 @@
  * disableLockdep();
  * ```
  */
-import { AsyncLocalStorage, createHook } from 'node:async_hooks';
+import { AsyncLocalStorage, createHook, executionAsyncId } from 'node:async_hooks';
 import { installHeldLockTracker, enableLockdep, type HeldLock, type LockdepMode } from './locking/lockdep.js';
 
 export * from './index.js';
@@ -35,8 +35,11 @@ storage.enterWith(EMPTY);
 
 let restore: { readonly previous: readonly HeldLock[] } | null = null;
 const handOff = createHook({
-  init(_asyncId, type) {
+  init(_asyncId, type, triggerAsyncId) {
     if (restore === null || type !== 'PROMISE') return;
+    // A promise made from nothing (new Promise, an async call) belongs to a callee; the caller's
+    // await chains on a promise, so it has another trigger.
+    if (triggerAsyncId === executionAsyncId()) return;
     const { previous } = restore;
     restore = null;
     storage.enterWith(previous);
@@ -51,7 +54,15 @@ installHeldLockTracker({
     restore ??= { previous };
     handOff.enable();
   },
-  run: (held, fn) => storage.run(held, fn),
+  run(held, fn) {
+    const saved = restore;
+    restore = null;
+    try {
+      return storage.run(held, fn);
+    } finally {
+      restore = saved;
+    }
+  },
 });
 
 const fromEnv = typeof process !== 'undefined' ? process.env['DMABUF_LOCKDEP'] : undefined;

@@ -33,10 +33,9 @@
  * - Held-lock tracking follows `await`: a lock taken in a function is held in its continuations.
  *   A lock taken inside a callee that returns while holding it is visible to the callee's
  *   continuations, not to the caller's (the caller's context was fixed when it awaited).
- * - Something taken synchronously (`tryLock`, `beginSignalling`) is handed to the first promise
- *   created after it; if that is a callee's (`beginSignalling(); await f.wait()`), the caller's
- *   continuation no longer has it. This loses reports, it never invents one; the scoped
- *   {@link signallingSection} has no such gap.
+ * - Something taken synchronously (`tryLock`, `beginSignalling`) in a function that then
+ *   returns without awaiting is handed to the next awaiting code, which may be a sibling's; keep
+ *   such sections inside the function that awaits, or use the scoped {@link signallingSection}.
  *
  * @example
  * ```ts
@@ -206,8 +205,7 @@ export function endSignalling(cookie: SignallingCookie): void {
 /**
  * Runs `fn` inside a fence signalling section, scoped: everything `fn` does, across every
  * `await`, runs in the section, and nothing after it does. Prefer it to the begin/end pair for
- * async signalling paths: a pair opened synchronously is handed to the first promise created
- * after it, which is the callee's when the next statement is `await callee()`.
+ * async signalling paths: the section is exactly `fn`, however it is called and awaited.
  */
 export function signallingSection<T>(fn: () => T): T {
   return scopedSection(dmaFenceMap, fn);
