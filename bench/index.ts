@@ -55,6 +55,12 @@ export const BENCHMARKS: readonly BenchEntry[] = [
     summary: 'DmaResv addFence with slot reuse over 64 contexts and unlocked iteration vs a plain array (no target)',
     load: async () => (await import('./dma-resv.bench.js')).definition,
   },
+  // Last: it imports src/node.ts, whose promise hooks stay installed for the rest of the process.
+  {
+    name: 'lockdep',
+    summary: 'lock validator hooks off vs stripped from the code (target >= 0.95x); on (stacks on/off) vs off; promise cost of the tracker',
+    load: async () => (await import('./lockdep.bench.js')).definition,
+  },
 ];
 
 /** The entry called `name`, or undefined. */

@@ -14,7 +14,8 @@
  *
  * Contract:
  * - Importing is idempotent; the tracker is installed once.
- * - The promise hook is enabled the first time the validator records a held lock, not before.
+ * - Importing costs nothing at run time: the async hooks start when the validator first records
+ *   a held lock and stop when it is turned off (they slow every promise while on).
  *
  * @example
  * ```ts
@@ -29,9 +30,10 @@ import { installHeldLockTracker, enableLockdep, type HeldLock, type LockdepMode 
 export * from './index.js';
 
 const EMPTY: readonly HeldLock[] = Object.freeze([]);
+// Both hooks slow every promise in the process, so they start with the validator's first use
+// (the storage's own hook first: it must copy the list into a new promise before ours restores
+// the caller's) and stop when the validator is turned off.
 const storage = new AsyncLocalStorage<readonly HeldLock[]>();
-// Touch the storage first, so its own propagation hook runs before ours for each new promise.
-storage.enterWith(EMPTY);
 
 let restore: { readonly previous: readonly HeldLock[] } | null = null;
 const handOff = createHook({
@@ -62,6 +64,11 @@ installHeldLockTracker({
     } finally {
       restore = saved;
     }
+  },
+  stop() {
+    restore = null;
+    handOff.disable();
+    storage.disable();
   },
 });
 

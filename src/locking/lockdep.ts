@@ -79,6 +79,8 @@ export interface HeldLockTracker {
   set(held: readonly HeldLock[]): void;
   /** Runs `fn` in a new context that starts with `held`; the caller's context is untouched. */
   run<T>(held: readonly HeldLock[], fn: () => T): T;
+  /** The validator was turned off: release whatever the tracking costs (hooks); it restarts on use. */
+  stop?(): void;
 }
 
 /** How reports are delivered: thrown as {@link BugError}s, or recorded for inspection. */
@@ -158,6 +160,7 @@ export function enableLockdep(options?: LockdepOptions): { readonly enabled: boo
 export function disableLockdep(): void {
   enabled = false;
   installLockdepHooks(null);
+  tracker?.stop?.();
 }
 
 /** Whether the validator is on. */
