@@ -7,6 +7,21 @@ import assert from 'node:assert/strict';
 import { VirtualClock, getClock, realClock, settle, useClock } from '../../src/base/clock.js';
 import { BugError, InvalidArgumentError } from '../../src/base/errors.js';
 
+/**
+ * A fresh clock with two timers logging into `log`: 't1' at 1, which also queues a promise
+ * continuation logging 'cont1', and 't2' at 2. Where 'cont1' lands tells advance from tick.
+ */
+function timersWithContinuation(): { clock: VirtualClock; log: string[] } {
+  const clock = new VirtualClock();
+  const log: string[] = [];
+  clock.setTimer(1, () => {
+    log.push('t1');
+    void Promise.resolve().then(() => log.push('cont1'));
+  });
+  clock.setTimer(2, () => log.push('t2'));
+  return { clock, log };
+}
+
 describe('VirtualClock', () => {
   it('sanity: starts at the given time and only moves when told to', async () => {
     assert.equal(new VirtualClock().now(), 0);
@@ -78,13 +93,7 @@ describe('VirtualClock', () => {
   });
 
   it('advance fires synchronously; promise continuations run only after it returns', async () => {
-    const clock = new VirtualClock();
-    const log: string[] = [];
-    clock.setTimer(1, () => {
-      log.push('t1');
-      void Promise.resolve().then(() => log.push('cont1'));
-    });
-    clock.setTimer(2, () => log.push('t2'));
+    const { clock, log } = timersWithContinuation();
     clock.advance(2);
     assert.deepEqual(log, ['t1', 't2']);
     await settle();
@@ -92,13 +101,7 @@ describe('VirtualClock', () => {
   });
 
   it('tick lets promise continuations run between timers', async () => {
-    const clock = new VirtualClock();
-    const log: string[] = [];
-    clock.setTimer(1, () => {
-      log.push('t1');
-      void Promise.resolve().then(() => log.push('cont1'));
-    });
-    clock.setTimer(2, () => log.push('t2'));
+    const { clock, log } = timersWithContinuation();
     await clock.tick(2);
     assert.deepEqual(log, ['t1', 'cont1', 't2']);
     assert.equal(clock.now(), 2);

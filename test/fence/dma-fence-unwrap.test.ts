@@ -27,6 +27,13 @@ function mockChain(prev: DmaFence | null, fence: DmaFence): DmaFenceChain {
   return new DmaFenceChain(prev, fence, 1);
 }
 
+/** A chain with one point per payload, seqnos 1, 2, …: its points, oldest first (the last is the head). */
+function chainOf<T extends DmaFence[]>(...payloads: T): { [K in keyof T]: DmaFenceChain } {
+  const points: DmaFenceChain[] = [];
+  for (const [i, fence] of payloads.entries()) points.push(new DmaFenceChain(points.at(-1) ?? null, fence, i + 1));
+  return points as { [K in keyof T]: DmaFenceChain };
+}
+
 /**
  * The self-tests' "seen" check: every expected fence exactly once, nothing else
  * ("Unexpected fence!" / "Not all fences seen!").
@@ -148,8 +155,7 @@ describe('unwrap', () => {
     const a = mockFence();
     const b = mockFence();
     const c = mockFence();
-    const p1 = new DmaFenceChain(null, mockArray(a, b), 1);
-    const p2 = new DmaFenceChain(p1, c, 2);
+    const [, p2] = chainOf(mockArray(a, b), c);
     assert.deepEqual([...unwrap(p2)], [c, a, b]);
   });
 
@@ -160,12 +166,8 @@ describe('unwrap', () => {
   });
 
   it('skips signaled older points and splices them out of the chain (garbage collection)', () => {
-    const f1 = mockFence();
-    const f2 = mockFence();
-    const f3 = mockFence();
-    const p1 = new DmaFenceChain(null, f1, 1);
-    const p2 = new DmaFenceChain(p1, f2, 2);
-    const p3 = new DmaFenceChain(p2, f3, 3);
+    const [f1, f2, f3] = [mockFence(), mockFence(), mockFence()];
+    const [p1, p2, p3] = chainOf(f1, f2, f3);
     f2.signal();
     assert.deepEqual([...unwrap(p3)], [f3, f1]);
     assert.equal(p3.prev, p1, 'the signaled point 2 was spliced out by the walk');
@@ -173,9 +175,8 @@ describe('unwrap', () => {
   });
 
   it('late: still yields the head payload once every point has signaled', () => {
-    const f1 = mockFence();
-    const f2 = mockFence();
-    const p2 = new DmaFenceChain(new DmaFenceChain(null, f1, 1), f2, 2);
+    const [f1, f2] = [mockFence(), mockFence()];
+    const [, p2] = chainOf(f1, f2);
     f1.signal();
     f2.signal();
     assert.deepEqual([...unwrap(p2)], [f2]);
@@ -183,12 +184,8 @@ describe('unwrap', () => {
   });
 
   it('is lazy: the chain is walked only as far as the caller reads', () => {
-    const f1 = mockFence();
-    const f2 = mockFence();
-    const f3 = mockFence();
-    const p1 = new DmaFenceChain(null, f1, 1);
-    const p2 = new DmaFenceChain(p1, f2, 2);
-    const p3 = new DmaFenceChain(p2, f3, 3);
+    const [f1, f2, f3] = [mockFence(), mockFence(), mockFence()];
+    const [p1, p2, p3] = chainOf(f1, f2, f3);
     f2.signal();
     const it = unwrap(p3);
     assert.equal(it.next().value, f3);

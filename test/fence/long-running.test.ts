@@ -7,7 +7,7 @@
  * afterEach), so the file passes plainly and under `DMABUF_LOCKDEP=1`; throw-mode cases switch
  * to it themselves. Waits on fences that never signal poll (`timeout: 0`), so nothing hangs.
  */
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BugError } from '../../src/base/errors.js';
 import { DmaFence, fenceContextAlloc } from '../../src/fence/dma-fence.js';
@@ -22,18 +22,15 @@ import {
   dmaFenceMap,
   enableLockdep,
   endSignalling,
-  lockdepEnabled,
   lockdepReports,
-  lockdepTask,
   lrBeginSignalling,
   lrEndSignalling,
   lrSignallingSection,
   mightReclaim,
   reservationWwClass,
-  resetLockdep,
   signallingSection,
-  type LockdepMode,
 } from '../../src/node.js';
+import { recordMode, seen, waitUnder } from '../helpers/lockdep-mode.js';
 import { mockFence, mockOps } from '../helpers/mock-fence.js';
 
 const MAP = dmaFenceMap.name;
@@ -42,27 +39,6 @@ const RESV = reservationWwClass.lockClass.name;
 
 function lrFence(context = fenceContextAlloc(), seqno = 1): DmaFence {
   return new DmaFence(mockOps, context, seqno, { longRunning: true });
-}
-
-/** Reports so far as `kind classes` strings. */
-function seen(): string[] {
-  return lockdepReports().map((r) => `${r.kind} ${r.classes.join(' -> ')}`);
-}
-
-/** Record mode for every case of the enclosing describe, then the previous state back. */
-function recordMode(): void {
-  const envMode: LockdepMode = process.env['DMABUF_LOCKDEP_MODE'] === 'record' ? 'record' : 'throw';
-  let wasEnabled = false;
-  beforeEach(() => {
-    wasEnabled = lockdepEnabled();
-    assert.equal(enableLockdep({ mode: 'record', stacks: true }).enabled, true);
-    resetLockdep();
-  });
-  afterEach(() => {
-    enableLockdep({ mode: envMode, stacks: true });
-    if (!wasEnabled) disableLockdep();
-    resetLockdep();
-  });
 }
 
 describe('long-running fences', () => {
@@ -282,11 +258,7 @@ describe('long-running fences under the validator: who may wait for whom', () =>
 
   it('waiting on a long-running fence under a reservation lock is reported', async () => {
     const resv = new DmaResv({ name: 'lr.wait.bo' });
-    await lockdepTask(async () => {
-      await resv.lock();
-      assert.equal(await lrFence().wait({ timeout: 0 }), false);
-      resv.unlock();
-    });
+    assert.equal(await waitUnder(resv, lrFence()), false);
     assert.deepEqual(seen(), [`circular-dependency ${RESV} -> ${LR_MAP}`]);
   });
 
@@ -306,11 +278,7 @@ describe('long-running fences under the validator: who may wait for whom', () =>
     lrEndSignalling(cookie);
     assert.deepEqual(seen(), []);
     // The control: the section was live. Waiting for long-running work under marker now closes a cycle.
-    await lockdepTask(async () => {
-      await marker.lock();
-      await lrFence().wait({ timeout: 0 });
-      marker.unlock();
-    });
+    await waitUnder(marker, lrFence());
     assert.deepEqual(seen(), [`circular-dependency lr.marker -> ${LR_MAP}`]);
   });
 

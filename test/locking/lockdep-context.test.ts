@@ -10,7 +10,7 @@
  * with probes: a task of its own taking two locks in the reverse order reports exactly when the
  * order under test was recorded.
  */
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   DmaResv,
@@ -24,62 +24,21 @@ import {
   enableLockdep,
   endSignalling,
   fsReclaim,
-  lockdepEnabled,
   lockdepReports,
   lockdepTask,
   mightReclaim,
   resetLockdep,
   reservationWwClass,
   signallingSection,
-  type LockdepMode,
 } from '../../src/node.js';
+import { nextTurn } from '../helpers/completion.js';
+import { nest, probe, recordMode, seen } from '../helpers/lockdep-mode.js';
 import { mockFence } from '../helpers/mock-fence.js';
 import { asOtherTask } from '../helpers/other-task.js';
 
 const MAP = dmaFenceMap.name;
 const RECLAIM = fsReclaim.name;
 const RESV = reservationWwClass.lockClass.name;
-
-/** The mode the suite runs in (test:lockdep sets throw mode through the environment). */
-const envMode: LockdepMode = process.env['DMABUF_LOCKDEP_MODE'] === 'record' ? 'record' : 'throw';
-
-/** Record mode with stacks for every case of the enclosing describe, then the previous state back. */
-function recordMode(): void {
-  let wasEnabled = false;
-  beforeEach(() => {
-    wasEnabled = lockdepEnabled();
-    assert.equal(enableLockdep({ mode: 'record', stacks: true }).enabled, true);
-    resetLockdep();
-  });
-  afterEach(() => {
-    enableLockdep({ mode: envMode, stacks: true });
-    if (!wasEnabled) disableLockdep();
-    resetLockdep();
-  });
-}
-
-/** Reports so far as `kind classes` strings, the easiest thing to compare. */
-function seen(): string[] {
-  return lockdepReports().map((r) => `${r.kind} ${r.classes.join(' -> ')}`);
-}
-
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** One task taking `locks` nested in order, with an event-loop turn between them, then releasing all. */
-async function nest(...locks: Mutex[]): Promise<void> {
-  for (const m of locks) {
-    await m.lock();
-    await nextTurn();
-  }
-  for (const m of locks.reverse()) m.unlock();
-}
-
-/** Plays `locks` nested in a task of its own, so the probe inherits nothing. */
-function probe(...locks: Mutex[]): Promise<void> {
-  return lockdepTask(() => nest(...locks));
-}
 
 describe('lockdep: held locks follow await, per async context', () => {
   recordMode();

@@ -9,7 +9,7 @@
  * cases switch to it themselves. The long-running fence rules (seed 001) are in
  * test/fence/long-running.test.ts.
  */
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -34,55 +34,15 @@ import {
   mightReclaim,
   reservationWwClass,
   resetLockdep,
-  type LockdepMode,
 } from '../../src/node.js';
+import { nextTurn } from '../helpers/completion.js';
+import { nest, probe, recordMode, seen, waitUnder } from '../helpers/lockdep-mode.js';
 import { mockFence } from '../helpers/mock-fence.js';
 import { asOtherTask } from '../helpers/other-task.js';
 
 const RESV = reservationWwClass.lockClass.name;
 const MAP = dmaFenceMap.name;
 const RECLAIM = fsReclaim.name;
-
-/** The mode the suite runs in (test:lockdep sets throw mode through the environment). */
-const envMode: LockdepMode = process.env['DMABUF_LOCKDEP_MODE'] === 'record' ? 'record' : 'throw';
-
-/** Record mode with stacks for every case of the enclosing describe, then the previous state back. */
-function recordMode(): void {
-  let wasEnabled = false;
-  beforeEach(() => {
-    wasEnabled = lockdepEnabled();
-    assert.equal(enableLockdep({ mode: 'record', stacks: true }).enabled, true);
-    resetLockdep();
-  });
-  afterEach(() => {
-    enableLockdep({ mode: envMode, stacks: true });
-    if (!wasEnabled) disableLockdep();
-    resetLockdep();
-  });
-}
-
-/** Reports so far as `kind classes` strings, the easiest thing to compare. */
-function seen(): string[] {
-  return lockdepReports().map((r) => `${r.kind} ${r.classes.join(' -> ')}`);
-}
-
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** One task taking `locks` nested in order, with an event-loop turn between them, then releasing all. */
-async function nest(...locks: Mutex[]): Promise<void> {
-  for (const m of locks) {
-    await m.lock();
-    await nextTurn();
-  }
-  for (const m of locks.reverse()) m.unlock();
-}
-
-/** Plays `locks` nested in a task of its own, so the probe inherits nothing. */
-function probe(...locks: Mutex[]): Promise<void> {
-  return lockdepTask(() => nest(...locks));
-}
 
 const THIS_FILE = 'lockdep.test.ts';
 
@@ -205,11 +165,7 @@ describe('lockdep: documented deadlock patterns are reported, the hang never run
     const a = new Mutex('pattern.A');
     const f = mockFence();
     // The waiter: holds A and would wait for F. Polling (timeout 0) judges the wait without blocking.
-    await lockdepTask(async () => {
-      await a.lock();
-      assert.equal(await f.wait({ timeout: 0 }), false);
-      a.unlock();
-    });
+    assert.equal(await waitUnder(a, f), false);
     assert.deepEqual(seen(), []);
     // The signaller: needs A on its way to signal(F). Run after the waiter let go, so nothing hangs.
     await lockdepTask(async () => {
@@ -228,11 +184,7 @@ describe('lockdep: documented deadlock patterns are reported, the hang never run
     const a = new Mutex('pattern.cbA');
     const f = mockFence();
     const trigger = mockFence();
-    await lockdepTask(async () => {
-      await a.lock();
-      assert.equal(await f.wait({ timeout: 0 }), false);
-      a.unlock();
-    });
+    assert.equal(await waitUnder(a, f), false);
     let locked: Promise<void> | undefined;
     trigger.addCallback(() => {
       locked = a.lock();
@@ -305,11 +257,7 @@ describe('lockdep: documented deadlock patterns are reported, the hang never run
     await locked;
     m.unlock();
     assert.deepEqual(seen(), []);
-    await lockdepTask(async () => {
-      await m.lock();
-      await mockFence().wait({ timeout: 0 });
-      m.unlock();
-    });
+    await waitUnder(m, mockFence());
     assert.deepEqual(seen(), [`circular-dependency pattern.cbfirst -> ${MAP}`]);
   });
 });
@@ -334,11 +282,7 @@ describe('lockdep: legal patterns report nothing', () => {
     assert.equal(ran, true);
     assert.deepEqual(seen(), []);
     // The control: m really was taken inside the section, so a wait under m now closes a cycle.
-    await lockdepTask(async () => {
-      await m.lock();
-      await mockFence().wait({ timeout: 0 });
-      m.unlock();
-    });
+    await waitUnder(m, mockFence());
     assert.deepEqual(seen(), [`circular-dependency legal.nested -> ${MAP}`]);
   });
 

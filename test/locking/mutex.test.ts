@@ -6,16 +6,14 @@
  * The behaviour cases run with the validator as the suite sets it (off, or throw mode under
  * `DMABUF_LOCKDEP=1`); the validator cases switch to record mode and restore the state after.
  */
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BugError } from '../../src/base/errors.js';
 import { LockClass } from '../../src/base/lockdep-hooks.js';
 import { Mutex } from '../../src/locking/mutex.js';
-import { disableLockdep, enableLockdep, lockdepEnabled, lockdepReports, lockdepTask, resetLockdep, type LockdepMode } from '../../src/node.js';
-
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
+import { lockdepReports, lockdepTask } from '../../src/node.js';
+import { nextTurn } from '../helpers/completion.js';
+import { recordMode } from '../helpers/lockdep-mode.js';
 
 /** Locks `m` in the background, recording `name` in `order` once granted. */
 function queue(m: Mutex, order: string[], name: string, signal?: AbortSignal): Promise<void> {
@@ -214,18 +212,7 @@ describe('Mutex', () => {
 });
 
 describe('Mutex under the validator', () => {
-  const envMode: LockdepMode = process.env['DMABUF_LOCKDEP_MODE'] === 'record' ? 'record' : 'throw';
-  let wasEnabled = false;
-  beforeEach(() => {
-    wasEnabled = lockdepEnabled();
-    assert.equal(enableLockdep({ mode: 'record', stacks: true }).enabled, true);
-    resetLockdep();
-  });
-  afterEach(() => {
-    enableLockdep({ mode: envMode, stacks: true });
-    if (!wasEnabled) disableLockdep();
-    resetLockdep();
-  });
+  recordMode();
 
   async function takeBoth(first: Mutex, second: Mutex): Promise<void> {
     await first.lock();
