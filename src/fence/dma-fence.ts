@@ -25,6 +25,9 @@
  * - A wait settles exactly once: `true` when signaled, `false` on timeout, rejection with
  *   `signal.reason` when aborted; whichever comes first removes its callback, timer and listener.
  * - Seqnos compare with 32-bit wrap-around unless the fence was made 64-bit (chains are).
+ * - For the lock validator, every wait may block (`mightWait`) and `signal()` runs its callbacks
+ *   inside a signalling section. A fence created `longRunning` (seed 001) may never signal: a
+ *   plain `addCallback` on it is a validator report, `lrAddCallback` acknowledges the risk.
  *
  * @example
  * ```ts
