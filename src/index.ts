@@ -22,3 +22,6 @@ export * from './locking/ww-mutex.js';
 export * from './locking/locklist.js';
 export * from './resv/dma-resv.js';
 export * from './exec/drm-exec.js';
+export * from './heap/shrinker.js';
+export * from './heap/page-pool.js';
+export * from './heap/deferred-free.js';
