@@ -25,3 +25,5 @@ export * from './exec/drm-exec.js';
 export * from './heap/shrinker.js';
 export * from './heap/page-pool.js';
 export * from './heap/deferred-free.js';
+export * from './heap/dma-buf.js';
+export * from './heap/dma-heap.js';

@@ -1,0 +1,240 @@
+/**
+ * dma-buf: a reference-counted piece of memory with the fences of the work using it.
+ *
+ * Overview: a {@link DmaBuf} is what a heap hands out: an `ArrayBuffer` (or a
+ * `SharedArrayBuffer`, to share it with workers) of a rounded size, a reference count, and a
+ * {@link DmaResv} for implicit synchronisation. Device-like work adds its fences to the
+ * reservation object; CPU code brackets its own accesses with {@link DmaBuf.beginCpuAccess},
+ * which waits for the fences that access must not overtake, and {@link DmaBuf.endCpuAccess}.
+ * The last {@link DmaBuf.put} gives the memory back to its exporter (the heap), which frees it
+ * later; from then on the object is a tombstone and every use of it is a bug.
+ *
+ * Models `struct dma_buf` of `drivers/dma-buf/dma-buf.c`: `dma_buf_export()`, `get_dma_buf()`,
+ * `dma_buf_put()` (the file reference), `dma_buf_begin_cpu_access()` / `dma_buf_end_cpu_access()`
+ * (the `DMA_BUF_IOCTL_SYNC` start/end pair) and the implicit-sync wait they do.
+ *
+ * Contract:
+ * - The creator owns one reference; {@link DmaBuf.get} adds one, {@link DmaBuf.put} drops one.
+ *   `[Symbol.dispose]` is the creator's put, done at most once, and does nothing once the
+ *   buffer is released. Use either `using` or an explicit `put()` for the creator's reference.
+ * - The last put hands the memory to the exporter's release function exactly once and forgets
+ *   it: afterwards `buffer`, `bytes()`, `get()`, `put()` and `beginCpuAccess()` throw
+ *   {@link BugError} naming the buffer, so released memory is never reachable through it again.
+ * - Work that uses the memory (a job, a worker) holds its own reference until its fence is
+ *   added; releasing does not wait for the reservation object to idle.
+ * - A CPU read waits for every fence of usage Write or stronger, a CPU write for every fence of
+ *   usage Read or stronger (`DmaResv.usageRw`); bookkeeping fences are never waited for. A wait
+ *   that times out rejects with {@link FenceTimeoutError}, an aborted one with `signal.reason`;
+ *   either way no access has begun.
+ * - Begin/end pairs nest and must balance: `endCpuAccess()` without an open access is a bug.
+ * - The last put while the reservation lock is held is a bug (the object is left unchanged).
+ *
+ * @example
+ * ```ts
+ * import { DmaHeap } from 'dmabuf';
+ * await using heap = new DmaHeap();
+ * using buf = heap.allocate(4096);
+ * await buf.beginCpuAccess({ write: true });
+ * buf.bytes().fill(7);
+ * buf.endCpuAccess();
+ * console.log(buf.size, buf.refcount); // 4096 1
+ * ```
+ */
+
+import { BugError, FenceTimeoutError, InvalidArgumentError, checkTimeout, describeValue } from '../base/errors.js';
+import { lockdep } from '../base/lockdep-hooks.js';
+import { DmaResv } from '../resv/dma-resv.js';
+import type { DmaHeap } from './dma-heap.js';
+
+/** What a {@link DmaBuf} is made from. @see struct dma_buf_export_info */
+export interface DmaBufExportInfo {
+  /** The heap the memory comes from (its exporter). */
+  readonly heap: DmaHeap;
+  /** The memory: exactly `size` bytes, zero-filled. */
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  /** What the caller asked for; `bytes()` views this many bytes. At most `buffer.byteLength`. */
+  readonly requestedSize: number;
+  /** Name for messages and for the reservation object. */
+  readonly name: string;
+  /**
+   * Called once, at the last put, with the memory the buffer owned (`dma_buf_ops.release`).
+   * It must not throw.
+   */
+  readonly release: (buffer: ArrayBuffer | SharedArrayBuffer, buf: DmaBuf) => void;
+}
+
+/** Options for {@link DmaBuf.beginCpuAccess}. */
+export interface CpuAccessOptions {
+  /** True for a CPU write (waits for readers too), false for a read (waits for writers only). */
+  readonly write: boolean;
+  /** Milliseconds for all fences together; omitted waits for ever. */
+  readonly timeout?: number;
+  /** Aborts the wait: the promise rejects with `signal.reason`. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * A shared buffer: memory, a reference count and a reservation object (`struct dma_buf`).
+ * Normally created by `DmaHeap.allocate()`.
+ * @see dma_buf_export()
+ */
+export class DmaBuf implements Disposable {
+  /** Size of the memory in bytes (the request rounded up to the heap's size class). */
+  readonly size: number;
+  /** The size the allocation asked for. */
+  readonly requestedSize: number;
+  /** The exporter. */
+  readonly heap: DmaHeap;
+  /** Implicit synchronisation: the fences of the work using this buffer. */
+  readonly resv: DmaResv;
+  /** Name for messages. */
+  readonly name: string;
+
+  #buffer: ArrayBuffer | SharedArrayBuffer | null;
+  #refcount = 1;
+  #creatorPut = false;
+  #cpuAccess = 0;
+  readonly #release: DmaBufExportInfo['release'];
+
+  /**
+   * @throws {InvalidArgumentError} when `requestedSize` does not fit the buffer or `release` is not a function.
+   */
+  constructor(info: DmaBufExportInfo) {
+    const { buffer, requestedSize, release } = info;
+    if (!(buffer instanceof ArrayBuffer) && !(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)) {
+      throw new InvalidArgumentError(`DmaBuf: buffer must be an ArrayBuffer or SharedArrayBuffer, got ${describeValue(buffer)}`);
+    }
+    if (!Number.isSafeInteger(requestedSize) || requestedSize <= 0 || requestedSize > buffer.byteLength) {
+      throw new InvalidArgumentError(
+        `DmaBuf: requestedSize must be an integer in 1 .. ${buffer.byteLength} (the buffer's size), got ${describeValue(requestedSize)}`,
+      );
+    }
+    if (typeof release !== 'function') throw new InvalidArgumentError(`DmaBuf: release must be a function, got ${describeValue(release)}`);
+    this.heap = info.heap;
+    this.name = String(info.name);
+    this.size = buffer.byteLength;
+    this.requestedSize = requestedSize;
+    this.#buffer = buffer;
+    this.#release = release;
+    this.resv = new DmaResv({ name: this.name });
+  }
+
+  /** The whole memory (`size` bytes). @throws {BugError} after the last put. */
+  get buffer(): ArrayBuffer | SharedArrayBuffer {
+    return this.#live('buffer');
+  }
+
+  /** Whether the memory is a `SharedArrayBuffer` (usable from workers). */
+  get shared(): boolean {
+    return this.#buffer !== null && !(this.#buffer instanceof ArrayBuffer);
+  }
+
+  /** A byte view of the first `requestedSize` bytes. @throws {BugError} after the last put. */
+  bytes(): Uint8Array {
+    return new Uint8Array(this.#live('bytes()'), 0, this.requestedSize);
+  }
+
+  /** References held; 0 once released. */
+  get refcount(): number {
+    return this.#refcount;
+  }
+
+  /** Whether the last put happened. */
+  get released(): boolean {
+    return this.#buffer === null;
+  }
+
+  /** Open CPU accesses (begun, not yet ended). */
+  get cpuAccessDepth(): number {
+    return this.#cpuAccess;
+  }
+
+  /** Takes a reference. @throws {BugError} after the last put. @see get_dma_buf() */
+  get(): this {
+    this.#live('get()');
+    this.#refcount++;
+    return this;
+  }
+
+  /**
+   * Drops a reference; the last one gives the memory back to the heap.
+   * @throws {BugError} after the last put, or at the last put while the reservation lock is held.
+   * @see dma_buf_put()
+   */
+  put(): void {
+    const buffer = this.#live('put()');
+    if (this.#refcount > 1) {
+      this.#refcount--;
+      return;
+    }
+    if (this.resv.isLocked) {
+      throw new BugError(`DmaBuf.put() on ${this.name}: last reference dropped while its reservation lock is held; unlock resv first`);
+    }
+    this.#refcount = 0;
+    this.#buffer = null;
+    this.resv[Symbol.dispose]();
+    this.#release(buffer, this);
+  }
+
+  /** The creator's put, at most once; nothing once the buffer is released. */
+  [Symbol.dispose](): void {
+    if (this.#creatorPut || this.#buffer === null) return;
+    this.#creatorPut = true;
+    this.put();
+  }
+
+  /**
+   * Waits until the CPU may access the memory: for a read, until every Write (and Kernel) fence
+   * signaled; for a write, every Read, Write and Kernel fence. Then counts an open access.
+   * @throws rejects with {@link BugError} after the last put (also when it happened during the
+   *   wait), {@link FenceTimeoutError} when `timeout` ran out, `signal.reason` when aborted,
+   *   {@link InvalidArgumentError} for bad options.
+   * @see dma_buf_begin_cpu_access()
+   */
+  async beginCpuAccess(options: CpuAccessOptions): Promise<void> {
+    this.#live('beginCpuAccess()');
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidArgumentError(`DmaBuf.beginCpuAccess on ${this.name}: options must be { write: boolean, timeout?, signal? }, got ${describeValue(options)}`);
+    }
+    const { write, timeout, signal } = options;
+    if (typeof write !== 'boolean') {
+      throw new InvalidArgumentError(`DmaBuf.beginCpuAccess on ${this.name}: options.write must be a boolean, got ${describeValue(write)}`);
+    }
+    const limit = checkTimeout(timeout);
+    // The kernel may wait here even when no fence is pending now: tell the validator every time.
+    if (lockdep !== null) lockdep.mightWait(false);
+    const usage = DmaResv.usageRw(write);
+    const waitOptions: { usage: typeof usage; timeout?: number; signal?: AbortSignal } = { usage };
+    if (limit !== undefined) waitOptions.timeout = limit;
+    if (signal !== undefined) waitOptions.signal = signal;
+    if (!(await this.resv.wait(waitOptions))) {
+      const pending = this.resv.getFences(usage).map((f) => f.describe());
+      throw new FenceTimeoutError(
+        `DmaBuf.beginCpuAccess on ${this.name}: the fences a CPU ${write ? 'write' : 'read'} must wait for did not signal within ${limit} ms ` +
+          `(${pending.length} pending: ${pending.join('; ')}); retry later or raise the timeout`,
+      );
+    }
+    this.#live('beginCpuAccess() (released while it waited)');
+    this.#cpuAccess++;
+  }
+
+  /** Closes the access opened by the matching {@link beginCpuAccess}. @see dma_buf_end_cpu_access() */
+  endCpuAccess(): void {
+    if (this.#cpuAccess === 0) {
+      throw new BugError(`DmaBuf.endCpuAccess() on ${this.name}: no CPU access is open; call it once after each resolved beginCpuAccess()`);
+    }
+    this.#cpuAccess--;
+  }
+
+  toString(): string {
+    return `DmaBuf(${this.name}, ${this.size} bytes, ${this.#buffer === null ? 'released' : `refcount ${this.#refcount}`})`;
+  }
+
+  #live(op: string): ArrayBuffer | SharedArrayBuffer {
+    const buffer = this.#buffer;
+    if (buffer === null) {
+      throw new BugError(`DmaBuf.${op} on ${this.name}: the buffer was released by its last put() (use after free); take a reference with get() while you use it`);
+    }
+    return buffer;
+  }
+}

@@ -1,0 +1,403 @@
+/**
+ * dma-heap: the "system" heap, handing out {@link DmaBuf}s from a page pool, freeing them late.
+ *
+ * Overview: {@link DmaHeap.allocate} is synchronous. It rounds the request up to a size class of
+ * the heap's {@link PagePool} (4 KiB .. 1 MiB by default; larger requests to whole pages, never
+ * pooled), takes a zeroed buffer from the pool when one is there (a hit) and otherwise creates a
+ * fresh one (a miss). The last `put()` of a buffer queues it on the heap's
+ * {@link DeferredFreeList}: its background worker zeroes the memory and gives it to the pool, so
+ * the cost of clearing leaves both the allocation and the free path (seed 002). Memory pressure
+ * runs the heap's {@link ShrinkerRegistry}, where the deferred list (pending buffers are dropped
+ * without zeroing) and the pools (pooled buffers are dropped) are registered, and where users
+ * may register more.
+ *
+ * Models `drivers/dma-buf/dma-heap.c` (allocation checks: the length is page-aligned, zero is
+ * `-EINVAL`) and `drivers/dma-buf/heaps/system_heap.c` with the unmerged "deferred-free-helper"
+ * and page-pool patches of its v9 series (see kernel-locking-mm §4 and §6.1); mainline's system
+ * heap has neither and zeroes at allocation time.
+ *
+ * Contract:
+ * - Accounting is exact at every step: `liveBytes` (buffers handed out, by rounded size) +
+ *   `pooledBytes` + `pendingBytes` (released, not yet freed) == `heldBytes`.
+ * - Memory handed out is always zero: pooled buffers are zeroed before pooling, fresh ones are
+ *   new; a buffer still pending is never handed out.
+ * - One piece of memory is reachable through at most one live {@link DmaBuf}.
+ * - With `budgetBytes`, an allocation that needs new memory and would take `heldBytes` over the
+ *   budget first shrinks (the pages it lacks), then fails with `DmaBufError('ENOMEM')` if still
+ *   over; an engine `RangeError` shrinks and retries once before ENOMEM. A failed allocation
+ *   changes nothing but what the shrinkers freed.
+ * - Every allocation reports `mightReclaim()` to the validator: allocating inside a fence
+ *   signalling section is a report, hit or miss.
+ * - With `trackLeaks` (or while the validator is on) a buffer the garbage collector reclaims
+ *   before its last put is reported (allocation stack included) through {@link DmaHeap.leaks}
+ *   and a warning, and its bytes leave `liveBytes`. The heap holds no strong reference to a
+ *   live buffer.
+ * - `await heap[Symbol.asyncDispose]()` waits for pending frees, drops the pools and retires the
+ *   heap; if buffers are still live it then rejects with a {@link BugError} listing them (their
+ *   later puts just drop the memory). Idempotent.
+ *
+ * @example
+ * ```ts
+ * import { DmaHeap } from 'dmabuf';
+ * await using heap = new DmaHeap({ budgetBytes: 64 << 20 });
+ * const buf = heap.allocate(10_000); // rounded to 16 KiB
+ * buf.bytes().fill(1);
+ * buf.put(); // queued: zeroed and pooled in the background
+ * await heap.drain();
+ * console.log(heap.stats().pooledBytes); // 16384
+ * heap.allocate(12_000).put(); // a pool hit
+ * ```
+ */
+
+import { BugError, DmaBufError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { lockdepEnabled, mightReclaim } from '../locking/lockdep.js';
+import { DmaBuf } from './dma-buf.js';
+import { DeferredFreeList, DeferredFreeReason } from './deferred-free.js';
+import { PAGE_SIZE, PagePool } from './page-pool.js';
+import { ShrinkerRegistry } from './shrinker.js';
+
+/** Makes fresh memory: zero-filled, exactly `bytes` long; throws RangeError when it cannot. */
+export type DmaHeapAllocator = (bytes: number, shared: boolean) => ArrayBuffer | SharedArrayBuffer;
+
+/** Options for {@link DmaHeap}. */
+export interface DmaHeapOptions {
+  /** Name in messages and of the shrinkers ('system' by default). */
+  readonly name?: string;
+  /** Most bytes the heap may hold (live + pooled + pending); unlimited when omitted. */
+  readonly budgetBytes?: number;
+  /** Most bytes each pool (one per memory kind) keeps; the pool's own default when omitted. */
+  readonly maxPooledBytes?: number;
+  /** Allocate `SharedArrayBuffer`s unless `allocate()` says otherwise (default false). */
+  readonly shared?: boolean;
+  /** Report buffers garbage-collected without their last put (always on while the validator is). */
+  readonly trackLeaks?: boolean;
+  /** Replaces `new ArrayBuffer` / `new SharedArrayBuffer` (for tests: inject a RangeError). */
+  readonly allocator?: DmaHeapAllocator;
+}
+
+/** Options for {@link DmaHeap.allocate}. */
+export interface DmaHeapAllocateOptions {
+  /** A `SharedArrayBuffer` (true) or an `ArrayBuffer` (false); the heap's default when omitted. */
+  readonly shared?: boolean;
+}
+
+/** What {@link DmaHeap.stats} returns. */
+export interface DmaHeapStats {
+  liveBytes: number;
+  pooledBytes: number;
+  pendingBytes: number;
+  heldBytes: number;
+  budgetBytes: number | undefined;
+  /** Allocations served from a pool. */
+  hits: number;
+  /** Allocations that made fresh memory. */
+  misses: number;
+  /** Successful allocations. */
+  allocations: number;
+  /** Allocations that failed with ENOMEM. */
+  enomem: number;
+}
+
+/** A buffer the garbage collector reclaimed before its last put. */
+export interface DmaBufLeak {
+  readonly name: string;
+  readonly size: number;
+  /** Where it was allocated. */
+  readonly stack: string;
+}
+
+/** What the leak registry holds per buffer: never the buffer itself. */
+interface LeakRecord {
+  readonly name: string;
+  readonly size: number;
+  readonly stack: string;
+}
+
+/** A released buffer waiting for the deferred-free worker. */
+interface PendingFree {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  readonly pool: PagePool;
+}
+
+const HEAP_OPTIONS = new Set(['name', 'budgetBytes', 'maxPooledBytes', 'shared', 'trackLeaks', 'allocator']);
+const ALLOCATE_OPTIONS = new Set(['shared']);
+
+const defaultAllocator: DmaHeapAllocator = (bytes, shared) => {
+  if (!shared) return new ArrayBuffer(bytes);
+  if (typeof SharedArrayBuffer === 'undefined') {
+    throw new DmaBufError('EOPNOTSUPP', 'DmaHeap: SharedArrayBuffer is not available here (a browser page needs cross-origin isolation); allocate with shared: false');
+  }
+  return new SharedArrayBuffer(bytes);
+};
+
+let nextBufId = 1;
+
+/**
+ * A dma-buf heap with a page pool per memory kind and deferred freeing.
+ * @see dma_heap_add() @see system_heap_create()
+ */
+export class DmaHeap implements AsyncDisposable {
+  readonly name: string;
+  /** Scanned under memory pressure; the deferred list and both pools are registered. */
+  readonly shrinkers: ShrinkerRegistry = new ShrinkerRegistry();
+
+  readonly #budget: number | undefined;
+  readonly #shared: boolean;
+  readonly #trackLeaks: boolean;
+  readonly #allocator: DmaHeapAllocator;
+  readonly #pool: PagePool;
+  readonly #sharedPool: PagePool;
+  readonly #deferred: DeferredFreeList;
+  readonly #registrations: Disposable[] = [];
+  #leakRegistry: FinalizationRegistry<LeakRecord> | null = null;
+  readonly #leaks: DmaBufLeak[] = [];
+  #liveBytes = 0;
+  #liveCount = 0;
+  #pendingBytes = 0;
+  #hits = 0;
+  #misses = 0;
+  #allocations = 0;
+  #enomem = 0;
+  #disposed = false;
+
+  /** @throws {InvalidArgumentError} for unknown options or values out of their domain. */
+  constructor(options?: DmaHeapOptions) {
+    if (options !== undefined) checkKeys('DmaHeap', options, HEAP_OPTIONS);
+    const name = options?.name ?? 'system';
+    if (typeof name !== 'string' || name === '') throw new InvalidArgumentError(`DmaHeap: options.name must be a non-empty string, got ${describeValue(name)}`);
+    this.name = name;
+    const budget = options?.budgetBytes;
+    if (budget !== undefined && (typeof budget !== 'number' || !Number.isSafeInteger(budget) || budget < 0)) {
+      throw new InvalidArgumentError(`DmaHeap ${name}: options.budgetBytes must be a non-negative integer number of bytes, got ${describeValue(budget)}`);
+    }
+    this.#budget = budget;
+    this.#shared = optionalBoolean(`DmaHeap ${name}: options.shared`, options?.shared) ?? false;
+    this.#trackLeaks = optionalBoolean(`DmaHeap ${name}: options.trackLeaks`, options?.trackLeaks) ?? false;
+    const allocator = options?.allocator ?? defaultAllocator;
+    if (typeof allocator !== 'function') throw new InvalidArgumentError(`DmaHeap ${name}: options.allocator must be a function, got ${describeValue(allocator)}`);
+    this.#allocator = allocator;
+    const maxPooledBytes = options?.maxPooledBytes;
+    const cap = maxPooledBytes === undefined ? {} : { maxPooledBytes };
+    this.#pool = new PagePool({ ...cap, shared: false, name: `${name}-pool` });
+    this.#sharedPool = new PagePool({ ...cap, shared: true, name: `${name}-pool-shared` });
+    this.#deferred = new DeferredFreeList({ name: `${name}-deferred-free` });
+    // Pending buffers first: dropping them saves their zeroing, and they would only fill the pool.
+    this.#registrations.push(this.shrinkers.register(this.#deferred.shrinker));
+    this.#registrations.push(this.shrinkers.register(this.#pool.shrinker));
+    this.#registrations.push(this.shrinkers.register(this.#sharedPool.shrinker));
+  }
+
+  /**
+   * A zeroed buffer of at least `size` bytes: the smallest pool class that fits, or whole pages
+   * above the largest class.
+   * @throws {InvalidArgumentError} for a size that is not a positive safe integer, or unknown options.
+   * @throws {DmaBufError} `ENOMEM` when the budget or the engine cannot supply it after shrinking.
+   * @throws {BugError} after the heap was disposed.
+   * @see dma_heap_ioctl_allocate() @see system_heap_allocate()
+   */
+  allocate(size: number, options?: DmaHeapAllocateOptions): DmaBuf {
+    mightReclaim();
+    if (this.#disposed) throw new BugError(`DmaHeap ${this.name}: allocate() after the heap was disposed`);
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) {
+      throw new InvalidArgumentError(`DmaHeap ${this.name}: allocate(size): size must be a positive integer number of bytes, got ${describeValue(size)}`);
+    }
+    if (options !== undefined) checkKeys(`DmaHeap ${this.name}: allocate`, options, ALLOCATE_OPTIONS);
+    const shared = optionalBoolean(`DmaHeap ${this.name}: allocate options.shared`, options?.shared) ?? this.#shared;
+    const pool = shared ? this.#sharedPool : this.#pool;
+    const cls = pool.classFor(size);
+    const bytes = cls?.bytes ?? Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
+    let buffer = cls === undefined ? undefined : pool.take(bytes);
+    if (buffer !== undefined) this.#hits++;
+    else {
+      buffer = this.#fresh(bytes, size, shared);
+      this.#misses++;
+    }
+    this.#allocations++;
+    this.#liveBytes += bytes;
+    this.#liveCount++;
+    const pooled = cls !== undefined;
+    const buf = new DmaBuf({
+      heap: this,
+      buffer,
+      requestedSize: size,
+      name: `dmabuf#${nextBufId++} (${this.name}, ${bytes} bytes)`,
+      release: (memory, released) => this.#release(memory, released, pooled ? pool : null),
+    });
+    if (this.#trackLeaks || lockdepEnabled()) this.#track(buf);
+    return buf;
+  }
+
+  /**
+   * Runs the shrinkers for `pages` pages (`Infinity`: everything they can free).
+   * @returns pages freed. @see shrink_slab()
+   */
+  shrinkAll(pages: number): number {
+    return this.shrinkers.shrink(pages);
+  }
+
+  /** Resolves when every released buffer has been zeroed and pooled (or dropped). */
+  drain(): Promise<void> {
+    return this.#deferred.drain();
+  }
+
+  /** Byte counts and counters; `heldBytes` is always the sum of the first three. */
+  stats(): DmaHeapStats {
+    const pooledBytes = this.#pool.pooledBytes + this.#sharedPool.pooledBytes;
+    return {
+      liveBytes: this.#liveBytes,
+      pooledBytes,
+      pendingBytes: this.#pendingBytes,
+      heldBytes: this.#liveBytes + pooledBytes + this.#pendingBytes,
+      budgetBytes: this.#budget,
+      hits: this.#hits,
+      misses: this.#misses,
+      allocations: this.#allocations,
+      enomem: this.#enomem,
+    };
+  }
+
+  /** Buffers reported as garbage-collected without their last put, oldest first. */
+  leaks(): readonly DmaBufLeak[] {
+    return this.#leaks.slice();
+  }
+
+  /** Number of buffers handed out and not yet released. */
+  get liveBuffers(): number {
+    return this.#liveCount;
+  }
+
+  /**
+   * Waits for pending frees, drops the pools, unregisters the shrinkers and retires the heap.
+   * @throws rejects with {@link BugError} naming the live buffers, after doing all of that.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#disposed) return;
+    await this.#deferred.drain();
+    this.#disposed = true;
+    // Frees queued while draining (a put from a fence callback) are dropped by dispose.
+    this.#deferred[Symbol.dispose]();
+    for (const r of this.#registrations.splice(0).reverse()) r[Symbol.dispose]();
+    this.#pool[Symbol.dispose]();
+    this.#sharedPool[Symbol.dispose]();
+    if (this.#liveCount > 0) {
+      throw new BugError(
+        `DmaHeap ${this.name} disposed with ${this.#liveCount} live buffer(s) (${this.#liveBytes} bytes); ` +
+          'their memory is dropped at their last put(); put every DmaBuf before disposing its heap',
+      );
+    }
+  }
+
+  toString(): string {
+    const s = this.stats();
+    return `DmaHeap(${this.name}, live ${s.liveBytes}, pooled ${s.pooledBytes}, pending ${s.pendingBytes} bytes)`;
+  }
+
+  /** New memory within the budget, shrinking first when needed and once more on a RangeError. */
+  #fresh(bytes: number, size: number, shared: boolean): ArrayBuffer | SharedArrayBuffer {
+    const budget = this.#budget;
+    let freed = 0;
+    if (budget !== undefined) {
+      const over = this.#held() + bytes - budget;
+      // Shrinking cannot help a request larger than the whole budget: keep the pool then.
+      if (over > 0 && bytes <= budget) freed += this.shrinkers.shrink(Math.ceil(over / PAGE_SIZE));
+      if (this.#held() + bytes > budget) throw this.#outOfMemory(bytes, size, freed, `the budget is ${budget} bytes`);
+    }
+    try {
+      return this.#callAllocator(bytes, shared);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+    }
+    freed += this.shrinkers.shrink(Math.ceil(bytes / PAGE_SIZE));
+    try {
+      return this.#callAllocator(bytes, shared);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      throw this.#outOfMemory(bytes, size, freed, `the engine refused the memory (${err.message}) after shrinking and one retry`, err);
+    }
+  }
+
+  #callAllocator(bytes: number, shared: boolean): ArrayBuffer | SharedArrayBuffer {
+    const buffer = this.#allocator(bytes, shared);
+    const isShared = typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer;
+    if ((!(buffer instanceof ArrayBuffer) && !isShared) || buffer.byteLength !== bytes || isShared !== shared) {
+      throw new BugError(
+        `DmaHeap ${this.name}: the allocator returned ${describeValue(buffer)} for ${bytes} ${shared ? 'shared' : 'unshared'} bytes; ` +
+          `it must return a zero-filled ${shared ? 'SharedArrayBuffer' : 'ArrayBuffer'} of exactly that length`,
+      );
+    }
+    return buffer;
+  }
+
+  #outOfMemory(bytes: number, size: number, freedPages: number, why: string, cause?: unknown): DmaBufError {
+    this.#enomem++;
+    const s = this.stats();
+    return new DmaBufError(
+      'ENOMEM',
+      `DmaHeap ${this.name}: cannot allocate ${bytes} bytes (asked ${size}): ${why}; the heap holds ${s.heldBytes} bytes ` +
+        `(live ${s.liveBytes}, pooled ${s.pooledBytes}, pending ${s.pendingBytes}) with budget ${s.budgetBytes ?? 'unlimited'}, ` +
+        `and shrinking freed ${freedPages} pages; put buffers you no longer need or raise budgetBytes`,
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
+  #held(): number {
+    return this.#liveBytes + this.#pool.pooledBytes + this.#sharedPool.pooledBytes + this.#pendingBytes;
+  }
+
+  /** The buffer's last put: poolable memory waits for the worker, the rest is dropped now. */
+  #release(memory: ArrayBuffer | SharedArrayBuffer, buf: DmaBuf, pool: PagePool | null): void {
+    this.#leakRegistry?.unregister(buf);
+    const bytes = memory.byteLength;
+    this.#liveCount--;
+    if (pool === null || this.#disposed) {
+      this.#liveBytes -= bytes;
+      return;
+    }
+    // Moved from live to pending in one step, so the sum never wavers.
+    this.#liveBytes -= bytes;
+    this.#pendingBytes += bytes;
+    this.#deferred.deferredFree<PendingFree>({ buffer: memory, pool }, this.#free, bytes / PAGE_SIZE);
+  }
+
+  /** The deferred-free worker's (or a shrinker's) free function. */
+  readonly #free = (item: PendingFree, reason: DeferredFreeReason): void => {
+    const { buffer, pool } = item;
+    this.#pendingBytes -= buffer.byteLength;
+    if (reason !== DeferredFreeReason.Normal || this.#disposed) return;
+    new Uint8Array(buffer).fill(0);
+    // Refused (pool full, disposed): dropped, the garbage collector takes it.
+    pool.give(buffer);
+  };
+
+  #track(buf: DmaBuf): void {
+    if (this.#leakRegistry === null) {
+      this.#leakRegistry = new FinalizationRegistry<LeakRecord>((record) => this.#leaked(record));
+    }
+    // Drop the message line and the heap's own two frames (#track, allocate).
+    const stack = (new Error().stack ?? '').split('\n').slice(3, 11).join('\n');
+    this.#leakRegistry.register(buf, { name: buf.name, size: buf.size, stack }, buf);
+  }
+
+  #leaked(record: LeakRecord): void {
+    // The memory went with the buffer: it is no longer held.
+    this.#liveBytes -= record.size;
+    this.#liveCount--;
+    this.#leaks.push({ name: record.name, size: record.size, stack: record.stack });
+    const message = `DmaHeap ${this.name}: ${record.name} was garbage-collected without its last put(); allocated at:\n${record.stack}`;
+    const proc = (globalThis as { process?: { emitWarning?: (message: string, options?: { type?: string; code?: string }) => void } }).process;
+    if (typeof proc?.emitWarning === 'function') proc.emitWarning(message, { type: 'DmaBufLeakWarning', code: 'DMABUF_LEAK' });
+    else console.warn(message);
+  }
+}
+
+function checkKeys(what: string, options: object, allowed: ReadonlySet<string>): void {
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`${what}: options must be an object, got ${describeValue(options)}`);
+  for (const key of Object.keys(options)) {
+    if (!allowed.has(key)) throw new InvalidArgumentError(`${what}: unknown option "${key}" (known: ${[...allowed].join(', ')})`);
+  }
+}
+
+function optionalBoolean(what: string, value: unknown): boolean | undefined {
+  if (value !== undefined && typeof value !== 'boolean') throw new InvalidArgumentError(`${what} must be a boolean, got ${describeValue(value)}`);
+  return value;
+}
