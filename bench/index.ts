@@ -55,6 +55,16 @@ export const BENCHMARKS: readonly BenchEntry[] = [
     summary: 'DmaResv addFence with slot reuse over 64 contexts and unlocked iteration vs a plain array (no target)',
     load: async () => (await import('./dma-resv.bench.js')).definition,
   },
+  {
+    name: 'heap-alloc',
+    summary: 'DmaHeap allocate p50/p99 under alloc/free churn (64 KiB, 1 MiB) vs new ArrayBuffer (1 MiB p99 target >= 5x lower) and an inline-zeroing pool (lower)',
+    load: async () => (await import('./heap-alloc.bench.js')).definition,
+  },
+  {
+    name: 'heap-pool',
+    summary: 'DmaHeap 64 KiB allocate + put vs generic-pool acquire + release (target >= 2x)',
+    load: async () => (await import('./heap-pool.bench.js')).definition,
+  },
   // Last: it imports src/node.ts, whose promise hooks stay installed for the rest of the process.
   {
     name: 'lockdep',

@@ -17,7 +17,8 @@
  * freed the newest item first).
  *
  * Contract:
- * - The worker frees exactly one item per macrotask, scheduled with
+ * - The worker frees one item per macrotask (or, with the `sliceMs` option, items one at a time
+ *   until the slice is used up), scheduled with
  *   `scheduler.postTask(fn, { priority: 'background' })` where it exists, else `setImmediate`
  *   (Node), else `setTimeout(fn, 0)`. It never runs in a microtask, so a promise continuation or
  *   a fence callback queued before it always runs first, and an allocation between two items
@@ -50,7 +51,8 @@
  * ```
  */
 
-import { BugError, InvalidArgumentError, checkIndex, describeValue, reportCallbackError } from '../base/errors.js';
+import { BugError, InvalidArgumentError, checkIndex, checkTimeout, describeValue, reportCallbackError } from '../base/errors.js';
+import { getClock } from '../base/clock.js';
 import { lockdepTask } from '../locking/lockdep.js';
 import { Shrinker } from './shrinker.js';
 
@@ -74,6 +76,13 @@ export interface DeferredFreeListOptions {
   readonly schedule?: (fn: () => void) => void;
   /** Receives what a free function threw (default `reportCallbackError`). */
   readonly onError?: (error: unknown, item: unknown) => void;
+  /**
+   * Milliseconds of freeing per worker turn (default 0: exactly one item per turn, as the seed's
+   * worker). With a slice the worker still frees one item at a time, but keeps going until the
+   * slice is used up before yielding, so a program that frees several buffers per turn does not
+   * outrun it. A slice delays other macrotasks (never microtasks) by at most that long.
+   */
+  readonly sliceMs?: number;
 }
 
 interface Entry {
@@ -123,15 +132,23 @@ export class DeferredFreeList implements Disposable, AsyncDisposable {
   readonly #run = (): void => {
     this.#scheduled = false;
     try {
-      lockdepTask(() => this.#freeOne(DeferredFreeReason.Normal));
+      lockdepTask(() => {
+        this.#freeOne(DeferredFreeReason.Normal);
+        if (this.#sliceMs <= 0) return;
+        const clock = getClock();
+        const deadline = clock.now() + this.#sliceMs;
+        while (this.pendingItems > 0 && clock.now() < deadline) this.#freeOne(DeferredFreeReason.Normal);
+      });
     } finally {
       this.#wake();
     }
   };
+  readonly #sliceMs: number;
 
   constructor(options?: DeferredFreeListOptions) {
     this.name = options?.name ?? 'deferred-free';
     this.#schedule = options?.schedule ?? defaultSchedule;
+    this.#sliceMs = checkTimeout(options?.sliceMs) ?? 0;
     this.#onError = options?.onError ?? ((error) => reportCallbackError(error));
     this.shrinker = new Shrinker(this.name, {
       count: () => this.#pendingPages,

@@ -54,8 +54,8 @@ export interface DmaBufExportInfo {
   readonly buffer: ArrayBuffer | SharedArrayBuffer;
   /** What the caller asked for; `bytes()` views this many bytes. At most `buffer.byteLength`. */
   readonly requestedSize: number;
-  /** Name for messages and for the reservation object. */
-  readonly name: string;
+  /** Name for messages and for the reservation object; built on first use when omitted. */
+  readonly name?: string;
   /**
    * Called once, at the last put, with the memory the buffer owned (`dma_buf_ops.release`).
    * It must not throw.
@@ -85,10 +85,11 @@ export class DmaBuf implements Disposable {
   readonly requestedSize: number;
   /** The exporter. */
   readonly heap: DmaHeap;
-  /** Implicit synchronisation: the fences of the work using this buffer. */
-  readonly resv: DmaResv;
-  /** Name for messages. */
-  readonly name: string;
+  #name: string | undefined;
+  // Created on first use: many buffers never see a fence, and a reservation costs an allocation.
+  #resv: DmaResv | undefined = undefined;
+  static #nextId = 1;
+  readonly #id = DmaBuf.#nextId++;
 
   #buffer: ArrayBuffer | SharedArrayBuffer | null;
   #refcount = 1;
@@ -111,12 +112,21 @@ export class DmaBuf implements Disposable {
     }
     if (typeof release !== 'function') throw new InvalidArgumentError(`DmaBuf: release must be a function, got ${describeValue(release)}`);
     this.heap = info.heap;
-    this.name = String(info.name);
+    this.#name = info.name;
     this.size = buffer.byteLength;
     this.requestedSize = requestedSize;
     this.#buffer = buffer;
     this.#release = release;
-    this.resv = new DmaResv({ name: this.name });
+  }
+
+  /** Name for messages. */
+  get name(): string {
+    return (this.#name ??= `dmabuf#${this.#id} (${this.heap.name}, ${this.size} bytes)`);
+  }
+
+  /** Implicit synchronisation: the fences of the work using this buffer. */
+  get resv(): DmaResv {
+    return (this.#resv ??= new DmaResv({ name: this.name }));
   }
 
   /** The whole memory (`size` bytes). @throws {BugError} after the last put. */
@@ -167,12 +177,12 @@ export class DmaBuf implements Disposable {
       this.#refcount--;
       return;
     }
-    if (this.resv.isLocked) {
+    if (this.#resv?.isLocked === true) {
       throw new BugError(`DmaBuf.put() on ${this.name}: last reference dropped while its reservation lock is held; unlock resv first`);
     }
     this.#refcount = 0;
     this.#buffer = null;
-    this.resv[Symbol.dispose]();
+    this.#resv?.[Symbol.dispose]();
     this.#release(buffer, this);
   }
 

@@ -130,8 +130,6 @@ const defaultAllocator: DmaHeapAllocator = (bytes, shared) => {
   return new SharedArrayBuffer(bytes);
 };
 
-let nextBufId = 1;
-
 /**
  * A dma-buf heap with a page pool per memory kind and deferred freeing.
  * @see dma_heap_add() @see system_heap_create()
@@ -180,7 +178,9 @@ export class DmaHeap implements AsyncDisposable {
     const cap = maxPooledBytes === undefined ? {} : { maxPooledBytes };
     this.#pool = new PagePool({ ...cap, shared: false, name: `${name}-pool` });
     this.#sharedPool = new PagePool({ ...cap, shared: true, name: `${name}-pool-shared` });
-    this.#deferred = new DeferredFreeList({ name: `${name}-deferred-free` });
+    // A 1 ms slice per worker turn: one buffer per turn falls behind any program that frees more
+    // than one buffer per event-loop turn (bench/heap-alloc.bench.ts, '4 steps/turn').
+    this.#deferred = new DeferredFreeList({ name: `${name}-deferred-free`, sliceMs: 1 });
     // Pending buffers first: dropping them saves their zeroing, and they would only fill the pool.
     this.#registrations.push(this.shrinkers.register(this.#deferred.shrinker));
     this.#registrations.push(this.shrinkers.register(this.#pool.shrinker));
@@ -215,14 +215,7 @@ export class DmaHeap implements AsyncDisposable {
     this.#allocations++;
     this.#liveBytes += bytes;
     this.#liveCount++;
-    const pooled = cls !== undefined;
-    const buf = new DmaBuf({
-      heap: this,
-      buffer,
-      requestedSize: size,
-      name: `dmabuf#${nextBufId++} (${this.name}, ${bytes} bytes)`,
-      release: (memory, released) => this.#release(memory, released, pooled ? pool : null),
-    });
+    const buf = new DmaBuf({ heap: this, buffer, requestedSize: size, release: this.#releaseFn });
     if (this.#trackLeaks || lockdepEnabled()) this.#track(buf);
     return buf;
   }
@@ -344,10 +337,16 @@ export class DmaHeap implements AsyncDisposable {
     return this.#liveBytes + this.#pool.pooledBytes + this.#sharedPool.pooledBytes + this.#pendingBytes;
   }
 
+  // One release function for every buffer of this heap: a closure per allocation cost more than
+  // the rest of a pooled allocation (bench/heap-pool.bench.ts).
+  readonly #releaseFn = (memory: ArrayBuffer | SharedArrayBuffer, buf: DmaBuf): void => this.#release(memory, buf);
+
   /** The buffer's last put: poolable memory waits for the worker, the rest is dropped now. */
-  #release(memory: ArrayBuffer | SharedArrayBuffer, buf: DmaBuf, pool: PagePool | null): void {
+  #release(memory: ArrayBuffer | SharedArrayBuffer, buf: DmaBuf): void {
     this.#leakRegistry?.unregister(buf);
     const bytes = memory.byteLength;
+    const kindPool = memory instanceof ArrayBuffer ? this.#pool : this.#sharedPool;
+    const pool = kindPool.classFor(bytes)?.bytes === bytes ? kindPool : null;
     this.#liveCount--;
     if (pool === null || this.#disposed) {
       this.#liveBytes -= bytes;

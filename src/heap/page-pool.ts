@@ -113,6 +113,8 @@ export class PagePool implements Disposable {
   readonly #classes: SizeClass[];
   readonly #byBytes = new Map<number, SizeClass>();
   /** Buffers held now, to catch a double give. */
+  // Debug mode only (verifyZero): the buffers pooled now, to catch a double give. DmaBuf already
+  // prevents a double put, and the WeakSet costs more than the rest of a pooled hand-off.
   readonly #held = new WeakSet<PoolBuffer>();
   #pooledBytes = 0;
   #hits = 0;
@@ -182,7 +184,7 @@ export class PagePool implements Disposable {
       this.#misses++;
       return undefined;
     }
-    this.#held.delete(buffer);
+    if (this.verifyZero) this.#held.delete(buffer);
     this.#pooledBytes -= cls.bytes;
     cls.hits++;
     this.#hits++;
@@ -199,7 +201,7 @@ export class PagePool implements Disposable {
    * @returns true when pooled; false, keeping nothing, for the wrong kind or size, a resizable
    *   buffer, a full pool, or a disposed pool.
    * @throws {InvalidArgumentError} when `buffer` is not an ArrayBuffer or SharedArrayBuffer.
-   * @throws {BugError} when the pool already holds it, or (verifyZero) it is not zero.
+   * @throws {BugError} (verifyZero mode) when the pool already holds it or it is not zero.
    * @see ttm_pool_type_give()
    */
   give(buffer: PoolBuffer): boolean {
@@ -207,7 +209,7 @@ export class PagePool implements Disposable {
     if (!shared && !(buffer instanceof ArrayBuffer)) {
       throw new InvalidArgumentError(`${this.name}.give: expected an ArrayBuffer or SharedArrayBuffer, got ${describeValue(buffer)}`);
     }
-    if (this.#held.has(buffer)) {
+    if (this.verifyZero && this.#held.has(buffer)) {
       throw new BugError(`${this.name}.give: this ${buffer.byteLength}-byte buffer is already pooled (given twice: double free)`);
     }
     if (this.#disposed || shared !== this.shared || isResizable(buffer)) return false;
@@ -217,7 +219,7 @@ export class PagePool implements Disposable {
       throw new BugError(`${this.name}.give: the ${cls.bytes}-byte buffer is not zero; zero it before giving it back (it was not pooled)`);
     }
     cls.buffers.push(buffer);
-    this.#held.add(buffer);
+    if (this.verifyZero) this.#held.add(buffer);
     this.#pooledBytes += cls.bytes;
     return true;
   }
@@ -263,7 +265,7 @@ export class PagePool implements Disposable {
       this.#cursor = (this.#cursor + 1) % this.#classes.length;
       const buffer = cls.buffers.pop();
       if (buffer === undefined) continue;
-      this.#held.delete(buffer);
+      if (this.verifyZero) this.#held.delete(buffer);
       this.#pooledBytes -= cls.bytes;
       dropped += cls.bytes / PAGE_SIZE;
     }

@@ -10,14 +10,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BugError, InvalidArgumentError } from '../../src/base/errors.js';
+import { useClock } from '../../src/base/clock.js';
 import { DeferredFreeList, DeferredFreeReason, type DeferredFreeListOptions } from '../../src/heap/deferred-free.js';
 import { ShrinkerRegistry } from '../../src/heap/shrinker.js';
 import { mightReclaim, signallingSection } from '../../src/node.js';
 import { nextTurn } from '../helpers/completion.js';
 import { recordMode, seen } from '../helpers/lockdep-mode.js';
 import { mockFence } from '../helpers/mock-fence.js';
-
-const { Normal, UnderPressure } = DeferredFreeReason;
 
 /** A list whose worker turns are only recorded: run them by hand with `turn()`. */
 function spied(options?: DeferredFreeListOptions) {
@@ -124,6 +123,22 @@ describe('DeferredFreeList', () => {
       turn();
       turn();
       assert.deepEqual(log, ['a:normal', 'b:normal', 'c:normal']);
+    });
+
+    it('with sliceMs, a turn frees items one at a time until the slice is used, then yields', () => {
+      // A clock that moves 0.4 ms per reading: a 1 ms slice covers the first free and two more.
+      let now = 0;
+      const clock = { now: () => (now += 0.4), setTimer: () => ({}), clearTimer: () => undefined };
+      using _clock = useClock(clock);
+      const log: string[] = [];
+      const { list, scheduled, turn } = spied({ sliceMs: 1 });
+      for (const item of ['a', 'b', 'c', 'd', 'e', 'f']) list.deferredFree(item, logger(log), 1);
+      turn();
+      assert.deepEqual(log, ['a:normal', 'b:normal', 'c:normal'], 'one slice');
+      assert.equal(scheduled.length, 1, 'then it yields, with the rest still pending');
+      turn();
+      assert.deepEqual(log, ['a:normal', 'b:normal', 'c:normal', 'd:normal', 'e:normal', 'f:normal']);
+      assert.throws(() => new DeferredFreeList({ sliceMs: -1 }), InvalidArgumentError);
     });
 
     it('sleeps when the list is empty: after the last item nothing is scheduled, and a new item wakes it', () => {

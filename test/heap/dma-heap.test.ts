@@ -4,7 +4,6 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { DmaHeap, type DmaHeapStats } from '../../src/heap/dma-heap.js';
 import { Shrinker } from '../../src/heap/shrinker.js';
-import { PAGE_SIZE } from '../../src/heap/page-pool.js';
 import type { DmaBuf } from '../../src/heap/dma-buf.js';
 import { BugError, DmaBufError, InvalidArgumentError } from '../../src/base/errors.js';
 import { lockdepReports, signallingSection } from '../../src/node.js';
