@@ -200,15 +200,31 @@ export async function compare(spec: CompareSpec, env: HarnessEnv = defaultEnv): 
     candOps.push(opsPerSecond(spec.batch, candMs));
     baseOps.push(opsPerSecond(spec.batch, baseMs));
   }
-  const ratio = ratioStats(candOps, baseOps);
+  return throughputRow({ ...spec, candidate: { label: spec.candidate.label, rates: candOps }, baseline: { label: spec.baseline.label, rates: baseOps }, ratio: ratioStats(candOps, baseOps), samples: spec.rounds });
+}
+
+/**
+ * A throughput row from the two sides' rates (ops/s): each side's value is the median of its
+ * rates, and the ratio is the one the caller computed from them (how depends on the method).
+ */
+export function throughputRow(spec: {
+  readonly name: string;
+  readonly candidate: { readonly label: string; readonly rates: readonly number[] };
+  readonly baseline: { readonly label: string; readonly rates: readonly number[] };
+  readonly ratio: RatioStats;
+  readonly samples: number;
+  readonly batch: number;
+  readonly target?: Target | undefined;
+  readonly note?: string | undefined;
+}): Row {
   return {
     name: spec.name,
     kind: 'throughput',
-    dmabuf: { label: spec.candidate.label, value: median(candOps), unit: 'ops/s' },
-    baseline: { label: spec.baseline.label, value: median(baseOps), unit: 'ops/s' },
-    ratio,
-    target: spec.target !== undefined ? checkTarget(ratio.median, spec.target) : null,
-    samples: spec.rounds,
+    dmabuf: { label: spec.candidate.label, value: median(spec.candidate.rates), unit: 'ops/s' },
+    baseline: { label: spec.baseline.label, value: median(spec.baseline.rates), unit: 'ops/s' },
+    ratio: spec.ratio,
+    target: spec.target !== undefined ? checkTarget(spec.ratio.median, spec.target) : null,
+    samples: spec.samples,
     batch: spec.batch,
     ...(spec.note !== undefined ? { note: spec.note } : {}),
   };

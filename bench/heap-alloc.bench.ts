@@ -62,13 +62,13 @@ import { DmaHeap } from '../src/heap/dma-heap.js';
 import type { DmaBuf } from '../src/heap/dma-buf.js';
 import {
   NO_GC_NOTE,
-  checkTarget,
   defaultEnv,
   formatDuration,
   median,
   quantile,
   ratioStats,
   settle,
+  throughputRow,
   type BenchContext,
   type BenchDefinition,
   type BenchReport,
@@ -331,18 +331,13 @@ export function latencyRow(spec: {
 }): Row {
   const cand = spec.candidate.perRoundMs.map(rateOf);
   const base = spec.baseline.perRoundMs.map(rateOf);
-  const ratio = ratioStats(cand, base);
-  return {
-    name: spec.name,
-    kind: 'throughput',
-    dmabuf: { label: spec.candidate.label, value: median(cand), unit: 'ops/s' },
-    baseline: { label: spec.baseline.label, value: median(base), unit: 'ops/s' },
-    ratio,
-    target: spec.target !== undefined ? checkTarget(ratio.median, spec.target) : null,
+  return throughputRow({
+    ...spec,
+    candidate: { label: spec.candidate.label, rates: cand },
+    baseline: { label: spec.baseline.label, rates: base },
+    ratio: ratioStats(cand, base),
     samples: cand.length,
-    batch: spec.batch,
-    ...(spec.note !== undefined ? { note: spec.note } : {}),
-  };
+  });
 }
 
 /** Memory held at the end of the churn, as a table row (bytes, lower is better). */

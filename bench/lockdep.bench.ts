@@ -47,13 +47,13 @@
 
 import { disableLockdep, enableLockdep, lockdepEnabled, lockdepReports, resetLockdep } from '../src/locking/lockdep.js';
 import {
-  checkTarget,
   compare,
   formatRate,
   median,
   opsPerSecond,
   quantile,
   ratioStats,
+  throughputRow,
   type BenchContext,
   type BenchDefinition,
   type BenchReport,
@@ -216,17 +216,13 @@ export function crossRow(spec: {
     cand.flatMap((c) => base.map(() => c)),
     cand.flatMap(() => base),
   );
-  return {
-    name: spec.name,
-    kind: 'throughput',
-    dmabuf: { label: spec.candidate.label, value: median(cand), unit: 'ops/s' },
-    baseline: { label: spec.baseline.label, value: median(base), unit: 'ops/s' },
+  return throughputRow({
+    ...spec,
+    candidate: { label: spec.candidate.label, rates: cand },
+    baseline: { label: spec.baseline.label, rates: base },
     ratio,
-    target: spec.target !== undefined ? checkTarget(ratio.median, spec.target) : null,
     samples: spec.rounds,
-    batch: spec.batch,
-    note: spec.note,
-  };
+  });
 }
 
 /**
