@@ -44,6 +44,7 @@
 import { BugError, DmaBufError, ERRNO, InvalidArgumentError, checkIndex, checkTimeout, describeValue, reportCallbackError, type ErrnoCode } from '../base/errors.js';
 import { getClock } from '../base/clock.js';
 import { lockdep } from '../base/lockdep-hooks.js';
+import { waitWithCleanup } from './dma-fence-wait.js';
 
 type Resolver = (value: boolean) => void;
 
@@ -560,49 +561,4 @@ function checkSameContext(what: string, f1: DmaFence, f2: DmaFence): void {
   if (f1.context !== f2.context) {
     throw new BugError(`DmaFence.${what}: fences on different timelines cannot be ordered (${f1.describe()} vs ${f2.describe()})`);
   }
-}
-
-/**
- * The slow wait: a callback on every fence, an optional timer and an optional abort listener,
- * all removed by whichever outcome comes first. Resolves with the first signaled index or -1.
- */
-function waitWithCleanup(fences: readonly DmaFence[], timeout: number | undefined, abort: AbortSignal | undefined): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const clock = getClock();
-    let timer: object | undefined;
-    let settled = false;
-    const cleanup = (): void => {
-      settled = true;
-      for (const fence of fences) fence.removeCallback(onSignal);
-      if (timer !== undefined) clock.clearTimer(timer);
-      abort?.removeEventListener('abort', onAbort);
-    };
-    const onSignal = (): void => {
-      if (settled) return;
-      cleanup();
-      let index = 0;
-      while (index < fences.length && !fences[index]!.signaledFlag) index++;
-      resolve(index);
-    };
-    const onAbort = (): void => {
-      if (settled) return;
-      cleanup();
-      reject(abort!.reason);
-    };
-    for (const fence of fences) {
-      // The waiter accepted the wait (and mightWait judged it); no plain-callback report here.
-      if (!fence.lrAddCallback(onSignal)) {
-        onSignal();
-        return;
-      }
-    }
-    if (timeout !== undefined) {
-      timer = clock.setTimer(timeout, () => {
-        if (settled) return;
-        cleanup();
-        resolve(-1);
-      });
-    }
-    abort?.addEventListener('abort', onAbort, { once: true });
-  });
 }
