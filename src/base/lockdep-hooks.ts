@@ -89,6 +89,8 @@ export interface LockdepHooks {
   endSignalling(cookie: SignallingCookie): void;
   /** A plain callback was added to a long-running fence (report: it may never complete). */
   plainCallbackOnLongRunning(what: string): void;
+  /** Runs `fn` as a task of its own: it starts holding nothing (a queued work item, a timer). */
+  task<T>(fn: () => T): T;
 }
 
 /** The installed validator, or null while it is off. Read it on every hot path; it is one branch. */

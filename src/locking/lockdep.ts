@@ -299,6 +299,9 @@ const hooks: LockdepHooks = {
   endSignalling(cookie) {
     closeSection(cookie);
   },
+  task(fn) {
+    return lockdepTask(fn);
+  },
   plainCallbackOnLongRunning(what) {
     report(
       'long-running-callback',
