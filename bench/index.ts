@@ -65,6 +65,26 @@ export const BENCHMARKS: readonly BenchEntry[] = [
     summary: 'DmaHeap 64 KiB allocate + put vs generic-pool acquire + release (target >= 2x)',
     load: async () => (await import('./heap-pool.bench.js')).definition,
   },
+  {
+    name: 'ttm-reclaim',
+    summary: 'TTM delayed delete, fence signal to memory freed: per-object work items vs 10 ms periodic scan (p99 <= 1 ms and >= 5x lower)',
+    load: async () => (await import('./ttm-reclaim.bench.js')).definition,
+  },
+  {
+    name: 'ttm-release-storm',
+    summary: '10,000 busy BOs released at once, fences over 1 s: peak work items (<= 16), time to free all, memory held, reclaim latency vs the 10 ms scan',
+    load: async () => (await import('./ttm-release-storm.bench.js')).definition,
+  },
+  {
+    name: 'ttm-evict',
+    summary: 'eviction VRAM -> System bytes/s (memcpy; copy engine diagnostic) vs Uint8Array.set, 64 x 64 KiB and 16 x 1 MiB (target >= 0.7x)',
+    load: async () => (await import('./ttm-evict.bench.js')).definition,
+  },
+  {
+    name: 'ttm-validate',
+    summary: 'validate() with 100,000 vs 100 BOs on the LRU (in place; one eviction; >= 0.5x) and range manager alloc at 100,000 vs 100 live ranges (>= 0.1x)',
+    load: async () => (await import('./ttm-validate.bench.js')).definition,
+  },
   // Last: it imports src/node.ts, whose promise hooks stay installed for the rest of the process.
   {
     name: 'lockdep',
