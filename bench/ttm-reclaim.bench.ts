@@ -49,8 +49,8 @@ import { fenceContextAlloc } from '../src/fence/dma-fence.js';
 import { median, quantile, seededRandom, type BenchContext, type BenchDefinition, type BenchReport, type Row, type Target } from './harness.js';
 import { attachFence, benchFence, budgetRow, latencyRow, makeBos, ms, signalAll, waitUntil, withDevice } from './ttm-common.js';
 
-/** The two delayed-delete designs. */
-export type DelayedDeleteDesign = 'per-object' | 'periodic-scan';
+/** The delayed-delete designs ('per-object-idle' only appears in the release storm). */
+export type DelayedDeleteDesign = 'per-object' | 'per-object-idle' | 'periodic-scan';
 
 export const SEED = 0x7713_0004;
 /** Real-time milliseconds between two releases. */
@@ -191,8 +191,8 @@ export const QUICK: ReclaimScale = { count: 50, rounds: 3, warmup: 1 };
 
 /** Runs `scale` and builds the rows (the definition's body; tests call it with a tiny scale). */
 export async function runReclaim(scale: ReclaimScale, progress: (line: string) => void): Promise<BenchReport> {
-  const designs: readonly DelayedDeleteDesign[] = ['per-object', 'periodic-scan'];
-  const samples: Record<DelayedDeleteDesign, ReclaimSamples> = {
+  const designs = ['per-object', 'periodic-scan'] as const;
+  const samples: Record<(typeof designs)[number], ReclaimSamples> = {
     'per-object': { label: 'per-object work', p50: [], p99: [], all: [], peakActive: 0, peakZombies: 0 },
     'periodic-scan': { label: `${SCAN_INTERVAL_MS} ms scanner`, p50: [], p99: [], all: [], peakActive: 0, peakZombies: 0 },
   };

@@ -8,7 +8,10 @@
  * the machinery that frees released-but-busy buffers: one work item per buffer on a bounded
  * {@link WorkQueue} (seed 004's design, the default), or the design it replaced, one periodic
  * scanner walking a list of deleted buffers every `scanIntervalMs` (`delayedDelete:
- * 'periodic-scan'`), kept so both can be measured side by side.
+ * 'periodic-scan'`), kept so both can be measured side by side. A third mode,
+ * `'per-object-idle'`, answers the seed reviewer's worry: it queues a buffer's work item only
+ * once its fences have signaled, so sleeping items never hold the queue's slots (with the
+ * kernel's design, a release storm in random fence order waits behind the first 16 sleepers).
  *
  * Models `drivers/gpu/drm/ttm/ttm_device.c` (kernel-locking-mm §3.2): `ttm_device_init` with its
  * `alloc_workqueue("ttm", ..., 16)` and system manager, `ttm_device_fini` draining the queue
@@ -46,6 +49,7 @@ import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js
 import { getClock, type TimerHandle } from '../base/clock.js';
 import { toDisposable } from '../base/lifecycle.js';
 import { WorkQueue } from '../base/workqueue.js';
+import { lockdepTask } from '../locking/lockdep.js';
 import { DmaHeap } from '../heap/dma-heap.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
 import { TTM_NUM_MEM_TYPES, TtmLruList, TtmMemType, TtmPlaceFlags, type TtmLruHost, type TtmPlace, type TtmPlacement, type TtmResource, type TtmResourceManager } from './ttm-resource.js';
@@ -87,8 +91,12 @@ export interface TtmDeviceOptions {
   readonly copyEngine?: TtmCopyEngine | boolean;
   /** Concurrent delayed-delete work items (default 16, as the kernel's queue). */
   readonly maxActive?: number;
-  /** `'per-object'` (default) or the older `'periodic-scan'`. */
-  readonly delayedDelete?: 'per-object' | 'periodic-scan';
+  /**
+   * How released busy buffers are freed: `'per-object'` (default, the kernel's: a work item per
+   * buffer that sleeps until the buffer is idle), `'per-object-idle'` (the work item is queued
+   * only once the buffer is idle, so no item sleeps in a slot), or the older `'periodic-scan'`.
+   */
+  readonly delayedDelete?: TtmDelayedDeleteMode;
   /** Scanner period for `'periodic-scan'` (default 10 ms, the kernel's HZ/100). */
   readonly scanIntervalMs?: number;
   /** validate() rejects with ENOSPC instead of ENOMEM (`TTM_ALLOCATION_PROPAGATE_ENOSPC`). */
@@ -96,6 +104,9 @@ export interface TtmDeviceOptions {
   /** Keep warnings in {@link TtmDevice.warnings} without printing them. */
   readonly quiet?: boolean;
 }
+
+/** See {@link TtmDeviceOptions.delayedDelete}. */
+export type TtmDelayedDeleteMode = 'per-object' | 'per-object-idle' | 'periodic-scan';
 
 /** Counters of {@link TtmDevice.stats}. */
 export interface TtmDeviceStats {
@@ -144,7 +155,7 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
   /** The VRAM arena; a VRAM resource's bytes are `vram.subarray(start * PAGE_SIZE, ...)`. */
   readonly vram: Uint8Array | null;
   readonly propagateEnospc: boolean;
-  readonly delayedDeleteMode: 'per-object' | 'periodic-scan';
+  readonly delayedDeleteMode: TtmDelayedDeleteMode;
   readonly scanIntervalMs: number;
   readonly warnings: string[] = [];
   readonly #quiet: boolean;
@@ -155,6 +166,8 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
   readonly #failures: TtmFailure[] = [];
   readonly #reclaimListeners = new Set<(bo: TtmBufferObject, atMs: number) => void>();
   #scanList: TtmBufferObject[] = [];
+  /** 'per-object-idle': zombies whose fences are still pending (their work is not queued yet). */
+  readonly #idleWaits = new Set<Promise<void>>();
   #scanTimer: TimerHandle | null = null;
   #zombies = 0;
   #ghosts = 0;
@@ -177,8 +190,8 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
     const ttBytes = checkBytes('ttBytes', options.ttBytes, false);
     const vramBytes = checkBytes('vramBytes', options.vramBytes, false);
     const mode = options.delayedDelete ?? 'per-object';
-    if (mode !== 'per-object' && mode !== 'periodic-scan') {
-      throw new InvalidArgumentError(`TtmDevice: delayedDelete must be 'per-object' or 'periodic-scan', got ${describeValue(mode)}`);
+    if (mode !== 'per-object' && mode !== 'per-object-idle' && mode !== 'periodic-scan') {
+      throw new InvalidArgumentError(`TtmDevice: delayedDelete must be 'per-object', 'per-object-idle' or 'periodic-scan', got ${describeValue(mode)}`);
     }
     const interval = options.scanIntervalMs ?? 10;
     if (typeof interval !== 'number' || !(interval > 0) || !Number.isFinite(interval)) {
@@ -342,6 +355,7 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
 
   async #teardown(): Promise<void> {
     TtmDevice.#live.delete(this);
+    while (this.#idleWaits.size > 0) await Promise.all(this.#idleWaits);
     await this.wq.drain();
     if (this.#scanTimer !== null) getClock().clearTimer(this.#scanTimer);
     this.#scanTimer = null;
@@ -397,15 +411,29 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
   queueDelayedDelete(bo: TtmBufferObject): void {
     this.#zombies++;
     this.#queued++;
+    const work = async (): Promise<void> => {
+      try {
+        await bo.delayedDelete();
+      } finally {
+        this.#zombies--;
+        this.#done++;
+      }
+    };
     if (this.delayedDeleteMode === 'per-object') {
-      this.wq.queue(async () => {
-        try {
-          await bo.delayedDelete();
-        } finally {
-          this.#zombies--;
-          this.#done++;
-        }
-      }, bo.name);
+      this.wq.queue(work, bo.name);
+      return;
+    }
+    if (this.delayedDeleteMode === 'per-object-idle') {
+      // The wait belongs to no task of the releaser's: it runs as one of its own.
+      const idle = lockdepTask(() => bo.ownResv.wait()).then(
+        () => this.wq.queue(work, bo.name),
+        (error: unknown) => {
+          this.reportFailure(`waiting for ${bo.name} to idle`, error);
+          this.wq.queue(work, bo.name);
+        },
+      );
+      this.#idleWaits.add(idle);
+      void idle.finally(() => this.#idleWaits.delete(idle));
       return;
     }
     this.#scanList.push(bo);

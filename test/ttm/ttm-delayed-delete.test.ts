@@ -2,8 +2,8 @@
  * Executable specification of delayed delete (seed 004, kernel-locking-mm §3.6 and §6.2): a
  * buffer object released while its reservation is busy (or locked) becomes a zombie that keeps
  * its memory until the last fence signals, then a work item on the device's bounded workqueue
- * (`'per-object'`, Linux 6.3+) or the device's 10 ms scanner (`'periodic-scan'`, the older
- * design) frees it. Idle buffers free at once; eviction may free a zombie early; device teardown
+ * (`'per-object'`, Linux 6.3+; or `'per-object-idle'`, queued only once idle) or the device's
+ * 10 ms scanner (`'periodic-scan'`, the older design) frees it. Idle buffers free at once; eviction may free a zombie early; device teardown
  * drains every pending delete and then names what is still referenced.
  *
  * Every case installs a VirtualClock, so the scanner only runs when a test ticks it; the
@@ -27,7 +27,7 @@ import { checksum, fillRandom, placement, signalLeftovers, trackFence } from '..
 const KiB = 1024;
 const SIZE = 16 * KiB;
 const VRAM = placement(TtmMemType.VRAM);
-const MODES = ['per-object', 'periodic-scan'] as const;
+const MODES = ['per-object', 'per-object-idle', 'periodic-scan'] as const;
 type Mode = (typeof MODES)[number];
 
 /** Adds unsignaled fences to `bo`'s reservation (reserve/add/unreserve). */
