@@ -34,4 +34,5 @@ export * from './ttm/ttm-tt.js';
 export * from './ttm/ttm-copy-engine.js';
 export * from './ttm/ttm-bo-util.js';
 export * from './ttm/ttm-bo.js';
+export * from './ttm/ttm-bo-evict.js';
 export * from './ttm/ttm-device.js';

@@ -1,5 +1,5 @@
 /**
- * ttm-bo-util: moving a buffer object's contents, ghost objects, purging, and the eviction walk.
+ * ttm-bo-util: moving a buffer object's contents, ghost objects, and purging.
  *
  * Overview: a driver's `move` callback picks one of the moves here. {@link ttmBoMoveNull} just
  * swaps the resource (the pages stay where they are, as between two types that use a tt);
@@ -8,22 +8,18 @@
  * {@link ttmBoMoveAccelCleanup}, which leaves the old memory with a ghost object (freed when the
  * copy fence signals) or, when evicting from VRAM, frees it at once and parks the fence in the
  * source manager's eviction slots so the next allocation there waits for the copy.
- * {@link ttmBoPipelineGutting} drops the contents. {@link ttmLruWalkForEvict} walks a manager's
- * LRU with the locking rules of the kernel's eviction walk.
+ * {@link ttmBoPipelineGutting} drops the contents. (The eviction walk is in `ttm-bo-evict.ts`.)
  *
  * Models `drivers/gpu/drm/ttm/ttm_bo_util.c` (kernel-locking-mm §3.5, §3.7):
  * `ttm_bo_move_memcpy`, `ttm_bo_move_sync_cleanup`, `ttm_bo_move_null`,
  * `ttm_buffer_object_transfer`, `ttm_bo_move_accel_cleanup` (`ttm_bo_move_to_ghost`,
- * `ttm_bo_move_pipeline_evict`), `ttm_bo_pipeline_gutting` and `ttm_lru_walk_for_evict`.
+ * `ttm_bo_move_pipeline_evict`), and `ttm_bo_pipeline_gutting`.
  *
  * Contract:
  * - Every move ends with the buffer's resource replaced by the new one and the old one freed,
  *   now or (pipelined) once nothing reads it any more; bytes are never lost or read after free.
  * - A memcpy move waits for the buffer to be idle first (EBUSY with `noWaitGpu`), so no GPU
  *   work and no pending copy can race the CPU copy.
- * - The eviction walk holds each buffer locked and referenced while processing it, takes at most
- *   one sleeping ticket lock per walk, skips pinned buffers and the evictor, and turns a ww
- *   deadlock into "no space" (it never surfaces EDEADLK).
  *
  * @example
  * ```ts
@@ -35,20 +31,17 @@
  * ```
  */
 
-import { AlreadyLockedError, BugError, DmaBufError, InvalidArgumentError, WwDeadlockError, describeValue } from '../base/errors.js';
+import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
 import type { DmaFence } from '../fence/dma-fence.js';
-import type { WwAcquireCtx } from '../locking/ww-mutex.js';
 import { DmaResvUsage } from '../resv/dma-resv.js';
 import {
   TTM_NUM_MEM_TYPES,
   TtmMemType,
   TtmPlaceFlags,
-  ttmResourceAlloc,
   ttmResourceFree,
   type TtmPlace,
   type TtmPlacement,
   type TtmResource,
-  type TtmResourceManager,
 } from './ttm-resource.js';
 import { TtmTt, TtmTtFlags } from './ttm-tt.js';
 import { TtmBufferObject, TtmOperationCtx } from './ttm-bo.js';
@@ -114,7 +107,8 @@ export function ttmBoMoveSyncCleanup(bo: TtmBufferObject, newRes: TtmResource): 
  * for the buffer to be idle. @see ttm_bo_move_memcpy()
  */
 export async function ttmBoMoveMemcpy(bo: TtmBufferObject, ctx: TtmOperationCtx, newRes: TtmResource): Promise<void> {
-  await bo.waitIdle(ctx);
+  // Idle is the common case: skip the await (a microtask turn per move).
+  if (!bo.resv.testSignaled(DmaResvUsage.Bookkeep)) await bo.waitIdle(ctx);
   const device = bo.device;
   const old = bo.resource;
   const src = old === null ? null : sourceBytes(bo, old);
@@ -239,90 +233,4 @@ export async function ttmBoPipelineGutting(bo: TtmBufferObject): Promise<void> {
   for (const fence of fences) ghost.resv.addFence(fence, DmaResvUsage.Bookkeep);
   ghost.unreserve();
   ghost.put();
-}
-
-/** State of one eviction walk. @see struct ttm_bo_evict_walk */
-export interface TtmEvictWalk {
-  readonly evictor: TtmBufferObject;
-  readonly place: TtmPlace;
-  readonly ctx: TtmOperationCtx;
-  /** The ww ticket for one sleeping lock; cleared once used. */
-  ticket: WwAcquireCtx | null;
-  trylockOnly: boolean;
-  /** Buffers evicted (or zombies freed) by this walk. */
-  evicted: number;
-  /** The evictor's resource, once allocated. */
-  res: TtmResource | null;
-}
-
-/**
- * Walks `man`'s LRU (priority 0 first) evicting until the evictor's resource fits.
- * @returns 1 when the resource was allocated (in `walk.res`), 0 when not.
- * @throws a walk error (abort, or an unexpected failure); a ww deadlock becomes
- *   `DmaBufError('ENOSPC')` only inside, and ends the walk with 0.
- * @see ttm_lru_walk_for_evict() @see ttm_bo_evict_cb()
- */
-export async function ttmLruWalkForEvict(walk: TtmEvictWalk, man: TtmResourceManager): Promise<number> {
-  using cursor = man.cursor();
-  for (let res = cursor.next(); res !== null; res = cursor.next()) {
-    const owner = res.bo;
-    if (!(owner instanceof TtmBufferObject) || owner === walk.evictor) continue;
-    const bo = owner;
-    const { ctx } = walk;
-    let locked = bo.resv.tryLock();
-    let mustUnlock = locked;
-    if (!locked && bo.resv === ctx.resv && ctx.allowResEvict) locked = true;
-    if (!locked && (walk.ticket === null || ctx.noWaitGpu || walk.trylockOnly)) continue;
-    if (!bo.getUnlessZero()) {
-      if (mustUnlock) bo.resv.unlock();
-      continue;
-    }
-    try {
-      if (!locked) {
-        try {
-          await bo.resv.lock(walk.ticket, ctx.signal === undefined ? undefined : { signal: ctx.signal });
-        } catch (error) {
-          if (error instanceof AlreadyLockedError) continue;
-          // The caller has to leave its transaction; to validate this is "no space".
-          if (error instanceof WwDeadlockError) return 0;
-          throw error;
-        }
-        walk.ticket = null;
-        mustUnlock = true;
-      }
-      try {
-        // The buffer may have moved while we slept on its lock.
-        if (bo.resource === null || bo.resource.manager !== man) continue;
-        if (await evictOne(walk, bo, man)) return 1;
-      } finally {
-        if (mustUnlock) bo.resv.unlock();
-      }
-    } finally {
-      bo.put();
-    }
-  }
-  return 0;
-}
-
-/** The eviction callback: frees `bo`'s space and retries the evictor's allocation. @returns true when it fits now. */
-async function evictOne(walk: TtmEvictWalk, bo: TtmBufferObject, man: TtmResourceManager): Promise<boolean> {
-  const device = bo.device;
-  if (bo.pinCount > 0 || !device.funcs.evictionValuable(bo, walk.place)) return false;
-  try {
-    if (bo.deleted) {
-      await bo.waitIdle(walk.ctx);
-      bo.cleanupMemtypeUse();
-    } else {
-      await bo.evict(walk.ctx);
-    }
-  } catch (error) {
-    // Skipped, not fatal: this buffer is busy or has nowhere to go; try the next one.
-    if (error instanceof DmaBufError && (error.code === 'EBUSY' || error.code === 'ENOSPC' || error.code === 'ENOMEM')) return false;
-    throw error;
-  }
-  walk.evicted++;
-  const res = ttmResourceAlloc(walk.evictor, walk.place, man);
-  if (typeof res === 'string') return false;
-  walk.res = res;
-  return true;
 }

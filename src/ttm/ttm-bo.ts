@@ -12,9 +12,9 @@
  *
  * Models `drivers/gpu/drm/ttm/ttm_bo.c` of the 7.0-era kref baseline (kernel-locking-mm §3.3,
  * §3.5, §3.6): `ttm_bo_init_reserved/validate`, `ttm_bo_reserve/unreserve`, `ttm_bo_validate`,
- * `ttm_bo_alloc_resource`, `ttm_bo_evict_alloc` and its eviction walk, `ttm_bo_evict`,
  * `ttm_bo_pin/unpin`, `ttm_bo_set_bulk_move`, `ttm_bo_wait_ctx`, `ttm_bo_put` / `ttm_bo_release`
- * and `ttm_bo_delayed_delete`. Moves, ghosts and gutting are in `ttm-bo-util.ts`.
+ * and `ttm_bo_delayed_delete`. Allocation with eviction is in `ttm-bo-evict.ts`; moves,
+ * ghosts and gutting are in `ttm-bo-util.ts`.
  *
  * Contract:
  * - Everything that reads or changes placement, pins or contents needs the reservation held
@@ -52,23 +52,19 @@ import { DmaResv, DmaResvUsage } from '../resv/dma-resv.js';
 import type { WwAcquireCtx } from '../locking/ww-mutex.js';
 import {
   TTM_MAX_BO_PRIORITY,
-  TTM_NUM_MOVE_FENCES,
   TtmMemType,
-  TtmPlaceFlags,
-  ttmResourceAlloc,
   ttmResourceCompatible,
   ttmResourceFree,
-  ttmResourceIntersects,
   ttmResourceMoveToLruTail,
   type TtmLruBulkMove,
   type TtmPlace,
   type TtmPlacement,
   type TtmResource,
-  type TtmResourceManager,
   type TtmResourceOwner,
 } from './ttm-resource.js';
 import { TtmTt, TtmTtFlags } from './ttm-tt.js';
-import { checkPlacement, describePlacement, ttmBoPipelineGutting, ttmLruWalkForEvict } from './ttm-bo-util.js';
+import { checkPlacement, describePlacement, ttmBoPipelineGutting } from './ttm-bo-util.js';
+import { ttmBoAllocResource, ttmBoEvict, ttmBoMemSpace } from './ttm-bo-evict.js';
 import type { TtmDevice } from './ttm-device.js';
 
 /** Kinds of buffer object. @see enum ttm_bo_type */
@@ -429,85 +425,20 @@ export class TtmBufferObject implements TtmResourceOwner {
   }
 
   /** Allocates space per `placement` with the two passes. @see ttm_bo_mem_space() */
-  async memSpace(placement: TtmPlacement, ctx: TtmOperationCtx): Promise<TtmResource | 'ENOSPC'> {
-    const res = await this.allocResource(placement, ctx, false);
-    return res !== 'ENOSPC' ? res : this.allocResource(placement, ctx, true);
+  memSpace(placement: TtmPlacement, ctx: TtmOperationCtx): Promise<TtmResource | 'ENOSPC'> {
+    return ttmBoMemSpace(this, placement, ctx);
   }
 
-  /**
-   * One pass over `placement`: allocate, evicting when forcing space; picks up the manager's
-   * pipelined-eviction fences as kernel fences. @see ttm_bo_alloc_resource()
-   */
-  async allocResource(placement: TtmPlacement, ctx: TtmOperationCtx, forceSpace: boolean): Promise<TtmResource | 'ENOSPC'> {
-    const ticket = this.#resv.lockingCtx;
-    this.#resv.reserveFences(TTM_NUM_MOVE_FENCES);
-    for (const place of placement) {
-      const man = this.device.manager(place.memType);
-      if (man === null || !man.useType) continue;
-      const flags = place.flags ?? 0;
-      if (forceSpace ? (flags & TtmPlaceFlags.Desired) !== 0 : (flags & TtmPlaceFlags.Fallback) !== 0) continue;
-      const mayEvict = forceSpace && place.memType !== TtmMemType.System;
-      let res = ttmResourceAlloc(this, place, man);
-      if (res === 'EBUSY') throw new DmaBufError('EBUSY', `${this.name}: manager ${man.name} is busy`);
-      if (res === 'ENOSPC') {
-        if (!mayEvict) continue;
-        const evicted = await this.#evictAlloc(man, place, ctx, ticket);
-        if (evicted === 'EBUSY') continue;
-        res = evicted;
-      }
-      if (!this.#addPipelinedEvictionFences(man, ctx.noWaitGpu)) {
-        ttmResourceFree(this, res);
-        continue;
-      }
-      return res;
-    }
-    return 'ENOSPC';
+  /** One pass over `placement`, evicting when forcing space. @see ttm_bo_alloc_resource() */
+  allocResource(placement: TtmPlacement, ctx: TtmOperationCtx, forceSpace: boolean): Promise<TtmResource | 'ENOSPC'> {
+    this.#assertLocked('allocResource');
+    return ttmBoAllocResource(this, placement, ctx, forceSpace);
   }
 
-  #addPipelinedEvictionFences(man: TtmResourceManager, noWaitGpu: boolean): boolean {
-    const pending = man.evictionFences.filter((f): f is NonNullable<typeof f> => f !== null && !f.isSignaled());
-    if (pending.length === 0) return true;
-    if (noWaitGpu) return false;
-    for (const fence of pending) this.#resv.addFence(fence, DmaResvUsage.Kernel);
-    return true;
-  }
-
-  /**
-   * Evicts from `man`'s LRU until `place` fits: trylock walk first, then walks that may sleep
-   * on one ticket lock each, repeated while they evict. @see ttm_bo_evict_alloc()
-   */
-  async #evictAlloc(man: TtmResourceManager, place: TtmPlace, ctx: TtmOperationCtx, ticket: WwAcquireCtx | null): Promise<TtmResource | 'EBUSY'> {
-    const walk = { evictor: this, place, ctx, ticket, trylockOnly: true, evicted: 0, res: null as TtmResource | null };
-    let progress = await ttmLruWalkForEvict(walk, man);
-    if (progress === 0 && ticket !== null) {
-      walk.trylockOnly = false;
-      do {
-        walk.ticket = ticket;
-        walk.evicted = 0;
-        progress = await ttmLruWalkForEvict(walk, man);
-      } while (progress === 0 && walk.evicted > 0);
-    }
-    return walk.res ?? 'EBUSY';
-  }
-
-  /**
-   * Evicts this buffer (locked by the caller) to where `funcs.evictFlags` says; an empty
-   * placement purges it. @see ttm_bo_evict()
-   */
+  /** Evicts this buffer (needs the lock) to where `funcs.evictFlags` says. @see ttm_bo_evict() */
   async evict(ctx = new TtmOperationCtx()): Promise<void> {
     this.#assertLocked('evict');
-    const placement = this.device.funcs.evictFlags(this);
-    checkPlacement(placement, `${this.name}: evictFlags()`);
-    if (placement.length === 0) {
-      await this.waitIdle(ctx);
-      await ttmBoPipelineGutting(this);
-      this.device.countEviction();
-      return;
-    }
-    const res = await this.memSpace(placement, ctx);
-    if (res === 'ENOSPC') throw new DmaBufError('ENOSPC', `${this.name}: no space to evict to in ${describePlacement(placement)}`);
-    await this.moveTo(res, true, ctx);
-    this.device.countEviction();
+    await ttmBoEvict(this, ctx);
   }
 
   /** Pins the buffer where it is (needs the lock). @see ttm_bo_pin() */
@@ -692,15 +623,4 @@ export class TtmBufferObject implements TtmResourceOwner {
     this.#assertAlive(op);
     if (!this.#resv.isLocked) throw new BugError(`${this.name}: ${op} needs the reservation lock held; reserve() the buffer first`);
   }
-}
-
-/**
- * Whether evicting `bo` helps a request for `place`: always for System, else when its resource
- * overlaps the place's range. @see ttm_bo_eviction_valuable()
- */
-export function ttmBoEvictionValuable(bo: TtmBufferObject, place: TtmPlace): boolean {
-  const res = bo.resource;
-  if (res === null) return false;
-  if (res.memType === TtmMemType.System) return true;
-  return ttmResourceIntersects(res, place, bo.size);
 }

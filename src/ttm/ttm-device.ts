@@ -56,7 +56,8 @@ import { TTM_NUM_MEM_TYPES, TtmLruList, TtmMemType, TtmPlaceFlags, type TtmLruHo
 import { TtmRangeManager, TtmSysManager } from './ttm-range-manager.js';
 import { TtmCopyEngine } from './ttm-copy-engine.js';
 import { describePlacement, memTypeName, ttmBoMoveDefault } from './ttm-bo-util.js';
-import { TtmOperationCtx, ttmBoEvictionValuable, type TtmBufferObject } from './ttm-bo.js';
+import { TtmOperationCtx, type TtmBufferObject } from './ttm-bo.js';
+import { ttmBoEvictionValuable } from './ttm-bo-evict.js';
 
 /** What a driver's move returns: nothing when done, or a bounce place (`-EMULTIHOP`). */
 export type TtmMoveResult = void | { readonly hop: TtmPlace };
