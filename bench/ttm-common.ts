@@ -98,6 +98,26 @@ export async function withDevice<T>(options: TtmDeviceOptions, fn: (device: TtmD
   return result;
 }
 
+/** When each of `bos` was reclaimed (NaN: not yet), and any reclaimed before its fence signalled. */
+export interface ReclaimRecord extends Disposable {
+  readonly reclaimedAt: Float64Array;
+  readonly early: string[];
+}
+
+/** Records `device.onReclaim` for `bos`, whose fence i guards bo i. Dispose to stop recording. */
+export function recordReclaims(device: TtmDevice, bos: readonly TtmBufferObject[], fences: readonly DmaFence[]): ReclaimRecord {
+  const index = new Map(bos.map((bo, i) => [bo as object, i]));
+  const reclaimedAt = new Float64Array(bos.length).fill(Number.NaN);
+  const early: string[] = [];
+  const sub = device.onReclaim((bo, atMs) => {
+    const i = index.get(bo);
+    if (i === undefined) return;
+    reclaimedAt[i] = atMs;
+    if (!fences[i]!.signaledFlag) early.push(`${bo.name} was reclaimed before its fence signalled`);
+  });
+  return { reclaimedAt, early, [Symbol.dispose]: () => sub[Symbol.dispose]() };
+}
+
 /** Signals every fence of `fences` that is still pending (a failed round's rescue). */
 export function signalAll(fences: Iterable<DmaFence>): void {
   for (const f of fences) if (!f.signaledFlag) f.signal();

@@ -47,7 +47,7 @@ import { TtmMemType } from '../src/ttm/ttm-resource.js';
 import type { DmaFence } from '../src/fence/dma-fence.js';
 import { fenceContextAlloc } from '../src/fence/dma-fence.js';
 import { median, quantile, seededRandom, type BenchContext, type BenchDefinition, type BenchReport, type Row, type Target } from './harness.js';
-import { attachFence, benchFence, budgetRow, latencyRow, makeBos, ms, signalAll, waitUntil, withDevice } from './ttm-common.js';
+import { attachFence, benchFence, budgetRow, latencyRow, makeBos, ms, recordReclaims, signalAll, waitUntil, withDevice } from './ttm-common.js';
 
 /** The delayed-delete designs ('per-object-idle' only appears in the release storm). */
 export type DelayedDeleteDesign = 'per-object' | 'per-object-idle' | 'periodic-scan';
@@ -101,15 +101,8 @@ export async function reclaimRound(spec: ReclaimSpec): Promise<ReclaimRound> {
       fences.push(fence);
       await attachFence(bos[i]!, fence);
     }
-    const index = new Map(bos.map((bo, i) => [bo as object, i]));
-    const reclaimedAt = new Float64Array(count).fill(Number.NaN);
-    const early: string[] = [];
-    using _sub = device.onReclaim((bo, atMs) => {
-      const i = index.get(bo);
-      if (i === undefined) return;
-      reclaimedAt[i] = atMs;
-      if (!fences[i]!.signaledFlag) early.push(`${bo.name} was reclaimed before its fence signalled`);
-    });
+    using record = recordReclaims(device, bos, fences);
+    const { reclaimedAt, early } = record;
     device.wq.resetPeak();
     const rnd = seededRandom(seed);
     const busy = Array.from({ length: count }, () => busyMin + rnd() * (busyMax - busyMin));

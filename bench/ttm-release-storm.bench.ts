@@ -54,7 +54,7 @@ import { fenceContextAlloc } from '../src/fence/dma-fence.js';
 import { PAGE_SIZE } from '../src/heap/page-pool.js';
 import { TtmMemType } from '../src/ttm/ttm-resource.js';
 import { defaultEnv, quantile, seededRandom, settle, type BenchContext, type BenchDefinition, type BenchReport, type Row } from './harness.js';
-import { attachFence, benchFence, bytesRow, countRow, latencyRow, makeBos, mib, ms, signalAll, sleep, withDevice } from './ttm-common.js';
+import { attachFence, benchFence, bytesRow, countRow, latencyRow, makeBos, mib, ms, recordReclaims, signalAll, sleep, withDevice } from './ttm-common.js';
 import type { DelayedDeleteDesign } from './ttm-reclaim.bench.js';
 
 export const SEED = 0x5707_0004;
@@ -131,15 +131,8 @@ export async function stormRun(spec: StormSpec): Promise<StormRun> {
         await attachFence(bos[i]!, fence);
       }
       const perm = signalOrder(order, count, seed);
-      const index = new Map(bos.map((bo, i) => [bo as object, i]));
-      const reclaimedAt = new Float64Array(count).fill(Number.NaN);
-      const early: string[] = [];
-      using _sub = device.onReclaim((bo, atMs) => {
-        const i = index.get(bo);
-        if (i === undefined) return;
-        reclaimedAt[i] = atMs;
-        if (!fences[i]!.signaledFlag) early.push(`${bo.name} was reclaimed before its fence signalled`);
-      });
+      using record = recordReclaims(device, bos, fences);
+      const { reclaimedAt, early } = record;
       for (let i = 0; i < 2; i++) {
         defaultEnv.gc?.();
         await settle();

@@ -267,7 +267,7 @@ describe('TtmResource lifecycle', () => {
   });
 
   it('ttmResourceFree twice is a BugError, and so is a manager whose free skips ttmResourceFini', () => {
-    const { man, make } = fixture();
+    const { make } = fixture();
     const res = make('a');
     ttmResourceFree(res.bo, res);
     assert.throws(() => ttmResourceFree(null, res), /not live \(double free\?\)/);
