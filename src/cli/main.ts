@@ -236,7 +236,7 @@ export function buildProgram(registry: readonly BenchEntry[]): Command {
     .command('bench')
     .description('run benchmarks side by side with their JavaScript baselines and print a comparison table')
     .argument('[names...]', `benchmarks to run (default: all): ${registry.map((b) => b.name).join(', ')}`)
-    .option('--quick', 'fewer rounds: the whole suite in well under 20 s, with wider error bars')
+    .option('--quick', 'fewer rounds: the whole suite in about 25-35 s on 2 cores, with wider error bars')
     .option('--json', 'print one machine-readable JSON document on stdout instead of the table')
     .option('--list', 'list the benchmarks and exit')
     .action(async (names: string[], opts: BenchOptions) => {
