@@ -28,6 +28,7 @@ export * from './heap/page-pool.js';
 export * from './heap/deferred-free.js';
 export * from './heap/dma-buf.js';
 export * from './heap/dma-heap.js';
+export { TTM_MAX_BO_PRIORITY, TTM_NUM_MEM_TYPES, TtmLruBulkMove, TtmLruItem, TtmLruList } from './ttm/ttm-lru.js';
 export * from './ttm/ttm-resource.js';
 export * from './ttm/ttm-range-manager.js';
 export * from './ttm/ttm-tt.js';

@@ -34,15 +34,8 @@
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
 import type { DmaFence } from '../fence/dma-fence.js';
 import { DmaResvUsage } from '../resv/dma-resv.js';
-import {
-  TTM_NUM_MEM_TYPES,
-  TtmMemType,
-  TtmPlaceFlags,
-  ttmResourceFree,
-  type TtmPlace,
-  type TtmPlacement,
-  type TtmResource,
-} from './ttm-resource.js';
+import { TtmMemType, TtmPlaceFlags, ttmResourceFree, type TtmPlace, type TtmPlacement, type TtmResource } from './ttm-resource.js';
+import { TTM_NUM_MEM_TYPES } from './ttm-lru.js';
 import { TtmTt, TtmTtFlags } from './ttm-tt.js';
 import { TtmBufferObject, TtmOperationCtx } from './ttm-bo.js';
 

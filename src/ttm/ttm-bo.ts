@@ -50,18 +50,8 @@ import { BugError, DmaBufError, InvalidArgumentError, describeValue } from '../b
 import { PAGE_SIZE } from '../heap/page-pool.js';
 import { DmaResv, DmaResvUsage } from '../resv/dma-resv.js';
 import type { WwAcquireCtx } from '../locking/ww-mutex.js';
-import {
-  TTM_MAX_BO_PRIORITY,
-  TtmMemType,
-  ttmResourceCompatible,
-  ttmResourceFree,
-  ttmResourceMoveToLruTail,
-  type TtmLruBulkMove,
-  type TtmPlace,
-  type TtmPlacement,
-  type TtmResource,
-  type TtmResourceOwner,
-} from './ttm-resource.js';
+import { TtmMemType, ttmResourceCompatible, ttmResourceFree, ttmResourceMoveToLruTail, type TtmPlace, type TtmPlacement, type TtmResource, type TtmResourceOwner } from './ttm-resource.js';
+import { TTM_MAX_BO_PRIORITY, type TtmLruBulkMove } from './ttm-lru.js';
 import { TtmTt, TtmTtFlags } from './ttm-tt.js';
 import { checkPlacement, describePlacement, ttmBoPipelineGutting } from './ttm-bo-util.js';
 import { ttmBoAllocResource, ttmBoEvict, ttmBoMemSpace } from './ttm-bo-evict.js';
@@ -420,7 +410,7 @@ export class TtmBufferObject implements TtmResourceOwner {
       throw error;
     }
     ctx.bytesMoved += this.size;
-    device.countMove(this.size, evict);
+    device.countMove(this.size);
     return undefined;
   }
 

@@ -52,7 +52,8 @@ import { WorkQueue } from '../base/workqueue.js';
 import { lockdepTask } from '../locking/lockdep.js';
 import { DmaHeap } from '../heap/dma-heap.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
-import { TTM_NUM_MEM_TYPES, TtmLruList, TtmMemType, TtmPlaceFlags, type TtmLruHost, type TtmPlace, type TtmPlacement, type TtmResource, type TtmResourceManager } from './ttm-resource.js';
+import { TtmMemType, TtmPlaceFlags, type TtmLruHost, type TtmPlace, type TtmPlacement, type TtmResource, type TtmResourceManager } from './ttm-resource.js';
+import { TTM_NUM_MEM_TYPES, TtmLruList } from './ttm-lru.js';
 import { TtmRangeManager, TtmSysManager } from './ttm-range-manager.js';
 import { TtmCopyEngine } from './ttm-copy-engine.js';
 import { describePlacement, memTypeName, ttmBoMoveDefault } from './ttm-bo-util.js';
@@ -486,10 +487,9 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
   }
 
   /** @internal */
-  countMove(bytes: number, evict: boolean): void {
+  countMove(bytes: number): void {
     this.#moves++;
     this.#bytesMoved += bytes;
-    void evict;
   }
 
   /** @internal */
@@ -512,7 +512,8 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
   /** For messages: where a resource is. */
   describeResource(res: TtmResource | null): string {
     if (res === null) return 'no placement';
-    return `${memTypeName(res.memType)} ${res.manager.useTt ? '' : `pages ${res.start}..${res.start + res.size / PAGE_SIZE - 1} `}(${res.size} bytes)`.replace('  ', ' ');
+    const pages = res.manager.useTt ? '' : ` pages ${res.start}..${res.start + res.size / PAGE_SIZE - 1}`;
+    return `${memTypeName(res.memType)}${pages} (${res.size} bytes)`;
   }
 
   /** For messages: each place of `placement` with its manager's fill, and why it cannot take `size`. */

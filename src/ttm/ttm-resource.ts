@@ -8,9 +8,9 @@
  * is evicted first) or, while its owner is pinned or swapped out, the device's `unevictable`
  * list. Buffers sharing one reservation (the BOs of a VM) can join a {@link TtmLruBulkMove},
  * which keeps their resources contiguous per (memory type, priority) so one splice bumps them
- * all. Eviction walks a manager with a restartable {@link TtmResourceCursor}: it parks a hitch
- * item behind the last resource it returned, so the walk may sleep, let the list change, and
- * carry on. Pipelined evictions leave their copy fence in the manager's eviction-fence slots so
+ * all (the lists and bulk moves are in `ttm-lru.ts`). Eviction walks a manager with a
+ * restartable {@link TtmResourceCursor}: it parks a hitch item behind the last resource it
+ * returned, so the walk may sleep, let the list change, and carry on. Pipelined evictions leave their copy fence in the manager's eviction-fence slots so
  * the next allocation from that manager waits for the copy.
  *
  * Models `drivers/gpu/drm/ttm/ttm_resource.c` and `include/drm/ttm/ttm_resource.h` (7.0-era:
@@ -48,13 +48,30 @@ import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js
 import { DmaFence } from '../fence/dma-fence.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
 import type { DmaResv } from '../resv/dma-resv.js';
+import {
+  BULK,
+  CURSORS,
+  CURSOR_BULK,
+  MOVE_BEHIND,
+  SLOT,
+  TTM_MAX_BO_PRIORITY,
+  TtmLruItem,
+  TtmLruList,
+  checkMemType,
+  checkPriority,
+  isUnevictable,
+  linkAfter,
+  linkTail,
+  ownerOf,
+  unlink,
+  type TtmLruBulkMove,
+} from './ttm-lru.js';
+
+/** The manager's usage counter: written only by the resource functions below. */
+const USAGE = Symbol('usage');
 
 /** Memory types; drivers number private types from `Priv`. @see TTM_PL_SYSTEM */
 export const TtmMemType = { System: 0, TT: 1, VRAM: 2, Priv: 3 } as const;
-/** @see TTM_NUM_MEM_TYPES */
-export const TTM_NUM_MEM_TYPES = 9;
-/** LRU priorities per manager; 0 is evicted first. @see TTM_MAX_BO_PRIORITY */
-export const TTM_MAX_BO_PRIORITY = 4;
 /** Eviction-fence slots per manager. @see TTM_NUM_MOVE_FENCES */
 export const TTM_NUM_MOVE_FENCES = 8;
 
@@ -83,110 +100,6 @@ export interface TtmResourceOwner {
 
 /** What a manager needs from its device (`TtmDevice` implements it). */
 export interface TtmLruHost { readonly unevictable: TtmLruList }
-
-// State shared by the classes of this module; the keys are not exported.
-const USAGE = Symbol('usage');
-const BULK = Symbol('bulk');
-const SLOT = Symbol('bulk-slot');
-const CURSORS = Symbol('cursors');
-const CURSOR_BULK = Symbol('cursor-bulk');
-const MOVE_BEHIND = Symbol('move-behind-last');
-
-/**
- * A node of an intrusive, circular, doubly-linked LRU list: a resource, a cursor's hitch, or a
- * list's sentinel head. Unlinked nodes point at themselves, so unlinking needs no checks.
- * @see struct ttm_lru_item
- */
-export class TtmLruItem {
-  /** @internal Neighbours; change them only through this module's list operations. */
-  prev: TtmLruItem = this;
-  /** @internal */
-  next: TtmLruItem = this;
-  /** @internal The list this node is on. */
-  list: TtmLruList | null = null;
-
-  constructor(readonly kind: 'resource' | 'hitch' | 'head') {}
-
-  /** The list this node is on, or null when unlinked. */
-  get lruList(): TtmLruList | null {
-    return this.list;
-  }
-}
-
-function unlink(item: TtmLruItem): void {
-  item.prev.next = item.next;
-  item.next.prev = item.prev;
-  item.prev = item;
-  item.next = item;
-  item.list = null;
-}
-
-/** Moves `item` (linked or not) to just after `pos`. @see list_move() */
-function linkAfter(item: TtmLruItem, pos: TtmLruItem): void {
-  if (item === pos) return;
-  unlink(item);
-  const next = pos.next;
-  item.prev = pos;
-  item.next = next;
-  pos.next = item;
-  next.prev = item;
-  item.list = pos.list;
-}
-
-/** Moves `item` to the tail of `list`. @see list_move_tail() */
-function linkTail(item: TtmLruItem, list: TtmLruList): void {
-  if (list.head.prev !== item) linkAfter(item, list.head.prev);
-}
-
-/**
- * An LRU list with a sentinel head. Least recently used first; hitches are invisible to every
- * accessor. Changed only by the resource functions of this module.
- */
-export class TtmLruList implements Iterable<TtmResource> {
-  /** @internal The sentinel. */
-  readonly head: TtmLruItem = new TtmLruItem('head');
-  readonly name: string;
-
-  constructor(name = 'lru') {
-    this.name = name;
-    this.head.list = this;
-  }
-
-  /** No resource on the list (parked hitches do not count). */
-  get isEmpty(): boolean {
-    return this.first === null;
-  }
-
-  /** The least recently used resource, or null. @see ttm_lru_first_res_or_null() */
-  get first(): TtmResource | null {
-    for (let item = this.head.next; item !== this.head; item = item.next) if (item instanceof TtmResource) return item;
-    return null;
-  }
-
-  /** The most recently used resource, or null. */
-  get last(): TtmResource | null {
-    for (let item = this.head.prev; item !== this.head; item = item.prev) if (item instanceof TtmResource) return item;
-    return null;
-  }
-
-  /** Resources on the list; O(n), for tests and asserts. */
-  get length(): number {
-    let n = 0;
-    for (let item = this.head.next; item !== this.head; item = item.next) if (item instanceof TtmResource) n++;
-    return n;
-  }
-
-  /** Exactly one resource on the list. @see list_is_singular() */
-  isSingular(): boolean {
-    const first = this.first;
-    return first !== null && first === this.last;
-  }
-
-  /** Resources in LRU order. Do not change the list while iterating; walk with a cursor for that. */
-  *[Symbol.iterator](): IterableIterator<TtmResource> {
-    for (let item = this.head.next; item !== this.head; item = item.next) if (item instanceof TtmResource) yield item;
-  }
-}
 
 /**
  * One allocation in one memory type. Created by a manager's `alloc` (`new TtmResource(this)`,
@@ -449,25 +362,6 @@ export class TtmResourceCursor implements Disposable {
   }
 }
 
-function isUnevictable(res: TtmResource, bo: TtmResourceOwner): boolean {
-  return bo.pinCount > 0 || (bo.swapped === true && bo.resource === res);
-}
-
-function checkBelow(what: string, name: string, value: unknown, limit: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value >= limit) {
-    throw new InvalidArgumentError(`${what}: ${name} must be an integer 0..${limit - 1}, got ${describeValue(value)}`);
-  }
-  return value;
-}
-const checkMemType = (what: string, memType: unknown): number => checkBelow(what, 'memType', memType, TTM_NUM_MEM_TYPES);
-const checkPriority = (what: string, priority: unknown): number => checkBelow(what, 'priority', priority, TTM_MAX_BO_PRIORITY);
-
-function ownerOf(what: string, res: TtmResource): TtmResourceOwner {
-  if (res.bo === null) throw new BugError(`${what}: ${res} has no owner (bo is null)`);
-  if (res.list === null) throw new BugError(`${what}: ${res} is not live (never initialised, or finished); allocate a new one`);
-  return res.bo;
-}
-
 /**
  * Fills in a fresh resource for `bo` at `place` and links it: to the host's unevictable list
  * when `bo` is pinned (or swapped with `res` as its resource), else to the tail of
@@ -579,134 +473,3 @@ export function ttmResourceIntersects(res: TtmResource, place: TtmPlace | null, 
   return place === null || res.manager.intersects(res, place, size);
 }
 
-type BulkPos = { first: TtmResource | null; last: TtmResource | null };
-
-function nextRes(res: TtmResource): TtmResource {
-  for (let item = res.next; item.kind !== 'head'; item = item.next) if (item instanceof TtmResource) return item;
-  throw new BugError(`TtmLruBulkMove: range broken after ${res} (list ${res.list?.name})`);
-}
-
-function prevRes(res: TtmResource): TtmResource {
-  for (let item = res.prev; item.kind !== 'head'; item = item.prev) if (item instanceof TtmResource) return item;
-  throw new BugError(`TtmLruBulkMove: range broken before ${res} (list ${res.list?.name})`);
-}
-
-/**
- * Keeps the resources of buffers sharing one reservation contiguous on their LRUs, one range
- * per (memory type, priority), so {@link TtmLruBulkMove.tail} bumps them all in O(1) per range.
- * The caller holds the shared reservation for every operation, as in the kernel.
- * @see struct ttm_lru_bulk_move @see ttm_lru_bulk_move_init()
- */
-export class TtmLruBulkMove {
-  readonly #pos: BulkPos[] = Array.from({ length: TTM_NUM_MEM_TYPES * TTM_MAX_BO_PRIORITY }, () => ({ first: null, last: null }));
-  /** @internal Cursors whose hitch may sit inside one of the ranges. */
-  readonly [CURSORS] = new Set<TtmResourceCursor>();
-
-  /**
-   * Adds `res` at the tail of its range (moving it right after the range's last); a member is
-   * just moved to its range's tail. Does nothing for a pinned owner or swapped resource.
-   * @throws {BugError} when the owner's resv differs from the range's, or `res` is in another bulk move.
-   * @see ttm_lru_bulk_move_add() @see ttm_resource_add_bulk_move()
-   */
-  add(res: TtmResource): void {
-    const bo = ownerOf('TtmLruBulkMove.add', res);
-    if (isUnevictable(res, bo)) return;
-    const priority = checkPriority('TtmLruBulkMove.add', bo.priority);
-    const slot = checkMemType('TtmLruBulkMove.add', res.memType) * TTM_MAX_BO_PRIORITY + priority;
-    const member = res[BULK];
-    if (member === this && res[SLOT] === slot) {
-      this.#posTail(this.#pos[slot]!, res);
-      return;
-    }
-    if (member !== null && member !== this) throw new BugError(`TtmLruBulkMove.add: ${res} is in another bulk move; del it there first`);
-    const pos = this.#pos[slot]!;
-    if (pos.first !== null) {
-      if (pos.first.bo?.resv !== bo.resv) {
-        throw new BugError(`TtmLruBulkMove.add: ${res} has another reservation object than the range it joins; all members must share one resv`);
-      }
-      if (pos.first.manager !== res.manager) throw new BugError(`TtmLruBulkMove.add: ${res} is on ${res.manager.name}, the range on ${pos.first.manager.name}`);
-    }
-    if (member === this) this.del(res);
-    const lru = res.manager.lru[priority]!;
-    if (pos.first === null) {
-      if (res.list !== lru) linkTail(res, lru);
-      pos.first = res;
-      pos.last = res;
-    } else {
-      this.#posTail(pos, res);
-    }
-    res[BULK] = this;
-    res[SLOT] = slot;
-  }
-
-  /**
-   * Takes `res` out of its range: the range shrinks at either end, and a middle member is moved
-   * right after the range's last. Does nothing for a non-member.
-   * @see ttm_lru_bulk_move_del() @see ttm_resource_del_bulk_move()
-   */
-  del(res: TtmResource): void {
-    if (res[BULK] !== this) return;
-    const pos = this.#pos[res[SLOT]]!;
-    if (pos.first === res && pos.last === res) {
-      pos.first = null;
-      pos.last = null;
-    } else if (pos.first === res) {
-      pos.first = nextRes(res);
-    } else if (pos.last === res) {
-      pos.last = prevRes(res);
-    } else if (pos.last !== null) {
-      linkAfter(res, pos.last);
-    }
-    res[BULK] = null;
-  }
-
-  /** Whether `res` is in one of this bulk move's ranges. */
-  has(res: TtmResource): boolean {
-    return res[BULK] === this;
-  }
-
-  /**
-   * Moves every range to the tail of its LRU, keeping its order. Cursors whose hitch is in a
-   * range step behind its last first, so they go on with what followed the range instead of
-   * jumping to the tail with it. @see ttm_lru_bulk_move_tail()
-   */
-  tail(): void {
-    for (const cursor of [...this[CURSORS]]) cursor[MOVE_BEHIND](this);
-    for (let slot = 0; slot < this.#pos.length; slot++) {
-      const { first, last } = this.#pos[slot]!;
-      if (first === null || last === null) continue;
-      const lru = first.manager.lru[slot % TTM_MAX_BO_PRIORITY]!;
-      if (first.list !== lru || last.list !== lru) throw new BugError(`TtmLruBulkMove.tail: range ${first}..${last} is not on ${lru.name}`);
-      const head = lru.head;
-      if (last.next === head) continue;
-      // @see list_bulk_move_tail(): cut first..last out, splice it in before the head.
-      first.prev.next = last.next;
-      last.next.prev = first.prev;
-      const tail = head.prev;
-      tail.next = first;
-      first.prev = tail;
-      last.next = head;
-      head.prev = last;
-    }
-  }
-
-  /** The range of one (memory type, priority). */
-  range(memType: number, priority: number): { first: TtmResource | null; last: TtmResource | null } {
-    const pos = this.#pos[checkMemType('TtmLruBulkMove.range', memType) * TTM_MAX_BO_PRIORITY + checkPriority('TtmLruBulkMove.range', priority)]!;
-    return { first: pos.first, last: pos.last };
-  }
-
-  /** Detaches the cursors still registered. @see ttm_lru_bulk_move_fini() */
-  fini(): void {
-    for (const cursor of [...this[CURSORS]]) cursor[CURSOR_BULK] = null;
-    this[CURSORS].clear();
-  }
-
-  // @see ttm_lru_bulk_move_pos_tail()
-  #posTail(pos: BulkPos, res: TtmResource): void {
-    if (pos.last === res || pos.last === null) return;
-    if (pos.first === res) pos.first = nextRes(res);
-    linkAfter(res, pos.last);
-    pos.last = res;
-  }
-}

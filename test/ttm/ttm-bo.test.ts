@@ -20,13 +20,8 @@ import { PAGE_SIZE } from '../../src/heap/page-pool.js';
 import { VirtualClock, useClock } from '../../src/base/clock.js';
 import { TtmBufferObject, TtmOperationCtx } from '../../src/ttm/ttm-bo.js';
 import { TtmDevice } from '../../src/ttm/ttm-device.js';
-import {
-  TTM_MAX_BO_PRIORITY,
-  TtmLruBulkMove,
-  TtmMemType,
-  ttmResourceAlloc,
-  ttmResourceFree,
-} from '../../src/ttm/ttm-resource.js';
+import { TtmMemType, ttmResourceAlloc, ttmResourceFree } from '../../src/ttm/ttm-resource.js';
+import { TTM_MAX_BO_PRIORITY, TtmLruBulkMove } from '../../src/ttm/ttm-lru.js';
 import { mockFence } from '../helpers/mock-fence.js';
 import { asOtherTask } from '../helpers/other-task.js';
 import { settleWithin, watch } from '../helpers/completion.js';
