@@ -39,7 +39,16 @@
 
 import { DmaFence, fenceContextAlloc, type DmaFenceOps } from '../src/fence/dma-fence.js';
 import { DmaResv, DmaResvUsage } from '../src/resv/dma-resv.js';
-import { compare, formatDuration, seededRandom, type BenchContext, type BenchDefinition, type BenchReport, type Row, type Side } from './harness.js';
+import {
+  compare,
+  formatDuration,
+  seededRandom,
+  type BenchContext,
+  type BenchDefinition,
+  type BenchReport,
+  type Row,
+  type Side,
+} from './harness.js';
 
 const ops: DmaFenceOps = Object.freeze({
   getDriverName: () => 'bench',
@@ -72,7 +81,8 @@ function laterFences(base: number, seqnos: number[], round: number, batch: numbe
 }
 
 function checkCount(side: string, n: number): void {
-  if (n !== CONTEXTS) throw new Error(`dma-resv: ${side} holds ${n} fences after the round, expected ${CONTEXTS}: a slot was not reused`);
+  if (n !== CONTEXTS)
+    throw new Error(`dma-resv: ${side} holds ${n} fences after the round, expected ${CONTEXTS}: a slot was not reused`);
 }
 
 /** dmabuf, question 1: tryLock, reserveFences(1), addFence, unlock. */
@@ -170,7 +180,10 @@ function signalHalf(fences: readonly DmaFence[]): void {
 const UNSIGNALED = CONTEXTS / 2;
 
 function checkPass(side: string, seen: number, batch: number): void {
-  if (seen !== batch * UNSIGNALED) throw new Error(`dma-resv: ${side} saw ${seen} unsignaled fences in ${batch} passes, expected ${UNSIGNALED} per pass`);
+  if (seen !== batch * UNSIGNALED)
+    throw new Error(
+      `dma-resv: ${side} saw ${seen} unsignaled fences in ${batch} passes, expected ${UNSIGNALED} per pass`,
+    );
 }
 
 /** dmabuf, question 2: `fencesUnlocked(Bookkeep)` over 64 fences, 32 signaled. */
@@ -221,13 +234,21 @@ export const definition: BenchDefinition = {
   name: 'dma-resv',
   question:
     'What do addFence with slot reuse on a 64-context reservation, and an unlocked pass over 64 fences half signaled, cost next to a plain array doing the same?',
-  baseline: 'plain arrays: same-context search (and the kernel replacement rule) for addFence; a for loop with isSignaled() for the iteration',
+  baseline:
+    'plain arrays: same-context search (and the kernel replacement rule) for addFence; a for loop with isSignaled() for the iteration',
   target: 'none: ratios reported',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const { rounds, warmup } = ctx.budget;
     const rows: Row[] = [];
     ctx.progress('dma-resv: addFence with slot reuse, 64 contexts');
-    const add = await compare({ name: `addFence, slot reuse, ${CONTEXTS} contexts`, candidate: resvAddSide(), baseline: arrayAddSide(false), batch: ADD_BATCH, rounds, warmup });
+    const add = await compare({
+      name: `addFence, slot reuse, ${CONTEXTS} contexts`,
+      candidate: resvAddSide(),
+      baseline: arrayAddSide(false),
+      batch: ADD_BATCH,
+      rounds,
+      warmup,
+    });
     rows.push({
       ...add,
       note: `one op = tryLock + reserveFences(1) + addFence + unlock vs find-same-context-or-push; ${perOp(add)}`,
@@ -246,7 +267,14 @@ export const definition: BenchDefinition = {
       note: `baseline applies dma_resv_add_fence's rule (same context + usage + later-or-same, or signaled via isSignaled()) to a plain array, no lock, no reservation; ${perOp(rule)}`,
     });
     ctx.progress('dma-resv: unlocked iteration, 64 fences, half signaled');
-    const iter = await compare({ name: `fencesUnlocked, ${CONTEXTS} fences, half signaled`, candidate: resvIterSide(), baseline: arrayIterSide(), batch: ITER_BATCH, rounds, warmup });
+    const iter = await compare({
+      name: `fencesUnlocked, ${CONTEXTS} fences, half signaled`,
+      candidate: resvIterSide(),
+      baseline: arrayIterSide(),
+      batch: ITER_BATCH,
+      rounds,
+      warmup,
+    });
     rows.push({
       ...iter,
       note: `one op = one full pass yielding the ${UNSIGNALED} unsignaled fences; ${perOp(iter)}`,

@@ -45,7 +45,16 @@ import { E_CANCELED, Mutex, type MutexInterface } from 'async-mutex';
 import { DrmExec, type DrmExecObject } from '../src/exec/drm-exec.js';
 import { WwClass } from '../src/locking/ww-mutex.js';
 import { DmaResv } from '../src/resv/dma-resv.js';
-import { compare, median, seededRandom, type BenchContext, type BenchDefinition, type BenchReport, type Row, type Side } from './harness.js';
+import {
+  compare,
+  median,
+  seededRandom,
+  type BenchContext,
+  type BenchDefinition,
+  type BenchReport,
+  type Row,
+  type Side,
+} from './harness.js';
 
 export const TASKS = 16;
 export const OBJECTS = 16;
@@ -73,9 +82,17 @@ export function pickDistinct(n: number, k: number, random: () => number): number
 }
 
 /** Plans for `tasks` tasks of `txPerTask` transactions, each locking `perTx` of `objects`. */
-export function makePlans(seed: number, tasks = TASKS, txPerTask = TX_PER_TASK, objects = OBJECTS, perTx = PER_TX): Plan[] {
+export function makePlans(
+  seed: number,
+  tasks = TASKS,
+  txPerTask = TX_PER_TASK,
+  objects = OBJECTS,
+  perTx = PER_TX,
+): Plan[] {
   const random = seededRandom(seed);
-  return Array.from({ length: tasks }, () => Array.from({ length: txPerTask }, () => pickDistinct(objects, perTx, random)));
+  return Array.from({ length: tasks }, () =>
+    Array.from({ length: txPerTask }, () => pickDistinct(objects, perTx, random)),
+  );
 }
 
 /**
@@ -111,7 +128,8 @@ class BenchObject implements DrmExecObject {
     this.refs++;
   }
   put(): void {
-    if (--this.refs <= 0) throw new Error(`drm-exec bench: ${this.resv.mutex.name} dropped its last reference; a put() too many`);
+    if (--this.refs <= 0)
+      throw new Error(`drm-exec bench: ${this.resv.mutex.name} dropped its last reference; a put() too many`);
   }
 }
 
@@ -128,7 +146,9 @@ interface Counts {
 function checkObjects(side: string, objects: readonly BenchObject[]): void {
   for (const o of objects) {
     if (o.resv.isLocked || o.refs !== 1) {
-      throw new Error(`drm-exec: ${side} left ${o.resv.mutex.name} ${o.resv.isLocked ? 'locked' : 'unlocked'} with ${o.refs} references (expected unlocked, 1)`);
+      throw new Error(
+        `drm-exec: ${side} left ${o.resv.mutex.name} ${o.resv.isLocked ? 'locked' : 'unlocked'} with ${o.refs} references (expected unlocked, 1)`,
+      );
     }
   }
 }
@@ -197,7 +217,8 @@ export function drmExecSide(plans: readonly Plan[], options: DrmExecSideOptions,
       if (batch !== total) throw new Error(`drm-exec: batch ${batch} differs from the plans' ${total} transactions`);
       const counts: Counts = { completed: 0, backoffs: 0, inFlight: 0 };
       await Promise.all(plans.map((plan) => drmExecTask(plan, objects, options, counts)));
-      if (counts.completed !== total) throw new Error(`drm-exec: DrmExec completed ${counts.completed} of ${total} transactions`);
+      if (counts.completed !== total)
+        throw new Error(`drm-exec: DrmExec completed ${counts.completed} of ${total} transactions`);
       checkObjects('DrmExec', objects);
       backoffsPerTx.push(counts.backoffs / total);
     },
@@ -214,7 +235,8 @@ export function sortedMutexSide(plans: readonly Plan[]): Side {
       if (batch !== total) throw new Error(`drm-exec: batch ${batch} differs from the plans' ${total} transactions`);
       const counts: Counts = { completed: 0, backoffs: 0, inFlight: 0 };
       await Promise.all(plans.map((plan) => sortedMutexTask(plan, mutexes, counts)));
-      if (counts.completed !== total) throw new Error(`drm-exec: async-mutex completed ${counts.completed} of ${total} transactions`);
+      if (counts.completed !== total)
+        throw new Error(`drm-exec: async-mutex completed ${counts.completed} of ${total} transactions`);
       if (mutexes.some((m) => m.isLocked())) throw new Error('drm-exec: async-mutex left a mutex locked');
     },
   };
@@ -277,7 +299,12 @@ export function turnWatchdog(turns: number): Watchdog {
  * Runs `tasks` until they all finish or `completed()` does not move for one watchdog interval;
  * on a stall calls `onStall` (which must make the tasks finish) and reports that it did.
  */
-async function watch(tasks: Promise<unknown>[], completed: () => number, watchdog: Watchdog, onStall: () => void): Promise<boolean> {
+async function watch(
+  tasks: Promise<unknown>[],
+  completed: () => number,
+  watchdog: Watchdog,
+  onStall: () => void,
+): Promise<boolean> {
   const all = Promise.all(tasks).then(() => true);
   let last = completed();
   for (;;) {
@@ -295,7 +322,10 @@ async function watch(tasks: Promise<unknown>[], completed: () => number, watchdo
 }
 
 /** The random-order workload with async-mutex, under the watchdog. */
-export async function unsortedMutexRun(plans: readonly Plan[], watchdog: Watchdog = timeWatchdog(WATCHDOG_MS)): Promise<WatchedRun> {
+export async function unsortedMutexRun(
+  plans: readonly Plan[],
+  watchdog: Watchdog = timeWatchdog(WATCHDOG_MS),
+): Promise<WatchedRun> {
   const mutexes = Array.from({ length: OBJECTS }, () => new Mutex());
   const holder = new Array<number>(OBJECTS).fill(-1);
   const waitingOn = new Array<number>(plans.length).fill(-1);
@@ -329,17 +359,25 @@ export async function unsortedMutexRun(plans: readonly Plan[], watchdog: Watchdo
   };
   let stalled = 0;
   let cycle: number[] | null = null;
-  await watch(plans.map((plan, t) => task(t, plan)), () => completed, watchdog, () => {
-    stalled = waitingOn.filter((o) => o >= 0).length;
-    cycle = findWaitCycle(holder, waitingOn);
-    stopped = true;
-    for (const m of mutexes) m.cancel();
-  });
+  await watch(
+    plans.map((plan, t) => task(t, plan)),
+    () => completed,
+    watchdog,
+    () => {
+      stalled = waitingOn.filter((o) => o >= 0).length;
+      cycle = findWaitCycle(holder, waitingOn);
+      stopped = true;
+      for (const m of mutexes) m.cancel();
+    },
+  );
   return { total, completed, stalled, cycle, backoffs: 0 };
 }
 
 /** The random-order workload with DrmExec, under the same watchdog. */
-export async function drmExecWatchedRun(plans: readonly Plan[], watchdog: Watchdog = timeWatchdog(WATCHDOG_MS)): Promise<WatchedRun> {
+export async function drmExecWatchedRun(
+  plans: readonly Plan[],
+  watchdog: Watchdog = timeWatchdog(WATCHDOG_MS),
+): Promise<WatchedRun> {
   const objects = Array.from({ length: OBJECTS }, (_, i) => new BenchObject(`bo${i}`));
   const total = plans.reduce((n, p) => n + p.length, 0);
   const counts: Counts = { completed: 0, backoffs: 0, inFlight: 0 };
@@ -368,7 +406,8 @@ export const definition: BenchDefinition = {
   name: 'drm-exec',
   question:
     'With 16 tasks each locking 4 of 16 shared objects across an await, is DrmExec (any order) at least as fast as async-mutex in sorted order, and does unsorted async-mutex deadlock where DrmExec completes?',
-  baseline: 'async-mutex 0.5.0, one Mutex per object, acquired in globally sorted order (sort per transaction), released in reverse',
+  baseline:
+    'async-mutex 0.5.0, one Mutex per object, acquired in globally sorted order (sort per transaction), released in reverse',
   target: 'DrmExec (random order) >= 1x the sorted async-mutex rate in transactions/s',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const { rounds, warmup, quick } = ctx.budget;
@@ -378,7 +417,12 @@ export const definition: BenchDefinition = {
     const batch = TASKS * TX_PER_TASK;
 
     const cases: { name: string; options: DrmExecSideOptions; target: boolean; note: string }[] = [
-      { name: `${TASKS} tasks x ${PER_TX} of ${OBJECTS} objects`, options: {}, target: true, note: 'DrmExec locks in the random plan order' },
+      {
+        name: `${TASKS} tasks x ${PER_TX} of ${OBJECTS} objects`,
+        options: {},
+        target: true,
+        note: 'DrmExec locks in the random plan order',
+      },
       {
         name: `${TASKS} tasks x ${PER_TX} of ${OBJECTS} objects, DrmExec sorted`,
         options: { sorted: true },

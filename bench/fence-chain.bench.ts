@@ -136,7 +136,12 @@ interface TimelineStats {
  * Question 1, one timeline: build CHAIN_SZ points, arm the head, then signal in `order` with a
  * lookup after each signal. `sample` (untimed passes only) sees the head after every step.
  */
-export function runTimeline(gc: ChainGcPolicy, order: Int32Array, points: Int32Array, sample?: (head: DmaFenceChain) => void): DmaFenceChain {
+export function runTimeline(
+  gc: ChainGcPolicy,
+  order: Int32Array,
+  points: Int32Array,
+  sample?: (head: DmaFenceChain) => void,
+): DmaFenceChain {
   const n = order.length;
   const context = fenceContextAlloc();
   const fences = new Array<DmaFence>(n);
@@ -153,7 +158,8 @@ export function runTimeline(gc: ChainGcPolicy, order: Int32Array, points: Int32A
     DmaFenceChain.findSeqno(tail, points[k]!);
     sample?.(tail);
   }
-  if (!tail.signaledFlag) throw new Error(`fence-chain: the ${gc} timeline's head did not signal after all ${n} payloads did`);
+  if (!tail.signaledFlag)
+    throw new Error(`fence-chain: the ${gc} timeline's head did not signal after all ${n} payloads did`);
   return tail;
 }
 
@@ -172,7 +178,12 @@ export function runArrayTimeline(order: Int32Array, points: Int32Array): number 
   return signaled;
 }
 
-function timelineSides(gc: ChainGcPolicy, orderName: SignalOrder, size: number, notes: string[]): { candidate: Side; baseline: Side } {
+function timelineSides(
+  gc: ChainGcPolicy,
+  orderName: SignalOrder,
+  size: number,
+  notes: string[],
+): { candidate: Side; baseline: Side } {
   const order = signalOrder(orderName, size, SEED);
   const points = lookupPoints(size, SEED);
   let warned = false;
@@ -303,9 +314,16 @@ export async function runAppendOnly(spec: AppendOnlySpec): Promise<AppendRun> {
     }
   }
   appendMs += now() - t0;
-  if (answered !== lookupMs.length) throw new Error(`fence-chain: ${answered} of ${lookupMs.length} append-only lookups found their point`);
+  if (answered !== lookupMs.length)
+    throw new Error(`fence-chain: ${answered} of ${lookupMs.length} append-only lookups found their point`);
   const end = head !== null ? DmaFenceChain.reachableStats(head) : { nodes: 0, signaledNodes: 0 };
-  return { appendMs, lookupMs, peakSignaled: Math.max(peak, end.signaledNodes), finalSignaled: end.signaledNodes, finalNodes: end.nodes };
+  return {
+    appendMs,
+    lookupMs,
+    peakSignaled: Math.max(peak, end.signaledNodes),
+    finalSignaled: end.signaledNodes,
+    finalNodes: end.nodes,
+  };
 }
 
 interface AppendScenario {
@@ -316,7 +334,14 @@ interface AppendScenario {
 }
 
 function appendSide(gc: ChainGcPolicy | 'array', sc: AppendScenario, lookups?: number[][]): Side {
-  const spec = { gc, lag: LAG, lookupEvery: sc.lookupEvery, seed: SEED, sampleEvery: 0, walkEachAppend: sc.walkEachAppend };
+  const spec = {
+    gc,
+    lag: LAG,
+    lookupEvery: sc.lookupEvery,
+    seed: SEED,
+    sampleEvery: 0,
+    walkEachAppend: sc.walkEachAppend,
+  };
   return {
     label: gc === 'array' ? 'Array<DmaFence>' : `DmaFenceChain ${gc}`,
     setup: freshQueue,
@@ -343,13 +368,21 @@ export const definition: BenchDefinition = {
     const size = quick ? CHAIN_SZ / 4 : CHAIN_SZ;
     const rows: Row[] = [];
     const notes: string[] = [];
-    if (defaultEnv.gc === undefined) notes.push("gc() not exposed: the 'queue' policy's global FIFO is not reset between rounds");
+    if (defaultEnv.gc === undefined)
+      notes.push("gc() not exposed: the 'queue' policy's global FIFO is not reset between rounds");
 
     for (const gc of POLICIES) {
       for (const order of ORDERS) {
         ctx.progress(`fence-chain: ${size}-point timeline, ${gc}, ${order}`);
         const { candidate, baseline } = timelineSides(gc, order, size, notes);
-        const row = await compare({ name: `${size} points${quick ? ' (quick)' : ''}, ${order}, gc ${gc}`, candidate, baseline, batch: size, rounds, warmup });
+        const row = await compare({
+          name: `${size} points${quick ? ' (quick)' : ''}, ${order}, gc ${gc}`,
+          candidate,
+          baseline,
+          batch: size,
+          rounds,
+          warmup,
+        });
         if (gc === 'queue') await freshQueue();
         const stats = timelineStats(gc, order, size);
         rows.push({
@@ -361,9 +394,24 @@ export const definition: BenchDefinition = {
     notes.push(`${size}-point rows: one op = one point (build + signal + findSeqno of a random point); seed ${SEED}`);
 
     const scenarios: AppendScenario[] = [
-      { title: `append-only ${APPENDS / 1000}k, lookup/${LOOKUP_EVERY}`, lookupEvery: LOOKUP_EVERY, sampleEvery: 1, walkEachAppend: false },
-      { title: `append-only ${APPENDS / 1000}k, never walked`, lookupEvery: 0, sampleEvery: 1000, walkEachAppend: false },
-      { title: `append-only ${APPENDS / 1000}k, walk per append`, lookupEvery: 0, sampleEvery: 1, walkEachAppend: true },
+      {
+        title: `append-only ${APPENDS / 1000}k, lookup/${LOOKUP_EVERY}`,
+        lookupEvery: LOOKUP_EVERY,
+        sampleEvery: 1,
+        walkEachAppend: false,
+      },
+      {
+        title: `append-only ${APPENDS / 1000}k, never walked`,
+        lookupEvery: 0,
+        sampleEvery: 1000,
+        walkEachAppend: false,
+      },
+      {
+        title: `append-only ${APPENDS / 1000}k, walk per append`,
+        lookupEvery: 0,
+        sampleEvery: 1,
+        walkEachAppend: true,
+      },
     ];
     const appendRounds = quick ? 2 : 5;
     const warm = 1;
@@ -381,7 +429,15 @@ export const definition: BenchDefinition = {
           rounds: appendRounds,
           warmup: warm,
         });
-        const statsSpec = { gc, appends: APPENDS, lag: LAG, lookupEvery: sc.lookupEvery, seed: SEED, sampleEvery: sc.sampleEvery, walkEachAppend: sc.walkEachAppend };
+        const statsSpec = {
+          gc,
+          appends: APPENDS,
+          lag: LAG,
+          lookupEvery: sc.lookupEvery,
+          seed: SEED,
+          sampleEvery: sc.sampleEvery,
+          walkEachAppend: sc.walkEachAppend,
+        };
         await freshQueue();
         const stats = await runAppendOnly(statsSpec);
         const queueLength = DmaFenceChain.gcQueueLength;

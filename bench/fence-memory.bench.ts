@@ -38,7 +38,14 @@
 import { DmaFence, fenceContextAlloc, type DmaFenceOps } from '../src/fence/dma-fence.js';
 import { DmaFenceChain, type ChainGcPolicy } from '../src/fence/dma-fence-chain.js';
 import { freshQueue } from './fence-chain.bench.js';
-import { compareMemory, type BenchContext, type BenchDefinition, type BenchReport, type MemorySubject, type Row } from './harness.js';
+import {
+  compareMemory,
+  type BenchContext,
+  type BenchDefinition,
+  type BenchReport,
+  type MemorySubject,
+  type Row,
+} from './harness.js';
 
 const ops: DmaFenceOps = Object.freeze({
   getDriverName: () => 'bench',
@@ -129,31 +136,38 @@ export function chainNodes(gc: ChainGcPolicy, withPayload: boolean): MemorySubje
 
 export const definition: BenchDefinition = {
   name: 'fence-memory',
-  question: 'Does a pending fence (bare, or with one callback) and a chain node cost no more than 2x the bytes of a Promise with its resolve kept?',
+  question:
+    'Does a pending fence (bare, or with one callback) and a chain node cost no more than 2x the bytes of a Promise with its resolve kept?',
   baseline: 'pending new Promise + its resolve function, both held',
   target: '<= 2x the baseline bytes (chain node: payload not counted)',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const reps = ctx.budget.reps;
     const rows: Row[] = [];
-    const cases: { name: string; subject: MemorySubject; baseline?: MemorySubject; target: boolean; note?: string }[] = [
-      { name: 'pending fence, bare', subject: bareFence, target: true },
-      { name: 'pending fence, 1 callback', subject: fenceWithCallback, target: true },
-      {
-        name: 'pending fence, 1 callback vs Promise + .then',
-        subject: fenceWithCallback,
-        baseline: promiseWithThen,
-        target: false,
-        note: 'baseline is Promise + resolve + .then(cb), the Promise way of holding one callback; no target',
-      },
-      { name: 'chain node (walk), payload not counted', subject: chainNodes('walk', false), target: true },
-      { name: 'chain node (walk) + its payload fence', subject: chainNodes('walk', true), target: false, note: 'payload counted; no target' },
-      {
-        name: 'chain node (queue), payload not counted',
-        subject: chainNodes('queue', false),
-        target: true,
-        note: "includes the global FIFO's WeakRef and array slot (the array grows by doubling, so slack is included)",
-      },
-    ];
+    const cases: { name: string; subject: MemorySubject; baseline?: MemorySubject; target: boolean; note?: string }[] =
+      [
+        { name: 'pending fence, bare', subject: bareFence, target: true },
+        { name: 'pending fence, 1 callback', subject: fenceWithCallback, target: true },
+        {
+          name: 'pending fence, 1 callback vs Promise + .then',
+          subject: fenceWithCallback,
+          baseline: promiseWithThen,
+          target: false,
+          note: 'baseline is Promise + resolve + .then(cb), the Promise way of holding one callback; no target',
+        },
+        { name: 'chain node (walk), payload not counted', subject: chainNodes('walk', false), target: true },
+        {
+          name: 'chain node (walk) + its payload fence',
+          subject: chainNodes('walk', true),
+          target: false,
+          note: 'payload counted; no target',
+        },
+        {
+          name: 'chain node (queue), payload not counted',
+          subject: chainNodes('queue', false),
+          target: true,
+          note: "includes the global FIFO's WeakRef and array slot (the array grows by doubling, so slack is included)",
+        },
+      ];
     for (const c of cases) {
       ctx.progress(`fence-memory: ${c.name}`);
       await freshQueue();
@@ -170,6 +184,11 @@ export const definition: BenchDefinition = {
       );
     }
     await freshQueue();
-    return { rows, notes: [`${COUNT.toLocaleString('en-US')} objects per repetition, heapUsed delta after gc(), median of ${reps} repetitions`] };
+    return {
+      rows,
+      notes: [
+        `${COUNT.toLocaleString('en-US')} objects per repetition, heapUsed delta after gc(), median of ${reps} repetitions`,
+      ],
+    };
   },
 };

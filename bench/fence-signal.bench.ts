@@ -102,7 +102,13 @@ export const definition: BenchDefinition = {
   async run(ctx: BenchContext): Promise<BenchReport> {
     const { rounds, warmup } = ctx.budget;
     const rows: Row[] = [];
-    const cases: { callbacks: number; name: string; timestamp?: number; target?: { op: '>='; value: number }; note?: string }[] = [
+    const cases: {
+      callbacks: number;
+      name: string;
+      timestamp?: number;
+      target?: { op: '>='; value: number };
+      note?: string;
+    }[] = [
       { callbacks: 1, name: 'signal, 1 callback', target: { op: '>=', value: 2 } },
       { callbacks: 0, name: 'signal, 0 callbacks' },
       { callbacks: 4, name: 'signal, 4 callbacks' },

@@ -109,7 +109,8 @@ export function promiseLaterSide(): Side {
 
 export const definition: BenchDefinition = {
   name: 'fence-wait',
-  question: 'Is await fence.wait() within 1.25x of await on a Promise, for a fence signaled before and after the wait starts?',
+  question:
+    'Is await fence.wait() within 1.25x of await on a Promise, for a fence signaled before and after the wait starts?',
   baseline: 'await on a resolved Promise; new Promise + resolve + await',
   target: 'rate ratio >= 0.8 (within 1.25x of the Promise)',
   async run(ctx: BenchContext): Promise<BenchReport> {
@@ -117,11 +118,27 @@ export const definition: BenchDefinition = {
     const rows: Row[] = [];
     ctx.progress('fence-wait: already signaled');
     rows.push(
-      await compare({ name: 'wait, already signaled', candidate: fenceSignaledSide(), baseline: promiseResolvedSide(), batch: BATCH, rounds, warmup, target: TARGET }),
+      await compare({
+        name: 'wait, already signaled',
+        candidate: fenceSignaledSide(),
+        baseline: promiseResolvedSide(),
+        batch: BATCH,
+        rounds,
+        warmup,
+        target: TARGET,
+      }),
     );
     ctx.progress('fence-wait: signaled after the wait started');
     rows.push(
-      await compare({ name: 'wait, signaled later', candidate: fenceLaterSide(), baseline: promiseLaterSide(), batch: BATCH, rounds, warmup, target: TARGET }),
+      await compare({
+        name: 'wait, signaled later',
+        candidate: fenceLaterSide(),
+        baseline: promiseLaterSide(),
+        batch: BATCH,
+        rounds,
+        warmup,
+        target: TARGET,
+      }),
     );
     ctx.progress('fence-wait: signaled later, timestamp passed in');
     rows.push(

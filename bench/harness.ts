@@ -41,13 +41,7 @@
  * ```
  */
 
-import {
-  NO_GC_NOTE,
-  exposedGc,
-  type RatioStats,
-  type Row,
-  type TargetResult,
-} from '../src/cli/report.js';
+import { NO_GC_NOTE, exposedGc, type RatioStats, type Row, type TargetResult } from '../src/cli/report.js';
 
 export {
   NO_GC_NOTE,
@@ -78,6 +72,7 @@ export interface Side {
    * Runs `batch` operations. May be async (the await is timed). May return its own elapsed
    * milliseconds when only part of the round should count (e.g. appends without the lookups).
    */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a plain `void` function is a valid run (no time of its own)
   run(batch: number): void | number | Promise<void | number>;
 }
 
@@ -151,7 +146,9 @@ export function opsPerSecond(ops: number, ms: number): number {
  */
 export function ratioStats(candidate: readonly number[], baseline: readonly number[]): RatioStats {
   if (candidate.length !== baseline.length) {
-    throw new RangeError(`ratioStats: ${candidate.length} candidate samples vs ${baseline.length} baseline samples; pair them by round`);
+    throw new RangeError(
+      `ratioStats: ${candidate.length} candidate samples vs ${baseline.length} baseline samples; pair them by round`,
+    );
   }
   const ratios = candidate.map((c, i) => c / baseline[i]!);
   return { median: median(ratios), q1: quantile(ratios, 0.25), q3: quantile(ratios, 0.75) };
@@ -200,7 +197,13 @@ export async function compare(spec: CompareSpec, env: HarnessEnv = defaultEnv): 
     candOps.push(opsPerSecond(spec.batch, candMs));
     baseOps.push(opsPerSecond(spec.batch, baseMs));
   }
-  return throughputRow({ ...spec, candidate: { label: spec.candidate.label, rates: candOps }, baseline: { label: spec.baseline.label, rates: baseOps }, ratio: ratioStats(candOps, baseOps), samples: spec.rounds });
+  return throughputRow({
+    ...spec,
+    candidate: { label: spec.candidate.label, rates: candOps },
+    baseline: { label: spec.baseline.label, rates: baseOps },
+    ratio: ratioStats(candOps, baseOps),
+    samples: spec.rounds,
+  });
 }
 
 /**
@@ -231,7 +234,11 @@ export function throughputRow(spec: {
 }
 
 function checkCounts(name: string, batch: number, rounds: number, warmup: number): void {
-  for (const [what, n, min] of [['batch', batch, 1], ['rounds', rounds, 1], ['warmup', warmup, 0]] as const) {
+  for (const [what, n, min] of [
+    ['batch', batch, 1],
+    ['rounds', rounds, 1],
+    ['warmup', warmup, 0],
+  ] as const) {
     if (!Number.isSafeInteger(n) || n < min) {
       throw new RangeError(`${name}: ${what} must be an integer >= ${min}, got ${n}`);
     }
@@ -244,6 +251,7 @@ export function settle(): Promise<void> {
 }
 
 // Keeps measured objects alive past the second heap reading without the optimiser noticing.
+// biome-ignore lint/correctness/noUnusedVariables: written only, so the optimiser cannot drop the objects
 let sink: unknown;
 
 /** What one object of a memory measurement is. */
@@ -264,13 +272,23 @@ export interface MemorySubject {
  * Retained bytes per object, median over `reps` repetitions; null without `gc()`.
  * The holder array is allocated before the first reading, so its own slots are not counted.
  */
-export async function measureBytes(subject: MemorySubject, count: number, reps: number, env: HarnessEnv = defaultEnv): Promise<number | null> {
+export async function measureBytes(
+  subject: MemorySubject,
+  count: number,
+  reps: number,
+  env: HarnessEnv = defaultEnv,
+): Promise<number | null> {
   const samples = await measureBytesSamples(subject, count, reps, env);
   return samples === null ? null : median(samples);
 }
 
 /** Per-repetition bytes per object; null without `gc()`. */
-export async function measureBytesSamples(subject: MemorySubject, count: number, reps: number, env: HarnessEnv = defaultEnv): Promise<number[] | null> {
+export async function measureBytesSamples(
+  subject: MemorySubject,
+  count: number,
+  reps: number,
+  env: HarnessEnv = defaultEnv,
+): Promise<number[] | null> {
   const gc = env.gc;
   if (gc === undefined) return null;
   checkCounts(subject.label, count, reps, 0);
@@ -299,12 +317,30 @@ export async function measureBytesSamples(subject: MemorySubject, count: number,
  * repetitions like {@link compare}. Without `gc()` the row carries no numbers and says why.
  */
 export async function compareMemory(
-  spec: { name: string; candidate: MemorySubject; baseline?: MemorySubject; count: number; reps: number; target?: Target; note?: string },
+  spec: {
+    name: string;
+    candidate: MemorySubject;
+    baseline?: MemorySubject;
+    count: number;
+    reps: number;
+    target?: Target;
+    note?: string;
+  },
   env: HarnessEnv = defaultEnv,
 ): Promise<Row> {
   const { name, candidate, baseline, count, reps, target } = spec;
   if (env.gc === undefined) {
-    return { name, kind: 'memory', dmabuf: null, baseline: null, ratio: null, target: null, samples: 0, batch: count, note: NO_GC_NOTE };
+    return {
+      name,
+      kind: 'memory',
+      dmabuf: null,
+      baseline: null,
+      ratio: null,
+      target: null,
+      samples: 0,
+      batch: count,
+      note: NO_GC_NOTE,
+    };
   }
   const cand: number[] = [];
   const base: number[] = [];

@@ -199,7 +199,10 @@ export interface ArrayBufferAccounting {
 }
 
 /** Baseline: `new ArrayBuffer(size)` every time, dropped for the garbage collector. */
-export function freshDesign(size: number, accounting: ArrayBufferAccounting = { base: 0, others: () => 0 }): AllocDesign<ArrayBuffer> {
+export function freshDesign(
+  size: number,
+  accounting: ArrayBufferAccounting = { base: 0, others: () => 0 },
+): AllocDesign<ArrayBuffer> {
   let live = 0;
   return {
     label: 'new ArrayBuffer',
@@ -244,7 +247,9 @@ function writeAndCheck(design: string, view: Uint8Array, step: number): void {
   const last = view.length - 1;
   const mid = last >> 1;
   if (view[0] !== 0 || view[mid] !== 0 || view[last] !== 0) {
-    throw new Error(`heap-alloc: ${design} handed out a buffer that is not zero (bytes ${view[0]}, ${view[mid]}, ${view[last]} at 0, ${mid}, ${last}) at step ${step}`);
+    throw new Error(
+      `heap-alloc: ${design} handed out a buffer that is not zero (bytes ${view[0]}, ${view[mid]}, ${view[last]} at 0, ${mid}, ${last}) at step ${step}`,
+    );
   }
   view[0] = 1 + (step & 0x7f);
   view[mid] = 2;
@@ -252,9 +257,14 @@ function writeAndCheck(design: string, view: Uint8Array, step: number): void {
 }
 
 /** One round of the churn described in the module comment. `now` is injectable for tests. */
-export async function churnRound<H>(design: AllocDesign<H>, shape: ChurnShape, now: () => number = () => performance.now()): Promise<ChurnResult> {
+export async function churnRound<H>(
+  design: AllocDesign<H>,
+  shape: ChurnShape,
+  now: () => number = () => performance.now(),
+): Promise<ChurnResult> {
   const { workingSet, steps, turnEvery } = shape;
-  if (!(workingSet >= 1 && steps >= 1 && turnEvery >= 1)) throw new RangeError(`heap-alloc: bad churn shape ${JSON.stringify(shape)}`);
+  if (!(workingSet >= 1 && steps >= 1 && turnEvery >= 1))
+    throw new RangeError(`heap-alloc: bad churn shape ${JSON.stringify(shape)}`);
   const ring: H[] = [];
   for (let i = 0; i < workingSet; i++) {
     const h = design.allocate();
@@ -277,7 +287,9 @@ export async function churnRound<H>(design: AllocDesign<H>, shape: ChurnShape, n
     if ((i + 1) % turnEvery === 0) await macrotaskTurn();
   }
   if (design.liveBuffers() !== workingSet) {
-    throw new Error(`heap-alloc: ${design.label} counts ${design.liveBuffers()} live buffers at the end of the churn, expected ${workingSet}`);
+    throw new Error(
+      `heap-alloc: ${design.label} counts ${design.liveBuffers()} live buffers at the end of the churn, expected ${workingSet}`,
+    );
   }
   const heldBytes = design.heldBytes();
   for (const h of ring) design.free(h);
@@ -341,7 +353,13 @@ export function latencyRow(spec: {
 }
 
 /** Memory held at the end of the churn, as a table row (bytes, lower is better). */
-export function heldRow(spec: { name: string; candidate: DesignSamples; baseline: DesignSamples; batch: number; note?: string }): Row {
+export function heldRow(spec: {
+  name: string;
+  candidate: DesignSamples;
+  baseline: DesignSamples;
+  batch: number;
+  note?: string;
+}): Row {
   const ratio = ratioStats(spec.candidate.held, spec.baseline.held);
   return {
     name: spec.name,
@@ -373,7 +391,12 @@ export const TARGET_VS_FRESH: Target = { op: '>=', value: 5, text: '>= 5x (p99 5
 export const TARGET_VS_INLINE: Target = { op: '>=', value: 1, text: '>= 1x (p99 lower)' };
 
 /** Runs one shape: the three designs in rotated order, `warmup` + `rounds` rounds. */
-export async function runShape(shape: BenchShape, rounds: number, warmup: number, progress: (line: string) => void): Promise<BenchReport> {
+export async function runShape(
+  shape: BenchShape,
+  rounds: number,
+  warmup: number,
+  progress: (line: string) => void,
+): Promise<BenchReport> {
   const { size, workingSet, steps, budgetBytes, diagnostic = false } = shape;
   const label = shape.turnEvery === 1 ? sizeLabel(size) : `${sizeLabel(size)}, ${shape.turnEvery} steps/turn`;
   const gc = defaultEnv.gc;
@@ -456,7 +479,17 @@ export async function runShape(shape: BenchShape, rounds: number, warmup: number
     });
   const heldVsFresh = (): Row =>
     gc === undefined
-      ? { name: `${label} memory held, vs fresh`, kind: 'memory', dmabuf: null, baseline: null, ratio: null, target: null, samples: 0, batch: workingSet, note: NO_GC_NOTE }
+      ? {
+          name: `${label} memory held, vs fresh`,
+          kind: 'memory',
+          dmabuf: null,
+          baseline: null,
+          ratio: null,
+          target: null,
+          samples: 0,
+          batch: workingSet,
+          note: NO_GC_NOTE,
+        }
       : heldRow({
           name: `${label} memory held, vs fresh`,
           candidate: d,
@@ -504,7 +537,8 @@ export const definition: BenchDefinition = {
   name: 'heap-alloc',
   question:
     'Under a steady alloc/free churn of 64 KiB and 1 MiB buffers (one macrotask turn per step), what are the p50/p99 allocation latencies of DmaHeap (pool + deferred zeroing), and what memory does it hold?',
-  baseline: 'new ArrayBuffer per allocation (dropped for the GC); a minimal pool that zeroes inline on free (fill(0) then push; allocate = pop or new)',
+  baseline:
+    'new ArrayBuffer per allocation (dropped for the GC); a minimal pool that zeroes inline on free (fill(0) then push; allocate = pop or new)',
   target: '1 MiB allocate p99 >= 5x lower than new ArrayBuffer, and lower than the inline-zeroing pool',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const { rounds, warmup } = ctx.budget;

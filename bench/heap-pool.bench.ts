@@ -47,7 +47,16 @@
 import genericPool from 'generic-pool';
 import { DmaHeap } from '../src/heap/dma-heap.js';
 import type { DmaBuf } from '../src/heap/dma-buf.js';
-import { compare, formatDuration, median, type BenchContext, type BenchDefinition, type BenchReport, type Row, type Side } from './harness.js';
+import {
+  compare,
+  formatDuration,
+  median,
+  type BenchContext,
+  type BenchDefinition,
+  type BenchReport,
+  type Row,
+  type Side,
+} from './harness.js';
 
 /** Bytes per buffer, both sides. */
 export const BUFFER_SIZE = 64 * 1024;
@@ -68,7 +77,11 @@ export interface PoolSide extends Side {
  * {@link GENERIC_POOL_SIZE} operations, each followed by `await heap.drain()` inside the timing:
  * the heap then needs no more pooled buffers than the generic pool holds.
  */
-export function dmaHeapPoolSide(options: { timedDrain: boolean; drainMs?: number[]; batch?: number }): PoolSide & { readonly heap: DmaHeap } {
+export function dmaHeapPoolSide(options: {
+  timedDrain: boolean;
+  drainMs?: number[];
+  batch?: number;
+}): PoolSide & { readonly heap: DmaHeap } {
   const batch = options.batch ?? POOL_BATCH;
   const heap = new DmaHeap({ name: 'bench-heap-pool', maxPooledBytes: 2 * batch * BUFFER_SIZE });
   let written = 0;
@@ -99,7 +112,8 @@ export function dmaHeapPoolSide(options: { timedDrain: boolean; drainMs?: number
         for (let i = done; i < end; i++) {
           const buf = heap.allocate(BUFFER_SIZE);
           const bytes = buf.bytes();
-          if (bytes[0] !== 0) throw new Error(`heap-pool: DmaHeap handed out a buffer that is not zero (byte 0 = ${bytes[0]})`);
+          if (bytes[0] !== 0)
+            throw new Error(`heap-pool: DmaHeap handed out a buffer that is not zero (byte 0 = ${bytes[0]})`);
           bytes[0] = 1 + (written++ & 0x7f);
           buf.put();
         }
@@ -107,7 +121,9 @@ export function dmaHeapPoolSide(options: { timedDrain: boolean; drainMs?: number
       }
       const after = heap.stats();
       if (after.hits - before.hits !== n || after.misses !== before.misses) {
-        throw new Error(`heap-pool: DmaHeap round of ${n} had ${after.hits - before.hits} pool hits and ${after.misses - before.misses} misses; every allocation must reuse a pooled buffer`);
+        throw new Error(
+          `heap-pool: DmaHeap round of ${n} had ${after.hits - before.hits} pool hits and ${after.misses - before.misses} misses; every allocation must reuse a pooled buffer`,
+        );
       }
       if (after.liveBytes !== 0) throw new Error(`heap-pool: DmaHeap round left ${after.liveBytes} live bytes`);
     },
@@ -142,13 +158,20 @@ export function genericPoolSide(options: { zeroOnRelease: boolean }): PoolSide &
       for (let i = 0; i < n; i++) {
         const buffer = await pool.acquire();
         const bytes = new Uint8Array(buffer);
-        if (zeroOnRelease && bytes[0] !== 0) throw new Error(`heap-pool: the zeroing generic-pool handed out a buffer that is not zero (byte 0 = ${bytes[0]})`);
+        if (zeroOnRelease && bytes[0] !== 0)
+          throw new Error(
+            `heap-pool: the zeroing generic-pool handed out a buffer that is not zero (byte 0 = ${bytes[0]})`,
+          );
         bytes[0] = 1 + (written++ & 0x7f);
         if (zeroOnRelease) bytes.fill(0);
         await pool.release(buffer);
       }
-      if (created > GENERIC_POOL_SIZE) throw new Error(`heap-pool: generic-pool created ${created} buffers, more than its max of ${GENERIC_POOL_SIZE}`);
-      if (pool.borrowed !== 0) throw new Error(`heap-pool: generic-pool still lends ${pool.borrowed} buffers after the round`);
+      if (created > GENERIC_POOL_SIZE)
+        throw new Error(
+          `heap-pool: generic-pool created ${created} buffers, more than its max of ${GENERIC_POOL_SIZE}`,
+        );
+      if (pool.borrowed !== 0)
+        throw new Error(`heap-pool: generic-pool still lends ${pool.borrowed} buffers after the round`);
     },
     async close(): Promise<void> {
       await pool.drain();
@@ -163,8 +186,10 @@ function perOp(row: Row): string {
 
 export const definition: BenchDefinition = {
   name: 'heap-pool',
-  question: 'Is taking a 64 KiB buffer from a DmaHeap and putting it back at least twice as fast as acquire + release on generic-pool?',
-  baseline: 'generic-pool 3.9: createPool({ create: 64 KiB ArrayBuffer, destroy }, { max: 16, min: 16 }); await acquire(), await release()',
+  question:
+    'Is taking a 64 KiB buffer from a DmaHeap and putting it back at least twice as fast as acquire + release on generic-pool?',
+  baseline:
+    'generic-pool 3.9: createPool({ create: 64 KiB ArrayBuffer, destroy }, { max: 16, min: 16 }); await acquire(), await release()',
   target: 'DmaHeap allocate + put >= 2x generic-pool acquire + release (deferred worker between rounds)',
   async run(ctx: BenchContext): Promise<BenchReport> {
     // Rounds are short (about a millisecond): three times the budget's count costs little.
@@ -172,7 +197,13 @@ export const definition: BenchDefinition = {
     const warmup = ctx.budget.warmup * 2;
     const rows: Row[] = [];
     const drainMs: number[] = [];
-    const cases: { name: string; candidate: PoolSide; baseline: PoolSide; target?: { op: '>='; value: number }; note: string }[] = [
+    const cases: {
+      name: string;
+      candidate: PoolSide;
+      baseline: PoolSide;
+      target?: { op: '>='; value: number };
+      note: string;
+    }[] = [
       {
         name: '64 KiB acquire/release',
         candidate: dmaHeapPoolSide({ timedDrain: false, drainMs }),
@@ -184,7 +215,7 @@ export const definition: BenchDefinition = {
         name: '64 KiB acquire/release, worker timed',
         candidate: dmaHeapPoolSide({ timedDrain: true }),
         baseline: genericPoolSide({ zeroOnRelease: false }),
-        note: "no target: the heap works in bursts of 16, each followed by a timed await heap.drain() (zeroing + one macrotask turn per buffer); the baseline zeroes nothing",
+        note: 'no target: the heap works in bursts of 16, each followed by a timed await heap.drain() (zeroing + one macrotask turn per buffer); the baseline zeroes nothing',
       },
       {
         name: '64 KiB acquire/release, worker timed, vs zeroing pool',

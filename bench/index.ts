@@ -42,12 +42,14 @@ export const BENCHMARKS: readonly BenchEntry[] = [
   },
   {
     name: 'ww-mutex',
-    summary: 'WwMutex uncontended lock/unlock (target >= 10x) and hand-off to 100 queued waiters (target >= 3x) vs async-mutex',
+    summary:
+      'WwMutex uncontended lock/unlock (target >= 10x) and hand-off to 100 queued waiters (target >= 3x) vs async-mutex',
     load: async () => (await import('./ww-mutex.bench.js')).definition,
   },
   {
     name: 'drm-exec',
-    summary: '16 tasks locking 4 of 16 objects: DrmExec vs async-mutex in sorted order (target >= 1x); unsorted async-mutex deadlocks',
+    summary:
+      '16 tasks locking 4 of 16 objects: DrmExec vs async-mutex in sorted order (target >= 1x); unsorted async-mutex deadlocks',
     load: async () => (await import('./drm-exec.bench.js')).definition,
   },
   {
@@ -57,7 +59,8 @@ export const BENCHMARKS: readonly BenchEntry[] = [
   },
   {
     name: 'heap-alloc',
-    summary: 'DmaHeap allocate p50/p99 under alloc/free churn (64 KiB, 1 MiB) vs new ArrayBuffer (1 MiB p99 target >= 5x lower) and an inline-zeroing pool (lower)',
+    summary:
+      'DmaHeap allocate p50/p99 under alloc/free churn (64 KiB, 1 MiB) vs new ArrayBuffer (1 MiB p99 target >= 5x lower) and an inline-zeroing pool (lower)',
     load: async () => (await import('./heap-alloc.bench.js')).definition,
   },
   {
@@ -67,28 +70,33 @@ export const BENCHMARKS: readonly BenchEntry[] = [
   },
   {
     name: 'ttm-reclaim',
-    summary: 'TTM delayed delete, fence signal to memory freed: per-object work items vs 10 ms periodic scan (p99 <= 1 ms and >= 5x lower)',
+    summary:
+      'TTM delayed delete, fence signal to memory freed: per-object work items vs 10 ms periodic scan (p99 <= 1 ms and >= 5x lower)',
     load: async () => (await import('./ttm-reclaim.bench.js')).definition,
   },
   {
     name: 'ttm-release-storm',
-    summary: '10,000 busy BOs released at once, fences over 1 s: peak work items (<= 16), time to free all, memory held, reclaim latency vs the 10 ms scan',
+    summary:
+      '10,000 busy BOs released at once, fences over 1 s: peak work items (<= 16), time to free all, memory held, reclaim latency vs the 10 ms scan',
     load: async () => (await import('./ttm-release-storm.bench.js')).definition,
   },
   {
     name: 'ttm-evict',
-    summary: 'eviction VRAM -> System bytes/s (memcpy; copy engine diagnostic) vs Uint8Array.set, 64 x 64 KiB and 16 x 1 MiB (target >= 0.7x)',
+    summary:
+      'eviction VRAM -> System bytes/s (memcpy; copy engine diagnostic) vs Uint8Array.set, 64 x 64 KiB and 16 x 1 MiB (target >= 0.7x)',
     load: async () => (await import('./ttm-evict.bench.js')).definition,
   },
   {
     name: 'ttm-validate',
-    summary: 'validate() with 100,000 vs 100 BOs on the LRU (in place; one eviction; >= 0.5x) and range manager alloc at 100,000 vs 100 live ranges (>= 0.1x)',
+    summary:
+      'validate() with 100,000 vs 100 BOs on the LRU (in place; one eviction; >= 0.5x) and range manager alloc at 100,000 vs 100 live ranges (>= 0.1x)',
     load: async () => (await import('./ttm-validate.bench.js')).definition,
   },
   // Last: it imports src/node.ts, whose promise hooks stay installed for the rest of the process.
   {
     name: 'lockdep',
-    summary: 'lock validator hooks off vs stripped from the code (target >= 0.95x); on (stacks on/off) vs off; promise cost of the tracker',
+    summary:
+      'lock validator hooks off vs stripped from the code (target >= 0.95x); on (stacks on/off) vs off; promise cost of the tracker',
     load: async () => (await import('./lockdep.bench.js')).definition,
   },
 ];

@@ -30,7 +30,8 @@ export const STRIPPED_FILES = ['fence/dma-fence.ts', 'locking/ww-mutex.ts'] as c
 // Stripping the hooks
 
 /** Words that mean a validator hook in code: the binding, its helpers and the hook names. */
-const HOOK_WORD = /\blockdep\b|\blockdepGranted\b|#lockdepRequest\b|\bmightWait\b|\bbeginSignalling\b|\bendSignalling\b|\bplainCallbackOnLongRunning\b/;
+const HOOK_WORD =
+  /\blockdep\b|\blockdepGranted\b|#lockdepRequest\b|\bmightWait\b|\bbeginSignalling\b|\bendSignalling\b|\bplainCallbackOnLongRunning\b/;
 /** Declarations of helpers that do nothing but call hooks: deleted whole. */
 const HELPER_DECL = /^(?:function (?:lockdepGranted|mightWait)|#lockdepRequest)\(.*\{$/;
 /** The import of the live binding. */
@@ -131,7 +132,10 @@ export function stripLockdepHooks(source: string, file: string): StrippedFile {
     }
     const imp = HOOK_IMPORT.exec(code);
     if (imp !== null) {
-      const names = imp[1]!.split(',').map((n) => n.trim()).filter((n) => n !== '');
+      const names = imp[1]!
+        .split(',')
+        .map((n) => n.trim())
+        .filter((n) => n !== '');
       const kept = names.filter((n) => n !== 'lockdep');
       if (kept.length === names.length) out.push(line);
       else if (kept.length === 0) removed.push(code);
@@ -147,7 +151,9 @@ export function stripLockdepHooks(source: string, file: string): StrippedFile {
     const scanned = codeOnly(code);
     if (HOOK_WORD.test(scanned) || [...derived].some((d) => new RegExp(`\\b${d}\\b`).test(scanned))) {
       if (!code.endsWith(';') || (scanned.match(/\{/g) ?? []).length !== (scanned.match(/\}/g) ?? []).length) {
-        throw new Error(`stripLockdepHooks: ${file}:${i + 1}: a hook in a statement of a shape it does not know: "${code}"`);
+        throw new Error(
+          `stripLockdepHooks: ${file}:${i + 1}: a hook in a statement of a shape it does not know: "${code}"`,
+        );
       }
       const decl = /^const (\w+) = (.*);$/.exec(code);
       if (decl !== null && /^lockdep !== null \? .* : undefined$/.test(decl[2]!)) {
@@ -167,9 +173,11 @@ export function stripLockdepHooks(source: string, file: string): StrippedFile {
     out.push(line);
   }
   const result = out.join('\n');
-  if (removed.length === 0) throw new Error(`stripLockdepHooks: ${file}: removed nothing; has the hook code changed shape?`);
+  if (removed.length === 0)
+    throw new Error(`stripLockdepHooks: ${file}: removed nothing; has the hook code changed shape?`);
   const left = hookReferences(result);
-  if (left.length > 0) throw new Error(`stripLockdepHooks: ${file}: ${left.length} hook reference(s) left:\n  ${left.join('\n  ')}`);
+  if (left.length > 0)
+    throw new Error(`stripLockdepHooks: ${file}: ${left.length} hook reference(s) left:\n  ${left.join('\n  ')}`);
   return { source: result, removed, rewritten };
 }
 
@@ -208,7 +216,8 @@ export function writeCopies(counts: { readonly hooked: number; readonly stripped
   try {
     fs.writeFileSync(path.join(dir, 'package.json'), '{ "type": "module", "private": true }\n');
     const files: Record<string, StrippedFile> = {};
-    for (const rel of STRIPPED_FILES) files[rel] = stripLockdepHooks(fs.readFileSync(path.join(srcDir, rel), 'utf8'), rel);
+    for (const rel of STRIPPED_FILES)
+      files[rel] = stripLockdepHooks(fs.readFileSync(path.join(srcDir, rel), 'utf8'), rel);
     const make = (stripped: boolean, n: number): SourceCopy[] =>
       Array.from({ length: n }, (_, i) => {
         const copyDir = path.join(dir, `${stripped ? 'stripped' : 'hooked'}-${i}`, 'src');
@@ -260,8 +269,10 @@ export async function typeCheckCopy(copy: SourceCopy): Promise<string[] | null> 
     { ...options, noEmit: true, rootDir: root, typeRoots: [path.join(projectRoot, 'node_modules', '@types')] },
   );
   return ts.getPreEmitDiagnostics(program).map((d) => {
-    const where = d.file !== undefined && d.start !== undefined ? `${path.relative(root, d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start).line + 1}: ` : '';
+    const where =
+      d.file !== undefined && d.start !== undefined
+        ? `${path.relative(root, d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start).line + 1}: `
+        : '';
     return where + ts.flattenDiagnosticMessageText(d.messageText, '\n');
   });
 }
-

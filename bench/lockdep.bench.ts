@@ -62,10 +62,17 @@ import {
   type Target,
 } from './harness.js';
 import { promiseSide } from './fence-signal.bench.js';
-import { hookedBuild, loadBuild, typeCheckCopy, writeCopies, type Build, type CopySet, type SourceCopy } from './lockdep-strip.js';
+import {
+  hookedBuild,
+  loadBuild,
+  typeCheckCopy,
+  writeCopies,
+  type Build,
+  type CopySet,
+  type SourceCopy,
+} from './lockdep-strip.js';
 
 export * from './lockdep-strip.js';
-
 
 /** Fences per round in the process and enabled rows (as in fence-signal). */
 export const FENCE_BATCH = 50_000;
@@ -93,7 +100,8 @@ const onSignal = (): void => {
 };
 
 function check(what: string, expected: number, stillLocked = false): void {
-  if (counted !== expected) throw new Error(`lockdep: ${what} counted ${counted}, expected ${expected}; the round did not complete`);
+  if (counted !== expected)
+    throw new Error(`lockdep: ${what} counted ${counted}, expected ${expected}; the round did not complete`);
   if (stillLocked) throw new Error(`lockdep: ${what} left the mutex locked at the end of the round`);
 }
 
@@ -175,7 +183,12 @@ async function runOnce(side: Side, batch: number): Promise<void> {
  * side runs once, starting one further along each round so no side always follows the same one.
  * @returns per side, its rate in each round.
  */
-export async function roundRobin(sides: readonly Side[], batch: number, rounds: number, warm: number): Promise<number[][]> {
+export async function roundRobin(
+  sides: readonly Side[],
+  batch: number,
+  rounds: number,
+  warm: number,
+): Promise<number[][]> {
   for (const side of sides) for (let i = 0; i < warm; i++) await runOnce(side, batch);
   const rates = sides.map((): number[] => []);
   for (let r = 0; r < rounds; r++) {
@@ -230,7 +243,13 @@ export function crossRow(spec: {
  * interleaved). The note adds each phase's best round, the steadier comparison when the load
  * changed between the phases.
  */
-function sequentialRow(name: string, after: { label: string; rates: number[] }, before: { label: string; rates: number[] }, batch: number, note: string): Row {
+function sequentialRow(
+  name: string,
+  after: { label: string; rates: number[] },
+  before: { label: string; rates: number[] },
+  batch: number,
+  note: string,
+): Row {
   const [a, b] = [Math.max(...after.rates), Math.max(...before.rates)];
   return {
     name,
@@ -271,7 +290,13 @@ const CASES: readonly Case[] = [
     note: 'diagnostic, no target: no clock read in signal(), so the hooks are a larger share of the operation',
   },
   { name: 'uncontended lock/unlock', side: (l, b) => l.lockSide(b, false), ...LOCK_SIZES, target: true },
-  { name: 'uncontended lock/unlock, one ctx', side: (l, b) => l.lockSide(b, true), ...LOCK_SIZES, target: true, note: 'one WwAcquireCtx per round' },
+  {
+    name: 'uncontended lock/unlock, one ctx',
+    side: (l, b) => l.lockSide(b, true),
+    ...LOCK_SIZES,
+    target: true,
+    note: 'one WwAcquireCtx per round',
+  },
 ];
 
 /** One build with loops of its own. */
@@ -299,8 +324,14 @@ async function offPhase(ctx: BenchContext, rows: Row[], notes: string[], set: Co
       warm,
     );
     const method = `${n} hooked and 2 x ${n} stripped copies, each warmed by ${warm} runs, then ${rounds} round-robin rounds of ${c.offBatch} ops through all; a copy's rate is its 90th-percentile round; ratio: median [quartiles] over all copy pairs`;
-    const list = (from: number, to: number): string => rates.slice(from, to).map((r) => formatRate(steadyRate(r))).join(' ');
-    notes.push(`off: ${c.name}: steady rate per copy (/s): hooks ${list(0, n)}; stripped A ${list(n, 2 * n)}; stripped B ${list(2 * n, 3 * n)}`);
+    const list = (from: number, to: number): string =>
+      rates
+        .slice(from, to)
+        .map((r) => formatRate(steadyRate(r)))
+        .join(' ');
+    notes.push(
+      `off: ${c.name}: steady rate per copy (/s): hooks ${list(0, n)}; stripped A ${list(n, 2 * n)}; stripped B ${list(2 * n, 3 * n)}`,
+    );
     rows.push(
       crossRow({
         name: `off: ${c.name}`,
@@ -330,9 +361,24 @@ async function offPhase(ctx: BenchContext, rows: Row[], notes: string[], set: Co
 async function processPhase(ctx: BenchContext, rows: Row[], probe: Loaded): Promise<void> {
   const { rounds, warmup } = ctx.budget;
   const probes = [
-    { name: 'stripped signal', what: 'fence create + 1 callback + signal, hook-free copy (one await per batch)', side: probe.loops.fenceSide(probe.build), batch: FENCE_BATCH },
-    { name: 'stripped lock/unlock', what: 'uncontended await m.lock(); m.unlock(), hook-free copy', side: probe.loops.lockSide(probe.build, false), batch: LOCK_BATCH },
-    { name: 'Promise + then', what: 'new Promise + .then(cb) + resolve(), no dmabuf (the fence-signal baseline)', side: promiseSide(1), batch: LOCK_BATCH },
+    {
+      name: 'stripped signal',
+      what: 'fence create + 1 callback + signal, hook-free copy (one await per batch)',
+      side: probe.loops.fenceSide(probe.build),
+      batch: FENCE_BATCH,
+    },
+    {
+      name: 'stripped lock/unlock',
+      what: 'uncontended await m.lock(); m.unlock(), hook-free copy',
+      side: probe.loops.lockSide(probe.build, false),
+      batch: LOCK_BATCH,
+    },
+    {
+      name: 'Promise + then',
+      what: 'new Promise + .then(cb) + resolve(), no dmabuf (the fence-signal baseline)',
+      side: promiseSide(1),
+      batch: LOCK_BATCH,
+    },
   ];
   const sample = async (phase: string): Promise<number[][]> => {
     ctx.progress(`lockdep: process-wide probes ${phase}`);
@@ -353,8 +399,24 @@ async function processPhase(ctx: BenchContext, rows: Row[], probe: Loaded): Prom
   const seq = (what: string): string => `${what}; one phase after the other, not interleaved, rounds paired by index`;
   probes.forEach((p, i) => {
     const b = { label: 'before import', rates: before[i]! };
-    rows.push(sequentialRow(`process: ${p.name}, node.ts imported`, { label: 'node.ts imported', rates: afterImport[i]! }, b, p.batch, `${seq(p.what)}; src/node.ts imported, validator never on`));
-    rows.push(sequentialRow(`process: ${p.name}, on once`, { label: 'on once, now off', rates: afterOn[i]! }, b, p.batch, `${seq(p.what)}; the validator was on for one lock and is off again`));
+    rows.push(
+      sequentialRow(
+        `process: ${p.name}, node.ts imported`,
+        { label: 'node.ts imported', rates: afterImport[i]! },
+        b,
+        p.batch,
+        `${seq(p.what)}; src/node.ts imported, validator never on`,
+      ),
+    );
+    rows.push(
+      sequentialRow(
+        `process: ${p.name}, on once`,
+        { label: 'on once, now off', rates: afterOn[i]! },
+        b,
+        p.batch,
+        `${seq(p.what)}; the validator was on for one lock and is off again`,
+      ),
+    );
   });
 }
 
@@ -396,8 +458,10 @@ export const definition: BenchDefinition = {
   name: 'lockdep',
   question:
     'With the lock validator off, are fence signal and uncontended ww lock/unlock within 5% of the same code with the hooks stripped? What do they cost with it on, and what does its tracker cost the rest of the process?',
-  baseline: 'copies of src/ with every hook statement deleted, against unmodified copies loaded the same way; enabled rows: src/ with the validator off',
-  target: 'validator off >= 0.95x the hook-free rate (fence signal, lock/unlock, lock/unlock in one ctx); enabled and process-wide costs reported without target',
+  baseline:
+    'copies of src/ with every hook statement deleted, against unmodified copies loaded the same way; enabled rows: src/ with the validator off',
+  target:
+    'validator off >= 0.95x the hook-free rate (fence signal, lock/unlock, lock/unlock in one ctx); enabled and process-wide costs reported without target',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const rows: Row[] = [];
     const notes: string[] = [];
@@ -408,7 +472,9 @@ export const definition: BenchDefinition = {
     const trackerPresent = wasEnabled || enableLockdep().enabled;
     if (!wasEnabled) disableLockdep();
     if (trackerPresent) {
-      notes.push('src/node.ts was loaded before this benchmark (DMABUF_LOCKDEP=1 or an earlier import): its promise hooks slow both sides of every row, and "before import" is not before it');
+      notes.push(
+        'src/node.ts was loaded before this benchmark (DMABUF_LOCKDEP=1 or an earlier import): its promise hooks slow both sides of every row, and "before import" is not before it',
+      );
     }
     const { copies: n } = offBudget(ctx.budget.quick);
     ctx.progress(`lockdep: writing ${n} unmodified and ${2 * n} hook-free copies of src/`);
@@ -416,26 +482,34 @@ export const definition: BenchDefinition = {
     try {
       for (const [file, s] of Object.entries(set.files)) {
         const after = [...new Set(s.rewritten.map((r) => r.split(' => ')[1]))].join('; ');
-        notes.push(`hooks stripped from ${file}: ${s.removed.length} lines deleted, ${s.rewritten.length} rewritten${after !== '' ? ` (to: ${after})` : ''}`);
+        notes.push(
+          `hooks stripped from ${file}: ${s.removed.length} lines deleted, ${s.rewritten.length} rewritten${after !== '' ? ` (to: ${after})` : ''}`,
+        );
       }
       const probe = await offPhase(ctx, rows, notes, set);
       await processPhase(ctx, rows, probe);
       await onPhase(ctx, rows);
       // Last: the compiler's heap would otherwise weigh on every measurement after it.
       if (ctx.budget.quick) {
-        notes.push('the stripped copy was not type-checked in --quick (about 4 s); the full run and test/bench/lockdep.bench.test.ts do');
+        notes.push(
+          'the stripped copy was not type-checked in --quick (about 4 s); the full run and test/bench/lockdep.bench.test.ts do',
+        );
       } else {
         ctx.progress('lockdep: type-checking the hook-free copy');
         const diagnostics = await typeCheckCopy(set.stripped[0]!);
-        if (diagnostics === null) notes.push('the stripped copy was not type-checked: the typescript package is not installed');
-        else if (diagnostics.length > 0) throw new Error(`lockdep: the stripped copy does not type-check:\n  ${diagnostics.join('\n  ')}`);
+        if (diagnostics === null)
+          notes.push('the stripped copy was not type-checked: the typescript package is not installed');
+        else if (diagnostics.length > 0)
+          throw new Error(`lockdep: the stripped copy does not type-check:\n  ${diagnostics.join('\n  ')}`);
         else notes.push("the stripped copy type-checks with the project's compiler options");
       }
     } finally {
       set.remove();
     }
     const reports = lockdepReports();
-    notes.push(`validator reports during the enabled rows: ${reports.length}${reports.length > 0 ? ` (${reports.map((r) => r.kind).join(', ')})` : ''}`);
+    notes.push(
+      `validator reports during the enabled rows: ${reports.length}${reports.length > 0 ? ` (${reports.map((r) => r.kind).join(', ')})` : ''}`,
+    );
     resetLockdep();
     if (wasEnabled) notes.push('the validator was on when the benchmark started and is left off');
     return { rows, notes };

@@ -55,7 +55,13 @@ export function benchFence(context: number = fenceContextAlloc(), seqno = 1): Dm
  * `count` buffer objects of `size` bytes validated into `memType`, created one after another
  * (each `initValidate` awaited), named `${prefix}#i`.
  */
-export async function makeBos(device: TtmDevice, count: number, size: number, memType: number, prefix: string): Promise<TtmBufferObject[]> {
+export async function makeBos(
+  device: TtmDevice,
+  count: number,
+  size: number,
+  memType: number,
+  prefix: string,
+): Promise<TtmBufferObject[]> {
   const bos: TtmBufferObject[] = [];
   for (let i = 0; i < count; i++) {
     bos.push(await TtmBufferObject.initValidate(device, { size, name: `${prefix}#${i}`, placement: [{ memType }] }));
@@ -80,7 +86,11 @@ export async function attachFence(bo: TtmBufferObject, fence: DmaFence): Promise
  * drain can finish), then `fini()` gets at most two seconds and its own error is dropped: the
  * first error is the one worth reporting.
  */
-export async function withDevice<T>(options: TtmDeviceOptions, fn: (device: TtmDevice) => Promise<T>, rescue?: () => void): Promise<T> {
+export async function withDevice<T>(
+  options: TtmDeviceOptions,
+  fn: (device: TtmDevice) => Promise<T>,
+  rescue?: () => void,
+): Promise<T> {
   const device = new TtmDevice(options);
   let result: T;
   try {
@@ -105,7 +115,11 @@ export interface ReclaimRecord extends Disposable {
 }
 
 /** Records `device.onReclaim` for `bos`, whose fence i guards bo i. Dispose to stop recording. */
-export function recordReclaims(device: TtmDevice, bos: readonly TtmBufferObject[], fences: readonly DmaFence[]): ReclaimRecord {
+export function recordReclaims(
+  device: TtmDevice,
+  bos: readonly TtmBufferObject[],
+  fences: readonly DmaFence[],
+): ReclaimRecord {
   const index = new Map(bos.map((bo, i) => [bo as object, i]));
   const reclaimedAt = new Float64Array(bos.length).fill(Number.NaN);
   const early: string[] = [];
@@ -214,7 +228,15 @@ export function budgetRow(spec: {
  * A count checked against a limit (peak running work items): no measured value in the rate or
  * byte columns (the note has the numbers), a target that passes when `value <= limit`.
  */
-export function countRow(spec: { readonly name: string; readonly value: number; readonly limit: number; readonly targetText: string; readonly samples: number; readonly batch: number; readonly note: string }): Row {
+export function countRow(spec: {
+  readonly name: string;
+  readonly value: number;
+  readonly limit: number;
+  readonly targetText: string;
+  readonly samples: number;
+  readonly batch: number;
+  readonly note: string;
+}): Row {
   return {
     name: spec.name,
     kind: 'throughput',
@@ -229,7 +251,13 @@ export function countRow(spec: { readonly name: string; readonly value: number; 
 }
 
 /** A bytes comparison (lower is better) from per-run readings of both sides; no target. */
-export function bytesRow(spec: { readonly name: string; readonly candidate: { readonly label: string; readonly bytes: readonly number[] }; readonly baseline: { readonly label: string; readonly bytes: readonly number[] }; readonly batch: number; readonly note?: string }): Row {
+export function bytesRow(spec: {
+  readonly name: string;
+  readonly candidate: { readonly label: string; readonly bytes: readonly number[] };
+  readonly baseline: { readonly label: string; readonly bytes: readonly number[] };
+  readonly batch: number;
+  readonly note?: string;
+}): Row {
   // A side that held nothing would make the ratio infinite or NaN; one byte keeps it printable.
   const cand = spec.candidate.bytes.map((b) => Math.max(b, 1));
   const base = spec.baseline.bytes.map((b) => Math.max(b, 1));

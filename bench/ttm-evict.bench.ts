@@ -41,7 +41,16 @@
 import { TtmDevice } from '../src/ttm/ttm-device.js';
 import type { TtmBufferObject } from '../src/ttm/ttm-bo.js';
 import { TtmMemType } from '../src/ttm/ttm-resource.js';
-import { compare, formatRate, type BenchContext, type BenchDefinition, type BenchReport, type Row, type Side, type Target } from './harness.js';
+import {
+  compare,
+  formatRate,
+  type BenchContext,
+  type BenchDefinition,
+  type BenchReport,
+  type Row,
+  type Side,
+  type Target,
+} from './harness.js';
 import { KiB, MiB, makeBos, ms, waitUntil } from './ttm-common.js';
 
 /** One shape: objects, bytes per object, and eviction passes per timed round. */
@@ -79,14 +88,20 @@ function checkPattern(what: string, bytes: Uint8Array, pattern: number): void {
   const last = bytes.length - 1;
   const mid = last >> 1;
   if (bytes[0] !== pattern || bytes[mid] !== pattern || bytes[last] !== pattern) {
-    throw new Error(`ttm-evict: ${what} lost its contents (bytes ${bytes[0]}, ${bytes[mid]}, ${bytes[last]} at 0, ${mid}, ${last}, expected ${pattern})`);
+    throw new Error(
+      `ttm-evict: ${what} lost its contents (bytes ${bytes[0]}, ${bytes[mid]}, ${bytes[last]} at 0, ${mid}, ${last}, expected ${pattern})`,
+    );
   }
 }
 
 /** The candidate (memcpy) or the pipelined diagnostic, as described in the module comment. */
 export async function evictSide(shape: EvictShape, pipelined: boolean): Promise<EvictSide> {
   const { count, size, passes } = shape;
-  const device = new TtmDevice({ name: `bench-evict${pipelined ? '-pipelined' : ''}`, vramBytes: count * size, ...(pipelined ? { copyEngine: true } : {}) });
+  const device = new TtmDevice({
+    name: `bench-evict${pipelined ? '-pipelined' : ''}`,
+    vramBytes: count * size,
+    ...(pipelined ? { copyEngine: true } : {}),
+  });
   const bos: TtmBufferObject[] = await makeBos(device, count, size, TtmMemType.VRAM, 'evict');
   for (const [i, bo] of bos.entries()) {
     await bo.reserve();
@@ -98,7 +113,11 @@ export async function evictSide(shape: EvictShape, pipelined: boolean): Promise<
   const heap = { hits: 0, misses: 0 };
   const quiesce = async (): Promise<void> => {
     if (device.copyEngine !== null) await device.copyEngine.idle();
-    await waitUntil(() => device.stats().ghostCount === 0 && device.zombies === 0, 5000, 'ghosts and zombies of the eviction rounds to be freed');
+    await waitUntil(
+      () => device.stats().ghostCount === 0 && device.zombies === 0,
+      5000,
+      'ghosts and zombies of the eviction rounds to be freed',
+    );
     await device.heap.drain();
   };
   // Untimed: check the evicted contents, move everything back into VRAM, let the heap's worker
@@ -108,7 +127,8 @@ export async function evictSide(shape: EvictShape, pipelined: boolean): Promise<
       for (const [i, bo] of bos.entries()) {
         await bo.reserve();
         try {
-          if (bo.resource?.memType !== TtmMemType.System) throw new Error(`ttm-evict: ${bo.describe()} is not in System after its eviction`);
+          if (bo.resource?.memType !== TtmMemType.System)
+            throw new Error(`ttm-evict: ${bo.describe()} is not in System after its eviction`);
           await bo.waitIdle();
           checkPattern(`${bo.name} after eviction`, bo.kmap(), patternOf(i));
           await bo.validate([{ memType: TtmMemType.VRAM }]);
@@ -150,7 +170,8 @@ export async function evictSide(shape: EvictShape, pipelined: boolean): Promise<
     device,
     heap,
     async setup(batch: number) {
-      if (batch !== passes * count * size) throw new RangeError(`ttm-evict: batch ${batch} must be the shape's ${passes} x ${count * size} bytes`);
+      if (batch !== passes * count * size)
+        throw new RangeError(`ttm-evict: batch ${batch} must be the shape's ${passes} x ${count * size} bytes`);
       await restore();
     },
     async run() {
@@ -188,7 +209,8 @@ export function rawCopySide(shape: EvictShape): ClosableSide {
   return {
     label: 'Uint8Array.set',
     setup(batch: number) {
-      if (batch !== passes * count * size) throw new RangeError(`ttm-evict: batch ${batch} must be the shape's ${passes} x ${count * size} bytes`);
+      if (batch !== passes * count * size)
+        throw new RangeError(`ttm-evict: batch ${batch} must be the shape's ${passes} x ${count * size} bytes`);
       check();
     },
     run() {
@@ -220,7 +242,12 @@ function bytesPerSecond(rate: number): string {
 }
 
 /** Runs the shapes with `rounds` + `warmup` rounds each and builds the rows. */
-export async function runEvict(shapes: readonly EvictShape[], rounds: number, warmup: number, progress: (line: string) => void): Promise<BenchReport> {
+export async function runEvict(
+  shapes: readonly EvictShape[],
+  rounds: number,
+  warmup: number,
+  progress: (line: string) => void,
+): Promise<BenchReport> {
   const rows: Row[] = [];
   const notes: string[] = [];
   for (const shape of shapes) {
@@ -232,7 +259,15 @@ export async function runEvict(shapes: readonly EvictShape[], rounds: number, wa
       const baseline = rawCopySide(shape);
       const name = `${label} VRAM -> System, ${pipelined ? 'pipelined (copy engine)' : 'memcpy'}`;
       try {
-        const row = await compare({ name, candidate, baseline, batch, rounds, warmup, ...(pipelined ? {} : { target: TARGET }) });
+        const row = await compare({
+          name,
+          candidate,
+          baseline,
+          batch,
+          rounds,
+          warmup,
+          ...(pipelined ? {} : { target: TARGET }),
+        });
         const s = candidate.device.stats();
         rows.push({
           ...row,
@@ -257,7 +292,8 @@ export async function runEvict(shapes: readonly EvictShape[], rounds: number, wa
 
 export const definition: BenchDefinition = {
   name: 'ttm-evict',
-  question: 'How many bytes per second does evicting buffer objects from VRAM to System move (memcpy move; and pipelined through the copy engine), 64 x 64 KiB and 16 x 1 MiB?',
+  question:
+    'How many bytes per second does evicting buffer objects from VRAM to System move (memcpy move; and pipelined through the copy engine), 64 x 64 KiB and 16 x 1 MiB?',
   baseline: 'Uint8Array.prototype.set of the same bytes from one SharedArrayBuffer into preallocated buffers',
   target: 'memcpy eviction >= 0.7x the raw copy (both shapes); pipelined rows without target',
   async run(ctx: BenchContext): Promise<BenchReport> {

@@ -46,8 +46,28 @@ import { PAGE_SIZE } from '../src/heap/page-pool.js';
 import { TtmMemType } from '../src/ttm/ttm-resource.js';
 import type { DmaFence } from '../src/fence/dma-fence.js';
 import { fenceContextAlloc } from '../src/fence/dma-fence.js';
-import { median, quantile, seededRandom, type BenchContext, type BenchDefinition, type BenchReport, type Row, type Target } from './harness.js';
-import { attachFence, benchFence, budgetRow, latencyRow, makeBos, ms, recordReclaims, signalAll, waitUntil, withDevice } from './ttm-common.js';
+import {
+  median,
+  quantile,
+  seededRandom,
+  type BenchContext,
+  type BenchDefinition,
+  type BenchReport,
+  type Row,
+  type Target,
+} from './harness.js';
+import {
+  attachFence,
+  benchFence,
+  budgetRow,
+  latencyRow,
+  makeBos,
+  ms,
+  recordReclaims,
+  signalAll,
+  waitUntil,
+  withDevice,
+} from './ttm-common.js';
 
 /** The delayed-delete designs ('per-object-idle' only appears in the release storm). */
 export type DelayedDeleteDesign = 'per-object' | 'per-object-idle' | 'periodic-scan';
@@ -91,64 +111,83 @@ export async function reclaimRound(spec: ReclaimSpec): Promise<ReclaimRound> {
   const busyMax = spec.busyMaxMs ?? BUSY_MAX_MS;
   if (!(count >= 1)) throw new RangeError(`ttm-reclaim: count must be >= 1, got ${count}`);
   const fences: DmaFence[] = [];
-  const options = { name: `bench-reclaim-${design}`, vramBytes: count * PAGE_SIZE, delayedDelete: design, scanIntervalMs: SCAN_INTERVAL_MS } as const;
-  return withDevice(options, async (device) => {
-    const vram = device.manager(TtmMemType.VRAM)!;
-    const bos = await makeBos(device, count, PAGE_SIZE, TtmMemType.VRAM, `reclaim-${design}`);
-    const context = fenceContextAlloc();
-    for (let i = 0; i < count; i++) {
-      const fence = benchFence(context, i + 1);
-      fences.push(fence);
-      await attachFence(bos[i]!, fence);
-    }
-    using record = recordReclaims(device, bos, fences);
-    const { reclaimedAt, early } = record;
-    device.wq.resetPeak();
-    const rnd = seededRandom(seed);
-    const busy = Array.from({ length: count }, () => busyMin + rnd() * (busyMax - busyMin));
-    let peakZombies = 0;
-    const t0 = performance.now();
-    await new Promise<void>((resolve, reject) => {
-      let released = 0;
-      let signalled = 0;
-      const sample = (): void => {
-        peakZombies = Math.max(peakZombies, device.zombies);
-      };
-      const releaseNext = (): void => {
-        try {
-          const k = released++;
-          const bo = bos[k]!;
-          bo.put();
-          if (!bo.deleted) throw new Error(`ttm-reclaim: ${bo.describe()} did not become a zombie at its last put although its fence is pending`);
-          sample();
-          setTimeout(() => {
-            try {
-              fences[k]!.signal();
-              sample();
-              if (++signalled === count) resolve();
-            } catch (err) {
-              reject(err);
-            }
-          }, busy[k]!);
-          if (released < count) setTimeout(releaseNext, releaseEvery);
-        } catch (err) {
-          reject(err);
-        }
-      };
-      releaseNext();
-    });
-    await waitUntil(() => device.zombies === 0, 5 * SCAN_INTERVAL_MS + 1000, `the ${design} device's zombies to be reclaimed`);
-    const wallMs = performance.now() - t0;
-    if (early.length > 0) throw new Error(`ttm-reclaim (${design}): ${early.slice(0, 3).join('; ')}`);
-    if (vram.usage !== 0) throw new Error(`ttm-reclaim (${design}): VRAM usage ${vram.usage} B after every zombie was reclaimed, expected 0`);
-    const latenciesMs = new Float64Array(count);
-    for (let i = 0; i < count; i++) {
-      const at = reclaimedAt[i]!;
-      if (Number.isNaN(at)) throw new Error(`ttm-reclaim (${design}): object ${i} was never reported by onReclaim`);
-      latenciesMs[i] = at - fences[i]!.timestamp!;
-    }
-    return { latenciesMs, peakActive: device.wq.peakActive, peakZombies, wallMs };
-  }, () => signalAll(fences));
+  const options = {
+    name: `bench-reclaim-${design}`,
+    vramBytes: count * PAGE_SIZE,
+    delayedDelete: design,
+    scanIntervalMs: SCAN_INTERVAL_MS,
+  } as const;
+  return withDevice(
+    options,
+    async (device) => {
+      const vram = device.manager(TtmMemType.VRAM)!;
+      const bos = await makeBos(device, count, PAGE_SIZE, TtmMemType.VRAM, `reclaim-${design}`);
+      const context = fenceContextAlloc();
+      for (let i = 0; i < count; i++) {
+        const fence = benchFence(context, i + 1);
+        fences.push(fence);
+        await attachFence(bos[i]!, fence);
+      }
+      using record = recordReclaims(device, bos, fences);
+      const { reclaimedAt, early } = record;
+      device.wq.resetPeak();
+      const rnd = seededRandom(seed);
+      const busy = Array.from({ length: count }, () => busyMin + rnd() * (busyMax - busyMin));
+      let peakZombies = 0;
+      const t0 = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        let released = 0;
+        let signalled = 0;
+        const sample = (): void => {
+          peakZombies = Math.max(peakZombies, device.zombies);
+        };
+        const releaseNext = (): void => {
+          try {
+            const k = released++;
+            const bo = bos[k]!;
+            bo.put();
+            if (!bo.deleted)
+              throw new Error(
+                `ttm-reclaim: ${bo.describe()} did not become a zombie at its last put although its fence is pending`,
+              );
+            sample();
+            setTimeout(() => {
+              try {
+                fences[k]!.signal();
+                sample();
+                if (++signalled === count) resolve();
+              } catch (err) {
+                reject(err);
+              }
+            }, busy[k]!);
+            if (released < count) setTimeout(releaseNext, releaseEvery);
+          } catch (err) {
+            reject(err);
+          }
+        };
+        releaseNext();
+      });
+      await waitUntil(
+        () => device.zombies === 0,
+        5 * SCAN_INTERVAL_MS + 1000,
+        `the ${design} device's zombies to be reclaimed`,
+      );
+      const wallMs = performance.now() - t0;
+      if (early.length > 0) throw new Error(`ttm-reclaim (${design}): ${early.slice(0, 3).join('; ')}`);
+      if (vram.usage !== 0)
+        throw new Error(
+          `ttm-reclaim (${design}): VRAM usage ${vram.usage} B after every zombie was reclaimed, expected 0`,
+        );
+      const latenciesMs = new Float64Array(count);
+      for (let i = 0; i < count; i++) {
+        const at = reclaimedAt[i]!;
+        if (Number.isNaN(at)) throw new Error(`ttm-reclaim (${design}): object ${i} was never reported by onReclaim`);
+        latenciesMs[i] = at - fences[i]!.timestamp!;
+      }
+      return { latenciesMs, peakActive: device.wq.peakActive, peakZombies, wallMs };
+    },
+    () => signalAll(fences),
+  );
 }
 
 /** Per-round summaries of one design. */
@@ -187,7 +226,14 @@ export async function runReclaim(scale: ReclaimScale, progress: (line: string) =
   const designs = ['per-object', 'periodic-scan'] as const;
   const samples: Record<(typeof designs)[number], ReclaimSamples> = {
     'per-object': { label: 'per-object work', p50: [], p99: [], all: [], peakActive: 0, peakZombies: 0 },
-    'periodic-scan': { label: `${SCAN_INTERVAL_MS} ms scanner`, p50: [], p99: [], all: [], peakActive: 0, peakZombies: 0 },
+    'periodic-scan': {
+      label: `${SCAN_INTERVAL_MS} ms scanner`,
+      p50: [],
+      p99: [],
+      all: [],
+      peakActive: 0,
+      peakZombies: 0,
+    },
   };
   for (let r = 0; r < scale.warmup + scale.rounds; r++) {
     const warm = r < scale.warmup;
@@ -241,10 +287,14 @@ export const definition: BenchDefinition = {
   name: 'ttm-reclaim',
   question:
     "From the signal of a released busy buffer object's last fence to its memory being freed: how long with seed 004's per-object delayed-delete work items, on the real clock?",
-  baseline: 'the design before seed 004: a 10 ms periodic scan of the delayed-destroy list (TtmDevice delayedDelete: periodic-scan)',
+  baseline:
+    'the design before seed 004: a 10 ms periodic scan of the delayed-destroy list (TtmDevice delayedDelete: periodic-scan)',
   target: 'per-object p99 <= 1 ms, and >= 5x lower than the periodic scan',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const base = ctx.budget.quick ? QUICK : FULL;
-    return runReclaim({ ...base, rounds: Math.min(base.rounds, ctx.budget.rounds), warmup: Math.min(base.warmup, ctx.budget.warmup) }, ctx.progress);
+    return runReclaim(
+      { ...base, rounds: Math.min(base.rounds, ctx.budget.rounds), warmup: Math.min(base.warmup, ctx.budget.warmup) },
+      ctx.progress,
+    );
   },
 };

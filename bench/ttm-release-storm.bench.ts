@@ -53,8 +53,30 @@ import type { DmaFence } from '../src/fence/dma-fence.js';
 import { fenceContextAlloc } from '../src/fence/dma-fence.js';
 import { PAGE_SIZE } from '../src/heap/page-pool.js';
 import { TtmMemType } from '../src/ttm/ttm-resource.js';
-import { defaultEnv, quantile, seededRandom, settle, type BenchContext, type BenchDefinition, type BenchReport, type Row } from './harness.js';
-import { attachFence, benchFence, bytesRow, countRow, latencyRow, makeBos, mib, ms, recordReclaims, signalAll, sleep, withDevice } from './ttm-common.js';
+import {
+  defaultEnv,
+  quantile,
+  seededRandom,
+  settle,
+  type BenchContext,
+  type BenchDefinition,
+  type BenchReport,
+  type Row,
+} from './harness.js';
+import {
+  attachFence,
+  benchFence,
+  bytesRow,
+  countRow,
+  latencyRow,
+  makeBos,
+  mib,
+  ms,
+  recordReclaims,
+  signalAll,
+  sleep,
+  withDevice,
+} from './ttm-common.js';
 import type { DelayedDeleteDesign } from './ttm-reclaim.bench.js';
 
 export const SEED = 0x5707_0004;
@@ -118,7 +140,13 @@ export async function stormRun(spec: StormSpec): Promise<StormRun> {
   const { design, count, windowMs, order, seed } = spec;
   if (!(count >= 1 && windowMs > 0)) throw new RangeError(`ttm-release-storm: bad spec ${JSON.stringify(spec)}`);
   const fences: DmaFence[] = [];
-  const options = { name: `bench-storm-${design}`, vramBytes: count * PAGE_SIZE, delayedDelete: design, scanIntervalMs: SCAN_INTERVAL_MS, maxActive: MAX_ACTIVE } as const;
+  const options = {
+    name: `bench-storm-${design}`,
+    vramBytes: count * PAGE_SIZE,
+    delayedDelete: design,
+    scanIntervalMs: SCAN_INTERVAL_MS,
+    maxActive: MAX_ACTIVE,
+  } as const;
   return withDevice(
     options,
     async (device) => {
@@ -160,7 +188,10 @@ export async function stormRun(spec: StormSpec): Promise<StormRun> {
       for (const bo of bos) bo.put();
       const releaseMs = performance.now() - t0;
       const notZombie = bos.filter((bo) => !bo.deleted).length;
-      if (notZombie > 0) throw new Error(`ttm-release-storm (${design}): ${notZombie} of ${count} busy objects did not become zombies at their last put`);
+      if (notZombie > 0)
+        throw new Error(
+          `ttm-release-storm (${design}): ${notZombie} of ${count} busy objects did not become zombies at their last put`,
+        );
       bos.length = 0; // the device holds the zombies now
 
       const step = windowMs / count;
@@ -188,16 +219,23 @@ export async function stormRun(spec: StormSpec): Promise<StormRun> {
         maxGap = Math.max(maxGap, t - lastTick);
         lastTick = t;
         sample(t);
-        if (t - lastSignalAt > limit) throw new Error(`ttm-release-storm (${design}): ${device.zombies} zombies left ${limit} ms after the last signal`);
+        if (t - lastSignalAt > limit)
+          throw new Error(
+            `ttm-release-storm (${design}): ${device.zombies} zombies left ${limit} ms after the last signal`,
+          );
       }
       sample(performance.now());
       if (early.length > 0) throw new Error(`ttm-release-storm (${design}): ${early.slice(0, 3).join('; ')}`);
-      if (vram.usage !== 0) throw new Error(`ttm-release-storm (${design}): VRAM usage ${vram.usage} B after every zombie was reclaimed, expected 0`);
+      if (vram.usage !== 0)
+        throw new Error(
+          `ttm-release-storm (${design}): VRAM usage ${vram.usage} B after every zombie was reclaimed, expected 0`,
+        );
       const latenciesMs = new Float64Array(count);
       let lastReclaim = t0;
       for (let i = 0; i < count; i++) {
         const at = reclaimedAt[i]!;
-        if (Number.isNaN(at)) throw new Error(`ttm-release-storm (${design}): object ${i} was never reported by onReclaim`);
+        if (Number.isNaN(at))
+          throw new Error(`ttm-release-storm (${design}): object ${i} was never reported by onReclaim`);
         latenciesMs[i] = at - fences[i]!.timestamp!;
         lastReclaim = Math.max(lastReclaim, at);
       }
@@ -243,7 +281,8 @@ export async function runStorm(scale: StormScale, progress: (line: string) => vo
   for (const order of ['random', 'release'] as const) {
     const runs: Partial<Record<DelayedDeleteDesign, StormRun>> = {};
     // The scanner first in one order, second in the other: neither always runs on a warmer process.
-    const designs: DelayedDeleteDesign[] = order === 'random' ? ['per-object', 'per-object-idle', 'periodic-scan'] : ['periodic-scan', 'per-object'];
+    const designs: DelayedDeleteDesign[] =
+      order === 'random' ? ['per-object', 'per-object-idle', 'periodic-scan'] : ['periodic-scan', 'per-object'];
     for (const design of designs) {
       progress(`ttm-release-storm: ${title}, ${order} order, ${design}`);
       runs[design] = await stormRun({ design, count, windowMs, order, seed: SEED });

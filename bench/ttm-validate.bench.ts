@@ -50,9 +50,24 @@ import { DmaResv } from '../src/resv/dma-resv.js';
 import { TtmDevice } from '../src/ttm/ttm-device.js';
 import { TtmBufferObject } from '../src/ttm/ttm-bo.js';
 import { TtmRangeManager } from '../src/ttm/ttm-range-manager.js';
-import { TtmMemType, type TtmResource, type TtmResourceManager, type TtmResourceOwner } from '../src/ttm/ttm-resource.js';
+import {
+  TtmMemType,
+  type TtmResource,
+  type TtmResourceManager,
+  type TtmResourceOwner,
+} from '../src/ttm/ttm-resource.js';
 import { TtmLruList } from '../src/ttm/ttm-lru.js';
-import { compare, formatDuration, seededRandom, type BenchContext, type BenchDefinition, type BenchReport, type Row, type Side, type Target } from './harness.js';
+import {
+  compare,
+  formatDuration,
+  seededRandom,
+  type BenchContext,
+  type BenchDefinition,
+  type BenchReport,
+  type Row,
+  type Side,
+  type Target,
+} from './harness.js';
 import { makeBos } from './ttm-common.js';
 
 export const SEED = 0x7a11_0004;
@@ -105,7 +120,8 @@ export async function validateSide(n: number, progress: (line: string) => void):
   const spare = await makeBos(device, SPARE, PAGE_SIZE, TtmMemType.System, `spare-${n}`);
   const sys = device.manager(TtmMemType.System)!;
   const vram = device.manager(TtmMemType.VRAM)!;
-  if (vram.usage !== n * PAGE_SIZE) throw new Error(`ttm-validate: VRAM usage ${vram.usage} B after placing ${n} pages, expected it full`);
+  if (vram.usage !== n * PAGE_SIZE)
+    throw new Error(`ttm-validate: VRAM usage ${vram.usage} B after placing ${n} pages, expected it full`);
   const set = resident.slice(0, Math.min(IN_PLACE_SET, n));
   let next = 0;
   let lastMoved: TtmBufferObject[] = [];
@@ -133,10 +149,15 @@ export async function validateSide(n: number, progress: (line: string) => void):
       // Eviction takes the LRU head and unreserve puts a validated object at the tail, so the
       // last n objects validated in the round must all still be in VRAM.
       for (const bo of lastMoved.slice(-n)) {
-        if (bo.resource?.memType !== TtmMemType.VRAM) throw new Error(`ttm-validate: ${bo.describe()} is not in VRAM, though fewer than ${n} validates followed its own`);
+        if (bo.resource?.memType !== TtmMemType.VRAM)
+          throw new Error(
+            `ttm-validate: ${bo.describe()} is not in VRAM, though fewer than ${n} validates followed its own`,
+          );
       }
-      if (vram.usage !== n * PAGE_SIZE) throw new Error(`ttm-validate: VRAM usage ${vram.usage} B, expected it full (${n} pages)`);
-      if (sys.usage !== SPARE * PAGE_SIZE) throw new Error(`ttm-validate: System usage ${sys.usage} B, expected the ${SPARE} spare pages`);
+      if (vram.usage !== n * PAGE_SIZE)
+        throw new Error(`ttm-validate: VRAM usage ${vram.usage} B, expected it full (${n} pages)`);
+      if (sys.usage !== SPARE * PAGE_SIZE)
+        throw new Error(`ttm-validate: System usage ${sys.usage} B, expected the ${SPARE} spare pages`);
       lastMoved = [];
       await drain();
     },
@@ -145,7 +166,8 @@ export async function validateSide(n: number, progress: (line: string) => void):
       for (let i = 0; i < batch; i++) {
         const head = lruHead(sys);
         const bo = head?.bo;
-        if (!(bo instanceof TtmBufferObject)) throw new Error(`ttm-validate: System LRU head ${String(head)} has no buffer object`);
+        if (!(bo instanceof TtmBufferObject))
+          throw new Error(`ttm-validate: System LRU head ${String(head)} has no buffer object`);
         const t0 = performance.now();
         await bo.reserve();
         try {
@@ -179,7 +201,10 @@ function owner(pages: number, resv: DmaResv): TtmResourceOwner {
 }
 
 /** A range manager with `n` live ranges and the churn op, as in the module comment. */
-export function rangeSide(n: number, seed: number): ClosableSide & { readonly manager: TtmRangeManager; readonly failures: () => number; readonly live: () => number } {
+export function rangeSide(
+  n: number,
+  seed: number,
+): ClosableSide & { readonly manager: TtmRangeManager; readonly failures: () => number; readonly live: () => number } {
   const rnd = seededRandom(seed);
   const sizes = Array.from({ length: n }, () => 1 + Math.floor(rnd() * MAX_PAGES));
   const pages = Math.ceil(sizes.reduce((a, b) => a + b, 0) * 1.25);
@@ -219,7 +244,10 @@ export function rangeSide(n: number, seed: number): ClosableSide & { readonly ma
     failures: () => failures,
     live: () => live.length,
     setup() {
-      if (manager.usage !== liveBytes) throw new Error(`ttm-validate: range manager usage ${manager.usage} B, but its ${live.length} live ranges hold ${liveBytes} B`);
+      if (manager.usage !== liveBytes)
+        throw new Error(
+          `ttm-validate: range manager usage ${manager.usage} B, but its ${live.length} live ranges hold ${liveBytes} B`,
+        );
     },
     run(batch: number) {
       for (let i = 0; i < batch; i++) step();
@@ -252,7 +280,12 @@ function perOp(rate: number): string {
 }
 
 /** Runs the three comparisons at `scale` with `rounds` + `warmup` rounds each. */
-export async function runValidate(scale: ValidateScale, rounds: number, warmup: number, progress: (line: string) => void): Promise<BenchReport> {
+export async function runValidate(
+  scale: ValidateScale,
+  rounds: number,
+  warmup: number,
+  progress: (line: string) => void,
+): Promise<BenchReport> {
   const { large, small } = scale;
   const tag = `${large.toLocaleString('en-US')} vs ${small}${large < FULL.large ? ' (scaled down)' : ''}`;
   const rows: Row[] = [];
@@ -264,10 +297,29 @@ export async function runValidate(scale: ValidateScale, rounds: number, warmup: 
   const little = await validateSide(small, progress);
   try {
     progress('ttm-validate: validate in place');
-    const inPlace = await compare({ name: `validate in place, ${tag}`, candidate: big.inPlace, baseline: little.inPlace, batch: scale.inPlaceBatch, rounds, warmup, target: TARGET_FLAT });
-    rows.push({ ...inPlace, note: `${perOp(inPlace.dmabuf!.value)} vs ${perOp(inPlace.baseline!.value)} per validate (reserve + validate + unreserve), ${Math.min(IN_PLACE_SET, small)} objects round-robin on both devices` });
+    const inPlace = await compare({
+      name: `validate in place, ${tag}`,
+      candidate: big.inPlace,
+      baseline: little.inPlace,
+      batch: scale.inPlaceBatch,
+      rounds,
+      warmup,
+      target: TARGET_FLAT,
+    });
+    rows.push({
+      ...inPlace,
+      note: `${perOp(inPlace.dmabuf!.value)} vs ${perOp(inPlace.baseline!.value)} per validate (reserve + validate + unreserve), ${Math.min(IN_PLACE_SET, small)} objects round-robin on both devices`,
+    });
     progress('ttm-validate: validate with one eviction');
-    const evicting = await compare({ name: `validate with one eviction, ${tag}`, candidate: big.evicting, baseline: little.evicting, batch: scale.batch, rounds, warmup, target: TARGET_FLAT });
+    const evicting = await compare({
+      name: `validate with one eviction, ${tag}`,
+      candidate: big.evicting,
+      baseline: little.evicting,
+      batch: scale.batch,
+      rounds,
+      warmup,
+      target: TARGET_FLAT,
+    });
     const s = big.device.stats();
     rows.push({
       ...evicting,
@@ -281,7 +333,15 @@ export async function runValidate(scale: ValidateScale, rounds: number, warmup: 
   const bigRange = rangeSide(large, SEED);
   const littleRange = rangeSide(small, SEED + 1);
   try {
-    const range = await compare({ name: `range manager free + alloc, live ranges ${tag}`, candidate: bigRange, baseline: littleRange, batch: scale.rangeBatch, rounds, warmup, target: TARGET_SUBLINEAR });
+    const range = await compare({
+      name: `range manager free + alloc, live ranges ${tag}`,
+      candidate: bigRange,
+      baseline: littleRange,
+      batch: scale.rangeBatch,
+      rounds,
+      warmup,
+      target: TARGET_SUBLINEAR,
+    });
     rows.push({
       ...range,
       note:

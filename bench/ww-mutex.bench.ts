@@ -47,7 +47,8 @@ const wwClass = new WwClass('bench_ww_class', 'wait-die');
 let taken = 0;
 
 function check(side: string, expected: number, stillLocked: boolean): void {
-  if (taken !== expected) throw new Error(`ww-mutex: ${side} took the lock ${taken} times, expected ${expected}; the round did not complete`);
+  if (taken !== expected)
+    throw new Error(`ww-mutex: ${side} took the lock ${taken} times, expected ${expected}; the round did not complete`);
   if (stillLocked) throw new Error(`ww-mutex: ${side} left the mutex locked at the end of the round`);
 }
 
@@ -155,14 +156,28 @@ export function asyncMutexHandoffSide(): Side {
 
 export const definition: BenchDefinition = {
   name: 'ww-mutex',
-  question: 'Is an uncontended WwMutex lock/unlock at least 10x, and a hand-off to 100 queued waiters at least 3x, the rate of async-mutex?',
+  question:
+    'Is an uncontended WwMutex lock/unlock at least 10x, and a hand-off to 100 queued waiters at least 3x, the rate of async-mutex?',
   baseline: 'async-mutex 0.5.0 Mutex: const release = await mutex.acquire(); release(), same shapes',
   target: 'uncontended >= 10x (plain and with a context); hand-off to 100 waiters >= 3x (plain)',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const { rounds, warmup } = ctx.budget;
     const rows: Row[] = [];
-    const cases: { name: string; candidate: Side; baseline: Side; batch: number; target?: { op: '>='; value: number }; note?: string }[] = [
-      { name: 'uncontended lock/unlock', candidate: wwUncontendedSide(false), baseline: asyncMutexUncontendedSide(), batch: UNCONTENDED_BATCH, target: { op: '>=', value: 10 } },
+    const cases: {
+      name: string;
+      candidate: Side;
+      baseline: Side;
+      batch: number;
+      target?: { op: '>='; value: number };
+      note?: string;
+    }[] = [
+      {
+        name: 'uncontended lock/unlock',
+        candidate: wwUncontendedSide(false),
+        baseline: asyncMutexUncontendedSide(),
+        batch: UNCONTENDED_BATCH,
+        target: { op: '>=', value: 10 },
+      },
       {
         name: 'uncontended lock/unlock, one ctx',
         candidate: wwUncontendedSide(true),

@@ -13,7 +13,9 @@ console.log('point 3 signaled?', head!.isSignaled()); // ...but points 1 and 2 a
 
 const lookup = DmaFenceChain.findSeqno(head!, 2);
 if (lookup.kind === 'fence') {
-  setTimeout(() => work.forEach((f) => f.signal()), 1);
+  setTimeout(() => {
+    for (const f of work) f.signal();
+  }, 1);
   await lookup.fence.wait();
   console.log('point 2 reached');
 }

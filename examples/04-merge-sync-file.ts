@@ -11,7 +11,10 @@ const olderRender = new DmaFence(ops, render, 6);
 // One flat array: the latest fence per timeline, in ascending context order.
 const both = unwrapMerge(renderDone, copyDone, olderRender);
 using file = new SyncFile(both, 'frame-42');
-console.log(file.name, file.info().fences.map((f) => `${f.name}: ${f.status}`));
+console.log(
+  file.name,
+  file.info().fences.map((f) => `${f.name}: ${f.status}`),
+);
 
 copyDone.signal();
 renderDone.signal();

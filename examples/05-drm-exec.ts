@@ -32,20 +32,25 @@ async function submit(job: string, first: Buffer, second: Buffer): Promise<DmaFe
   let attempt = 0;
   await exec.untilAllLocked(async (exec) => {
     attempt++;
-    console.log(`${job}: attempt ${attempt}, locking ${first.name}${attempt > 1 ? ' (after the buffer it backed off from)' : ''}`);
+    console.log(
+      `${job}: attempt ${attempt}, locking ${first.name}${attempt > 1 ? ' (after the buffer it backed off from)' : ''}`,
+    );
     await exec.prepareObj(first, 1);
     await pause(); // validating the buffer, say: the other job runs meanwhile
     console.log(`${job}: locking ${second.name}`);
     try {
       await exec.prepareObj(second, 1);
     } catch (err) {
-      if (err instanceof WwDeadlockError) console.log(`${job}: must back off from ${second.name}; unlocking everything and retrying`);
+      if (err instanceof WwDeadlockError)
+        console.log(`${job}: must back off from ${second.name}; unlocking everything and retrying`);
       throw err; // let it leave the body: untilAllLocked retries
     }
   });
   const fence = new DmaFence(ops, fenceContextAlloc(), 1);
   for (const obj of exec.objects) obj.resv.addFence(fence, DmaResvUsage.Write);
-  console.log(`${job}: holds ${exec.objects.map((o) => o.resv.mutex.name).join(' + ')} after ${attempt} attempt(s); fence added to each`);
+  console.log(
+    `${job}: holds ${exec.objects.map((o) => o.resv.mutex.name).join(' + ')} after ${attempt} attempt(s); fence added to each`,
+  );
   await pause(); // queue the work while still holding the locks
   return fence;
 } // `await using` unlocks both buffers here
@@ -56,6 +61,9 @@ for (const buffer of [vertices, texture]) {
 }
 fenceA.signal();
 fenceB.signal();
-console.log('both jobs done:', vertices.resv.testSignaled(DmaResvUsage.Write) && texture.resv.testSignaled(DmaResvUsage.Write));
+console.log(
+  'both jobs done:',
+  vertices.resv.testSignaled(DmaResvUsage.Write) && texture.resv.testSignaled(DmaResvUsage.Write),
+);
 vertices.put();
 texture.put();

@@ -6,7 +6,9 @@ import { DmaFence, DmaHeap, DmaResvUsage, fenceContextAlloc } from 'dmabuf';
 await using heap = new DmaHeap({ budgetBytes: 8 << 20 });
 const show = (when: string): void => {
   const s = heap.stats();
-  console.log(`${when.padEnd(26)} live ${s.liveBytes}, pending ${s.pendingBytes}, pooled ${s.pooledBytes}, held ${s.heldBytes} bytes (hits ${s.hits}, misses ${s.misses})`);
+  console.log(
+    `${when.padEnd(26)} live ${s.liveBytes}, pending ${s.pendingBytes}, pooled ${s.pooledBytes}, held ${s.heldBytes} bytes (hits ${s.hits}, misses ${s.misses})`,
+  );
 };
 
 const buf = heap.allocate(100_000);
@@ -33,7 +35,9 @@ setTimeout(() => {
 }, 20);
 
 await buf.beginCpuAccess({ write: false }); // a read waits for the write fence
-console.log(`reader sees first byte ${buf.bytes()[0]} and last byte ${buf.bytes()[buf.requestedSize - 1]}; job fence signaled: ${job.signaledFlag}`);
+console.log(
+  `reader sees first byte ${buf.bytes()[0]} and last byte ${buf.bytes()[buf.requestedSize - 1]}; job fence signaled: ${job.signaledFlag}`,
+);
 buf.endCpuAccess();
 
 buf.put(); // the creator's reference, the last one: queued for the deferred free

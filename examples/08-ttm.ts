@@ -21,7 +21,9 @@ console.log(`a in ${where(a)}, b in ${where(b)}; VRAM use ${vram.usage >> 10} of
 const c = await TtmBufferObject.initReserved(device, { size: 96 << 10, name: 'c', placement: inVram });
 c.unreserve();
 await a.reserve();
-console.log(`placing c evicted a to ${where(a)}; its bytes are still 0x${a.kmap()[0]!.toString(16)}; b (pinned) in ${where(b)}`);
+console.log(
+  `placing c evicted a to ${where(a)}; its bytes are still 0x${a.kmap()[0]!.toString(16)}; b (pinned) in ${where(b)}`,
+);
 a.unreserve();
 
 // A job still writes c when its owner lets go.

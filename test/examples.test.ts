@@ -7,13 +7,17 @@ import { readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const examples = readdirSync(new URL('../examples/', import.meta.url)).filter((f) => f.endsWith('.ts')).sort();
+const examples = readdirSync(new URL('../examples/', import.meta.url))
+  .filter((f) => f.endsWith('.ts'))
+  .sort();
 
 describe('examples', () => {
   it('there are examples to run', () => assert.ok(examples.length >= 2));
   for (const file of examples) {
     it(`examples/${file} runs`, async () => {
-      const { stdout } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', `examples/${file}`], { timeout: 30_000 });
+      const { stdout } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', `examples/${file}`], {
+        timeout: 30_000,
+      });
       assert.ok(stdout.length > 0, 'an example prints what it shows');
     });
   }

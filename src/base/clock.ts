@@ -55,11 +55,14 @@ export const realClock: Clock = Object.freeze({
     if (delay === undefined) return handle; // an infinite delay never fires: arm nothing
     const due = performance.now() + delay;
     const arm = (remaining: number): void => {
-      handle.id = setTimeout(() => {
-        const left = due - performance.now();
-        if (left > 0 && remaining > MAX_TIMEOUT) arm(left);
-        else fn();
-      }, Math.min(remaining, MAX_TIMEOUT));
+      handle.id = setTimeout(
+        () => {
+          const left = due - performance.now();
+          if (left > 0 && remaining > MAX_TIMEOUT) arm(left);
+          else fn();
+        },
+        Math.min(remaining, MAX_TIMEOUT),
+      );
     };
     arm(delay);
     return handle;
@@ -176,7 +179,8 @@ export class VirtualClock implements Clock {
   async runAll(limit = 100_000): Promise<void> {
     await settle();
     for (let n = 0; this.#timers.length > 0; n++) {
-      if (n >= limit) throw new BugError(`VirtualClock.runAll: more than ${limit} timers fired; a timer re-arms itself forever`);
+      if (n >= limit)
+        throw new BugError(`VirtualClock.runAll: more than ${limit} timers fired; a timer re-arms itself forever`);
       this.#fire(this.#timers[0]!);
       await settle();
     }

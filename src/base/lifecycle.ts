@@ -44,7 +44,8 @@ export class Kref {
 
   /** Takes a reference. @throws {BugError} when the object was already released. */
   get(): void {
-    if (this.#count <= 0) throw new BugError(`${this.#what}: get() after the last reference was dropped (use after free)`);
+    if (this.#count <= 0)
+      throw new BugError(`${this.#what}: get() after the last reference was dropped (use after free)`);
     this.#count++;
   }
 

@@ -146,7 +146,9 @@ export class WorkQueue implements AsyncDisposable {
     }
     const onError = options?.onError;
     if (onError !== undefined && typeof onError !== 'function') {
-      throw new InvalidArgumentError(`WorkQueue "${name}": onError must be a function when given, got ${describeValue(onError)}`);
+      throw new InvalidArgumentError(
+        `WorkQueue "${name}": onError must be a function when given, got ${describeValue(onError)}`,
+      );
     }
     this.name = name;
     this.maxActive = maxActive;
@@ -166,7 +168,9 @@ export class WorkQueue implements AsyncDisposable {
       throw new InvalidArgumentError(`WorkQueue "${this.name}": queue() takes a function, got ${describeValue(fn)}`);
     }
     if (name !== undefined && typeof name !== 'string') {
-      throw new InvalidArgumentError(`WorkQueue "${this.name}": queue() item name must be a string, got ${describeValue(name)}`);
+      throw new InvalidArgumentError(
+        `WorkQueue "${this.name}": queue() item name must be a string, got ${describeValue(name)}`,
+      );
     }
     if (this.#state === 'closed') {
       throw new BugError(
@@ -319,7 +323,10 @@ export class WorkQueue implements AsyncDisposable {
       return;
     }
     this.#failed++;
-    const failure: WorkFailure = { name: item.name ?? (item.fn.name !== '' ? item.fn.name : `work #${seq + 1}`), error };
+    const failure: WorkFailure = {
+      name: item.name ?? (item.fn.name !== '' ? item.fn.name : `work #${seq + 1}`),
+      error,
+    };
     this.#failures.push(failure);
     this.#report(failure);
   }

@@ -130,14 +130,28 @@ export function renderReport(run: BenchRunJson): string {
       continue;
     }
     for (const row of o.rows) {
-      const sides = row.baseline !== null ? `${row.dmabuf?.label ?? '?'} vs ${row.baseline.label}` : (row.dmabuf?.label ?? '');
+      const sides =
+        row.baseline !== null ? `${row.dmabuf?.label ?? '?'} vs ${row.baseline.label}` : (row.dmabuf?.label ?? '');
       const result = row.target === null ? '-' : row.target.pass ? 'pass' : 'MISS';
-      lines.push([o.name, row.name, formatMeasured(row.dmabuf), formatMeasured(row.baseline), formatRatio(row.ratio), row.target?.text ?? '-', result, sides]);
+      lines.push([
+        o.name,
+        row.name,
+        formatMeasured(row.dmabuf),
+        formatMeasured(row.baseline),
+        formatRatio(row.ratio),
+        row.target?.text ?? '-',
+        result,
+        sides,
+      ]);
     }
   }
-  out.push(renderColumns(['benchmark', 'case', 'dmabuf', 'baseline', 'ratio [IQR]', 'target', 'result', 'sides'], lines));
+  out.push(
+    renderColumns(['benchmark', 'case', 'dmabuf', 'baseline', 'ratio [IQR]', 'target', 'result', 'sides'], lines),
+  );
   out.push('');
-  out.push('ratio = dmabuf / baseline, median of per-round ratios (IQR = middle half of the rounds); rates: higher is better, bytes: lower is better.');
+  out.push(
+    'ratio = dmabuf / baseline, median of per-round ratios (IQR = middle half of the rounds); rates: higher is better, bytes: lower is better.',
+  );
   const notes: string[] = [];
   for (const o of run.benchmarks) {
     for (const row of o.rows) if (row.note !== undefined) notes.push(`${o.name} / ${row.name}: ${row.note}`);
@@ -198,12 +212,29 @@ export async function runBenchmarks(
     try {
       const def = await entry.load();
       const report = await def.run({ budget: b, progress: (line) => progress(`  ${line}`) });
-      outcomes.push({ name, question: def.question, baseline: def.baseline, target: def.target, rows: report.rows, notes: report.notes, wallMs: performance.now() - t0 });
+      outcomes.push({
+        name,
+        question: def.question,
+        baseline: def.baseline,
+        target: def.target,
+        rows: report.rows,
+        notes: report.notes,
+        wallMs: performance.now() - t0,
+      });
       progress(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     } catch (err) {
       const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
       progress(`  ${name} FAILED: ${message}`);
-      outcomes.push({ name, question: entry.summary, baseline: '', target: '', rows: [], notes: [], wallMs: performance.now() - t0, error: message });
+      outcomes.push({
+        name,
+        question: entry.summary,
+        baseline: '',
+        target: '',
+        rows: [],
+        notes: [],
+        wallMs: performance.now() - t0,
+        error: message,
+      });
     }
   }
   const run: BenchRunJson = {
@@ -242,9 +273,20 @@ export function buildProgram(registry: readonly BenchEntry[]): Command {
     .action(async (names: string[], opts: BenchOptions) => {
       if (opts.list === true) {
         if (opts.json === true) {
-          process.stdout.write(`${JSON.stringify(registry.map((b) => ({ name: b.name, summary: b.summary })), null, 2)}\n`);
+          process.stdout.write(
+            `${JSON.stringify(
+              registry.map((b) => ({ name: b.name, summary: b.summary })),
+              null,
+              2,
+            )}\n`,
+          );
         } else {
-          process.stdout.write(`${renderColumns(['name', 'question'], registry.map((b) => [b.name, b.summary]))}\n`);
+          process.stdout.write(
+            `${renderColumns(
+              ['name', 'question'],
+              registry.map((b) => [b.name, b.summary]),
+            )}\n`,
+          );
         }
         return;
       }
@@ -260,7 +302,9 @@ export function buildProgram(registry: readonly BenchEntry[]): Command {
         throw err;
       }
       if (exposedGc() === undefined) process.stderr.write(`dmabuf bench: warning: ${NO_GC_NOTE}\n`);
-      const run = await runBenchmarks(registry, selected, opts.quick === true, (line) => process.stderr.write(`${line}\n`));
+      const run = await runBenchmarks(registry, selected, opts.quick === true, (line) =>
+        process.stderr.write(`${line}\n`),
+      );
       process.stdout.write(opts.json === true ? `${JSON.stringify(run, null, 2)}\n` : `${renderReport(run)}\n`);
       if (run.benchmarks.some((o) => o.error !== undefined)) process.exitCode = 1;
     });

@@ -63,7 +63,15 @@
  * ```
  */
 
-import { AlreadyLockedError, BugError, DmaBufError, InvalidArgumentError, WwDeadlockError, checkIndex, describeValue } from '../base/errors.js';
+import {
+  AlreadyLockedError,
+  BugError,
+  DmaBufError,
+  InvalidArgumentError,
+  WwDeadlockError,
+  checkIndex,
+  describeValue,
+} from '../base/errors.js';
 import { WwAcquireCtx, type WwClass } from '../locking/ww-mutex.js';
 import { DmaResv, reservationWwClass } from '../resv/dma-resv.js';
 
@@ -184,10 +192,14 @@ export class DrmExec implements AsyncDisposable {
   async untilAllLocked<T>(body: (exec: DrmExec) => Promise<T>): Promise<T> {
     this.#checkLive('untilAllLocked');
     if (this.#phase !== 'idle') {
-      throw new BugError(`DrmExec.untilAllLocked: this exec already ran its loop (${this.#phase}); use a new DrmExec per transaction`);
+      throw new BugError(
+        `DrmExec.untilAllLocked: this exec already ran its loop (${this.#phase}); use a new DrmExec per transaction`,
+      );
     }
     if (typeof body !== 'function') {
-      throw new InvalidArgumentError(`DrmExec.untilAllLocked: body must be an async function, got ${describeValue(body)}`);
+      throw new InvalidArgumentError(
+        `DrmExec.untilAllLocked: body must be an async function, got ${describeValue(body)}`,
+      );
     }
     this.#phase = 'locking';
     for (;;) {
@@ -198,7 +210,11 @@ export class DrmExec implements AsyncDisposable {
         await this.#checkSettled();
       } catch (err) {
         await this.#settleInFlight();
-        const retry = err instanceof WwDeadlockError && this.#phase === 'locking' && this.#contentions !== contentionsBefore && this.#contended !== null;
+        const retry =
+          err instanceof WwDeadlockError &&
+          this.#phase === 'locking' &&
+          this.#contentions !== contentionsBefore &&
+          this.#contended !== null;
         if (!retry) {
           if (this.#phase === 'locking') this.#phase = 'failed';
           throw err;
@@ -207,7 +223,10 @@ export class DrmExec implements AsyncDisposable {
         continue;
       }
       if ((this.#phase as Phase) === 'finished') {
-        throw new DmaBufError('ECANCELED', 'DrmExec.untilAllLocked: the exec was finished (fini or dispose) while the body ran; nothing is locked');
+        throw new DmaBufError(
+          'ECANCELED',
+          'DrmExec.untilAllLocked: the exec was finished (fini or dispose) while the body ran; nothing is locked',
+        );
       }
       if (this.#contended === null) {
         this.#ticket.done();
@@ -260,7 +279,9 @@ export class DrmExec implements AsyncDisposable {
     this.#checkLockable('prepareObj', obj);
     checkIndex('DrmExec.prepareObj: numFences', numFences);
     if (numFences === 0) {
-      throw new BugError(`DrmExec.prepareObj(${nameOf(obj)}): numFences is 0; reserve at least one slot, or call lockObj to lock without reserving`);
+      throw new BugError(
+        `DrmExec.prepareObj(${nameOf(obj)}): numFences is 0; reserve at least one slot, or call lockObj to lock without reserving`,
+      );
     }
     await this.lockObj(obj);
     try {
@@ -292,7 +313,9 @@ export class DrmExec implements AsyncDisposable {
     this.#checkLive('unlockObj');
     const i = this.#objects.lastIndexOf(obj);
     if (i < 0) {
-      throw new BugError(`DrmExec.unlockObj: ${describeValue(obj)} is not locked by this exec; only objects listed in exec.objects can be unlocked`);
+      throw new BugError(
+        `DrmExec.unlockObj: ${describeValue(obj)} is not locked by this exec; only objects listed in exec.objects can be unlocked`,
+      );
     }
     obj.resv.unlock();
     this.#objects.splice(i, 1);
@@ -469,7 +492,9 @@ export class DrmExec implements AsyncDisposable {
       }
     }
     if (errors.length > 0 && this.#phase !== 'finished') {
-      throw errors.length === 1 ? errors[0] : new AggregateError(errors, `DrmExec: ${errors.length} releases failed while backing off`);
+      throw errors.length === 1
+        ? errors[0]
+        : new AggregateError(errors, `DrmExec: ${errors.length} releases failed while backing off`);
     }
     return errors;
   }
@@ -490,20 +515,34 @@ export class DrmExec implements AsyncDisposable {
   }
 
   #checkLive(op: string): void {
-    if (this.#phase === 'finished') throw new BugError(`DrmExec.${op}: the exec was already finished (fini or dispose); use a new DrmExec`);
+    if (this.#phase === 'finished')
+      throw new BugError(`DrmExec.${op}: the exec was already finished (fini or dispose); use a new DrmExec`);
   }
 
   #checkLockable(op: string, obj: DrmExecObject): void {
     this.#checkLive(op);
-    if (typeof obj !== 'object' || obj === null || !(obj.resv instanceof DmaResv) || typeof obj.get !== 'function' || typeof obj.put !== 'function') {
-      throw new InvalidArgumentError(`DrmExec.${op}: needs an object with a DmaResv resv and get()/put(), got ${describeValue(obj)}`);
+    if (
+      typeof obj !== 'object' ||
+      obj === null ||
+      !(obj.resv instanceof DmaResv) ||
+      typeof obj.get !== 'function' ||
+      typeof obj.put !== 'function'
+    ) {
+      throw new InvalidArgumentError(
+        `DrmExec.${op}: needs an object with a DmaResv resv and get()/put(), got ${describeValue(obj)}`,
+      );
     }
     if (this.#phase !== 'locking') {
-      const why = this.#phase === 'idle' ? 'outside untilAllLocked(); lock objects inside its body so contention can be retried' : `after the loop ended (${this.#phase})`;
+      const why =
+        this.#phase === 'idle'
+          ? 'outside untilAllLocked(); lock objects inside its body so contention can be retried'
+          : `after the loop ended (${this.#phase})`;
       throw new BugError(`DrmExec.${op}(${nameOf(obj)}): called ${why}`);
     }
     if (this.#inFlight !== null) {
-      throw new BugError(`DrmExec.${op}(${nameOf(obj)}): another lock of this exec is still pending; await each lock before the next`);
+      throw new BugError(
+        `DrmExec.${op}(${nameOf(obj)}): another lock of this exec is still pending; await each lock before the next`,
+      );
     }
     if (this.#contended !== null && this.#objects.length > 0) {
       throw new BugError(

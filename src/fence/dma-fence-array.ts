@@ -208,7 +208,9 @@ function checkMembers(fences: readonly DmaFence[]): readonly DmaFence[] {
     throw new InvalidArgumentError(`DmaFenceArray: fences must be an array of DmaFence, got ${describeValue(fences)}`);
   }
   if (fences.length === 0) {
-    throw new BugError('DmaFenceArray: the member list is empty; an array needs at least one fence (use DmaFence.getStub() for "nothing to wait for")');
+    throw new BugError(
+      'DmaFenceArray: the member list is empty; an array needs at least one fence (use DmaFence.getStub() for "nothing to wait for")',
+    );
   }
   const members = fences.slice();
   for (let i = 0; i < members.length; i++) {

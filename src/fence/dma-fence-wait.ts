@@ -31,7 +31,11 @@ import type { DmaFence } from './dma-fence.js';
  * The slow wait: a callback on every fence, an optional timer and an optional abort listener,
  * all removed by whichever outcome comes first. Resolves with the first signaled index or -1.
  */
-export function waitWithCleanup(fences: readonly DmaFence[], timeout: number | undefined, abort: AbortSignal | undefined): Promise<number> {
+export function waitWithCleanup(
+  fences: readonly DmaFence[],
+  timeout: number | undefined,
+  abort: AbortSignal | undefined,
+): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     const clock = getClock();
     let timer: object | undefined;

@@ -118,7 +118,7 @@ export function fenceContextAlloc(count = 1): number {
 
 const validatedOps = new WeakSet<object>();
 // Fences are made in runs of one kind; remembering the last table skips the WeakSet lookup.
-let lastValidatedOps: unknown = undefined;
+let lastValidatedOps: unknown;
 
 function validateOps(ops: unknown): void {
   if (ops === lastValidatedOps && ops !== undefined) return;
@@ -217,7 +217,7 @@ export class DmaFence {
   isSignaled(): boolean {
     if ((this.#flags & FLAG_SIGNALED) !== 0) return true;
     const poll = this.ops.signaled;
-    if (poll !== undefined && poll.call(this.ops, this)) {
+    if (poll?.call(this.ops, this)) {
       this.signal();
       return true;
     }

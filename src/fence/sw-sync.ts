@@ -81,7 +81,9 @@ export class SyncPt extends DmaFence {
   /** @throws {BugError} when called directly; use {@link SwSyncTimeline.createFence}. */
   constructor(timeline: SwSyncTimeline, value: number) {
     if (!constructing) {
-      throw new BugError(`SyncPt: points are created by SwSyncTimeline.createFence(), not with new (asked for value ${describeValue(value)})`);
+      throw new BugError(
+        `SyncPt: points are created by SwSyncTimeline.createFence(), not with new (asked for value ${describeValue(value)})`,
+      );
     }
     super(SyncPt.#ops, timeline.context, value);
     this.#timeline = timeline;
@@ -163,7 +165,9 @@ function heapPop(heap: SyncPt[]): SyncPt | undefined {
 
 function checkU32(what: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > U32_MAX) {
-    throw new InvalidArgumentError(`${what} must be an unsigned 32-bit integer (0 .. 4294967295), got ${describeValue(value)}`);
+    throw new InvalidArgumentError(
+      `${what} must be an unsigned 32-bit integer (0 .. 4294967295), got ${describeValue(value)}`,
+    );
   }
   return value;
 }
@@ -370,7 +374,9 @@ export class SwSyncTimeline implements Disposable {
 
   #checkAlive(what: string): void {
     if (this.#destroyed) {
-      throw new BugError(`${this.#label()}: ${what} after destroy(); the timeline is torn down, create a new SwSyncTimeline`);
+      throw new BugError(
+        `${this.#label()}: ${what} after destroy(); the timeline is torn down, create a new SwSyncTimeline`,
+      );
     }
   }
 }

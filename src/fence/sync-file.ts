@@ -96,7 +96,9 @@ function checkName(what: string, name: unknown): string {
     throw new InvalidArgumentError(`${what}: name must be a string, got ${describeValue(name)}`);
   }
   if (name.includes('\0')) {
-    throw new InvalidArgumentError(`${what}: name ${JSON.stringify(name)} contains a NUL character, which would cut it short`);
+    throw new InvalidArgumentError(
+      `${what}: name ${JSON.stringify(name)} contains a NUL character, which would cut it short`,
+    );
   }
   const bytes = utf8Length(name);
   if (bytes > SYNC_FILE_NAME_MAX) {
@@ -141,7 +143,10 @@ export class SyncFile implements Disposable {
    */
   static merge(name: string, a: SyncFile, b: SyncFile): SyncFile {
     checkName('SyncFile.merge', name);
-    for (const [label, file] of [['a', a], ['b', b]] as const) {
+    for (const [label, file] of [
+      ['a', a],
+      ['b', b],
+    ] as const) {
       if (!(file instanceof SyncFile)) {
         throw new InvalidArgumentError(`SyncFile.merge: ${label} must be a SyncFile, got ${describeValue(file)}`);
       }
@@ -193,7 +198,11 @@ export class SyncFile implements Disposable {
       const driverName = leaf.driverName;
       const leafStatus = leaf.status;
       const timestamp = leaf.timestamp;
-      const entry: { -readonly [K in keyof SyncFenceInfo]: SyncFenceInfo[K] } = { name, driverName, status: leafStatus };
+      const entry: { -readonly [K in keyof SyncFenceInfo]: SyncFenceInfo[K] } = {
+        name,
+        driverName,
+        status: leafStatus,
+      };
       if (leafStatus === 'error') entry.error = leaf.error!;
       if (timestamp !== undefined) entry.timestamp = timestamp;
       fences.push(entry);
@@ -250,6 +259,8 @@ export class SyncFile implements Disposable {
   }
 
   #disposedError(what: string): BugError {
-    return new BugError(`SyncFile.${what}: the file was disposed (like a closed descriptor); keep it until you are done with it`);
+    return new BugError(
+      `SyncFile.${what}: the file was disposed (like a closed descriptor); keep it until you are done with it`,
+    );
   }
 }

@@ -45,7 +45,16 @@
  * ```
  */
 
-import { BugError, DmaBufError, FenceTimeoutError, InvalidArgumentError, NotSubmittedError, checkIndex, checkTimeout, describeValue } from '../base/errors.js';
+import {
+  BugError,
+  DmaBufError,
+  FenceTimeoutError,
+  InvalidArgumentError,
+  NotSubmittedError,
+  checkIndex,
+  checkTimeout,
+  describeValue,
+} from '../base/errors.js';
 import { getClock, type TimerHandle } from '../base/clock.js';
 import { DmaFence } from './dma-fence.js';
 import { DmaFenceChain, type ChainGcPolicy, type DmaFenceChainInit } from './dma-fence-chain.js';
@@ -199,7 +208,9 @@ export class Syncobj implements Disposable {
   replaceFence(fence: DmaFence | null): void {
     this.#checkLive('replaceFence');
     if (fence !== null && !(fence instanceof DmaFence)) {
-      throw new InvalidArgumentError(`${this.#name()}.replaceFence takes a DmaFence or null, got ${describeValue(fence)}`);
+      throw new InvalidArgumentError(
+        `${this.#name()}.replaceFence takes a DmaFence or null, got ${describeValue(fence)}`,
+      );
     }
     const old = this.#fence;
     this.#fence = fence;
@@ -231,7 +242,9 @@ export class Syncobj implements Disposable {
       );
     }
     if (!(fence instanceof DmaFence)) {
-      throw new InvalidArgumentError(`${this.#name()}.addPoint(point ${point}): the payload must be a DmaFence, got ${describeValue(fence)}`);
+      throw new InvalidArgumentError(
+        `${this.#name()}.addPoint(point ${point}): the payload must be a DmaFence, got ${describeValue(fence)}`,
+      );
     }
     if (fence instanceof DmaFenceChain) {
       // The chain constructor refuses this too; saying it here names the syncobj and the point.
@@ -334,10 +347,13 @@ export class Syncobj implements Disposable {
     const fence = this.#fence;
     const head = DmaFenceChain.toChain(fence);
     const parts = [
-      this.#disposed ? 'disposed'
-      : fence === null ? 'empty'
-      : head === null ? `binary, fence ${fence.describe()}`
-      : `timeline, last submitted point ${head.seqno}, head ${head.describe()}`,
+      this.#disposed
+        ? 'disposed'
+        : fence === null
+          ? 'empty'
+          : head === null
+            ? `binary, fence ${fence.describe()}`
+            : `timeline, last submitted point ${head.seqno}, head ${head.describe()}`,
     ];
     if (this.#outOfOrderPoints > 0) parts.push(`${this.#outOfOrderPoints} out-of-order point(s)`);
     if (this.#waiters.size > 0) parts.push(`${this.#waiters.size} submit waiter(s)`);
@@ -360,7 +376,10 @@ export class Syncobj implements Disposable {
     this.#waiters.clear();
     for (const waiter of waiters) {
       waiter.onCancel(
-        new DmaBufError('ECANCELED', `${this.#name()} was disposed while a caller waited for point ${waiter.point} to be submitted`),
+        new DmaBufError(
+          'ECANCELED',
+          `${this.#name()} was disposed while a caller waited for point ${waiter.point} to be submitted`,
+        ),
       );
     }
   }
@@ -374,8 +393,12 @@ export class Syncobj implements Disposable {
    * @see drm_syncobj_transfer_to_binary()
    */
   static transfer(dst: Syncobj, dstPoint: number, src: Syncobj, srcPoint: number): void {
-    for (const [what, obj] of [['dst', dst], ['src', src]] as const) {
-      if (!(obj instanceof Syncobj)) throw new InvalidArgumentError(`Syncobj.transfer: ${what} must be a Syncobj, got ${describeValue(obj)}`);
+    for (const [what, obj] of [
+      ['dst', dst],
+      ['src', src],
+    ] as const) {
+      if (!(obj instanceof Syncobj))
+        throw new InvalidArgumentError(`Syncobj.transfer: ${what} must be a Syncobj, got ${describeValue(obj)}`);
       obj.#checkLive('transfer');
     }
     checkIndex('Syncobj.transfer dstPoint', dstPoint);
@@ -403,16 +426,22 @@ export class Syncobj implements Disposable {
     const slots: WaitSlot[] = [];
     let timeout: number | undefined;
     try {
-      if (!Array.isArray(entries)) throw new InvalidArgumentError(`Syncobj.wait takes an array of { syncobj, point } entries, got ${describeValue(entries)}`);
+      if (!Array.isArray(entries))
+        throw new InvalidArgumentError(
+          `Syncobj.wait takes an array of { syncobj, point } entries, got ${describeValue(entries)}`,
+        );
       timeout = checkTimeout(options?.timeout);
       const deadline = options?.deadline;
       if (deadline !== undefined && (typeof deadline !== 'number' || !Number.isFinite(deadline))) {
-        throw new InvalidArgumentError(`Syncobj.wait: deadline must be a finite clock time in milliseconds, got ${describeValue(deadline)}`);
+        throw new InvalidArgumentError(
+          `Syncobj.wait: deadline must be a finite clock time in milliseconds, got ${describeValue(deadline)}`,
+        );
       }
       for (let i = 0; i < entries.length; i++) {
         const entry = entries[i];
         const syncobj = entry?.syncobj;
-        if (!(syncobj instanceof Syncobj)) throw new InvalidArgumentError(`Syncobj.wait: entry ${i} has no Syncobj, got ${describeValue(syncobj)}`);
+        if (!(syncobj instanceof Syncobj))
+          throw new InvalidArgumentError(`Syncobj.wait: entry ${i} has no Syncobj, got ${describeValue(syncobj)}`);
         syncobj.#checkLive('wait');
         const point = checkIndex(`Syncobj.wait entry ${i} point`, entry!.point ?? 0);
         slots.push({ syncobj, point, fence: undefined, waiter: undefined, armed: false });
@@ -476,7 +505,9 @@ export class Syncobj implements Disposable {
 
   #checkLive(op: string): void {
     if (this.#disposed) {
-      throw new BugError(`${this.#name()}.${op}: the syncobj was disposed and cannot be used any more; create a new one`);
+      throw new BugError(
+        `${this.#name()}.${op}: the syncobj was disposed and cannot be used any more; create a new one`,
+      );
     }
   }
 
@@ -489,7 +520,9 @@ export class Syncobj implements Disposable {
 
   #notSubmitted(op: string, point: number, inWait = false): NotSubmittedError {
     const what = point === 0 ? 'has no fence' : `point ${point} has not been submitted (${this.#lastSubmitted()})`;
-    const fix = inWait ? 'pass waitForSubmit or available to wait for it to appear' : 'pass waitForSubmit to wait for it, or look it up after the producer added it';
+    const fix = inWait
+      ? 'pass waitForSubmit or available to wait for it to appear'
+      : 'pass waitForSubmit to wait for it, or look it up after the producer added it';
     return new NotSubmittedError(`${this.#name()}.${op}: ${what}; ${fix}`);
   }
 
@@ -597,7 +630,9 @@ export class Syncobj implements Disposable {
     for (const slot of slots) {
       const fence = slot.fence;
       if (fence !== undefined && (plan.available || fence.signaledFlag)) continue;
-      pending.push(`${slot.syncobj.#name()} point ${slot.point} (${fence === undefined ? 'not submitted' : 'unsignaled'})`);
+      pending.push(
+        `${slot.syncobj.#name()} point ${slot.point} (${fence === undefined ? 'not submitted' : 'unsignaled'})`,
+      );
     }
     const shown = pending.length > 8 ? [...pending.slice(0, 8), `${pending.length - 8} more`] : pending;
     const goal = plan.available ? 'to be submitted' : 'to signal';

@@ -51,7 +51,14 @@
  * ```
  */
 
-import { BugError, InvalidArgumentError, checkIndex, checkTimeout, describeValue, reportCallbackError } from '../base/errors.js';
+import {
+  BugError,
+  InvalidArgumentError,
+  checkIndex,
+  checkTimeout,
+  describeValue,
+  reportCallbackError,
+} from '../base/errors.js';
 import { getClock } from '../base/clock.js';
 import { lockdepTask } from '../locking/lockdep.js';
 import { Shrinker } from './shrinker.js';

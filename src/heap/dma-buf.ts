@@ -102,15 +102,21 @@ export class DmaBuf implements Disposable {
    */
   constructor(info: DmaBufExportInfo) {
     const { buffer, requestedSize, release } = info;
-    if (!(buffer instanceof ArrayBuffer) && !(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)) {
-      throw new InvalidArgumentError(`DmaBuf: buffer must be an ArrayBuffer or SharedArrayBuffer, got ${describeValue(buffer)}`);
+    if (
+      !(buffer instanceof ArrayBuffer) &&
+      !(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)
+    ) {
+      throw new InvalidArgumentError(
+        `DmaBuf: buffer must be an ArrayBuffer or SharedArrayBuffer, got ${describeValue(buffer)}`,
+      );
     }
     if (!Number.isSafeInteger(requestedSize) || requestedSize <= 0 || requestedSize > buffer.byteLength) {
       throw new InvalidArgumentError(
         `DmaBuf: requestedSize must be an integer in 1 .. ${buffer.byteLength} (the buffer's size), got ${describeValue(requestedSize)}`,
       );
     }
-    if (typeof release !== 'function') throw new InvalidArgumentError(`DmaBuf: release must be a function, got ${describeValue(release)}`);
+    if (typeof release !== 'function')
+      throw new InvalidArgumentError(`DmaBuf: release must be a function, got ${describeValue(release)}`);
     this.heap = info.heap;
     this.#name = info.name;
     this.size = buffer.byteLength;
@@ -178,7 +184,9 @@ export class DmaBuf implements Disposable {
       return;
     }
     if (this.#resv?.isLocked === true) {
-      throw new BugError(`DmaBuf.put() on ${this.name}: last reference dropped while its reservation lock is held; unlock resv first`);
+      throw new BugError(
+        `DmaBuf.put() on ${this.name}: last reference dropped while its reservation lock is held; unlock resv first`,
+      );
     }
     this.#refcount = 0;
     this.#buffer = null;
@@ -204,11 +212,15 @@ export class DmaBuf implements Disposable {
   async beginCpuAccess(options: CpuAccessOptions): Promise<void> {
     this.#live('beginCpuAccess()');
     if (options === null || typeof options !== 'object') {
-      throw new InvalidArgumentError(`DmaBuf.beginCpuAccess on ${this.name}: options must be { write: boolean, timeout?, signal? }, got ${describeValue(options)}`);
+      throw new InvalidArgumentError(
+        `DmaBuf.beginCpuAccess on ${this.name}: options must be { write: boolean, timeout?, signal? }, got ${describeValue(options)}`,
+      );
     }
     const { write, timeout, signal } = options;
     if (typeof write !== 'boolean') {
-      throw new InvalidArgumentError(`DmaBuf.beginCpuAccess on ${this.name}: options.write must be a boolean, got ${describeValue(write)}`);
+      throw new InvalidArgumentError(
+        `DmaBuf.beginCpuAccess on ${this.name}: options.write must be a boolean, got ${describeValue(write)}`,
+      );
     }
     const limit = checkTimeout(timeout);
     // The kernel may wait here even when no fence is pending now: tell the validator every time.
@@ -231,7 +243,9 @@ export class DmaBuf implements Disposable {
   /** Closes the access opened by the matching {@link beginCpuAccess}. @see dma_buf_end_cpu_access() */
   endCpuAccess(): void {
     if (this.#cpuAccess === 0) {
-      throw new BugError(`DmaBuf.endCpuAccess() on ${this.name}: no CPU access is open; call it once after each resolved beginCpuAccess()`);
+      throw new BugError(
+        `DmaBuf.endCpuAccess() on ${this.name}: no CPU access is open; call it once after each resolved beginCpuAccess()`,
+      );
     }
     this.#cpuAccess--;
   }
@@ -243,7 +257,9 @@ export class DmaBuf implements Disposable {
   #live(op: string): ArrayBuffer | SharedArrayBuffer {
     const buffer = this.#buffer;
     if (buffer === null) {
-      throw new BugError(`DmaBuf.${op} on ${this.name}: the buffer was released by its last put() (use after free); take a reference with get() while you use it`);
+      throw new BugError(
+        `DmaBuf.${op} on ${this.name}: the buffer was released by its last put() (use after free); take a reference with get() while you use it`,
+      );
     }
     return buffer;
   }

@@ -125,7 +125,10 @@ const ALLOCATE_OPTIONS = new Set(['shared']);
 const defaultAllocator: DmaHeapAllocator = (bytes, shared) => {
   if (!shared) return new ArrayBuffer(bytes);
   if (typeof SharedArrayBuffer === 'undefined') {
-    throw new DmaBufError('EOPNOTSUPP', 'DmaHeap: SharedArrayBuffer is not available here (a browser page needs cross-origin isolation); allocate with shared: false');
+    throw new DmaBufError(
+      'EOPNOTSUPP',
+      'DmaHeap: SharedArrayBuffer is not available here (a browser page needs cross-origin isolation); allocate with shared: false',
+    );
   }
   return new SharedArrayBuffer(bytes);
 };
@@ -162,17 +165,23 @@ export class DmaHeap implements AsyncDisposable {
   constructor(options?: DmaHeapOptions) {
     if (options !== undefined) checkKeys('DmaHeap', options, HEAP_OPTIONS);
     const name = options?.name ?? 'system';
-    if (typeof name !== 'string' || name === '') throw new InvalidArgumentError(`DmaHeap: options.name must be a non-empty string, got ${describeValue(name)}`);
+    if (typeof name !== 'string' || name === '')
+      throw new InvalidArgumentError(`DmaHeap: options.name must be a non-empty string, got ${describeValue(name)}`);
     this.name = name;
     const budget = options?.budgetBytes;
     if (budget !== undefined && (typeof budget !== 'number' || !Number.isSafeInteger(budget) || budget < 0)) {
-      throw new InvalidArgumentError(`DmaHeap ${name}: options.budgetBytes must be a non-negative integer number of bytes, got ${describeValue(budget)}`);
+      throw new InvalidArgumentError(
+        `DmaHeap ${name}: options.budgetBytes must be a non-negative integer number of bytes, got ${describeValue(budget)}`,
+      );
     }
     this.#budget = budget;
     this.#shared = optionalBoolean(`DmaHeap ${name}: options.shared`, options?.shared) ?? false;
     this.#trackLeaks = optionalBoolean(`DmaHeap ${name}: options.trackLeaks`, options?.trackLeaks) ?? false;
     const allocator = options?.allocator ?? defaultAllocator;
-    if (typeof allocator !== 'function') throw new InvalidArgumentError(`DmaHeap ${name}: options.allocator must be a function, got ${describeValue(allocator)}`);
+    if (typeof allocator !== 'function')
+      throw new InvalidArgumentError(
+        `DmaHeap ${name}: options.allocator must be a function, got ${describeValue(allocator)}`,
+      );
     this.#allocator = allocator;
     const maxPooledBytes = options?.maxPooledBytes;
     const cap = maxPooledBytes === undefined ? {} : { maxPooledBytes };
@@ -199,7 +208,9 @@ export class DmaHeap implements AsyncDisposable {
     mightReclaim();
     if (this.#disposed) throw new BugError(`DmaHeap ${this.name}: allocate() after the heap was disposed`);
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) {
-      throw new InvalidArgumentError(`DmaHeap ${this.name}: allocate(size): size must be a positive integer number of bytes, got ${describeValue(size)}`);
+      throw new InvalidArgumentError(
+        `DmaHeap ${this.name}: allocate(size): size must be a positive integer number of bytes, got ${describeValue(size)}`,
+      );
     }
     if (options !== undefined) checkKeys(`DmaHeap ${this.name}: allocate`, options, ALLOCATE_OPTIONS);
     const shared = optionalBoolean(`DmaHeap ${this.name}: allocate options.shared`, options?.shared) ?? this.#shared;
@@ -305,7 +316,13 @@ export class DmaHeap implements AsyncDisposable {
       return this.#callAllocator(bytes, shared);
     } catch (err) {
       if (!(err instanceof RangeError)) throw err;
-      throw this.#outOfMemory(bytes, size, freed, `the engine refused the memory (${err.message}) after shrinking and one retry`, err);
+      throw this.#outOfMemory(
+        bytes,
+        size,
+        freed,
+        `the engine refused the memory (${err.message}) after shrinking and one retry`,
+        err,
+      );
     }
   }
 
@@ -383,20 +400,28 @@ export class DmaHeap implements AsyncDisposable {
     this.#liveCount--;
     this.#leaks.push({ name: record.name, size: record.size, stack: record.stack });
     const message = `DmaHeap ${this.name}: ${record.name} was garbage-collected without its last put(); allocated at:\n${record.stack}`;
-    const proc = (globalThis as { process?: { emitWarning?: (message: string, options?: { type?: string; code?: string }) => void } }).process;
-    if (typeof proc?.emitWarning === 'function') proc.emitWarning(message, { type: 'DmaBufLeakWarning', code: 'DMABUF_LEAK' });
+    const proc = (
+      globalThis as {
+        process?: { emitWarning?: (message: string, options?: { type?: string; code?: string }) => void };
+      }
+    ).process;
+    if (typeof proc?.emitWarning === 'function')
+      proc.emitWarning(message, { type: 'DmaBufLeakWarning', code: 'DMABUF_LEAK' });
     else console.warn(message);
   }
 }
 
 function checkKeys(what: string, options: object, allowed: ReadonlySet<string>): void {
-  if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`${what}: options must be an object, got ${describeValue(options)}`);
+  if (options === null || typeof options !== 'object')
+    throw new InvalidArgumentError(`${what}: options must be an object, got ${describeValue(options)}`);
   for (const key of Object.keys(options)) {
-    if (!allowed.has(key)) throw new InvalidArgumentError(`${what}: unknown option "${key}" (known: ${[...allowed].join(', ')})`);
+    if (!allowed.has(key))
+      throw new InvalidArgumentError(`${what}: unknown option "${key}" (known: ${[...allowed].join(', ')})`);
   }
 }
 
 function optionalBoolean(what: string, value: unknown): boolean | undefined {
-  if (value !== undefined && typeof value !== 'boolean') throw new InvalidArgumentError(`${what} must be a boolean, got ${describeValue(value)}`);
+  if (value !== undefined && typeof value !== 'boolean')
+    throw new InvalidArgumentError(`${what} must be a boolean, got ${describeValue(value)}`);
   return value;
 }

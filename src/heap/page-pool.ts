@@ -134,13 +134,16 @@ export class PagePool implements Disposable {
     if (orders.length === 0) throw new InvalidArgumentError(`${this.name}: orders must name at least one size class`);
     for (const order of orders) {
       if (!Number.isInteger(order) || order < 0 || order > MAX_ORDER) {
-        throw new InvalidArgumentError(`${this.name}: orders must be integers 0..${MAX_ORDER}, got ${describeValue(order)}`);
+        throw new InvalidArgumentError(
+          `${this.name}: orders must be integers 0..${MAX_ORDER}, got ${describeValue(order)}`,
+        );
       }
     }
     orders.sort((a, b) => a - b);
     this.#classes = orders.map((order) => ({ order, bytes: PAGE_SIZE * 2 ** order, buffers: [], hits: 0, misses: 0 }));
     for (const cls of this.#classes) {
-      if (this.#byBytes.has(cls.bytes)) throw new InvalidArgumentError(`${this.name}: order ${cls.order} is listed twice`);
+      if (this.#byBytes.has(cls.bytes))
+        throw new InvalidArgumentError(`${this.name}: order ${cls.order} is listed twice`);
       this.#byBytes.set(cls.bytes, cls);
     }
     const maxOrder = this.#classes[this.#classes.length - 1]!.order;
@@ -207,16 +210,22 @@ export class PagePool implements Disposable {
   give(buffer: PoolBuffer): boolean {
     const shared = isShared(buffer);
     if (!shared && !(buffer instanceof ArrayBuffer)) {
-      throw new InvalidArgumentError(`${this.name}.give: expected an ArrayBuffer or SharedArrayBuffer, got ${describeValue(buffer)}`);
+      throw new InvalidArgumentError(
+        `${this.name}.give: expected an ArrayBuffer or SharedArrayBuffer, got ${describeValue(buffer)}`,
+      );
     }
     if (this.verifyZero && this.#held.has(buffer)) {
-      throw new BugError(`${this.name}.give: this ${buffer.byteLength}-byte buffer is already pooled (given twice: double free)`);
+      throw new BugError(
+        `${this.name}.give: this ${buffer.byteLength}-byte buffer is already pooled (given twice: double free)`,
+      );
     }
     if (this.#disposed || shared !== this.shared || isResizable(buffer)) return false;
     const cls = this.#byBytes.get(buffer.byteLength);
     if (cls === undefined || this.#pooledBytes + cls.bytes > this.maxPooledBytes) return false;
     if (this.verifyZero && !isZero(buffer)) {
-      throw new BugError(`${this.name}.give: the ${cls.bytes}-byte buffer is not zero; zero it before giving it back (it was not pooled)`);
+      throw new BugError(
+        `${this.name}.give: the ${cls.bytes}-byte buffer is not zero; zero it before giving it back (it was not pooled)`,
+      );
     }
     cls.buffers.push(buffer);
     if (this.verifyZero) this.#held.add(buffer);

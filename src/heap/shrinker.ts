@@ -107,7 +107,9 @@ export class Shrinker {
 
   #checked(what: string, value: unknown): number {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      throw new BugError(`${this} returned ${describeValue(value)} from ${what}; it must return a non-negative page count`);
+      throw new BugError(
+        `${this} returned ${describeValue(value)} from ${what}; it must return a non-negative page count`,
+      );
     }
     return value;
   }

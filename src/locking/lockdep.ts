@@ -53,7 +53,7 @@
 
 import { BugError } from '../base/errors.js';
 import {
-  LockClass,
+  type LockClass,
   dmaFenceLrMap,
   dmaFenceMap,
   fsReclaim,
@@ -145,7 +145,8 @@ export function enableLockdep(options?: LockdepOptions): { readonly enabled: boo
   if (tracker === null) {
     return {
       enabled: false,
-      reason: 'lockdep cannot track held locks here: no async-context tracker is installed (in Node, import "dmabuf/node")',
+      reason:
+        'lockdep cannot track held locks here: no async-context tracker is installed (in Node, import "dmabuf/node")',
     };
   }
   if (!enabled) {
@@ -344,7 +345,9 @@ function openSection(map: LockClass, async: boolean): SignallingCookie {
   const cookie = {};
   // signal() opens a section for every fence with callbacks: no stack for those (it would cost
   // more than the signal), the lock taken inside still shows where it was taken.
-  const where = async ? site() : `inside ${map === dmaFenceMap ? 'DmaFence' : 'long-running DmaFence'}.signal(), in a fence callback`;
+  const where = async
+    ? site()
+    : `inside ${map === dmaFenceMap ? 'DmaFence' : 'long-running DmaFence'}.signal(), in a fence callback`;
   const entry: Entry = { cls: map, instance: cookie, ctx: null, site: where, read: true, state: 'held' };
   current.set(cookie, entry);
   if (async) push(entry);
@@ -391,7 +394,14 @@ function closeSection(cookie: SignallingCookie): void {
 function prime(order: readonly LockClass[]): void {
   const held: Entry[] = [];
   for (const cls of order) {
-    const entry: Entry = { cls, instance: cls, ctx: null, site: 'priming at enableLockdep()', read: false, state: 'held' };
+    const entry: Entry = {
+      cls,
+      instance: cls,
+      ctx: null,
+      site: 'priming at enableLockdep()',
+      read: false,
+      state: 'held',
+    };
     for (const h of held) addEdge(h, entry);
     held.push(entry);
   }
@@ -463,7 +473,12 @@ function circular(from: HeldLock, to: HeldLock, path: readonly LockClass[]): voi
     lines.push(`    while ${path[i + 1]!.name} was acquired at:`, indent(edge.toSite));
   }
   lines.push('  Two tasks taking these in the two orders can wait for each other for ever.');
-  report('circular-dependency', [from.cls.name, to.cls.name], lines.join('\n'), `cycle:${from.cls.name}>${to.cls.name}`);
+  report(
+    'circular-dependency',
+    [from.cls.name, to.cls.name],
+    lines.join('\n'),
+    `cycle:${from.cls.name}>${to.cls.name}`,
+  );
 }
 
 function recursive(held: HeldLock, entry: HeldLock): void {

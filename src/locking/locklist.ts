@@ -161,7 +161,12 @@ function checkItem(item: LockItem, where: string): void {
   if (typeof object !== 'object' || object === null) {
     throw new InvalidArgumentError(`${where}: a lock item's object must be an object, got ${describeValue(object)}`);
   }
-  if (typeof ops !== 'object' || ops === null || typeof ops.slowLock !== 'function' || typeof ops.unlock !== 'function') {
+  if (
+    typeof ops !== 'object' ||
+    ops === null ||
+    typeof ops.slowLock !== 'function' ||
+    typeof ops.unlock !== 'function'
+  ) {
     throw new InvalidArgumentError(`${where}: the ops of ${nameOf(object)} need slowLock() and unlock() functions`);
   }
   if ((ops.get === undefined) !== (ops.put === undefined)) {
@@ -197,9 +202,12 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
 
   constructor(init: TransLockListInit = {}) {
     const { name = 'translocklist', relaxUnlock = false } = init;
-    if (typeof name !== 'string') throw new InvalidArgumentError(`TransLockList: name must be a string, got ${describeValue(name)}`);
+    if (typeof name !== 'string')
+      throw new InvalidArgumentError(`TransLockList: name must be a string, got ${describeValue(name)}`);
     if (typeof relaxUnlock !== 'boolean') {
-      throw new InvalidArgumentError(`TransLockList '${name}': relaxUnlock must be a boolean, got ${describeValue(relaxUnlock)}`);
+      throw new InvalidArgumentError(
+        `TransLockList '${name}': relaxUnlock must be a boolean, got ${describeValue(relaxUnlock)}`,
+      );
     }
     this.name = name;
     this.relaxUnlock = relaxUnlock;
@@ -257,7 +265,9 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
   add<T extends object>(item: LockItem<T>): void {
     checkItem(item as LockItem, `TransLockList '${this.name}': add()`);
     if (this.#backingOff) {
-      throw new BugError(`TransLockList '${this.name}': add() of ${nameOf(item.object)} while a backoff is in flight; await backoff() first`);
+      throw new BugError(
+        `TransLockList '${this.name}': add() of ${nameOf(item.object)} while a backoff is in flight; await backoff() first`,
+      );
     }
     this.#append(item as LockItem);
   }
@@ -273,7 +283,9 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
     const entry = membership.get(item.object);
     if (entry?.list !== this) {
       const where = entry ? `on list '${entry.list.name}'` : 'on no list';
-      throw new BugError(`TransLockList '${this.name}': remove() of ${nameOf(item.object)}, which is ${where}; remove it from the list that holds it`);
+      throw new BugError(
+        `TransLockList '${this.name}': remove() of ${nameOf(item.object)}, which is ${where}; remove it from the list that holds it`,
+      );
     }
     const index = this.#items.lastIndexOf(entry.item);
     this.#items.splice(index, 1);
@@ -301,7 +313,10 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
       this.#release(item, errors, notes);
     }
     if (errors.length > 0) {
-      throw new AggregateError(errors, `TransLockList '${this.name}': unlockPutAll() finished with ${errors.length} failure(s): ${notes.join('; ')}`);
+      throw new AggregateError(
+        errors,
+        `TransLockList '${this.name}': unlockPutAll() finished with ${errors.length} failure(s): ${notes.join('; ')}`,
+      );
     }
   }
 
@@ -318,10 +333,15 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
    *   object being on a list of another tree is normal: that is the transaction holding it.
    * @see trans_backoff() in the seed proposal; drm_exec_cleanup() and drm_exec_lock_contended()
    */
-  async backoff<T extends object>(contending: LockItem<T>, options: { signal?: AbortSignal } = {}): Promise<BackoffOutcome> {
+  async backoff<T extends object>(
+    contending: LockItem<T>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<BackoffOutcome> {
     checkItem(contending as LockItem, `TransLockList '${this.name}': backoff()`);
     if (this.#backingOff) {
-      throw new BugError(`TransLockList '${this.name}': backoff() while another backoff of this list is in flight; await the first one`);
+      throw new BugError(
+        `TransLockList '${this.name}': backoff() while another backoff of this list is in flight; await the first one`,
+      );
     }
     if (this.#containedBy(contending.object)) {
       throw new BugError(

@@ -55,7 +55,9 @@ export class Mutex {
 
   constructor(name = 'mutex') {
     if (typeof name !== 'string' || name.length === 0) {
-      throw new BugError(`Mutex: the name must be a non-empty string (it names the lock class), got ${describeValue(name)}`);
+      throw new BugError(
+        `Mutex: the name must be a non-empty string (it names the lock class), got ${describeValue(name)}`,
+      );
     }
     this.name = name;
     this.lockClass = LockClass.forName(name);

@@ -147,13 +147,16 @@ type ResvHead = { list: ResvList | null };
 
 function checkUsage(what: string, usage: unknown): DmaResvUsage {
   if (usage !== 0 && usage !== 1 && usage !== 2 && usage !== 3) {
-    throw new InvalidArgumentError(`${what}: usage must be a DmaResvUsage (Kernel 0, Write 1, Read 2, Bookkeep 3), got ${describeValue(usage)}`);
+    throw new InvalidArgumentError(
+      `${what}: usage must be a DmaResvUsage (Kernel 0, Write 1, Read 2, Bookkeep 3), got ${describeValue(usage)}`,
+    );
   }
   return usage;
 }
 
 function checkFence(what: string, fence: unknown): DmaFence {
-  if (!(fence instanceof DmaFence)) throw new InvalidArgumentError(`${what}: expected a DmaFence, got ${describeValue(fence)}`);
+  if (!(fence instanceof DmaFence))
+    throw new InvalidArgumentError(`${what}: expected a DmaFence, got ${describeValue(fence)}`);
   return fence;
 }
 
@@ -270,7 +273,8 @@ export class DmaResv implements Disposable {
       throw new InvalidArgumentError(`DmaResv: options.wwClass must be a WwClass, got ${describeValue(wwClass)}`);
     }
     const name = options?.name ?? `dma_resv#${nextResvId++}`;
-    if (typeof name !== 'string') throw new InvalidArgumentError(`DmaResv: options.name must be a string, got ${describeValue(name)}`);
+    if (typeof name !== 'string')
+      throw new InvalidArgumentError(`DmaResv: options.name must be a string, got ${describeValue(name)}`);
     this.mutex = new WwMutex(wwClass, name);
   }
 
@@ -332,7 +336,9 @@ export class DmaResv implements Disposable {
     this.#assertLocked('DmaResv.reserveFences');
     checkIndex('DmaResv.reserveFences: n', n);
     if (n === 0) {
-      throw new BugError(`DmaResv.reserveFences(0) on ${this.mutex.name}: reserving no slot means the caller miscounted its fences; pass how many it will add`);
+      throw new BugError(
+        `DmaResv.reserveFences(0) on ${this.mutex.name}: reserving no slot means the caller miscounted its fences; pass how many it will add`,
+      );
     }
     const old = this.#head.list;
     let max: number;
@@ -374,7 +380,9 @@ export class DmaResv implements Disposable {
     checkFence('DmaResv.addFence', fence);
     checkUsage('DmaResv.addFence', usage);
     if (fence.isContainer) {
-      throw new BugError(`DmaResv.addFence on ${this.mutex.name}: ${fence.describe()} is a container; add each fence individually; unwrap arrays and chains first`);
+      throw new BugError(
+        `DmaResv.addFence on ${this.mutex.name}: ${fence.describe()} is a container; add each fence individually; unwrap arrays and chains first`,
+      );
     }
     if (fence.isLongRunning) throw longRunningRefused('addFence', this.mutex.name, fence);
     const context = fence.context;
@@ -408,7 +416,9 @@ export class DmaResv implements Disposable {
     }
     const list = this.#head.list;
     const used = list === null ? 'no list yet' : `${list.fences.length} of ${this.#limit} slots used`;
-    throw new BugError(`DmaResv.addFence on ${this.mutex.name}: no reserved fence slot (${used}); reserve with reserveFences(n) while holding the lock, after the last unlock`);
+    throw new BugError(
+      `DmaResv.addFence on ${this.mutex.name}: no reserved fence slot (${used}); reserve with reserveFences(n) while holding the lock, after the last unlock`,
+    );
   }
 
   /**
@@ -425,7 +435,9 @@ export class DmaResv implements Disposable {
     checkUsage('DmaResv.replaceFences', usage);
     // The kernel does not check this, but a container in the list would break getSingleton().
     if (replacement.isContainer) {
-      throw new BugError(`DmaResv.replaceFences on ${this.mutex.name}: ${replacement.describe()} is a container; replace with a plain fence`);
+      throw new BugError(
+        `DmaResv.replaceFences on ${this.mutex.name}: ${replacement.describe()} is a container; replace with a plain fence`,
+      );
     }
     if (replacement.isLongRunning) throw longRunningRefused('replaceFences', this.mutex.name, replacement);
     const list = this.#head.list;
@@ -445,7 +457,8 @@ export class DmaResv implements Disposable {
    */
   copyFences(src: DmaResv): void {
     this.#assertLocked('DmaResv.copyFences');
-    if (!(src instanceof DmaResv)) throw new InvalidArgumentError(`DmaResv.copyFences: src must be a DmaResv, got ${describeValue(src)}`);
+    if (!(src instanceof DmaResv))
+      throw new InvalidArgumentError(`DmaResv.copyFences: src must be a DmaResv, got ${describeValue(src)}`);
     const cursor = new UnlockedCursor(src.#head, DmaResvUsage.Bookkeep);
     let copy: ResvList | null = null;
     let starts = 0;
@@ -479,7 +492,9 @@ export class DmaResv implements Disposable {
     // The length is read live: appends made while iterating are seen, as in the kernel.
     for (let i = 0; i < list.fences.length; i++) {
       if (!this.mutex.isLocked) {
-        throw new BugError(`DmaResv.fences: the reservation lock of ${this.mutex.name} was released during a locked walk; finish it before unlock()`);
+        throw new BugError(
+          `DmaResv.fences: the reservation lock of ${this.mutex.name} was released during a locked walk; finish it before unlock()`,
+        );
       }
       const usage = list.usages[i]!;
       if (usage <= limit) yield { fence: list.fences[i]!, usage };
@@ -540,7 +555,8 @@ export class DmaResv implements Disposable {
       const fences = list.fences;
       const usages = list.usages;
       let pending = false;
-      for (let i = 0, n = fences.length; i < n && !pending; i++) pending = usages[i]! <= usage && !fences[i]!.isSignaled();
+      for (let i = 0, n = fences.length; i < n && !pending; i++)
+        pending = usages[i]! <= usage && !fences[i]!.isSignaled();
       if (head.list === list) return !pending;
     }
   }
@@ -577,7 +593,9 @@ export class DmaResv implements Disposable {
   setDeadline(usage: DmaResvUsage, deadline: number): void {
     checkUsage('DmaResv.setDeadline', usage);
     if (typeof deadline !== 'number' || !Number.isFinite(deadline)) {
-      throw new InvalidArgumentError(`DmaResv.setDeadline: deadline must be a finite clock time in milliseconds, got ${describeValue(deadline)}`);
+      throw new InvalidArgumentError(
+        `DmaResv.setDeadline: deadline must be a finite clock time in milliseconds, got ${describeValue(deadline)}`,
+      );
     }
     const cursor = new UnlockedCursor(this.#head, usage);
     while (cursor.step()) cursor.fence!.setDeadline(deadline);
@@ -606,7 +624,8 @@ export class DmaResv implements Disposable {
    * @see dma_resv_usage_rw()
    */
   static usageRw(write: boolean): DmaResvUsage {
-    if (typeof write !== 'boolean') throw new InvalidArgumentError(`DmaResv.usageRw: write must be a boolean, got ${describeValue(write)}`);
+    if (typeof write !== 'boolean')
+      throw new InvalidArgumentError(`DmaResv.usageRw: write must be a boolean, got ${describeValue(write)}`);
     return write ? DmaResvUsage.Read : DmaResvUsage.Write;
   }
 
@@ -631,7 +650,9 @@ export class DmaResv implements Disposable {
   [Symbol.dispose](): void {
     if (this.#disposed) return;
     if (this.mutex.isLocked) {
-      throw new BugError(`DmaResv dispose on ${this.mutex.name}: the reservation lock is still held; unlock it before disposing`);
+      throw new BugError(
+        `DmaResv dispose on ${this.mutex.name}: the reservation lock is still held; unlock it before disposing`,
+      );
     }
     this.#disposed = true;
     this.#head.list = null;
@@ -644,11 +665,15 @@ export class DmaResv implements Disposable {
 
   #assertLocked(op: string): void {
     if (!this.mutex.isLocked) {
-      throw new BugError(`${op}: the reservation lock is not held; lock it first with resv.lock(ctx) (object ${this.mutex.name})`);
+      throw new BugError(
+        `${op}: the reservation lock is not held; lock it first with resv.lock(ctx) (object ${this.mutex.name})`,
+      );
     }
   }
 
   #disposedError(op: string): BugError {
-    return new BugError(`DmaResv.${op}: ${this.mutex.name} was disposed; reservation objects cannot be used after dispose`);
+    return new BugError(
+      `DmaResv.${op}: ${this.mutex.name} was disposed; reservation objects cannot be used after dispose`,
+    );
   }
 }

@@ -53,14 +53,21 @@ import {
   type TtmResource,
   type TtmResourceManager,
 } from './ttm-resource.js';
+// biome-ignore lint/suspicious/noImportCycles: the ttm re-cut of issue 11 removes this circle
 import { checkPlacement, describePlacement, ttmBoPipelineGutting } from './ttm-bo-util.js';
-import { TtmBufferObject, TtmOperationCtx } from './ttm-bo.js';
+// biome-ignore lint/suspicious/noImportCycles: the ttm re-cut of issue 11 removes this circle
+import { TtmBufferObject, type TtmOperationCtx } from './ttm-bo.js';
 
 /**
  * One pass over `placement`: allocate, evicting when forcing space; picks up the manager's
  * pipelined-eviction fences as kernel fences. @see ttm_bo_alloc_resource()
  */
-export async function ttmBoAllocResource(bo: TtmBufferObject, placement: TtmPlacement, ctx: TtmOperationCtx, forceSpace: boolean): Promise<TtmResource | 'ENOSPC'> {
+export async function ttmBoAllocResource(
+  bo: TtmBufferObject,
+  placement: TtmPlacement,
+  ctx: TtmOperationCtx,
+  forceSpace: boolean,
+): Promise<TtmResource | 'ENOSPC'> {
   const ticket = bo.resv.lockingCtx;
   bo.resv.reserveFences(TTM_NUM_MOVE_FENCES);
   for (const place of placement) {
@@ -87,7 +94,11 @@ export async function ttmBoAllocResource(bo: TtmBufferObject, placement: TtmPlac
 }
 
 /** The two passes: free space first, then forcing space. @see ttm_bo_mem_space() */
-export async function ttmBoMemSpace(bo: TtmBufferObject, placement: TtmPlacement, ctx: TtmOperationCtx): Promise<TtmResource | 'ENOSPC'> {
+export async function ttmBoMemSpace(
+  bo: TtmBufferObject,
+  placement: TtmPlacement,
+  ctx: TtmOperationCtx,
+): Promise<TtmResource | 'ENOSPC'> {
   const res = await bo.allocResource(placement, ctx, false);
   return res !== 'ENOSPC' ? res : bo.allocResource(placement, ctx, true);
 }
@@ -105,7 +116,13 @@ function addPipelinedEvictionFences(bo: TtmBufferObject, man: TtmResourceManager
  * Evicts from `man`'s LRU until `place` fits: a trylock walk first, then walks that may sleep
  * on one ticket lock each, repeated while they evict. @see ttm_bo_evict_alloc()
  */
-async function evictAlloc(bo: TtmBufferObject, man: TtmResourceManager, place: TtmPlace, ctx: TtmOperationCtx, ticket: WwAcquireCtx | null): Promise<TtmResource | 'EBUSY'> {
+async function evictAlloc(
+  bo: TtmBufferObject,
+  man: TtmResourceManager,
+  place: TtmPlace,
+  ctx: TtmOperationCtx,
+  ticket: WwAcquireCtx | null,
+): Promise<TtmResource | 'EBUSY'> {
   const walk: TtmEvictWalk = { evictor: bo, place, ctx, ticket, trylockOnly: true, evicted: 0, res: null };
   let progress = await ttmLruWalkForEvict(walk, man);
   if (progress === 0 && ticket !== null) {
@@ -131,7 +148,8 @@ export async function ttmBoEvict(bo: TtmBufferObject, ctx: TtmOperationCtx): Pro
     await ttmBoPipelineGutting(bo);
   } else {
     const res = await ttmBoMemSpace(bo, placement, ctx);
-    if (res === 'ENOSPC') throw new DmaBufError('ENOSPC', `${bo.name}: no space to evict to in ${describePlacement(placement)}`);
+    if (res === 'ENOSPC')
+      throw new DmaBufError('ENOSPC', `${bo.name}: no space to evict to in ${describePlacement(placement)}`);
     await bo.moveTo(res, true, ctx);
   }
   bo.device.countEviction();
@@ -224,7 +242,8 @@ async function evictOne(walk: TtmEvictWalk, bo: TtmBufferObject, man: TtmResourc
     }
   } catch (error) {
     // Skipped, not fatal: this buffer is busy or has nowhere to go; try the next one.
-    if (error instanceof DmaBufError && (error.code === 'EBUSY' || error.code === 'ENOSPC' || error.code === 'ENOMEM')) return false;
+    if (error instanceof DmaBufError && (error.code === 'EBUSY' || error.code === 'ENOSPC' || error.code === 'ENOMEM'))
+      return false;
     throw error;
   }
   walk.evicted++;

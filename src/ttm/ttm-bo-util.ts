@@ -34,12 +34,25 @@
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
 import type { DmaFence } from '../fence/dma-fence.js';
 import { DmaResvUsage } from '../resv/dma-resv.js';
-import { TtmMemType, TtmPlaceFlags, ttmResourceFree, type TtmPlace, type TtmPlacement, type TtmResource } from './ttm-resource.js';
+import {
+  TtmMemType,
+  TtmPlaceFlags,
+  ttmResourceFree,
+  type TtmPlace,
+  type TtmPlacement,
+  type TtmResource,
+} from './ttm-resource.js';
 import { TTM_NUM_MEM_TYPES } from './ttm-lru.js';
 import { TtmTt, TtmTtFlags } from './ttm-tt.js';
-import { TtmBufferObject, TtmOperationCtx } from './ttm-bo.js';
+// biome-ignore lint/suspicious/noImportCycles: the ttm re-cut of issue 11 removes this circle
+import { TtmBufferObject, type TtmOperationCtx } from './ttm-bo.js';
 
-const KNOWN_FLAGS = TtmPlaceFlags.Contiguous | TtmPlaceFlags.TopDown | TtmPlaceFlags.Temporary | TtmPlaceFlags.Desired | TtmPlaceFlags.Fallback;
+const KNOWN_FLAGS =
+  TtmPlaceFlags.Contiguous |
+  TtmPlaceFlags.TopDown |
+  TtmPlaceFlags.Temporary |
+  TtmPlaceFlags.Desired |
+  TtmPlaceFlags.Fallback;
 const MEM_TYPE_NAMES = ['System', 'TT', 'VRAM', 'Priv'];
 
 /** Names a memory type for messages: System, TT, VRAM, Priv, Priv+n. */
@@ -65,20 +78,29 @@ export function describePlacement(placement: TtmPlacement): string {
 
 /** Checks a placement's shape. @throws {InvalidArgumentError} naming the bad place. */
 export function checkPlacement(placement: unknown, what: string): asserts placement is TtmPlacement {
-  if (!Array.isArray(placement)) throw new InvalidArgumentError(`${what}: placement must be an array of places, got ${describeValue(placement)}`);
+  if (!Array.isArray(placement))
+    throw new InvalidArgumentError(`${what}: placement must be an array of places, got ${describeValue(placement)}`);
   placement.forEach((place: unknown, i) => {
     const p = place as TtmPlace | null;
-    if (p === null || typeof p !== 'object') throw new InvalidArgumentError(`${what}: place ${i} must be an object, got ${describeValue(place)}`);
+    if (p === null || typeof p !== 'object')
+      throw new InvalidArgumentError(`${what}: place ${i} must be an object, got ${describeValue(place)}`);
     if (!Number.isInteger(p.memType) || p.memType < 0 || p.memType >= TTM_NUM_MEM_TYPES) {
-      throw new InvalidArgumentError(`${what}: place ${i} memType must be an integer in 0..${TTM_NUM_MEM_TYPES - 1}, got ${describeValue(p.memType)}`);
+      throw new InvalidArgumentError(
+        `${what}: place ${i} memType must be an integer in 0..${TTM_NUM_MEM_TYPES - 1}, got ${describeValue(p.memType)}`,
+      );
     }
     const flags = p.flags ?? 0;
-    if (!Number.isInteger(flags) || (flags & ~KNOWN_FLAGS) !== 0) throw new InvalidArgumentError(`${what}: place ${i} has unknown flags ${describeValue(p.flags)}`);
+    if (!Number.isInteger(flags) || (flags & ~KNOWN_FLAGS) !== 0)
+      throw new InvalidArgumentError(`${what}: place ${i} has unknown flags ${describeValue(p.flags)}`);
     for (const key of ['fpfn', 'lpfn'] as const) {
       const v = p[key];
-      if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new InvalidArgumentError(`${what}: place ${i} ${key} must be a page number >= 0, got ${describeValue(v)}`);
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < 0))
+        throw new InvalidArgumentError(
+          `${what}: place ${i} ${key} must be a page number >= 0, got ${describeValue(v)}`,
+        );
     }
-    if (p.lpfn && (p.fpfn ?? 0) >= p.lpfn) throw new InvalidArgumentError(`${what}: place ${i} has an empty page range ${p.fpfn ?? 0}..${p.lpfn}`);
+    if (p.lpfn && (p.fpfn ?? 0) >= p.lpfn)
+      throw new InvalidArgumentError(`${what}: place ${i} has an empty page range ${p.fpfn ?? 0}..${p.lpfn}`);
   });
 }
 
@@ -121,7 +143,12 @@ function sourceBytes(bo: TtmBufferObject, res: TtmResource): Uint8Array | null {
  * The device's default move: null moves where the pages need not move, a pipelined copy when
  * the device has a copy engine, a memcpy otherwise.
  */
-export async function ttmBoMoveDefault(bo: TtmBufferObject, evict: boolean, ctx: TtmOperationCtx, newRes: TtmResource): Promise<void> {
+export async function ttmBoMoveDefault(
+  bo: TtmBufferObject,
+  evict: boolean,
+  ctx: TtmOperationCtx,
+  newRes: TtmResource,
+): Promise<void> {
   const old = bo.resource;
   const src = old === null ? null : sourceBytes(bo, old);
   // Between two types that use the tt the pages stay put; into a tt, no pages read as zeros.
@@ -147,7 +174,11 @@ export async function ttmBoMoveDefault(bo: TtmBufferObject, evict: boolean, ctx:
  */
 export function ttmBufferObjectTransfer(bo: TtmBufferObject, takeTt: boolean): TtmBufferObject {
   bo.get();
-  const ghost = new TtmBufferObject(bo.device, { size: bo.size, type: bo.type, name: `ghost of ${bo.name}`, priority: bo.priority }, bo);
+  const ghost = new TtmBufferObject(
+    bo.device,
+    { size: bo.size, type: bo.type, name: `ghost of ${bo.name}`, priority: bo.priority },
+    bo,
+  );
   if (!ghost.resv.tryLock()) throw new BugError(`${ghost.name}: a fresh reservation could not be locked`);
   ghost.resv.reserveFences(1);
   const res = bo.resource;
@@ -169,7 +200,13 @@ export function ttmBufferObjectTransfer(bo: TtmBufferObject, takeTt: boolean): T
  * is freed when nothing reads it any more (a ghost, or the source manager's eviction slots).
  * @see ttm_bo_move_accel_cleanup()
  */
-export async function ttmBoMoveAccelCleanup(bo: TtmBufferObject, fence: DmaFence, evict: boolean, pipeline: boolean, newRes: TtmResource): Promise<void> {
+export async function ttmBoMoveAccelCleanup(
+  bo: TtmBufferObject,
+  fence: DmaFence,
+  evict: boolean,
+  pipeline: boolean,
+  newRes: TtmResource,
+): Promise<void> {
   const from = bo.resource;
   bo.resv.reserveFences(1);
   bo.resv.addFence(fence, DmaResvUsage.Kernel);

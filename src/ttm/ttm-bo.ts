@@ -50,10 +50,21 @@ import { BugError, DmaBufError, InvalidArgumentError, describeValue } from '../b
 import { PAGE_SIZE } from '../heap/page-pool.js';
 import { DmaResv, DmaResvUsage } from '../resv/dma-resv.js';
 import type { WwAcquireCtx } from '../locking/ww-mutex.js';
-import { TtmMemType, ttmResourceCompatible, ttmResourceFree, ttmResourceMoveToLruTail, type TtmPlace, type TtmPlacement, type TtmResource, type TtmResourceOwner } from './ttm-resource.js';
+import {
+  TtmMemType,
+  ttmResourceCompatible,
+  ttmResourceFree,
+  ttmResourceMoveToLruTail,
+  type TtmPlace,
+  type TtmPlacement,
+  type TtmResource,
+  type TtmResourceOwner,
+} from './ttm-resource.js';
 import { TTM_MAX_BO_PRIORITY, type TtmLruBulkMove } from './ttm-lru.js';
 import { TtmTt, TtmTtFlags } from './ttm-tt.js';
+// biome-ignore lint/suspicious/noImportCycles: the ttm re-cut of issue 11 removes this circle
 import { checkPlacement, describePlacement, ttmBoPipelineGutting } from './ttm-bo-util.js';
+// biome-ignore lint/suspicious/noImportCycles: the ttm re-cut of issue 11 removes this circle
 import { ttmBoAllocResource, ttmBoEvict, ttmBoMemSpace } from './ttm-bo-evict.js';
 import type { TtmDevice } from './ttm-device.js';
 
@@ -79,7 +90,13 @@ export class TtmOperationCtx {
   /** Bytes moved by every move this context saw (statistics). */
   bytesMoved = 0;
 
-  constructor(init?: { interruptible?: boolean; noWaitGpu?: boolean; allowResEvict?: boolean; resv?: DmaResv | null; signal?: AbortSignal }) {
+  constructor(init?: {
+    interruptible?: boolean;
+    noWaitGpu?: boolean;
+    allowResEvict?: boolean;
+    resv?: DmaResv | null;
+    signal?: AbortSignal;
+  }) {
     this.interruptible = init?.interruptible ?? false;
     this.noWaitGpu = init?.noWaitGpu ?? false;
     this.allowResEvict = init?.allowResEvict ?? false;
@@ -148,19 +165,30 @@ export class TtmBufferObject implements TtmResourceOwner {
    * @throws {InvalidArgumentError} for a bad size, type, priority or option.
    */
   constructor(device: TtmDevice, init: TtmBoInit, ghostOf: TtmBufferObject | null = null) {
-    if (init === null || typeof init !== 'object') throw new InvalidArgumentError(`TtmBufferObject: init must be an object, got ${describeValue(init)}`);
+    if (init === null || typeof init !== 'object')
+      throw new InvalidArgumentError(`TtmBufferObject: init must be an object, got ${describeValue(init)}`);
     for (const key of Object.keys(init)) {
-      if (!INIT_KEYS.has(key)) throw new InvalidArgumentError(`TtmBufferObject: unknown option '${key}' (known: ${[...INIT_KEYS].join(', ')})`);
+      if (!INIT_KEYS.has(key))
+        throw new InvalidArgumentError(
+          `TtmBufferObject: unknown option '${key}' (known: ${[...INIT_KEYS].join(', ')})`,
+        );
     }
     const { size } = init;
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) {
-      throw new InvalidArgumentError(`TtmBufferObject: size must be a positive integer number of bytes, got ${describeValue(size)}`);
+      throw new InvalidArgumentError(
+        `TtmBufferObject: size must be a positive integer number of bytes, got ${describeValue(size)}`,
+      );
     }
     const type = init.type ?? TtmBoType.Device;
-    if (!BO_TYPES.has(type)) throw new InvalidArgumentError(`TtmBufferObject: type must be 'device', 'kernel' or 'sg', got ${describeValue(type)}`);
+    if (!BO_TYPES.has(type))
+      throw new InvalidArgumentError(
+        `TtmBufferObject: type must be 'device', 'kernel' or 'sg', got ${describeValue(type)}`,
+      );
     const priority = init.priority ?? 0;
     if (!Number.isInteger(priority) || priority < 0 || priority >= TTM_MAX_BO_PRIORITY) {
-      throw new InvalidArgumentError(`TtmBufferObject: priority must be an integer in 0..${TTM_MAX_BO_PRIORITY - 1}, got ${describeValue(priority)}`);
+      throw new InvalidArgumentError(
+        `TtmBufferObject: priority must be an integer in 0..${TTM_MAX_BO_PRIORITY - 1}, got ${describeValue(priority)}`,
+      );
     }
     if (init.resv !== undefined && !(init.resv instanceof DmaResv)) {
       throw new InvalidArgumentError(`TtmBufferObject: resv must be a DmaResv, got ${describeValue(init.resv)}`);
@@ -182,7 +210,11 @@ export class TtmBufferObject implements TtmResourceOwner {
    * a shared `resv` the caller must hold that lock. On failure the buffer is released.
    * @see ttm_bo_init_reserved()
    */
-  static async initReserved(device: TtmDevice, init: TtmBoInitPlaced, ctx = new TtmOperationCtx()): Promise<TtmBufferObject> {
+  static async initReserved(
+    device: TtmDevice,
+    init: TtmBoInitPlaced,
+    ctx = new TtmOperationCtx(),
+  ): Promise<TtmBufferObject> {
     checkPlacement(init.placement, 'TtmBufferObject.initReserved');
     const bo = new TtmBufferObject(device, init);
     const own = init.resv === undefined;
@@ -190,7 +222,9 @@ export class TtmBufferObject implements TtmResourceOwner {
       if (!bo.#resv.tryLock()) throw new BugError(`${bo.name}: a fresh reservation could not be locked`);
     } else if (!bo.#resv.isLocked) {
       bo.put();
-      throw new BugError(`TtmBufferObject.initReserved: the shared reservation ${bo.#resv.toString()} must be locked by the caller`);
+      throw new BugError(
+        `TtmBufferObject.initReserved: the shared reservation ${bo.#resv.toString()} must be locked by the caller`,
+      );
     }
     try {
       await bo.validate(init.placement, ctx);
@@ -203,7 +237,11 @@ export class TtmBufferObject implements TtmResourceOwner {
   }
 
   /** {@link initReserved}, then unlocked. @see ttm_bo_init_validate() */
-  static async initValidate(device: TtmDevice, init: TtmBoInitPlaced, ctx = new TtmOperationCtx()): Promise<TtmBufferObject> {
+  static async initValidate(
+    device: TtmDevice,
+    init: TtmBoInitPlaced,
+    ctx = new TtmOperationCtx(),
+  ): Promise<TtmBufferObject> {
     const bo = await TtmBufferObject.initReserved(device, init, ctx);
     if (init.resv === undefined) bo.unreserve();
     return bo;
@@ -273,7 +311,8 @@ export class TtmBufferObject implements TtmResourceOwner {
 
   /** Takes a reference. @throws {BugError} once released. @see ttm_bo_get() */
   get(): this {
-    if (this.#refcount <= 0 || this.#deleted || this.#destroyed) throw new BugError(`${this.name}: get() after the last put (use after free)`);
+    if (this.#refcount <= 0 || this.#deleted || this.#destroyed)
+      throw new BugError(`${this.name}: get() after the last put (use after free)`);
     this.#refcount++;
     return this;
   }
@@ -288,7 +327,8 @@ export class TtmBufferObject implements TtmResourceOwner {
   /** Drops a reference; the last one releases the buffer. @see ttm_bo_put() */
   put(): void {
     // A zombie's last reference belongs to its delayed delete, never to a caller.
-    if (this.#refcount <= 0 || (this.#zombieRef && this.#refcount === 1)) throw new BugError(`${this.name}: put() without a reference (double put)`);
+    if (this.#refcount <= 0 || (this.#zombieRef && this.#refcount === 1))
+      throw new BugError(`${this.name}: put() without a reference (double put)`);
     if (--this.#refcount === 0) this.#release();
   }
 
@@ -307,8 +347,13 @@ export class TtmBufferObject implements TtmResourceOwner {
     this.#assertAlive('reserve');
     const ticket = options.ticket ?? null;
     if (options.noWait === true) {
-      if (ticket !== null) throw new DmaBufError('EBUSY', `${this.name}: reserve() with noWait cannot use a ticket; trylock without one or sleep with it`);
-      if (!this.#resv.tryLock()) throw new DmaBufError('EBUSY', `${this.name}: reservation is held by someone else (noWait)`);
+      if (ticket !== null)
+        throw new DmaBufError(
+          'EBUSY',
+          `${this.name}: reserve() with noWait cannot use a ticket; trylock without one or sleep with it`,
+        );
+      if (!this.#resv.tryLock())
+        throw new DmaBufError('EBUSY', `${this.name}: reservation is held by someone else (noWait)`);
       return;
     }
     await this.#resv.lock(ticket, options.signal === undefined ? undefined : { signal: options.signal });
@@ -349,7 +394,10 @@ export class TtmBufferObject implements TtmResourceOwner {
     do {
       if (this.#resource !== null && ttmResourceCompatible(this.#resource, placement, forceSpace)) return;
       if (this.#pinCount > 0) {
-        throw new DmaBufError('EINVAL', `${this.name} is pinned in ${this.device.describeResource(this.#resource)} and cannot move to ${describePlacement(placement)}; unpin it first`);
+        throw new DmaBufError(
+          'EINVAL',
+          `${this.name} is pinned in ${this.device.describeResource(this.#resource)} and cannot move to ${describePlacement(placement)}; unpin it first`,
+        );
       }
       const res = await this.allocResource(placement, ctx, forceSpace);
       forceSpace = !forceSpace;
@@ -379,7 +427,11 @@ export class TtmBufferObject implements TtmResourceOwner {
       if (result !== undefined) {
         // -EMULTIHOP: go through the driver's temporary place, then try the final move again.
         const hop = await this.memSpace([result.hop], ctx);
-        if (hop === 'ENOSPC') throw new DmaBufError('ENOSPC', `${this.name}: no space for the bounce place ${describePlacement([result.hop])}`);
+        if (hop === 'ENOSPC')
+          throw new DmaBufError(
+            'ENOSPC',
+            `${this.name}: no space for the bounce place ${describePlacement([result.hop])}`,
+          );
         if ((await this.#handleMoveMem(hop, evict, ctx)) !== undefined) {
           ttmResourceFree(this, hop);
           throw new BugError(`${this.name}: the driver asked for a second hop; a bounce move must be direct`);
@@ -466,10 +518,15 @@ export class TtmBufferObject implements TtmResourceOwner {
   async waitIdle(ctx = new TtmOperationCtx()): Promise<void> {
     this.#assertAlive('waitIdle');
     if (this.#resv.testSignaled(DmaResvUsage.Bookkeep)) return;
-    if (ctx.noWaitGpu) throw new DmaBufError('EBUSY', `${this.name} is busy and the operation may not wait (noWaitGpu)`);
-    const options: { usage: DmaResvUsage; timeout: number; signal?: AbortSignal } = { usage: DmaResvUsage.Bookkeep, timeout: TTM_BO_WAIT_TIMEOUT_MS };
+    if (ctx.noWaitGpu)
+      throw new DmaBufError('EBUSY', `${this.name} is busy and the operation may not wait (noWaitGpu)`);
+    const options: { usage: DmaResvUsage; timeout: number; signal?: AbortSignal } = {
+      usage: DmaResvUsage.Bookkeep,
+      timeout: TTM_BO_WAIT_TIMEOUT_MS,
+    };
     if (ctx.signal !== undefined) options.signal = ctx.signal;
-    if (!(await this.#resv.wait(options))) throw new DmaBufError('EBUSY', `${this.name} stayed busy for ${TTM_BO_WAIT_TIMEOUT_MS} ms`);
+    if (!(await this.#resv.wait(options)))
+      throw new DmaBufError('EBUSY', `${this.name} stayed busy for ${TTM_BO_WAIT_TIMEOUT_MS} ms`);
   }
 
   /**
@@ -479,9 +536,13 @@ export class TtmBufferObject implements TtmResourceOwner {
   kmap(): Uint8Array {
     this.#assertLocked('kmap');
     const res = this.#resource;
-    if (res === null) throw new BugError(`${this.name} has no placement (never validated, or purged); validate it first`);
+    if (res === null)
+      throw new BugError(`${this.name} has no placement (never validated, or purged); validate it first`);
     if (!this.#resv.testSignaled(DmaResvUsage.Kernel)) {
-      throw new DmaBufError('EBUSY', `${this.name}: a move into ${this.device.describeResource(res)} is still running; await bo.waitIdle() first`);
+      throw new DmaBufError(
+        'EBUSY',
+        `${this.name}: a move into ${this.device.describeResource(res)} is still running; await bo.waitIdle() first`,
+      );
     }
     return this.device.resourceBytes(this, res);
   }
@@ -606,11 +667,13 @@ export class TtmBufferObject implements TtmResourceOwner {
   }
 
   #assertAlive(op: string): void {
-    if (this.#destroyed || this.#refcount <= 0) throw new BugError(`${this.name}: ${op} after the buffer was released (use after free)`);
+    if (this.#destroyed || this.#refcount <= 0)
+      throw new BugError(`${this.name}: ${op} after the buffer was released (use after free)`);
   }
 
   #assertLocked(op: string): void {
     this.#assertAlive(op);
-    if (!this.#resv.isLocked) throw new BugError(`${this.name}: ${op} needs the reservation lock held; reserve() the buffer first`);
+    if (!this.#resv.isLocked)
+      throw new BugError(`${this.name}: ${op} needs the reservation lock held; reserve() the buffer first`);
   }
 }

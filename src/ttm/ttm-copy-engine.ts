@@ -155,7 +155,9 @@ export class TtmCopyEngine implements AsyncDisposable {
    */
   copy(src: (() => Uint8Array) | null, dst: () => Uint8Array, deps?: Iterable<DmaFence>): DmaFence {
     if (typeof dst !== 'function') {
-      throw new InvalidArgumentError(`TtmCopyEngine "${this.name}": copy() dst must be a function returning the destination view, got ${describeValue(dst)}`);
+      throw new InvalidArgumentError(
+        `TtmCopyEngine "${this.name}": copy() dst must be a function returning the destination view, got ${describeValue(dst)}`,
+      );
     }
     if (src !== null && typeof src !== 'function') {
       throw new InvalidArgumentError(
@@ -167,14 +169,18 @@ export class TtmCopyEngine implements AsyncDisposable {
       list = [];
       for (const dep of deps) {
         if (!(dep instanceof DmaFence)) {
-          throw new InvalidArgumentError(`TtmCopyEngine "${this.name}": copy() dependencies must be DmaFences, got ${describeValue(dep)}`);
+          throw new InvalidArgumentError(
+            `TtmCopyEngine "${this.name}": copy() dependencies must be DmaFences, got ${describeValue(dep)}`,
+          );
         }
         list.push(dep);
       }
       if (list.length === 0) list = null;
     }
     if (this.#state === 'closed') {
-      throw new BugError(`TtmCopyEngine "${this.name}" is disposed and takes no more jobs; copy with the CPU (or on a live engine) instead`);
+      throw new BugError(
+        `TtmCopyEngine "${this.name}" is disposed and takes no more jobs; copy with the CPU (or on a live engine) instead`,
+      );
     }
     const fence = new DmaFence(this.#ops, this.context, ++this.#seqno);
     const job: CopyJob = { fence, src, dst, deps: list, waiting: 0, readyAt: getClock().now() };
@@ -282,7 +288,13 @@ export class TtmCopyEngine implements AsyncDisposable {
         }
       }
     } catch (err) {
-      error = err instanceof Error ? err : new DmaBufError('EIO', `TtmCopyEngine "${this.name}": job ${job.fence.seqno}: a view function threw ${describeValue(err)}`);
+      error =
+        err instanceof Error
+          ? err
+          : new DmaBufError(
+              'EIO',
+              `TtmCopyEngine "${this.name}": job ${job.fence.seqno}: a view function threw ${describeValue(err)}`,
+            );
     }
     const speed = this.#bytesPerMs;
     if (speed === undefined) return { job, src, dst, error, end: now };
@@ -324,7 +336,9 @@ export class TtmCopyEngine implements AsyncDisposable {
 
 function checkView(what: string, view: unknown): Uint8Array {
   if (!(view instanceof Uint8Array)) {
-    throw new InvalidArgumentError(`TtmCopyEngine: the ${what} function must return a Uint8Array, got ${describeValue(view)}`);
+    throw new InvalidArgumentError(
+      `TtmCopyEngine: the ${what} function must return a Uint8Array, got ${describeValue(view)}`,
+    );
   }
   return view;
 }

@@ -52,7 +52,15 @@ import { WorkQueue } from '../base/workqueue.js';
 import { lockdepTask } from '../locking/lockdep.js';
 import { DmaHeap } from '../heap/dma-heap.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
-import { TtmMemType, TtmPlaceFlags, type TtmLruHost, type TtmPlace, type TtmPlacement, type TtmResource, type TtmResourceManager } from './ttm-resource.js';
+import {
+  TtmMemType,
+  TtmPlaceFlags,
+  type TtmLruHost,
+  type TtmPlace,
+  type TtmPlacement,
+  type TtmResource,
+  type TtmResourceManager,
+} from './ttm-resource.js';
 import { TTM_NUM_MEM_TYPES, TtmLruList } from './ttm-lru.js';
 import { TtmRangeManager, TtmSysManager } from './ttm-range-manager.js';
 import { TtmCopyEngine } from './ttm-copy-engine.js';
@@ -61,6 +69,7 @@ import { TtmOperationCtx, type TtmBufferObject } from './ttm-bo.js';
 import { ttmBoEvictionValuable } from './ttm-bo-evict.js';
 
 /** What a driver's move returns: nothing when done, or a bounce place (`-EMULTIHOP`). */
+// biome-ignore lint/suspicious/noConfusingVoidType: a driver's move that returns nothing is done, as in C
 export type TtmMoveResult = void | { readonly hop: TtmPlace };
 
 /** Driver callbacks; every member is optional. @see struct ttm_device_funcs */
@@ -70,7 +79,12 @@ export interface TtmDeviceFuncs {
   /** Where to evict `bo` to; an empty placement purges it. Default: VRAM to TT (System as fallback), anything else to System. */
   evictFlags?(bo: TtmBufferObject): TtmPlacement;
   /** Moves `bo` into `newRes` (see `ttm-bo-util.ts`); the device's default copies or pipelines. */
-  move?(bo: TtmBufferObject, evict: boolean, ctx: TtmOperationCtx, newRes: TtmResource): Promise<TtmMoveResult> | TtmMoveResult;
+  move?(
+    bo: TtmBufferObject,
+    evict: boolean,
+    ctx: TtmOperationCtx,
+    newRes: TtmResource,
+  ): Promise<TtmMoveResult> | TtmMoveResult;
   /** The last reference of `bo` is gone (before any delayed delete). */
   releaseNotify?(bo: TtmBufferObject): void;
   /** `bo`'s memory is about to be freed. */
@@ -131,13 +145,28 @@ export interface TtmFailure {
 
 type ResolvedFuncs = Required<TtmDeviceFuncs>;
 
-const OPTION_KEYS = new Set(['name', 'funcs', 'systemBytes', 'ttBytes', 'vramBytes', 'heap', 'copyEngine', 'maxActive', 'delayedDelete', 'scanIntervalMs', 'propagateEnospc', 'quiet']);
+const OPTION_KEYS = new Set([
+  'name',
+  'funcs',
+  'systemBytes',
+  'ttBytes',
+  'vramBytes',
+  'heap',
+  'copyEngine',
+  'maxActive',
+  'delayedDelete',
+  'scanIntervalMs',
+  'propagateEnospc',
+  'quiet',
+]);
 
 function checkBytes(name: string, value: unknown, allowInfinity: boolean): number | undefined {
   if (value === undefined) return undefined;
   if (allowInfinity && value === Infinity) return Infinity;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value % PAGE_SIZE !== 0) {
-    throw new InvalidArgumentError(`TtmDevice: ${name} must be a positive multiple of ${PAGE_SIZE} bytes, got ${describeValue(value)}`);
+    throw new InvalidArgumentError(
+      `TtmDevice: ${name} must be a positive multiple of ${PAGE_SIZE} bytes, got ${describeValue(value)}`,
+    );
   }
   return value;
 }
@@ -163,7 +192,9 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
   readonly #quiet: boolean;
   readonly #ownsHeap: boolean;
   readonly #ownsEngine: boolean;
-  readonly #managers: (TtmResourceManager | null)[] = new Array<TtmResourceManager | null>(TTM_NUM_MEM_TYPES).fill(null);
+  readonly #managers: (TtmResourceManager | null)[] = new Array<TtmResourceManager | null>(TTM_NUM_MEM_TYPES).fill(
+    null,
+  );
   readonly #bos = new Set<TtmBufferObject>();
   readonly #failures: TtmFailure[] = [];
   readonly #reclaimListeners = new Set<(bo: TtmBufferObject, atMs: number) => void>();
@@ -183,9 +214,11 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
 
   /** @throws {InvalidArgumentError} for bad options. @see ttm_device_init() */
   constructor(options: TtmDeviceOptions = {}) {
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`TtmDevice: options must be an object, got ${describeValue(options)}`);
+    if (options === null || typeof options !== 'object')
+      throw new InvalidArgumentError(`TtmDevice: options must be an object, got ${describeValue(options)}`);
     for (const key of Object.keys(options)) {
-      if (!OPTION_KEYS.has(key)) throw new InvalidArgumentError(`TtmDevice: unknown option '${key}' (known: ${[...OPTION_KEYS].join(', ')})`);
+      if (!OPTION_KEYS.has(key))
+        throw new InvalidArgumentError(`TtmDevice: unknown option '${key}' (known: ${[...OPTION_KEYS].join(', ')})`);
     }
     this.name = options.name ?? `ttm${TtmDevice.#nextId++}`;
     const systemBytes = checkBytes('systemBytes', options.systemBytes, true) ?? Infinity;
@@ -193,13 +226,18 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
     const vramBytes = checkBytes('vramBytes', options.vramBytes, false);
     const mode = options.delayedDelete ?? 'per-object';
     if (mode !== 'per-object' && mode !== 'per-object-idle' && mode !== 'periodic-scan') {
-      throw new InvalidArgumentError(`TtmDevice: delayedDelete must be 'per-object', 'per-object-idle' or 'periodic-scan', got ${describeValue(mode)}`);
+      throw new InvalidArgumentError(
+        `TtmDevice: delayedDelete must be 'per-object', 'per-object-idle' or 'periodic-scan', got ${describeValue(mode)}`,
+      );
     }
     const interval = options.scanIntervalMs ?? 10;
     if (typeof interval !== 'number' || !(interval > 0) || !Number.isFinite(interval)) {
-      throw new InvalidArgumentError(`TtmDevice: scanIntervalMs must be a positive number of milliseconds, got ${describeValue(interval)}`);
+      throw new InvalidArgumentError(
+        `TtmDevice: scanIntervalMs must be a positive number of milliseconds, got ${describeValue(interval)}`,
+      );
     }
-    if (options.heap !== undefined && !(options.heap instanceof DmaHeap)) throw new InvalidArgumentError(`TtmDevice: heap must be a DmaHeap, got ${describeValue(options.heap)}`);
+    if (options.heap !== undefined && !(options.heap instanceof DmaHeap))
+      throw new InvalidArgumentError(`TtmDevice: heap must be a DmaHeap, got ${describeValue(options.heap)}`);
     this.delayedDeleteMode = mode;
     this.scanIntervalMs = interval;
     this.propagateEnospc = options.propagateEnospc === true;
@@ -213,11 +251,15 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
     this.heap = options.heap ?? new DmaHeap({ name: `${this.name}-system` });
     const engine = options.copyEngine ?? false;
     this.#ownsEngine = engine === true;
-    this.copyEngine = engine === true ? new TtmCopyEngine({ name: `${this.name}-copy` }) : engine === false ? null : engine;
+    this.copyEngine =
+      engine === true ? new TtmCopyEngine({ name: `${this.name}-copy` }) : engine === false ? null : engine;
     this.setManager(TtmMemType.System, new TtmSysManager(this, { size: systemBytes, useTt: true, name: 'system' }));
-    if (ttBytes !== undefined) this.setManager(TtmMemType.TT, new TtmSysManager(this, { size: ttBytes, useTt: true, name: 'tt' }));
+    if (ttBytes !== undefined)
+      this.setManager(TtmMemType.TT, new TtmSysManager(this, { size: ttBytes, useTt: true, name: 'tt' }));
     if (vramBytes !== undefined) {
-      this.vram = new Uint8Array(typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(vramBytes) : new ArrayBuffer(vramBytes));
+      this.vram = new Uint8Array(
+        typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(vramBytes) : new ArrayBuffer(vramBytes),
+      );
       this.setManager(TtmMemType.VRAM, new TtmRangeManager(this, { size: vramBytes, name: 'vram' }));
     } else {
       this.vram = null;
@@ -231,10 +273,9 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
   }
 
   #resolveFuncs(funcs: TtmDeviceFuncs): ResolvedFuncs {
-    const device = this;
     return {
       evictionValuable: funcs.evictionValuable?.bind(funcs) ?? ttmBoEvictionValuable,
-      evictFlags: funcs.evictFlags?.bind(funcs) ?? ((bo) => device.#defaultEvictFlags(bo)),
+      evictFlags: funcs.evictFlags?.bind(funcs) ?? ((bo) => this.#defaultEvictFlags(bo)),
       move: funcs.move?.bind(funcs) ?? ttmBoMoveDefault,
       releaseNotify: funcs.releaseNotify?.bind(funcs) ?? (() => {}),
       deleteMemNotify: funcs.deleteMemNotify?.bind(funcs) ?? (() => {}),
@@ -256,7 +297,9 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
   /** Installs (or removes) the manager of a type. @see ttm_set_driver_manager() */
   setManager(memType: number, man: TtmResourceManager | null): void {
     if (!Number.isInteger(memType) || memType < 0 || memType >= TTM_NUM_MEM_TYPES) {
-      throw new InvalidArgumentError(`TtmDevice.setManager: memType must be an integer in 0..${TTM_NUM_MEM_TYPES - 1}, got ${describeValue(memType)}`);
+      throw new InvalidArgumentError(
+        `TtmDevice.setManager: memType must be an integer in 0..${TTM_NUM_MEM_TYPES - 1}, got ${describeValue(memType)}`,
+      );
     }
     this.#managers[memType] = man;
   }
@@ -269,7 +312,9 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
       return bo.tt.bytes();
     }
     if (this.vram === null || res.manager !== this.#managers[TtmMemType.VRAM]) {
-      throw new BugError(`${bo.name}: manager ${res.manager.name} keeps no bytes (it neither uses a tt nor is the device's VRAM); give it useTt`);
+      throw new BugError(
+        `${bo.name}: manager ${res.manager.name} keeps no bytes (it neither uses a tt nor is the device's VRAM); give it useTt`,
+      );
     }
     const offset = res.start * PAGE_SIZE;
     return this.vram.subarray(offset, offset + res.size);
@@ -315,7 +360,8 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
    */
   async evictAll(memType: number, ctx = new TtmOperationCtx()): Promise<void> {
     const man = this.manager(memType);
-    if (man === null) throw new InvalidArgumentError(`TtmDevice ${this.name}: no manager for memory type ${memTypeName(memType)}`);
+    if (man === null)
+      throw new InvalidArgumentError(`TtmDevice ${this.name}: no manager for memory type ${memTypeName(memType)}`);
     for (;;) {
       const cursor = man.cursor();
       const res = cursor.next();
@@ -381,7 +427,10 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
     if (this.#ownsEngine) await this.copyEngine![Symbol.asyncDispose]();
     if (alive.length > 0) {
       throw new BugError(
-        `TtmDevice ${this.name}: torn down with ${alive.length} buffer object(s) still referenced: ${alive.slice(0, 10).map((bo) => bo.describe()).join('; ')}${alive.length > 10 ? '; ...' : ''}. put() every buffer before fini()`,
+        `TtmDevice ${this.name}: torn down with ${alive.length} buffer object(s) still referenced: ${alive
+          .slice(0, 10)
+          .map((bo) => bo.describe())
+          .join('; ')}${alive.length > 10 ? '; ...' : ''}. put() every buffer before fini()`,
       );
     }
     this.manager(TtmMemType.System)?.setUsed(false);

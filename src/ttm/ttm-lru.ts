@@ -122,13 +122,15 @@ export class TtmLruList implements Iterable<TtmResource> {
 
   /** The least recently used resource, or null. @see ttm_lru_first_res_or_null() */
   get first(): TtmResource | null {
-    for (let item = this.head.next; item !== this.head; item = item.next) if (item.kind === 'resource') return item as TtmResource;
+    for (let item = this.head.next; item !== this.head; item = item.next)
+      if (item.kind === 'resource') return item as TtmResource;
     return null;
   }
 
   /** The most recently used resource, or null. */
   get last(): TtmResource | null {
-    for (let item = this.head.prev; item !== this.head; item = item.prev) if (item.kind === 'resource') return item as TtmResource;
+    for (let item = this.head.prev; item !== this.head; item = item.prev)
+      if (item.kind === 'resource') return item as TtmResource;
     return null;
   }
 
@@ -147,7 +149,8 @@ export class TtmLruList implements Iterable<TtmResource> {
 
   /** Resources in LRU order. Do not change the list while iterating; walk with a cursor for that. */
   *[Symbol.iterator](): IterableIterator<TtmResource> {
-    for (let item = this.head.next; item !== this.head; item = item.next) if (item.kind === 'resource') yield item as TtmResource;
+    for (let item = this.head.next; item !== this.head; item = item.next)
+      if (item.kind === 'resource') yield item as TtmResource;
   }
 }
 
@@ -162,25 +165,30 @@ function checkBelow(what: string, name: string, value: unknown, limit: number): 
   }
   return value;
 }
-export const checkMemType = (what: string, memType: unknown): number => checkBelow(what, 'memType', memType, TTM_NUM_MEM_TYPES);
-export const checkPriority = (what: string, priority: unknown): number => checkBelow(what, 'priority', priority, TTM_MAX_BO_PRIORITY);
+export const checkMemType = (what: string, memType: unknown): number =>
+  checkBelow(what, 'memType', memType, TTM_NUM_MEM_TYPES);
+export const checkPriority = (what: string, priority: unknown): number =>
+  checkBelow(what, 'priority', priority, TTM_MAX_BO_PRIORITY);
 
 /** @internal The owner of a live resource. @throws {BugError} otherwise. */
 export function ownerOf(what: string, res: TtmResource): TtmResourceOwner {
   if (res.bo === null) throw new BugError(`${what}: ${res} has no owner (bo is null)`);
-  if (res.list === null) throw new BugError(`${what}: ${res} is not live (never initialised, or finished); allocate a new one`);
+  if (res.list === null)
+    throw new BugError(`${what}: ${res} is not live (never initialised, or finished); allocate a new one`);
   return res.bo;
 }
 
 type BulkPos = { first: TtmResource | null; last: TtmResource | null };
 
 function nextRes(res: TtmResource): TtmResource {
-  for (let item = res.next; item.kind !== 'head'; item = item.next) if (item.kind === 'resource') return item as TtmResource;
+  for (let item = res.next; item.kind !== 'head'; item = item.next)
+    if (item.kind === 'resource') return item as TtmResource;
   throw new BugError(`TtmLruBulkMove: range broken after ${res} (list ${res.list?.name})`);
 }
 
 function prevRes(res: TtmResource): TtmResource {
-  for (let item = res.prev; item.kind !== 'head'; item = item.prev) if (item.kind === 'resource') return item as TtmResource;
+  for (let item = res.prev; item.kind !== 'head'; item = item.prev)
+    if (item.kind === 'resource') return item as TtmResource;
   throw new BugError(`TtmLruBulkMove: range broken before ${res} (list ${res.list?.name})`);
 }
 
@@ -191,7 +199,10 @@ function prevRes(res: TtmResource): TtmResource {
  * @see struct ttm_lru_bulk_move @see ttm_lru_bulk_move_init()
  */
 export class TtmLruBulkMove {
-  readonly #pos: BulkPos[] = Array.from({ length: TTM_NUM_MEM_TYPES * TTM_MAX_BO_PRIORITY }, () => ({ first: null, last: null }));
+  readonly #pos: BulkPos[] = Array.from({ length: TTM_NUM_MEM_TYPES * TTM_MAX_BO_PRIORITY }, () => ({
+    first: null,
+    last: null,
+  }));
   /** @internal Cursors whose hitch may sit inside one of the ranges. */
   readonly [CURSORS] = new Set<TtmResourceCursor>();
 
@@ -211,13 +222,19 @@ export class TtmLruBulkMove {
       this.#posTail(this.#pos[slot]!, res);
       return;
     }
-    if (member !== null && member !== this) throw new BugError(`TtmLruBulkMove.add: ${res} is in another bulk move; del it there first`);
+    if (member !== null && member !== this)
+      throw new BugError(`TtmLruBulkMove.add: ${res} is in another bulk move; del it there first`);
     const pos = this.#pos[slot]!;
     if (pos.first !== null) {
       if (pos.first.bo?.resv !== bo.resv) {
-        throw new BugError(`TtmLruBulkMove.add: ${res} has another reservation object than the range it joins; all members must share one resv`);
+        throw new BugError(
+          `TtmLruBulkMove.add: ${res} has another reservation object than the range it joins; all members must share one resv`,
+        );
       }
-      if (pos.first.manager !== res.manager) throw new BugError(`TtmLruBulkMove.add: ${res} is on ${res.manager.name}, the range on ${pos.first.manager.name}`);
+      if (pos.first.manager !== res.manager)
+        throw new BugError(
+          `TtmLruBulkMove.add: ${res} is on ${res.manager.name}, the range on ${pos.first.manager.name}`,
+        );
     }
     if (member === this) this.del(res);
     const lru = res.manager.lru[priority]!;
@@ -269,7 +286,8 @@ export class TtmLruBulkMove {
       const { first, last } = this.#pos[slot]!;
       if (first === null || last === null) continue;
       const lru = first.manager.lru[slot % TTM_MAX_BO_PRIORITY]!;
-      if (first.list !== lru || last.list !== lru) throw new BugError(`TtmLruBulkMove.tail: range ${first}..${last} is not on ${lru.name}`);
+      if (first.list !== lru || last.list !== lru)
+        throw new BugError(`TtmLruBulkMove.tail: range ${first}..${last} is not on ${lru.name}`);
       const head = lru.head;
       if (last.next === head) continue;
       // @see list_bulk_move_tail(): cut first..last out, splice it in before the head.
@@ -285,7 +303,11 @@ export class TtmLruBulkMove {
 
   /** The range of one (memory type, priority). */
   range(memType: number, priority: number): { first: TtmResource | null; last: TtmResource | null } {
-    const pos = this.#pos[checkMemType('TtmLruBulkMove.range', memType) * TTM_MAX_BO_PRIORITY + checkPriority('TtmLruBulkMove.range', priority)]!;
+    const pos =
+      this.#pos[
+        checkMemType('TtmLruBulkMove.range', memType) * TTM_MAX_BO_PRIORITY +
+          checkPriority('TtmLruBulkMove.range', priority)
+      ]!;
     return { first: pos.first, last: pos.last };
   }
 

@@ -236,7 +236,8 @@ class PageTree {
   check(i = 1, len = this.leaves): string | null {
     const { run, pre, suf } = this;
     const v = run[i]!;
-    if (v === 0 || v === len) return pre[i] === v && suf[i] === v ? null : `uniform node ${i} has pre ${pre[i]} suf ${suf[i]} run ${v}`;
+    if (v === 0 || v === len)
+      return pre[i] === v && suf[i] === v ? null : `uniform node ${i} has pre ${pre[i]} suf ${suf[i]} run ${v}`;
     if (i >= this.leaves) return `leaf ${i} has run ${v}`;
     const half = len >> 1;
     const l = 2 * i;
@@ -255,7 +256,9 @@ class PageTree {
 
 function pagesOf(what: string, size: unknown): number {
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
-    throw new InvalidArgumentError(`${what}: size must be a positive multiple of ${PAGE_SIZE} bytes, got ${describeValue(size)}`);
+    throw new InvalidArgumentError(
+      `${what}: size must be a positive multiple of ${PAGE_SIZE} bytes, got ${describeValue(size)}`,
+    );
   }
   return size / PAGE_SIZE;
 }
@@ -263,7 +266,9 @@ function pagesOf(what: string, size: unknown): number {
 function pfnOf(what: string, name: string, value: unknown): number {
   if (value === undefined) return 0;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new InvalidArgumentError(`${what}: place.${name} must be a non-negative page number, got ${describeValue(value)}`);
+    throw new InvalidArgumentError(
+      `${what}: place.${name} must be a non-negative page number, got ${describeValue(value)}`,
+    );
   }
   return value;
 }
@@ -290,8 +295,16 @@ export class TtmRangeManager extends TtmResourceManager {
   constructor(host: TtmLruHost, options: TtmRangeManagerOptions) {
     const name = options?.name ?? 'ttm-range';
     const size = options?.size;
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || size % PAGE_SIZE !== 0 || size / PAGE_SIZE > MAX_PAGES) {
-      throw new InvalidArgumentError(`${name}: size must be a multiple of ${PAGE_SIZE} bytes up to ${MAX_PAGES} pages, got ${describeValue(size)}`);
+    if (
+      typeof size !== 'number' ||
+      !Number.isSafeInteger(size) ||
+      size < 0 ||
+      size % PAGE_SIZE !== 0 ||
+      size / PAGE_SIZE > MAX_PAGES
+    ) {
+      throw new InvalidArgumentError(
+        `${name}: size must be a multiple of ${PAGE_SIZE} bytes up to ${MAX_PAGES} pages, got ${describeValue(size)}`,
+      );
     }
     super(host, { size, useTt: options.useTt ?? false, name });
     this.#pages = size / PAGE_SIZE;
@@ -321,7 +334,8 @@ export class TtmRangeManager extends TtmResourceManager {
   /** @throws {BugError} for a resource this manager does not hold. @see ttm_range_man_free() */
   override free(res: TtmResource): void {
     const start = this.#live.get(res);
-    if (start === undefined) throw new BugError(`${this.name}.free: ${String(res)} is not allocated here (double free?)`);
+    if (start === undefined)
+      throw new BugError(`${this.name}.free: ${String(res)} is not allocated here (double free?)`);
     ttmResourceFini(this, res);
     const n = res.size / PAGE_SIZE;
     this.#tree.assign(start, start + n, true);
@@ -376,16 +390,19 @@ export class TtmRangeManager extends TtmResourceManager {
     let pages = 0;
     for (const [res, start] of this.#live) {
       const n = res.size / PAGE_SIZE;
-      if (start !== res.start || start + n > this.#pages) throw new BugError(`${this.name}: ${res} recorded at ${start}`);
+      if (start !== res.start || start + n > this.#pages)
+        throw new BugError(`${this.name}: ${res} recorded at ${start}`);
       for (let p = start; p < start + n; p++) {
         if (used[p] !== 0) throw new BugError(`${this.name}: page ${p} allocated twice`);
         used[p] = 1;
       }
       pages += n;
     }
-    if (pages !== this.#usedPages) throw new BugError(`${this.name}: counts ${this.#usedPages} used pages, live ranges hold ${pages}`);
+    if (pages !== this.#usedPages)
+      throw new BugError(`${this.name}: counts ${this.#usedPages} used pages, live ranges hold ${pages}`);
     for (let p = 0; p < this.#tree.leaves; p++) {
-      if (this.#tree.isFree(p) !== (used[p] === 0)) throw new BugError(`${this.name}: tree says page ${p} is ${used[p] === 0 ? 'used' : 'free'}`);
+      if (this.#tree.isFree(p) !== (used[p] === 0))
+        throw new BugError(`${this.name}: tree says page ${p} is ${used[p] === 0 ? 'used' : 'free'}`);
     }
   }
 }

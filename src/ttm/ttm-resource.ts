@@ -83,7 +83,12 @@ export const TTM_NUM_MOVE_FENCES = 8;
 export const TtmPlaceFlags = { Contiguous: 1, TopDown: 2, Temporary: 4, Desired: 8, Fallback: 16 } as const;
 
 /** One acceptable place; `fpfn`/`lpfn` are page numbers, lpfn 0 or absent = no upper limit. @see struct ttm_place */
-export interface TtmPlace { readonly memType: number; readonly flags?: number; readonly fpfn?: number; readonly lpfn?: number }
+export interface TtmPlace {
+  readonly memType: number;
+  readonly flags?: number;
+  readonly fpfn?: number;
+  readonly lpfn?: number;
+}
 /** Places in order of preference; empty means purge the contents. @see struct ttm_placement */
 export type TtmPlacement = readonly TtmPlace[];
 
@@ -99,7 +104,9 @@ export interface TtmResourceOwner {
 }
 
 /** What a manager needs from its device (`TtmDevice` implements it). */
-export interface TtmLruHost { readonly unevictable: TtmLruList }
+export interface TtmLruHost {
+  readonly unevictable: TtmLruList;
+}
 
 /**
  * One allocation in one memory type. Created by a manager's `alloc` (`new TtmResource(this)`,
@@ -172,13 +179,17 @@ export abstract class TtmResourceManager {
     }
     const size = options?.size;
     if (typeof size !== 'number' || Number.isNaN(size) || size < 0) {
-      throw new InvalidArgumentError(`${name}: size must be a non-negative number of bytes, got ${describeValue(size)}`);
+      throw new InvalidArgumentError(
+        `${name}: size must be a non-negative number of bytes, got ${describeValue(size)}`,
+      );
     }
     this.host = host;
     this.size = size;
     this.useTt = options.useTt === true;
     this.name = name;
-    this.lru = Object.freeze(Array.from({ length: TTM_MAX_BO_PRIORITY }, (_, p) => new TtmLruList(`${name}.lru[${p}]`)));
+    this.lru = Object.freeze(
+      Array.from({ length: TTM_MAX_BO_PRIORITY }, (_, p) => new TtmLruList(`${name}.lru[${p}]`)),
+    );
   }
 
   /** Whether allocation may use this manager. */
@@ -375,7 +386,9 @@ export function ttmResourceInit(bo: TtmResourceOwner, place: TtmPlace, res: TtmR
   if (res.list !== null) throw new BugError(`ttmResourceInit: ${res} is already live; free it before reusing it`);
   const size = bo.size;
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
-    throw new InvalidArgumentError(`ttmResourceInit on ${man.name}: owner size must be a positive multiple of ${PAGE_SIZE} bytes, got ${describeValue(size)}`);
+    throw new InvalidArgumentError(
+      `ttmResourceInit on ${man.name}: owner size must be a positive multiple of ${PAGE_SIZE} bytes, got ${describeValue(size)}`,
+    );
   }
   const memType = checkMemType(`ttmResourceInit on ${man.name}`, place.memType);
   const priority = checkPriority(`ttmResourceInit on ${man.name}`, bo.priority);
@@ -395,7 +408,8 @@ export function ttmResourceInit(bo: TtmResourceOwner, place: TtmPlace, res: TtmR
  * @see ttm_resource_fini()
  */
 export function ttmResourceFini(man: TtmResourceManager, res: TtmResource): void {
-  if (res.manager !== man) throw new BugError(`ttmResourceFini: ${res} belongs to ${res.manager.name}, not ${man.name}`);
+  if (res.manager !== man)
+    throw new BugError(`ttmResourceFini: ${res} belongs to ${res.manager.name}, not ${man.name}`);
   if (res.list === null) throw new BugError(`ttmResourceFini on ${man.name}: ${res} is not live (double free?)`);
   res[BULK]?.del(res);
   unlink(res);
@@ -407,11 +421,17 @@ export function ttmResourceFini(man: TtmResourceManager, res: TtmResource): void
  * @returns the resource, or the manager's `'ENOSPC'` / `'EBUSY'`.
  * @see ttm_resource_alloc()
  */
-export function ttmResourceAlloc(bo: TtmResourceOwner, place: TtmPlace, man: TtmResourceManager): TtmResource | 'ENOSPC' | 'EBUSY' {
+export function ttmResourceAlloc(
+  bo: TtmResourceOwner,
+  place: TtmPlace,
+  man: TtmResourceManager,
+): TtmResource | 'ENOSPC' | 'EBUSY' {
   const res = man.alloc(bo, place);
   if (typeof res === 'string') return res;
   if (!(res instanceof TtmResource) || res.manager !== man || res.list === null) {
-    throw new BugError(`${man.name}.alloc() must return a live resource of its own (made with ttmResourceInit), got ${describeValue(res)}`);
+    throw new BugError(
+      `${man.name}.alloc() must return a live resource of its own (made with ttmResourceInit), got ${describeValue(res)}`,
+    );
   }
   bo.bulkMove?.add(res);
   return res;
@@ -422,12 +442,14 @@ export function ttmResourceAlloc(bo: TtmResourceOwner, place: TtmPlace, man: Ttm
  * @throws {BugError} on a double free, or when the manager's `free` did not call {@link ttmResourceFini}.
  * @see ttm_resource_free()
  */
+// biome-ignore lint/correctness/noUnusedFunctionParameters: the kernel's signature; the owner is not needed here
 export function ttmResourceFree(bo: TtmResourceOwner | null, res: TtmResource): void {
   const man = res.manager;
   if (res.list === null) throw new BugError(`ttmResourceFree: ${res} is not live (double free?)`);
   res[BULK]?.del(res);
   man.free(res);
-  if (res.list !== null) throw new BugError(`${man.name}.free() left ${res} live; a manager's free must call ttmResourceFini`);
+  if (res.list !== null)
+    throw new BugError(`${man.name}.free() left ${res} live; a manager's free must call ttmResourceFini`);
 }
 
 /**
@@ -472,4 +494,3 @@ export function ttmResourceCompatible(res: TtmResource, placement: TtmPlacement,
 export function ttmResourceIntersects(res: TtmResource, place: TtmPlace | null, size: number): boolean {
   return place === null || res.manager.intersects(res, place, size);
 }
-

@@ -90,7 +90,8 @@ export class TtmTt {
 
   /** The contents. @throws {BugError} when not populated. */
   bytes(): Uint8Array {
-    if (this.#buf === null) throw new BugError(`TtmTt: bytes() on an unpopulated tt (${this.size} bytes); populate it first`);
+    if (this.#buf === null)
+      throw new BugError(`TtmTt: bytes() on an unpopulated tt (${this.size} bytes); populate it first`);
     return this.#buf.bytes();
   }
 

@@ -220,24 +220,21 @@ describe('realClock', () => {
     assert.deepEqual(fired, ['control']);
   });
 
-  it(
-    'a delay above 2^31-1 ms is honoured, not truncated to 1 ms',
-    () => {
-      const warnings: string[] = [];
-      const original = process.emitWarning;
-      process.emitWarning = ((warning: string | Error, type?: unknown): void => {
-        warnings.push(typeof type === 'string' ? type : String(warning));
-      }) as typeof process.emitWarning;
-      let handle: object;
-      try {
-        handle = realClock.setTimer(2 ** 31, () => {});
-      } finally {
-        process.emitWarning = original;
-      }
-      realClock.clearTimer(handle);
-      assert.deepEqual(warnings, [], 'setTimeout overflowed: the timer fires after 1 ms');
-    },
-  );
+  it('a delay above 2^31-1 ms is honoured, not truncated to 1 ms', () => {
+    const warnings: string[] = [];
+    const original = process.emitWarning;
+    process.emitWarning = ((warning: string | Error, type?: unknown): void => {
+      warnings.push(typeof type === 'string' ? type : String(warning));
+    }) as typeof process.emitWarning;
+    let handle: object;
+    try {
+      handle = realClock.setTimer(2 ** 31, () => {});
+    } finally {
+      process.emitWarning = original;
+    }
+    realClock.clearTimer(handle);
+    assert.deepEqual(warnings, [], 'setTimeout overflowed: the timer fires after 1 ms');
+  });
 });
 
 describe('clock edge cases', () => {

@@ -32,8 +32,20 @@ describe('errors', () => {
 
   it('errno is the negative kernel number of every code', () => {
     const expected: Record<ErrnoCode, number> = {
-      EPERM: 1, ENOENT: 2, EINTR: 4, EIO: 5, ENOMEM: 12, EBUSY: 16, EINVAL: 22, ENOSPC: 28,
-      EDEADLK: 35, ENODATA: 61, ETIME: 62, EOPNOTSUPP: 95, EALREADY: 114, ECANCELED: 125,
+      EPERM: 1,
+      ENOENT: 2,
+      EINTR: 4,
+      EIO: 5,
+      ENOMEM: 12,
+      EBUSY: 16,
+      EINVAL: 22,
+      ENOSPC: 28,
+      EDEADLK: 35,
+      ENODATA: 61,
+      ETIME: 62,
+      EOPNOTSUPP: 95,
+      EALREADY: 114,
+      ECANCELED: 125,
     };
     assert.deepEqual({ ...ERRNO }, expected);
     for (const code of Object.keys(expected) as ErrnoCode[]) {
@@ -81,8 +93,14 @@ describe('errors', () => {
   it('describeValue renders the type and a short form of a value', () => {
     assert.equal(describeValue('abc'), '"abc"');
     assert.equal(describeValue(12n), '12n');
-    assert.equal(describeValue(function named() {}), 'function named');
-    assert.equal(describeValue(() => {}), 'function (anonymous)');
+    assert.equal(
+      describeValue(function named() {}),
+      'function named',
+    );
+    assert.equal(
+      describeValue(() => {}),
+      'function (anonymous)',
+    );
     assert.equal(describeValue(-1), '-1 (number)');
     assert.equal(describeValue(NaN), 'NaN (number)');
     assert.equal(describeValue(undefined), 'undefined (undefined)');
@@ -151,6 +169,9 @@ describe('reportCallbackError', () => {
       globalThis.queueMicrotask = original;
     }
     assert.equal(queued.length, 1);
-    assert.throws(() => queued[0]!(), (err: unknown) => err === boom);
+    assert.throws(
+      () => queued[0]!(),
+      (err: unknown) => err === boom,
+    );
   });
 });

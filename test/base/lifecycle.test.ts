@@ -34,7 +34,10 @@ describe('Kref', () => {
     let released = 0;
     const ref = new Kref(() => released++, 'bo 7');
     ref.put();
-    assert.throws(() => ref.put(), (err: unknown) => err instanceof BugError && /^bo 7: put\(\)/.test(err.message));
+    assert.throws(
+      () => ref.put(),
+      (err: unknown) => err instanceof BugError && /^bo 7: put\(\)/.test(err.message),
+    );
     assert.equal(released, 1);
     assert.equal(ref.count, 0);
   });
@@ -42,7 +45,10 @@ describe('Kref', () => {
   it('late: get after release is a BugError (use after free); the count stays at zero', () => {
     const ref = new Kref(() => {}, 'fence');
     ref.put();
-    assert.throws(() => ref.get(), (err: unknown) => err instanceof BugError && err.message.includes('use after free'));
+    assert.throws(
+      () => ref.get(),
+      (err: unknown) => err instanceof BugError && err.message.includes('use after free'),
+    );
     assert.equal(ref.count, 0);
   });
 
@@ -92,7 +98,10 @@ describe('toDisposable', () => {
       runs++;
       throw boom;
     });
-    assert.throws(() => d[Symbol.dispose](), (err: unknown) => err === boom);
+    assert.throws(
+      () => d[Symbol.dispose](),
+      (err: unknown) => err === boom,
+    );
     d[Symbol.dispose]();
     assert.equal(runs, 1);
   });
@@ -131,7 +140,10 @@ describe('DisposableStore', () => {
       },
     });
     store.add(toDisposable(() => order.push('c')));
-    assert.throws(() => store[Symbol.dispose](), (err: unknown) => err === boom);
+    assert.throws(
+      () => store[Symbol.dispose](),
+      (err: unknown) => err === boom,
+    );
     assert.deepEqual(order, ['c', 'b', 'a']);
     assert.equal(store.isDisposed, true);
   });
@@ -141,12 +153,21 @@ describe('DisposableStore', () => {
     const e2 = new Error('second added');
     let middle = 0;
     const store = new DisposableStore();
-    store.add({ [Symbol.dispose]: () => { throw e1; } });
+    store.add({
+      [Symbol.dispose]: () => {
+        throw e1;
+      },
+    });
     store.add(toDisposable(() => middle++));
-    store.add({ [Symbol.dispose]: () => { throw e2; } });
+    store.add({
+      [Symbol.dispose]: () => {
+        throw e2;
+      },
+    });
     assert.throws(
       () => store[Symbol.dispose](),
-      (err: unknown) => err instanceof AggregateError && err.errors.length === 2 && err.errors[0] === e2 && err.errors[1] === e1,
+      (err: unknown) =>
+        err instanceof AggregateError && err.errors.length === 2 && err.errors[0] === e2 && err.errors[1] === e1,
     );
     assert.equal(middle, 1);
   });

@@ -25,7 +25,11 @@ describe('shuffle', () => {
   it('permutes in place, deterministically per seed', () => {
     const items = Array.from({ length: 50 }, (_, i) => i);
     const once = shuffle(items.slice(), seededRandom(3));
-    assert.deepEqual(once.slice().sort((x, y) => x - y), items, 'a permutation');
+    assert.deepEqual(
+      once.slice().sort((x, y) => x - y),
+      items,
+      'a permutation',
+    );
     assert.notDeepEqual(once, items, 'actually moved something');
     assert.deepEqual(shuffle(items.slice(), seededRandom(3)), once);
   });

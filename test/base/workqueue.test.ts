@@ -84,12 +84,12 @@ describe('WorkQueue', () => {
     const starts: number[] = [];
     const wq = new WorkQueue('fifo-3', { maxActive: 3 });
     const fences = Array.from({ length: 9 }, () => mockFence());
-    fences.forEach((fence, i) =>
+    for (const [i, fence] of fences.entries()) {
       wq.queue(async () => {
         starts.push(i);
         await fence.wait();
-      }),
-    );
+      });
+    }
     await nextTurn();
     assert.deepEqual(starts, [0, 1, 2]);
     // Finish in reverse: each freed slot goes to the oldest pending item.
@@ -237,12 +237,21 @@ describe('WorkQueue', () => {
 
     it('late: flush and drain on an idle queue resolve at once, and again after work finished', async () => {
       const wq = new WorkQueue('idle');
-      assert.equal((await Promise.race([wq.flush().then(() => 'flushed'), Promise.resolve().then(() => 'later')])), 'flushed');
-      assert.equal((await Promise.race([wq.drain().then(() => 'drained'), Promise.resolve().then(() => 'later')])), 'drained');
+      assert.equal(
+        await Promise.race([wq.flush().then(() => 'flushed'), Promise.resolve().then(() => 'later')]),
+        'flushed',
+      );
+      assert.equal(
+        await Promise.race([wq.drain().then(() => 'drained'), Promise.resolve().then(() => 'later')]),
+        'drained',
+      );
       wq.queue(() => undefined);
       await wq.flush();
       assert.equal(wq.completed, 1);
-      assert.equal((await Promise.race([wq.flush().then(() => 'flushed'), Promise.resolve().then(() => 'later')])), 'flushed');
+      assert.equal(
+        await Promise.race([wq.flush().then(() => 'flushed'), Promise.resolve().then(() => 'later')]),
+        'flushed',
+      );
     });
 
     it('flush counts failed items as finished', async () => {
@@ -370,7 +379,10 @@ describe('WorkQueue', () => {
       assert.deepEqual(log, ['queued while closing', 'first']);
       assert.throws(
         () => wq.queue(() => undefined, 'late item'),
-        (e: unknown) => e instanceof BugError && /WorkQueue "dispose" is destroyed/.test(e.message) && e.message.includes('late item'),
+        (e: unknown) =>
+          e instanceof BugError &&
+          /WorkQueue "dispose" is destroyed/.test(e.message) &&
+          e.message.includes('late item'),
       );
       await wq[Symbol.asyncDispose](); // idempotent
     });
@@ -423,7 +435,10 @@ describe('WorkQueue', () => {
       it(`maxActive ${String(bad)} is an InvalidArgumentError naming the value`, () => {
         assert.throws(
           () => new WorkQueue('bad', { maxActive: bad as number }),
-          (e: unknown) => e instanceof InvalidArgumentError && e.message.includes('maxActive') && e.message.includes(typeof bad === 'string' ? '"4"' : String(bad)),
+          (e: unknown) =>
+            e instanceof InvalidArgumentError &&
+            e.message.includes('maxActive') &&
+            e.message.includes(typeof bad === 'string' ? '"4"' : String(bad)),
         );
       });
     }

@@ -92,7 +92,10 @@ describe('drm-exec bench helpers', () => {
     await drmExecSide(plans, { sorted: true }, backoffs).run(12);
     await sortedMutexSide(plans).run(12);
     assert.equal(backoffs.length, 2, `one back-off rate per DrmExec round (seed ${seed})`);
-    assert.ok(backoffs.every((b) => b >= 0 && Number.isFinite(b)), `back-offs ${backoffs} (seed ${seed})`);
+    assert.ok(
+      backoffs.every((b) => b >= 0 && Number.isFinite(b)),
+      `back-offs ${backoffs} (seed ${seed})`,
+    );
     await assert.rejects(async () => {
       await drmExecSide(plans, {}, backoffs).run(13);
     }, /batch 13/);

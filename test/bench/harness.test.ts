@@ -136,7 +136,15 @@ describe('bench harness compare', () => {
     const env = fakeEnv();
     const log: string[] = [];
     const row = await compare(
-      { name: 'x', candidate: fakeSide('A', 1, env, log), baseline: fakeSide('B', 2, env, log), batch: 1000, rounds: 4, warmup: 1, target: { op: '>=', value: 2 } },
+      {
+        name: 'x',
+        candidate: fakeSide('A', 1, env, log),
+        baseline: fakeSide('B', 2, env, log),
+        batch: 1000,
+        rounds: 4,
+        warmup: 1,
+        target: { op: '>=', value: 2 },
+      },
       env,
     );
     assert.equal(row.ratio?.median, 2);
@@ -149,7 +157,17 @@ describe('bench harness compare', () => {
   it('interleaves the sides and alternates which goes first (A B, B A, ...)', async () => {
     const env = fakeEnv();
     const log: string[] = [];
-    await compare({ name: 'x', candidate: fakeSide('A', 1, env, log), baseline: fakeSide('B', 1, env, log), batch: 10, rounds: 3, warmup: 1 }, env);
+    await compare(
+      {
+        name: 'x',
+        candidate: fakeSide('A', 1, env, log),
+        baseline: fakeSide('B', 1, env, log),
+        batch: 10,
+        rounds: 3,
+        warmup: 1,
+      },
+      env,
+    );
     assert.deepEqual(log, ['A', 'B', 'B', 'A', 'A', 'B', 'B', 'A']);
   });
 
@@ -163,7 +181,10 @@ describe('bench harness compare', () => {
       },
     };
     const base: Side = { label: 'B', run: () => env.advance(1) };
-    const row = await compare({ name: 'x', candidate: slowStart, baseline: base, batch: 10, rounds: 3, warmup: 1 }, env);
+    const row = await compare(
+      { name: 'x', candidate: slowStart, baseline: base, batch: 10, rounds: 3, warmup: 1 },
+      env,
+    );
     assert.deepEqual(row.ratio, { median: 1, q1: 1, q3: 1 });
   });
 
@@ -178,7 +199,10 @@ describe('bench harness compare', () => {
       },
     };
     const base: Side = { label: 'B', run: () => env.advance(4) };
-    const row = await compare({ name: 'x', candidate: selfTimed, baseline: base, batch: 100, rounds: 2, warmup: 0 }, env);
+    const row = await compare(
+      { name: 'x', candidate: selfTimed, baseline: base, batch: 100, rounds: 2, warmup: 0 },
+      env,
+    );
     assert.equal(row.ratio?.median, 4);
   });
 
@@ -199,8 +223,14 @@ describe('bench harness compare', () => {
   it('refuses a zero batch or zero rounds', async () => {
     const env = fakeEnv();
     const side: Side = { label: 'A', run: () => env.advance(1) };
-    await assert.rejects(compare({ name: 'x', candidate: side, baseline: side, batch: 0, rounds: 1, warmup: 0 }, env), RangeError);
-    await assert.rejects(compare({ name: 'x', candidate: side, baseline: side, batch: 1, rounds: 0, warmup: 0 }, env), RangeError);
+    await assert.rejects(
+      compare({ name: 'x', candidate: side, baseline: side, batch: 0, rounds: 1, warmup: 0 }, env),
+      RangeError,
+    );
+    await assert.rejects(
+      compare({ name: 'x', candidate: side, baseline: side, batch: 1, rounds: 0, warmup: 0 }, env),
+      RangeError,
+    );
   });
 });
 
@@ -233,8 +263,14 @@ describe('bench harness memory', () => {
   it('compareMemory reports bytes with ratio candidate/baseline and a <= target', async () => {
     let heap = 0;
     const env = fakeEnv({ gc: () => {}, heapUsed: () => heap });
-    const grow = (bytes: number) => ({ label: `${bytes}B`, fill: (_h: unknown[], n: number) => void (heap += bytes * n) });
-    const row = await compareMemory({ name: 'x', candidate: grow(90), baseline: grow(160), count: 10, reps: 3, target: { op: '<=', value: 2 } }, env);
+    const grow = (bytes: number) => ({
+      label: `${bytes}B`,
+      fill: (_h: unknown[], n: number) => void (heap += bytes * n),
+    });
+    const row = await compareMemory(
+      { name: 'x', candidate: grow(90), baseline: grow(160), count: 10, reps: 3, target: { op: '<=', value: 2 } },
+      env,
+    );
     assert.equal(row.dmabuf?.value, 90);
     assert.equal(row.baseline?.value, 160);
     assert.equal(row.ratio?.median, 90 / 160);

@@ -14,7 +14,13 @@ import {
   type AllocDesign,
   type ChurnShape,
 } from '../../bench/heap-alloc.bench.js';
-import { BUFFER_SIZE, GENERIC_POOL_SIZE, dmaHeapPoolSide, genericPoolSide, type PoolSide } from '../../bench/heap-pool.bench.js';
+import {
+  BUFFER_SIZE,
+  GENERIC_POOL_SIZE,
+  dmaHeapPoolSide,
+  genericPoolSide,
+  type PoolSide,
+} from '../../bench/heap-pool.bench.js';
 import { BENCHMARKS } from '../../bench/index.js';
 
 const SIZE = 64 * KiB;
@@ -34,7 +40,10 @@ describe('heap-alloc bench: the inline-zeroing pool baseline', () => {
     pool.free(first);
     const again = pool.allocate(SIZE);
     assert.equal(again, first, 'the pool hands back the buffer it was given');
-    assert.ok(new Uint8Array(again).every((b) => b === 0), 'the reused buffer is all zero');
+    assert.ok(
+      new Uint8Array(again).every((b) => b === 0),
+      'the reused buffer is all zero',
+    );
   });
 
   it('keeps one free list per size class (4 KiB << order) and counts live and pooled bytes', () => {
@@ -60,13 +69,23 @@ describe('heap-alloc bench: churn rounds', () => {
   it('every design runs a tiny churn, hands out zeros and returns one latency per step', async () => {
     await using heap = new DmaHeap({ name: 'test-heap-alloc' });
     const pool = new InlineZeroPool();
-    const designs: AllocDesign<never>[] = [dmaHeapDesign(heap, SIZE), freshDesign(SIZE), inlinePoolDesign(pool, SIZE)] as AllocDesign<never>[];
+    const designs: AllocDesign<never>[] = [
+      dmaHeapDesign(heap, SIZE),
+      freshDesign(SIZE),
+      inlinePoolDesign(pool, SIZE),
+    ] as AllocDesign<never>[];
     for (const design of designs) {
       const r = await churnRound(design, TINY);
       assert.equal(r.alloc.length, TINY.steps, design.label);
       assert.equal(r.step.length, TINY.steps, design.label);
-      assert.ok(r.alloc.every((ms, i) => Number.isFinite(ms) && ms >= 0 && ms <= r.step[i]!), `${design.label}: allocate time within the step's time`);
-      assert.ok(r.heldBytes >= TINY.workingSet * SIZE, `${design.label} held ${r.heldBytes} bytes at the end of the churn, less than its working set`);
+      assert.ok(
+        r.alloc.every((ms, i) => Number.isFinite(ms) && ms >= 0 && ms <= r.step[i]!),
+        `${design.label}: allocate time within the step's time`,
+      );
+      assert.ok(
+        r.heldBytes >= TINY.workingSet * SIZE,
+        `${design.label} held ${r.heldBytes} bytes at the end of the churn, less than its working set`,
+      );
       assert.equal(design.liveBuffers(), 0, `${design.label} freed its working set at the end of the round`);
     }
     await heap.drain();
@@ -82,7 +101,10 @@ describe('heap-alloc bench: churn rounds', () => {
     const after = heap.stats();
     assert.equal(after.misses - before.misses, 0, 'no fresh allocation once the pool holds the working set');
     assert.equal(after.hits - before.hits, TINY.workingSet + TINY.steps);
-    assert.ok(r.heldBytes >= TINY.workingSet * SIZE && r.heldBytes <= 2 * TINY.workingSet * SIZE, `held ${r.heldBytes}: the working set plus a few pooled or pending buffers, not a growing list`);
+    assert.ok(
+      r.heldBytes >= TINY.workingSet * SIZE && r.heldBytes <= 2 * TINY.workingSet * SIZE,
+      `held ${r.heldBytes}: the working set plus a few pooled or pending buffers, not a growing list`,
+    );
     await heap.drain();
     assert.equal(heap.stats().liveBytes, 0);
     assert.equal(heap.stats().pendingBytes, 0);
@@ -155,8 +177,21 @@ describe('heap-alloc bench: rows', () => {
   });
 
   it('heldRow compares bytes, lower is better, without target', () => {
-    const samples = (label: string, held: number[]) => ({ label, allocP50: [], allocP99: [], stepP50: [], stepP99: [], held, allAlloc: [] });
-    const row = heldRow({ name: 'm', candidate: samples('a', [100, 100]), baseline: samples('b', [400, 200]), batch: 4 });
+    const samples = (label: string, held: number[]) => ({
+      label,
+      allocP50: [],
+      allocP99: [],
+      stepP50: [],
+      stepP99: [],
+      held,
+      allAlloc: [],
+    });
+    const row = heldRow({
+      name: 'm',
+      candidate: samples('a', [100, 100]),
+      baseline: samples('b', [400, 200]),
+      batch: 4,
+    });
     assert.equal(row.kind, 'memory');
     assert.equal(row.dmabuf?.value, 100);
     assert.equal(row.baseline?.value, 300);

@@ -42,7 +42,9 @@ async function transcript(build: Build): Promise<string[]> {
   log.push(`addCallback ${f.addCallback(() => log.push('callback ran'))}`);
   const waiting = f.wait();
   log.push(`signal ${f.signal(5)}, again ${f.signal(6)}, status ${f.status}, timestamp ${f.timestamp}`);
-  log.push(`wait ${await waiting}, late wait ${await f.wait()}, late addCallback ${f.addCallback(() => log.push('late callback ran'))}`);
+  log.push(
+    `wait ${await waiting}, late wait ${await f.wait()}, late addCallback ${f.addCallback(() => log.push('late callback ran'))}`,
+  );
   const g = new DmaFence(ops, context, 2);
   log.push(`waitAny ${await DmaFence.waitAny([g, f])}, zero-timeout wait ${await g.wait({ timeout: 0 })}`);
   g.setError('EIO');
@@ -108,17 +110,30 @@ describe('stripLockdepHooks', () => {
       const before = source.split('\n').length;
       const afterLines = out.split('\n').length;
       assert.equal(before - afterLines, removed.length, `${rel}: line count vs removed list`);
-      for (const r of rewritten) assert.match(r, /=> (import \{ [^}]+ \} from '[^']+';|const \w+ = undefined;)$/, `${rel}: unexpected rewrite ${r}`);
+      for (const r of rewritten)
+        assert.match(
+          r,
+          /=> (import \{ [^}]+ \} from '[^']+';|const \w+ = undefined;)$/,
+          `${rel}: unexpected rewrite ${r}`,
+        );
     }
   });
 
   it('keeps the hot paths apart from the hooks: signal, addCallback, lock and unlock are still there', () => {
     const fence = stripLockdepHooks(read('fence/dma-fence.ts'), 'fence/dma-fence.ts').source;
     const ww = stripLockdepHooks(read('locking/ww-mutex.ts'), 'locking/ww-mutex.ts').source;
-    for (const sig of ['signal(timestamp?: number): boolean {', 'addCallback(callback: FenceCallback): boolean {', 'wait(options?: FenceWaitOptions): Promise<boolean> {']) {
+    for (const sig of [
+      'signal(timestamp?: number): boolean {',
+      'addCallback(callback: FenceCallback): boolean {',
+      'wait(options?: FenceWaitOptions): Promise<boolean> {',
+    ]) {
       assert.ok(fence.includes(sig), `dma-fence.ts lost ${sig}`);
     }
-    for (const sig of ['lock(ctx?: WwAcquireCtx | null, options?: WwLockOptions): Promise<void> {', 'unlock(): void {', 'tryLock(ctx?: WwAcquireCtx | null): boolean {']) {
+    for (const sig of [
+      'lock(ctx?: WwAcquireCtx | null, options?: WwLockOptions): Promise<void> {',
+      'unlock(): void {',
+      'tryLock(ctx?: WwAcquireCtx | null): boolean {',
+    ]) {
       assert.ok(ww.includes(sig), `ww-mutex.ts lost ${sig}`);
     }
   });
@@ -128,12 +143,25 @@ describe('stripLockdepHooks', () => {
   });
 
   it('fails loudly on a hook in a statement shape it does not know', () => {
-    const source = ["import { lockdep } from '../base/lockdep-hooks.js';", 'export function f(): void {', '  const x = [', '    lockdep,', '  ];', '}'].join('\n');
+    const source = [
+      "import { lockdep } from '../base/lockdep-hooks.js';",
+      'export function f(): void {',
+      '  const x = [',
+      '    lockdep,',
+      '  ];',
+      '}',
+    ].join('\n');
     assert.throws(() => stripLockdepHooks(source, 'probe.ts'), /shape it does not know/);
   });
 
   it('fails loudly when a hook survives in a string (nothing may mention one afterwards)', () => {
-    const source = ["import { lockdep } from '../base/lockdep-hooks.js';", 'export function f(): void {', '  lockdep?.mightReclaim();', "  console.log('lockdep is off');", '}'].join('\n');
+    const source = [
+      "import { lockdep } from '../base/lockdep-hooks.js';",
+      'export function f(): void {',
+      '  lockdep?.mightReclaim();',
+      "  console.log('lockdep is off');",
+      '}',
+    ].join('\n');
     assert.throws(() => stripLockdepHooks(source, 'probe.ts'), /hook reference\(s\) left/);
   });
 });
@@ -155,7 +183,11 @@ describe('the hook-free copy', () => {
     assert.notEqual(stripped.ww.WwMutex, hookedCopy.ww.WwMutex);
     for (const rel of STRIPPED_FILES) {
       assert.deepEqual(hookReferences(fs.readFileSync(path.join(set.stripped[0]!.srcDir, rel), 'utf8')), [], rel);
-      assert.equal(fs.readFileSync(path.join(set.hooked[0]!.srcDir, rel), 'utf8'), read(rel), `${rel}: the unmodified copy differs`);
+      assert.equal(
+        fs.readFileSync(path.join(set.hooked[0]!.srcDir, rel), 'utf8'),
+        read(rel),
+        `${rel}: the unmodified copy differs`,
+      );
     }
   });
 
@@ -175,7 +207,12 @@ describe('the hook-free copy', () => {
   it('runs every measured side on a small batch, each checking its own counts', async () => {
     for (const build of [hookedBuild, hookedCopy, stripped]) {
       const loops = await loopsFor(`test-${build.label}`);
-      for (const side of [loops.fenceSide(build), loops.fenceSide(build, 1.5), loops.lockSide(build, false), loops.lockSide(build, true)]) {
+      for (const side of [
+        loops.fenceSide(build),
+        loops.fenceSide(build, 1.5),
+        loops.lockSide(build, false),
+        loops.lockSide(build, true),
+      ]) {
         await assert.doesNotReject(runOnce(side, 200), build.label);
       }
     }

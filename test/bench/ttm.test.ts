@@ -26,7 +26,11 @@ function checkRow(bench: string, row: Row): void {
     assert.ok([q1, median, q3].every(Number.isFinite), `${where}: ratio ${JSON.stringify(row.ratio)}`);
     assert.ok(q1 <= median && median <= q3, `${where}: quartiles out of order ${JSON.stringify(row.ratio)}`);
   }
-  if (row.dmabuf === null) assert.ok(row.note !== undefined && row.note.length > 0, `${where}: a row without numbers must say why in its note`);
+  if (row.dmabuf === null)
+    assert.ok(
+      row.note !== undefined && row.note.length > 0,
+      `${where}: a row without numbers must say why in its note`,
+    );
   if (row.target !== null) assert.equal(typeof row.target.pass, 'boolean', `${where}: target`);
   assert.ok(Number.isInteger(row.samples) && row.samples >= 1, `${where}: samples ${row.samples}`);
   assert.ok(Number.isInteger(row.batch) && row.batch >= 1, `${where}: batch ${row.batch}`);
@@ -36,8 +40,14 @@ function checkReport(name: string, report: BenchReport): void {
   assert.ok(report.rows.length > 0, `${name} produced no rows`);
   for (const row of report.rows) checkRow(name, row);
   assert.equal(new Set(report.rows.map((r) => r.name)).size, report.rows.length, `${name}: row names repeat`);
-  assert.ok(report.rows.some((r) => r.target !== null), `${name} has no row with a target`);
-  assert.ok(report.notes.every((n) => n.length > 0), `${name}: empty note`);
+  assert.ok(
+    report.rows.some((r) => r.target !== null),
+    `${name} has no row with a target`,
+  );
+  assert.ok(
+    report.notes.every((n) => n.length > 0),
+    `${name}: empty note`,
+  );
 }
 
 async function runSmallest(def: BenchDefinition): Promise<BenchReport> {
@@ -50,15 +60,33 @@ async function runSmallest(def: BenchDefinition): Promise<BenchReport> {
 
 describe('ttm bench rows', () => {
   it('sanity: latencyRow prints 1/latency and its ratio is baseline latency / candidate latency', () => {
-    const row = latencyRow({ name: 'x', candidate: { label: 'a', perRoundMs: [0.1, 0.2, 0.1] }, baseline: { label: 'b', perRoundMs: [1, 1, 2] }, batch: 5, target: { op: '>=', value: 5 } });
+    const row = latencyRow({
+      name: 'x',
+      candidate: { label: 'a', perRoundMs: [0.1, 0.2, 0.1] },
+      baseline: { label: 'b', perRoundMs: [1, 1, 2] },
+      batch: 5,
+      target: { op: '>=', value: 5 },
+    });
     assert.equal(row.dmabuf?.value, 10_000, 'median 0.1 ms = 10,000 per second');
     assert.equal(row.ratio?.median, 10, 'per-round ratios 10, 5, 20');
     assert.deepEqual(row.target, { text: '>= 5x', pass: true });
   });
 
   it('budgetRow passes within the budget and misses beyond it', () => {
-    const ok = budgetRow({ name: 'p99', candidate: { label: 'a', perRoundMs: [0.5, 0.9] }, budgetMs: 1, batch: 1, targetText: '<= 1 ms' });
-    const late = budgetRow({ name: 'p99', candidate: { label: 'a', perRoundMs: [1.5, 2] }, budgetMs: 1, batch: 1, targetText: '<= 1 ms' });
+    const ok = budgetRow({
+      name: 'p99',
+      candidate: { label: 'a', perRoundMs: [0.5, 0.9] },
+      budgetMs: 1,
+      batch: 1,
+      targetText: '<= 1 ms',
+    });
+    const late = budgetRow({
+      name: 'p99',
+      candidate: { label: 'a', perRoundMs: [1.5, 2] },
+      budgetMs: 1,
+      batch: 1,
+      targetText: '<= 1 ms',
+    });
     assert.equal(ok.target?.pass, true);
     assert.equal(late.target?.pass, false);
     assert.equal(late.target?.text, '<= 1 ms');
@@ -66,9 +94,22 @@ describe('ttm bench rows', () => {
 
   it('countRow passes at the limit and misses above it; bytesRow compares bytes without target', () => {
     const at = countRow({ name: 'peak', value: 16, limit: 16, targetText: '<= 16', samples: 1, batch: 10, note: 'n' });
-    const over = countRow({ name: 'peak', value: 17, limit: 16, targetText: '<= 16', samples: 1, batch: 10, note: 'n' });
+    const over = countRow({
+      name: 'peak',
+      value: 17,
+      limit: 16,
+      targetText: '<= 16',
+      samples: 1,
+      batch: 10,
+      note: 'n',
+    });
     assert.deepEqual([at.target?.pass, over.target?.pass, at.dmabuf], [true, false, null]);
-    const bytes = bytesRow({ name: 'held', candidate: { label: 'a', bytes: [100] }, baseline: { label: 'b', bytes: [400] }, batch: 1 });
+    const bytes = bytesRow({
+      name: 'held',
+      candidate: { label: 'a', bytes: [100] },
+      baseline: { label: 'b', bytes: [400] },
+      batch: 1,
+    });
     assert.deepEqual([bytes.kind, bytes.dmabuf?.value, bytes.ratio?.median, bytes.target], ['memory', 100, 0.25, null]);
   });
 
@@ -77,18 +118,43 @@ describe('ttm bench rows', () => {
     assert.deepEqual(Array.from(signalOrder('release', 5, seed)), [0, 1, 2, 3, 4]);
     const a = Array.from(signalOrder('random', 1000, seed));
     assert.deepEqual(Array.from(signalOrder('random', 1000, seed)), a, `seed ${seed}`);
-    assert.deepEqual([...a].sort((x, y) => x - y), Array.from({ length: 1000 }, (_, i) => i), `seed ${seed}`);
-    assert.notDeepEqual(a, Array.from({ length: 1000 }, (_, i) => i), `seed ${seed}: 1000 elements left in order`);
+    assert.deepEqual(
+      [...a].sort((x, y) => x - y),
+      Array.from({ length: 1000 }, (_, i) => i),
+      `seed ${seed}`,
+    );
+    assert.notDeepEqual(
+      a,
+      Array.from({ length: 1000 }, (_, i) => i),
+      `seed ${seed}: 1000 elements left in order`,
+    );
   });
 });
 
 describe('ttm bench workloads', () => {
   it('reclaimRound: every object is reclaimed after its fence; the 10 ms scanner makes some wait over 1 ms', async () => {
-    const ours = await reclaimRound({ design: 'per-object', count: 20, seed: 1, releaseEveryMs: 1, busyMinMs: 1, busyMaxMs: 4 });
-    const scan = await reclaimRound({ design: 'periodic-scan', count: 20, seed: 1, releaseEveryMs: 1, busyMinMs: 1, busyMaxMs: 4 });
+    const ours = await reclaimRound({
+      design: 'per-object',
+      count: 20,
+      seed: 1,
+      releaseEveryMs: 1,
+      busyMinMs: 1,
+      busyMaxMs: 4,
+    });
+    const scan = await reclaimRound({
+      design: 'periodic-scan',
+      count: 20,
+      seed: 1,
+      releaseEveryMs: 1,
+      busyMinMs: 1,
+      busyMaxMs: 4,
+    });
     for (const run of [ours, scan]) {
       assert.equal(run.latenciesMs.length, 20);
-      assert.ok(run.latenciesMs.every((l) => Number.isFinite(l) && l >= 0), `latencies ${Array.from(run.latenciesMs)}`);
+      assert.ok(
+        run.latenciesMs.every((l) => Number.isFinite(l) && l >= 0),
+        `latencies ${Array.from(run.latenciesMs)}`,
+      );
     }
     assert.ok(ours.peakActive >= 1 && ours.peakActive <= 16, `peak ${ours.peakActive}`);
     const max = (v: Float64Array): number => Math.max(...v);
@@ -136,13 +202,24 @@ describe('ttm benchmark definitions, smallest budget', () => {
     checkReport(storm.name, report);
     const peak = report.rows.find((r) => r.name.includes('peak running work items'));
     assert.equal(peak?.target?.pass, true, `peak running work items row: ${JSON.stringify(peak)}`);
-    assert.ok(report.rows.every((r) => r.name.includes('500 BOs / 50 ms (quick, scaled down)')), 'a scaled-down storm says so in every row');
+    assert.ok(
+      report.rows.every((r) => r.name.includes('500 BOs / 50 ms (quick, scaled down)')),
+      'a scaled-down storm says so in every row',
+    );
   });
 
   it('ttm-validate body at 2,000 vs 100 objects, one round: rows well formed and marked scaled down', async () => {
-    const report = await runValidate({ large: 2000, small: 100, inPlaceBatch: 100, batch: 50, rangeBatch: 200 }, 1, 0, () => {});
+    const report = await runValidate(
+      { large: 2000, small: 100, inPlaceBatch: 100, batch: 50, rangeBatch: 200 },
+      1,
+      0,
+      () => {},
+    );
     checkReport(validate.name, report);
     assert.equal(report.rows.length, 3);
-    assert.ok(report.rows.every((r) => r.name.includes('(scaled down)')), report.rows.map((r) => r.name).join('; '));
+    assert.ok(
+      report.rows.every((r) => r.name.includes('(scaled down)')),
+      report.rows.map((r) => r.name).join('; '),
+    );
   });
 });

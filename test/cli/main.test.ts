@@ -37,7 +37,8 @@ describe('dmabuf CLI', () => {
   it('sanity: bench --list prints every registered benchmark and exits 0', async () => {
     const r = await cli('bench', '--list');
     assert.equal(r.code, 0, r.stderr);
-    for (const b of BENCHMARKS) assert.match(r.stdout, new RegExp(`^${b.name}\\s`, 'm'), `${b.name} missing from --list`);
+    for (const b of BENCHMARKS)
+      assert.match(r.stdout, new RegExp(`^${b.name}\\s`, 'm'), `${b.name} missing from --list`);
   });
 
   it('bench --list --json prints the names as JSON', async () => {
@@ -65,7 +66,10 @@ describe('dmabuf CLI', () => {
       quick: boolean;
       gcExposed: boolean;
       machine: { cores: number; node: string };
-      benchmarks: { name: string; rows: { name: string; ratio: { median: number } | null; target: { pass: boolean } | null }[] }[];
+      benchmarks: {
+        name: string;
+        rows: { name: string; ratio: { median: number } | null; target: { pass: boolean } | null }[];
+      }[];
     };
     assert.equal(doc.quick, true);
     assert.equal(doc.gcExposed, true);
@@ -77,7 +81,11 @@ describe('dmabuf CLI', () => {
     );
     const rows = doc.benchmarks[0]!.rows;
     assert.ok(rows.length >= 1);
-    for (const row of rows) assert.ok(row.ratio !== null && row.ratio.median > 0 && Number.isFinite(row.ratio.median), `row ${row.name} has no ratio`);
+    for (const row of rows)
+      assert.ok(
+        row.ratio !== null && row.ratio.median > 0 && Number.isFinite(row.ratio.median),
+        `row ${row.name} has no ratio`,
+      );
     assert.equal(typeof rows[0]!.target?.pass, 'boolean', 'the 1-callback row carries the >= 2x target');
     assert.match(r.stderr, /fence-signal/, 'progress goes to stderr');
   });
@@ -101,7 +109,10 @@ describe('dmabuf CLI helpers', () => {
 
   it('resolveNames drops duplicates and throws UnknownBenchmarkError for unknown names', () => {
     assert.deepEqual(resolveNames(['fence-wait', 'fence-wait'], BENCHMARKS), ['fence-wait']);
-    assert.throws(() => resolveNames(['fence-wait', 'x', 'y'], BENCHMARKS), (err: unknown) => err instanceof UnknownBenchmarkError && /benchmarks: x, y/.test(err.message));
+    assert.throws(
+      () => resolveNames(['fence-wait', 'x', 'y'], BENCHMARKS),
+      (err: unknown) => err instanceof UnknownBenchmarkError && /benchmarks: x, y/.test(err.message),
+    );
   });
 
   it('renderColumns aligns every cell under its header', () => {

@@ -26,7 +26,10 @@ describe('drm_exec', () => {
       }),
       (err) => err === boom,
     );
-    assert.ok(objs.every((bo) => bo.resv.lockingCtx === exec.ticket), 'still held, as in C until drm_exec_fini()');
+    assert.ok(
+      objs.every((bo) => bo.resv.lockingCtx === exec.ticket),
+      'still held, as in C until drm_exec_fini()',
+    );
     assert.deepEqual(exec.objects, objs);
     assert.equal(exec.ticket.isDone, false);
     await assert.rejects(exec.lockObj(objs[0]!), /after the loop ended \(failed\)/);
@@ -44,7 +47,10 @@ describe('drm_exec', () => {
     exec.fini();
     await assert.rejects(exec.lockObj(bo), BugError);
     await assert.rejects(exec.prepareObj(bo, 1), BugError);
-    await assert.rejects(exec.untilAllLocked(async () => undefined), BugError);
+    await assert.rejects(
+      exec.untilAllLocked(async () => undefined),
+      BugError,
+    );
     assert.throws(() => exec.unlockObj(bo), BugError);
     assert.deepEqual(exec.objects, []);
     assert.equal(exec.isContended, false);
@@ -77,7 +83,10 @@ describe('drm_exec', () => {
       const [bo] = bos(1) as [Bo];
       const reason = new Error('too late');
       await using exec = new DrmExec({ signal: AbortSignal.abort(reason) });
-      await assert.rejects(exec.untilAllLocked(async (exec) => exec.lockObj(bo)), (err) => err === reason);
+      await assert.rejects(
+        exec.untilAllLocked(async (exec) => exec.lockObj(bo)),
+        (err) => err === reason,
+      );
       assert.equal(bo.resv.isLocked, false);
     });
 
@@ -107,9 +116,12 @@ describe('drm_exec', () => {
     });
 
     it('interruptible: false with a signal is an InvalidArgumentError at construction', () => {
-      assert.throws(() => new DrmExec({ interruptible: false, signal: new AbortController().signal }), (err: unknown) => {
-        return err instanceof InvalidArgumentError && /uninterruptible lock waits ignore signals/.test(err.message);
-      });
+      assert.throws(
+        () => new DrmExec({ interruptible: false, signal: new AbortController().signal }),
+        (err: unknown) => {
+          return err instanceof InvalidArgumentError && /uninterruptible lock waits ignore signals/.test(err.message);
+        },
+      );
       new DrmExec({ interruptible: false }).fini();
     });
   });
@@ -158,7 +170,10 @@ describe('drm_exec', () => {
       const [a, b] = bos(2) as [Bo, Bo];
       b.resv.failReserve = true;
       await using exec = new DrmExec();
-      await assert.rejects(exec.untilAllLocked(async (exec) => exec.prepareArray([a, b], 1)), { code: 'ENOMEM' });
+      await assert.rejects(
+        exec.untilAllLocked(async (exec) => exec.prepareArray([a, b], 1)),
+        { code: 'ENOMEM' },
+      );
       assert.deepEqual(exec.objects, [a]);
       assert.equal(b.resv.isLocked, false);
       assert.equal(b.refs, 0);
@@ -169,9 +184,15 @@ describe('drm_exec', () => {
     it('prepareObj with 0 fences is a BugError before anything is locked', async () => {
       const [bo] = bos(1) as [Bo];
       await using exec = new DrmExec();
-      await assert.rejects(exec.untilAllLocked(async (exec) => exec.prepareObj(bo, 0)), BugError);
+      await assert.rejects(
+        exec.untilAllLocked(async (exec) => exec.prepareObj(bo, 0)),
+        BugError,
+      );
       await using other = new DrmExec();
-      await assert.rejects(other.untilAllLocked(async (exec) => exec.prepareObj(bo, -1)), InvalidArgumentError);
+      await assert.rejects(
+        other.untilAllLocked(async (exec) => exec.prepareObj(bo, -1)),
+        InvalidArgumentError,
+      );
       assert.equal(bo.resv.isLocked, false);
     });
 
@@ -225,7 +246,10 @@ describe('drm_exec', () => {
         await waiting;
       });
       await assert.rejects(exec.lockObj(b), /after the loop ended \(locked\)/);
-      await assert.rejects(exec.untilAllLocked(async () => undefined), /already ran its loop/);
+      await assert.rejects(
+        exec.untilAllLocked(async () => undefined),
+        /already ran its loop/,
+      );
       assert.equal(b.resv.isLocked, false);
     });
 

@@ -24,7 +24,11 @@ function latch(): { promise: Promise<void>; open: () => void } {
  * Checks one transaction's log: each re-run starts by slow-locking the object of the previous
  * back-off and never locks it again in that run; runs = 1 + back-offs.
  */
-function assertRetryProtocol(log: readonly Op[], ctx: WwAcquireCtx, message: string): { runs: number; deadlocks: number } {
+function assertRetryProtocol(
+  log: readonly Op[],
+  ctx: WwAcquireCtx,
+  message: string,
+): { runs: number; deadlocks: number } {
   const mine = log.filter((e) => e.ctx === ctx);
   let runs = 0;
   let deadlocks = 0;
@@ -39,7 +43,11 @@ function assertRetryProtocol(log: readonly Op[], ctx: WwAcquireCtx, message: str
       deadlocks++;
       lastDeadlock = e.name;
     } else if (e.op === 'lockSlow') {
-      assert.equal(e.name, expectSlow, `${message}: lockSlow(${e.name}) must be the first lock of a re-run after backing off from it`);
+      assert.equal(
+        e.name,
+        expectSlow,
+        `${message}: lockSlow(${e.name}) must be the first lock of a re-run after backing off from it`,
+      );
       expectSlow = null;
     } else if (e.op === 'lock') {
       assert.equal(expectSlow, null, `${message}: lock(${e.name}) before the slow lock of ${expectSlow}`);
@@ -57,7 +65,8 @@ function traced<T>(log: Op[], body: (exec: DrmExec) => Promise<T>): (exec: DrmEx
     try {
       return await body(exec);
     } catch (err) {
-      if (err instanceof WwDeadlockError) log.push({ op: 'deadlock', name: (err.contended as WwMutex).name, ctx: exec.ticket });
+      if (err instanceof WwDeadlockError)
+        log.push({ op: 'deadlock', name: (err.contended as WwMutex).name, ctx: exec.ticket });
       throw err;
     }
   };
@@ -171,10 +180,16 @@ describe('drm_exec', () => {
       });
       assert.equal(result, 'locked', 'untilAllLocked returns what the body returned');
       for (const obj of exec.objects) obj.resv.addFence(job, DmaResvUsage.Write);
-      assert.ok(objs.every((bo) => bo.refs === 1), 'one reference per tracked object');
+      assert.ok(
+        objs.every((bo) => bo.refs === 1),
+        'one reference per tracked object',
+      );
     }
     assertQuiet(objs);
-    assert.deepEqual(log.filter((e) => e.op === 'unlock').map((e) => e.name), ['bo2', 'bo1', 'bo0']);
+    assert.deepEqual(
+      log.filter((e) => e.op === 'unlock').map((e) => e.name),
+      ['bo2', 'bo1', 'bo0'],
+    );
     assert.ok(objs.every((bo) => bo.resv.getSingleton(DmaResvUsage.Write) === job));
   });
 
@@ -315,10 +330,21 @@ describe('drm_exec', () => {
         await Promise.all(tasks.map((t) => t()));
       }
       for (const ctx of ctxs) assertRetryProtocol(log, ctx, `seed ${seed}`);
-      assert.ok(ctxs.every((c) => c.isFinished), `seed ${seed}: every ticket finished`);
+      assert.ok(
+        ctxs.every((c) => c.isFinished),
+        `seed ${seed}: every ticket finished`,
+      );
       assertQuiet(objs, `(seed ${seed})`);
-      for (const bo of objs) assert.equal(bo.resv.numFences, named.get(bo) ?? 0, `seed ${seed}: ${bo.name} holds one fence per transaction that named it`);
-      assert.ok(count(log, 'deadlock') > 0, `seed ${seed}: ${rounds} rounds of 6 overlapping transactions should have backed off at least once`);
+      for (const bo of objs)
+        assert.equal(
+          bo.resv.numFences,
+          named.get(bo) ?? 0,
+          `seed ${seed}: ${bo.name} holds one fence per transaction that named it`,
+        );
+      assert.ok(
+        count(log, 'deadlock') > 0,
+        `seed ${seed}: ${rounds} rounds of 6 overlapping transactions should have backed off at least once`,
+      );
     });
   }
 
@@ -331,7 +357,10 @@ describe('drm_exec', () => {
     assert.equal(exec.ticket.stamp, 1, 'the first ticket of a fresh class: injection countdown 1, interval 1');
     await exec.untilAllLocked(traced(log, async (exec) => exec.prepareArray(objs, 1)));
     // Countdown 1 -> back-off at the 3rd lock; then every 3.5x: 3 -> the 5th, 10 -> the 12th.
-    assert.deepEqual(log.filter((e) => e.op === 'deadlock').map((e) => e.name), ['bo2', 'bo4', 'bo11']);
+    assert.deepEqual(
+      log.filter((e) => e.op === 'deadlock').map((e) => e.name),
+      ['bo2', 'bo4', 'bo11'],
+    );
     assert.equal(count(log, 'run'), 4);
     assertRetryProtocol(log, exec.ticket, 'injection');
     assert.deepEqual(

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 
 import { VirtualClock, useClock } from '../../src/base/clock.js';
-import { BugError, DmaBufError, InvalidArgumentError } from '../../src/base/errors.js';
+import { BugError, type DmaBufError, InvalidArgumentError } from '../../src/base/errors.js';
 import { DmaFence, fenceContextAlloc, type DmaFenceOps } from '../../src/fence/dma-fence.js';
 import { DmaFenceArray } from '../../src/fence/dma-fence-array.js';
 import { DmaFenceChain } from '../../src/fence/dma-fence-chain.js';
@@ -63,7 +63,10 @@ describe('DmaFenceArray', () => {
     const members = fences(3);
     const array = makeArray(members);
     const seen: string[] = [];
-    assert.equal(array.addCallback(() => seen.push('array')), true);
+    assert.equal(
+      array.addCallback(() => seen.push('array')),
+      true,
+    );
     members[2]!.signal();
     members[0]!.signal();
     assert.equal(array.signaledFlag, false);
@@ -141,7 +144,11 @@ describe('DmaFenceArray', () => {
     for (const m of members) m.signal();
     const array = makeArray(members);
     let called = false;
-    assert.equal(array.addCallback(() => (called = true)), false, 'addCallback reports "already signaled"');
+    assert.equal(
+      array.addCallback(() => (called = true)),
+      false,
+      'addCallback reports "already signaled"',
+    );
     assert.equal(called, false);
     assert.equal(array.signaledFlag, true);
   });
@@ -178,7 +185,7 @@ describe('DmaFenceArray', () => {
     assert.equal(runs, 1);
   });
 
-  it('signals inside enabling when a member\'s own enabling signals an earlier member (any mode)', () => {
+  it("signals inside enabling when a member's own enabling signals an earlier member (any mode)", () => {
     const a = mockFence();
     const b = new DmaFence(
       { getDriverName: () => 'x', getTimelineName: () => 'x', enableSignaling: () => (a.signal(), true) },
@@ -193,7 +200,10 @@ describe('DmaFenceArray', () => {
   });
 
   it('rejects an empty member list with a BugError', () => {
-    assert.throws(() => makeArray([]), (err: unknown) => err instanceof BugError && /at least one fence/.test(err.message));
+    assert.throws(
+      () => makeArray([]),
+      (err: unknown) => err instanceof BugError && /at least one fence/.test(err.message),
+    );
   });
 
   it('rejects a nested array or chain with a BugError telling to flatten, and creates nothing', () => {
@@ -206,7 +216,8 @@ describe('DmaFenceArray', () => {
         () => {
           made = new DmaFenceArray([plain, container], fenceContextAlloc(), 1);
         },
-        (err: unknown) => err instanceof BugError && /member 1/.test(err.message) && /unwrap\(\) or unwrapMerge\(\)/.test(err.message),
+        (err: unknown) =>
+          err instanceof BugError && /member 1/.test(err.message) && /unwrap\(\) or unwrapMerge\(\)/.test(err.message),
       );
       assert.equal(made, undefined);
       assert.equal(plain.signalingEnabled, false, 'members untouched');
@@ -314,13 +325,13 @@ describe('DmaFenceArray', () => {
     const same = makeArray([mockFence(ctx, 1), mockFence(ctx, 2)]);
     const mixed = makeArray([mockFence(ctx, 1), mockFence()]);
     assert.equal(DmaFenceArray.matchContext(same, ctx), true);
-    assert.equal(DmaFenceArray.matchContext(same, same.context), false, 'the array\'s own context does not count');
+    assert.equal(DmaFenceArray.matchContext(same, same.context), false, "the array's own context does not count");
     assert.equal(DmaFenceArray.matchContext(mixed, ctx), false);
     assert.equal(DmaFenceArray.matchContext(mockFence(ctx, 3), ctx), true);
     assert.equal(DmaFenceArray.matchContext(mockFence(), ctx), false);
   });
 
-  it('members yields an array\'s members, or a plain fence once', () => {
+  it("members yields an array's members, or a plain fence once", () => {
     const members = fences(3);
     assert.deepEqual([...DmaFenceArray.members(makeArray(members))], members);
     const plain = mockFence();
@@ -362,8 +373,16 @@ describe('DmaFenceArray', () => {
             if (wasSignaled) assert.equal(array.error, errorAtSignal, 'the error changed after signal');
             wasSignaled = true;
             errorAtSignal = array.error;
-            if (array.error !== undefined) assert.ok(done.some((m) => m.error === array.error), 'error from a signaled member');
-            else if (!any) assert.ok(done.every((m) => m.error === undefined), 'lost an error');
+            if (array.error !== undefined)
+              assert.ok(
+                done.some((m) => m.error === array.error),
+                'error from a signaled member',
+              );
+            else if (!any)
+              assert.ok(
+                done.every((m) => m.error === undefined),
+                'lost an error',
+              );
           } else if (array.signalingEnabled) {
             assert.ok(!complete, 'enabled and complete but not signaled');
           }

@@ -167,7 +167,11 @@ describe('st-dma-fence-chain', () => {
       for (let i = 0; i < fences.length; i++) {
         fences[i]!.signal();
         if (i % 512 === 0) await Promise.resolve();
-        assert.equal(resolved || fc.tail.signaledFlag, i === fences.length - 1, `tail signaled after ${i + 1} signals (seed ${seed})`);
+        assert.equal(
+          resolved || fc.tail.signaledFlag,
+          i === fences.length - 1,
+          `tail signaled after ${i + 1} signals (seed ${seed})`,
+        );
       }
       assert.equal(await waiter, true);
     });
@@ -253,7 +257,10 @@ describe('DmaFenceChain', () => {
     const p = mockFence();
     p.signal();
     const chain = new DmaFenceChain(null, p, 1);
-    assert.equal(chain.addCallback(() => assert.fail('never called')), false);
+    assert.equal(
+      chain.addCallback(() => assert.fail('never called')),
+      false,
+    );
     assert.equal(chain.signaledFlag, true);
   });
 
@@ -269,7 +276,11 @@ describe('DmaFenceChain', () => {
 
   it('forwards deadlines to every pending payload along the walk', () => {
     const seen: number[] = [];
-    const ops = { getDriverName: () => 'd', getTimelineName: () => 't', setDeadline: (f: DmaFence, d: number) => void seen.push(f.seqno * 1000 + d) };
+    const ops = {
+      getDriverName: () => 'd',
+      getTimelineName: () => 't',
+      setDeadline: (f: DmaFence, d: number) => void seen.push(f.seqno * 1000 + d),
+    };
     const a = new DmaFence(ops, 7, 1);
     const b = new DmaFence(ops, 7, 2);
     const c = new DmaFence(ops, 7, 3);
@@ -292,7 +303,10 @@ describe('DmaFenceChain', () => {
     assert.throws(() => new DmaFenceChain({} as DmaFence, mockFence(), 2), BugError);
     assert.throws(() => new DmaFenceChain(null, mockFence(), -1), InvalidArgumentError);
     assert.throws(() => new DmaFenceChain(null, mockFence(), 1.5), InvalidArgumentError);
-    assert.throws(() => new DmaFenceChain(null, mockFence(), 1, { gc: 'never' as ChainGcPolicy }), InvalidArgumentError);
+    assert.throws(
+      () => new DmaFenceChain(null, mockFence(), 1, { gc: 'never' as ChainGcPolicy }),
+      InvalidArgumentError,
+    );
     assert.throws(() => DmaFenceChain.findSeqno(chain, -3), InvalidArgumentError);
     assert.equal(foundFence(DmaFenceChain.findSeqno(chain, 1), 'still usable'), chain);
   });
@@ -311,7 +325,11 @@ describe('DmaFenceChain', () => {
     fences[N - 1]!.signal();
     assert.equal(await waiter, true);
     for (const _ of DmaFenceChain.iterate(head));
-    assert.deepEqual(DmaFenceChain.reachableStats(head), { nodes: 1, signaledNodes: 1 }, 'every predecessor was collected');
+    assert.deepEqual(
+      DmaFenceChain.reachableStats(head),
+      { nodes: 1, signaledNodes: 1 },
+      'every predecessor was collected',
+    );
   });
   it('a 200,000-node timeline with every point armed signals backward in linear time and constant stack', () => {
     const N = 200_000;
@@ -375,7 +393,10 @@ describe('DmaFenceChain garbage-collection policies', () => {
     gc();
     await new Promise<void>((resolve) => setImmediate(resolve));
     DmaFenceChain.collectQueued(queued);
-    assert.ok(DmaFenceChain.gcQueueLength < queued - 900, `queue shrank from ${queued} to ${DmaFenceChain.gcQueueLength}`);
+    assert.ok(
+      DmaFenceChain.gcQueueLength < queued - 900,
+      `queue shrank from ${queued} to ${DmaFenceChain.gcQueueLength}`,
+    );
   });
 });
 
@@ -387,7 +408,14 @@ describe('DmaFenceChain model properties', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 40 }),
-        fc.array(fc.oneof(fc.record({ op: fc.constant('signal' as const), at: fc.nat() }), fc.record({ op: fc.constant('find' as const), at: fc.nat() }), fc.record({ op: fc.constant('poll' as const), at: fc.nat() })), { maxLength: 80 }),
+        fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant('signal' as const), at: fc.nat() }),
+            fc.record({ op: fc.constant('find' as const), at: fc.nat() }),
+            fc.record({ op: fc.constant('poll' as const), at: fc.nat() }),
+          ),
+          { maxLength: 80 },
+        ),
         fc.constantFrom<ChainGcPolicy>('walk', 'queue'),
         (n, steps, gc) => {
           const payloads = Array.from({ length: n }, () => mockFence());
@@ -408,7 +436,12 @@ describe('DmaFenceChain model properties', () => {
               const result = DmaFenceChain.findSeqno(head, p);
               let expected: DmaFenceChain | 'signaled' = 'signaled';
               if (p === n) expected = head;
-              else for (let q = p; q >= 1; q--) if (!signaled[q]) { expected = chains[q - 1]!; break; }
+              else
+                for (let q = p; q >= 1; q--)
+                  if (!signaled[q]) {
+                    expected = chains[q - 1]!;
+                    break;
+                  }
               if (expected === 'signaled') assert.equal(result.kind, 'signaled', `find ${p}`);
               else assert.equal(foundFence(result, `find ${p}`), expected);
             }

@@ -159,7 +159,7 @@ describe('unwrap', () => {
     assert.deepEqual([...unwrap(p2)], [c, a, b]);
   });
 
-  it('expands an array that is a chain\'s plain predecessor', () => {
+  it("expands an array that is a chain's plain predecessor", () => {
     const [f1, f2, f3] = [mockFence(), mockFence(), mockFence()];
     const chain = new DmaFenceChain(mockArray(f1, f2), f3, 1);
     assert.deepEqual([...unwrap(chain)], [f3, f1, f2]);
@@ -237,19 +237,22 @@ describe('dedupFences', () => {
 
   it('property: the result is strictly ascending by context, one latest fence per input context', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 20 })), { maxLength: 30 }), (specs) => {
-        const base = fenceContextAlloc(5);
-        const fences = specs.map(([c, s]) => mockFence(base + c, s));
-        const out = dedupFences(fences.slice());
-        const contexts = new Set(fences.map((f) => f.context));
-        assert.equal(out.length, contexts.size);
-        for (let i = 1; i < out.length; i++) assert.ok(out[i - 1]!.context < out[i]!.context);
-        for (const kept of out) {
-          for (const f of fences) {
-            if (f.context === kept.context) assert.ok(kept.seqno >= f.seqno);
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 20 })), { maxLength: 30 }),
+        (specs) => {
+          const base = fenceContextAlloc(5);
+          const fences = specs.map(([c, s]) => mockFence(base + c, s));
+          const out = dedupFences(fences.slice());
+          const contexts = new Set(fences.map((f) => f.context));
+          assert.equal(out.length, contexts.size);
+          for (let i = 1; i < out.length; i++) assert.ok(out[i - 1]!.context < out[i]!.context);
+          for (const kept of out) {
+            for (const f of fences) {
+              if (f.context === kept.context) assert.ok(kept.seqno >= f.seqno);
+            }
           }
-        }
-      }),
+        },
+      ),
     );
   });
 });
@@ -312,7 +315,11 @@ describe('unwrapMerge', () => {
 
   it('leaves out leaves that signal on polling (ops.signaled)', () => {
     let done = false;
-    const polled = new DmaFence({ getDriverName: () => 'p', getTimelineName: () => 'p', signaled: () => done }, fenceContextAlloc(), 1);
+    const polled = new DmaFence(
+      { getDriverName: () => 'p', getTimelineName: () => 'p', signaled: () => done },
+      fenceContextAlloc(),
+      1,
+    );
     const other = mockFence();
     done = true;
     assert.equal(unwrapMerge(polled, other), other);

@@ -87,7 +87,10 @@ describe('DmaFence waits', () => {
   it('waitAny returns the index of the fence that signaled and removes its callbacks from every fence', async () => {
     const fences = [mockFence(), mockFence(), mockFence()];
     const p = DmaFence.waitAny(fences);
-    assert.deepEqual(fences.map((f) => f.signalingEnabled), [true, true, true]);
+    assert.deepEqual(
+      fences.map((f) => f.signalingEnabled),
+      [true, true, true],
+    );
     assert.deepEqual(pending(fences), [1, 1, 1]);
     fences[2]!.signal();
     assert.equal(await p, 2);
@@ -138,6 +141,9 @@ describe('DmaFence waits', () => {
     controller.abort();
     await assert.rejects(p, (err: unknown) => err === controller.signal.reason);
     assert.deepEqual([abortListeners(controller.signal), ...pending(fences)], [0, 0, 0]);
-    await assert.rejects(DmaFence.waitAny(fences, { signal: controller.signal }), (err: unknown) => err === controller.signal.reason);
+    await assert.rejects(
+      DmaFence.waitAny(fences, { signal: controller.signal }),
+      (err: unknown) => err === controller.signal.reason,
+    );
   });
 });

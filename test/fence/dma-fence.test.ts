@@ -5,12 +5,17 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DmaFence, fenceContextAlloc, seqnoIsLater, type DmaFenceOps, type FenceCallback } from '../../src/fence/dma-fence.js';
+import {
+  DmaFence,
+  fenceContextAlloc,
+  seqnoIsLater,
+  type DmaFenceOps,
+  type FenceCallback,
+} from '../../src/fence/dma-fence.js';
 import { VirtualClock, useClock } from '../../src/base/clock.js';
 import { BugError, DmaBufError, InvalidArgumentError } from '../../src/base/errors.js';
 import { mockFence, mockOps, seededRandom, testSeed } from '../helpers/mock-fence.js';
 import { captureMicrotasks, firstContext, spyFence } from '../helpers/fence-spies.js';
-
 
 describe('st-dma-fence', () => {
   it('test_sanitycheck', () => {
@@ -35,7 +40,11 @@ describe('st-dma-fence', () => {
   it('test_add_callback', () => {
     const f = mockFence();
     let seen = false;
-    assert.equal(f.addCallback(() => (seen = true)), true, 'adding to a pending fence must succeed');
+    assert.equal(
+      f.addCallback(() => (seen = true)),
+      true,
+      'adding to a pending fence must succeed',
+    );
     f.signal();
     assert.equal(seen, true, 'signal must run the callback before returning');
   });
@@ -45,7 +54,11 @@ describe('st-dma-fence', () => {
     f.enableSwSignaling();
     f.signal();
     let seen = false;
-    assert.equal(f.addCallback(() => (seen = true)), false, 'adding to a signaled fence must report false');
+    assert.equal(
+      f.addCallback(() => (seen = true)),
+      false,
+      'adding to a signaled fence must report false',
+    );
     f.signal();
     assert.equal(seen, false, 'a refused callback must never run');
   });
@@ -179,8 +192,14 @@ describe('DmaFence', () => {
   it('sanity: a new fence is pending, not enabled, not a container, 32-bit', () => {
     const context = fenceContextAlloc();
     const f = new DmaFence(mockOps, context, 7);
-    assert.deepEqual([f.ops, f.context, f.seqno, f.status, f.error, f.timestamp], [mockOps, context, 7, 'pending', undefined, undefined]);
-    assert.deepEqual([f.signalingEnabled, f.isContainer, f.isSeqno64, f.pendingCallbacks, f.driverName], [false, false, false, 0, 'mock']);
+    assert.deepEqual(
+      [f.ops, f.context, f.seqno, f.status, f.error, f.timestamp],
+      [mockOps, context, 7, 'pending', undefined, undefined],
+    );
+    assert.deepEqual(
+      [f.signalingEnabled, f.isContainer, f.isSeqno64, f.pendingCallbacks, f.driverName],
+      [false, false, false, 0, 'mock'],
+    );
     assert.equal(new DmaFence(mockOps, context, 8, { seqno64: true }).isSeqno64, true);
   });
 
@@ -218,7 +237,10 @@ describe('DmaFence', () => {
     assert.equal(result, true);
     assert.deepEqual(ran, ['a', 'b', 'c']);
     assert.equal(queued.length, 1);
-    assert.throws(() => queued[0]!(), (err: unknown) => err === boom);
+    assert.throws(
+      () => queued[0]!(),
+      (err: unknown) => err === boom,
+    );
     assert.equal(f.status, 'signaled', 'a callback error is not the fence error');
   });
 
@@ -240,14 +262,20 @@ describe('DmaFence', () => {
     const { spy, f } = spyFence();
     f.signal();
     f.enableSwSignaling();
-    assert.equal(f.addCallback(() => {}), false);
+    assert.equal(
+      f.addCallback(() => {}),
+      false,
+    );
     assert.deepEqual([spy.enableCalls, f.signalingEnabled], [0, true]);
   });
 
   it('enableSignaling returning false signals the fence: addCallback returns false, wait resolves true', async () => {
     const { f, make } = spyFence({ enableResult: false });
     let ran = false;
-    assert.equal(f.addCallback(() => (ran = true)), false);
+    assert.equal(
+      f.addCallback(() => (ran = true)),
+      false,
+    );
     assert.deepEqual([ran, f.signaledFlag], [false, true]);
     assert.equal(await f.wait(), true);
     const g = make();
@@ -299,7 +327,10 @@ describe('DmaFence', () => {
     const a: FenceCallback = () => {};
     assert.equal(f.removeCallback(a), false);
     f.addCallback(a);
-    assert.equal(f.removeCallback(() => {}), false);
+    assert.equal(
+      f.removeCallback(() => {}),
+      false,
+    );
     assert.equal(f.removeCallback(a), true);
     assert.equal(f.removeCallback(a), false);
     assert.equal(f.pendingCallbacks, 0);
@@ -374,9 +405,18 @@ describe('DmaFence', () => {
 
   it('isLaterOrSame: identity, or later; an equal seqno on another object is not enough', () => {
     const context = fenceContextAlloc();
-    const [a, twin, b] = [3, 3, 4].map((seqno) => new DmaFence(mockOps, context, seqno)) as [DmaFence, DmaFence, DmaFence];
+    const [a, twin, b] = [3, 3, 4].map((seqno) => new DmaFence(mockOps, context, seqno)) as [
+      DmaFence,
+      DmaFence,
+      DmaFence,
+    ];
     assert.deepEqual(
-      [DmaFence.isLaterOrSame(a, a), DmaFence.isLaterOrSame(a, twin), DmaFence.isLaterOrSame(b, a), DmaFence.isLaterOrSame(a, b)],
+      [
+        DmaFence.isLaterOrSame(a, a),
+        DmaFence.isLaterOrSame(a, twin),
+        DmaFence.isLaterOrSame(b, a),
+        DmaFence.isLaterOrSame(a, b),
+      ],
       [true, false, true, false],
     );
   });
@@ -410,7 +450,10 @@ describe('DmaFence', () => {
     assert.equal(stub.ops.getTimelineName(stub), 'stub');
     assert.equal(stub.driverName, 'detached-driver');
     assert.equal(stub.timelineName, 'signaled-timeline');
-    assert.equal(stub.addCallback(() => assert.fail('the stub called back')), false);
+    assert.equal(
+      stub.addCallback(() => assert.fail('the stub called back')),
+      false,
+    );
   });
 
   it('allocatePrivateStub returns a new signaled, enabled fence timestamped at ts (default now)', () => {
@@ -445,7 +488,8 @@ describe('DmaFence', () => {
 
   it('fenceContextAlloc with a count that is not a positive integer is InvalidArgumentError and allocates nothing', () => {
     const before = fenceContextAlloc();
-    for (const count of [0, -1, 1.5, NaN, Infinity]) assert.throws(() => fenceContextAlloc(count), InvalidArgumentError, String(count));
+    for (const count of [0, -1, 1.5, NaN, Infinity])
+      assert.throws(() => fenceContextAlloc(count), InvalidArgumentError, String(count));
     assert.equal(fenceContextAlloc(), before + 1);
   });
 
@@ -476,22 +520,31 @@ describe('DmaFence', () => {
     g.setDeadline(30);
     assert.deepEqual([spy.deadlines, g.signaledFlag], [[], true]);
   });
-
 });
 
 describe('DmaFence bad input', () => {
   /** Asserts that `f` still takes a callback and signals it. */
   const usable = (f: DmaFence = mockFence()): void => {
     let ran = false;
-    assert.equal(f.addCallback(() => (ran = true)), true);
+    assert.equal(
+      f.addCallback(() => (ran = true)),
+      true,
+    );
     assert.deepEqual([f.signal(), ran], [true, true]);
   };
 
   it('ops without the name getters, or with a non-function optional op, are BugErrors', () => {
     const bad: unknown[] = [
-      null, undefined, 'ops', {}, { getDriverName: () => 'x' }, { getTimelineName: () => 'x' },
+      null,
+      undefined,
+      'ops',
+      {},
+      { getDriverName: () => 'x' },
+      { getTimelineName: () => 'x' },
       { getDriverName: 'x', getTimelineName: () => 'x' },
-      { ...mockOps, enableSignaling: true }, { ...mockOps, signaled: 1 }, { ...mockOps, setDeadline: {} },
+      { ...mockOps, enableSignaling: true },
+      { ...mockOps, signaled: 1 },
+      { ...mockOps, setDeadline: {} },
     ];
     for (const ops of bad) {
       assert.throws(() => new DmaFence(ops as DmaFenceOps, fenceContextAlloc(), 1), BugError, JSON.stringify(ops));
@@ -503,7 +556,11 @@ describe('DmaFence bad input', () => {
     const context = fenceContextAlloc();
     for (const value of [-1, 0.5, NaN, Infinity, Number.MAX_SAFE_INTEGER + 1, '1']) {
       assert.throws(() => new DmaFence(mockOps, value as number, 1), InvalidArgumentError, `context ${String(value)}`);
-      assert.throws(() => new DmaFence(mockOps, context, value as number), InvalidArgumentError, `seqno ${String(value)}`);
+      assert.throws(
+        () => new DmaFence(mockOps, context, value as number),
+        InvalidArgumentError,
+        `seqno ${String(value)}`,
+      );
     }
     usable(new DmaFence(mockOps, context, Number.MAX_SAFE_INTEGER));
   });
@@ -531,14 +588,11 @@ describe('DmaFence bad input', () => {
     assert.equal(f.status, 'signaled');
   });
 
-  it(
-    'setError with an unknown errno name is InvalidArgumentError',
-    () => {
-      const f = mockFence();
-      assert.throws(() => f.setError('EBOGUS' as 'EIO'), InvalidArgumentError);
-      assert.equal(f.error, undefined);
-    },
-  );
+  it('setError with an unknown errno name is InvalidArgumentError', () => {
+    const f = mockFence();
+    assert.throws(() => f.setError('EBOGUS' as 'EIO'), InvalidArgumentError);
+    assert.equal(f.error, undefined);
+  });
 
   it('wait with a negative or NaN timeout rejects with InvalidArgumentError and adds nothing', async () => {
     const f = mockFence();
@@ -578,7 +632,8 @@ describe('DmaFence bad input', () => {
 
   it('setDeadline with a non-finite deadline is InvalidArgumentError', () => {
     const { spy, f } = spyFence();
-    for (const deadline of [NaN, Infinity]) assert.throws(() => f.setDeadline(deadline), InvalidArgumentError, String(deadline));
+    for (const deadline of [NaN, Infinity])
+      assert.throws(() => f.setDeadline(deadline), InvalidArgumentError, String(deadline));
     assert.deepEqual(spy.deadlines, []);
     usable(f);
   });

@@ -59,11 +59,17 @@ describe('long-running fences', () => {
   it('lrAddCallback works on any fence without a report; late: false after signal', () => {
     for (const fence of [lrFence(), mockFence()]) {
       let calls = 0;
-      assert.equal(fence.lrAddCallback(() => calls++), true);
+      assert.equal(
+        fence.lrAddCallback(() => calls++),
+        true,
+      );
       assert.equal(fence.pendingCallbacks, 1);
       fence.signal();
       assert.equal(calls, 1);
-      assert.equal(fence.lrAddCallback(() => calls++), false);
+      assert.equal(
+        fence.lrAddCallback(() => calls++),
+        false,
+      );
       assert.equal(calls, 1);
     }
     assert.deepEqual(seen(), []);
@@ -72,7 +78,10 @@ describe('long-running fences', () => {
   it('plain addCallback on a long-running fence is reported, naming the fence, and still adds the callback', () => {
     const lr = lrFence();
     let calls = 0;
-    assert.equal(lr.addCallback(() => calls++), true);
+    assert.equal(
+      lr.addCallback(() => calls++),
+      true,
+    );
     assert.deepEqual(seen(), [`long-running-callback ${LR_MAP}`]);
     const { message } = lockdepReports()[0]!;
     assert.ok(message.includes(lr.describe()), message);
@@ -97,10 +106,16 @@ describe('long-running fences', () => {
   it('throw mode: plain addCallback throws a BugError and adds nothing; the fence stays usable', () => {
     enableLockdep({ mode: 'throw' });
     const lr = lrFence();
-    assert.throws(() => lr.addCallback(() => {}), (err: unknown) => err instanceof BugError && err.message.includes(lr.describe()));
+    assert.throws(
+      () => lr.addCallback(() => {}),
+      (err: unknown) => err instanceof BugError && err.message.includes(lr.describe()),
+    );
     assert.equal(lr.pendingCallbacks, 0);
     let calls = 0;
-    assert.equal(lr.lrAddCallback(() => calls++), true);
+    assert.equal(
+      lr.lrAddCallback(() => calls++),
+      true,
+    );
     lr.signal();
     assert.equal(calls, 1);
   });
@@ -109,7 +124,10 @@ describe('long-running fences', () => {
     disableLockdep();
     const lr = lrFence();
     let calls = 0;
-    assert.equal(lr.addCallback(() => calls++), true);
+    assert.equal(
+      lr.addCallback(() => calls++),
+      true,
+    );
     lr.signal();
     assert.equal(calls, 1);
     assert.deepEqual(seen(), []);
@@ -143,7 +161,10 @@ describe('long-running containers', () => {
     const member = lrFence();
     const array = new DmaFenceArray([mockFence(), member], fenceContextAlloc(), 1, { signalOnAny: true });
     let calls = 0;
-    assert.equal(array.lrAddCallback(() => calls++), true); // enables signaling: callbacks on members
+    assert.equal(
+      array.lrAddCallback(() => calls++),
+      true,
+    ); // enables signaling: callbacks on members
     assert.deepEqual(seen(), [], 'the array uses lrAddCallback on its members');
     array.addCallback(() => calls++);
     assert.deepEqual(seen(), [`long-running-callback ${LR_MAP}`]);
@@ -156,7 +177,10 @@ describe('long-running containers', () => {
     const payload = lrFence();
     const chain = new DmaFenceChain(null, payload, 1);
     let calls = 0;
-    assert.equal(chain.lrAddCallback(() => calls++), true);
+    assert.equal(
+      chain.lrAddCallback(() => calls++),
+      true,
+    );
     assert.deepEqual(seen(), []);
     payload.signal();
     assert.equal(chain.signaledFlag, true);
@@ -174,7 +198,11 @@ describe('reservation objects refuse long-running fences', () => {
     resv.reserveFences(1);
     assert.throws(
       () => resv.addFence(lr, DmaResvUsage.Bookkeep),
-      (err: unknown) => err instanceof BugError && err.message.includes(lr.describe()) && err.message.includes('lr.bo') && /long-running/.test(err.message),
+      (err: unknown) =>
+        err instanceof BugError &&
+        err.message.includes(lr.describe()) &&
+        err.message.includes('lr.bo') &&
+        /long-running/.test(err.message),
     );
     assert.deepEqual(resv.getFences(DmaResvUsage.Bookkeep), []);
     const ordinary = mockFence();
@@ -194,7 +222,8 @@ describe('reservation objects refuse long-running fences', () => {
     const lr = lrFence();
     assert.throws(
       () => resv.replaceFences(old.context, lr, DmaResvUsage.Bookkeep),
-      (err: unknown) => err instanceof BugError && err.message.includes(lr.describe()) && /replaceFences/.test(err.message),
+      (err: unknown) =>
+        err instanceof BugError && err.message.includes(lr.describe()) && /replaceFences/.test(err.message),
     );
     assert.deepEqual(resv.getFences(DmaResvUsage.Bookkeep), [old]);
     const next = mockFence(old.context, 2);
@@ -248,7 +277,10 @@ describe('long-running fences under the validator: who may wait for whom', () =>
     enableLockdep({ mode: 'throw' });
     const lr = lrFence();
     const cookie = beginSignalling();
-    await assert.rejects(lr.wait({ timeout: 0 }), (err: unknown) => err instanceof BugError && err.message.includes(LR_MAP));
+    await assert.rejects(
+      lr.wait({ timeout: 0 }),
+      (err: unknown) => err instanceof BugError && err.message.includes(LR_MAP),
+    );
     endSignalling(cookie);
     assert.equal(lr.signalingEnabled, false);
     const waiting = lr.wait();

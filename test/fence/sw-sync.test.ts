@@ -12,7 +12,12 @@ const INT_MAX = 0x7fff_ffff;
 
 /** Adds a callback to each point that appends its seqno to `log`; asserts the add succeeded. */
 function recordSignals(points: readonly SyncPt[], log: number[]): void {
-  for (const pt of points) assert.equal(pt.addCallback((f) => log.push(f.seqno)), true, `addCallback on pending ${pt.describe()}`);
+  for (const pt of points)
+    assert.equal(
+      pt.addCallback((f) => log.push(f.seqno)),
+      true,
+      `addCallback on pending ${pt.describe()}`,
+    );
 }
 
 describe('SwSyncTimeline', () => {
@@ -81,7 +86,10 @@ describe('SwSyncTimeline', () => {
     assert.equal(timeline.activePoints, 0);
     assert.equal(timeline.value, 5);
     // Late: callbacks on signaled points are refused and never run.
-    assert.equal(points[0]!.addCallback(() => log.push(-1)), false);
+    assert.equal(
+      points[0]!.addCallback(() => log.push(-1)),
+      false,
+    );
     assert.deepEqual(log, [1, 2, 3, 4, 5]);
   });
 
@@ -97,7 +105,7 @@ describe('SwSyncTimeline', () => {
     assert.equal(p3!.status, 'signaled');
   });
 
-  it('runs each point\'s callbacks before the next point signals, and lets callbacks re-enter', () => {
+  it("runs each point's callbacks before the next point signals, and lets callbacks re-enter", () => {
     using timeline = new SwSyncTimeline();
     const log: string[] = [];
     const p1 = timeline.createFence(1);
@@ -145,7 +153,10 @@ describe('SwSyncTimeline', () => {
       assert.equal(pt.signaledFlag, true, `value ${v} <= 10`);
       assert.equal(pt.status, 'signaled');
       assert.equal(pt.timestamp, 1005);
-      assert.equal(pt.addCallback(() => assert.fail('must not run')), false);
+      assert.equal(
+        pt.addCallback(() => assert.fail('must not run')),
+        false,
+      );
     }
     assert.equal(timeline.createFence(11).signaledFlag, false);
     assert.equal(timeline.activePoints, 1);
@@ -180,7 +191,10 @@ describe('SwSyncTimeline', () => {
     assert.equal(timeline.value, 0xffff_fff0);
     const values = [10, 0xffff_ffff, 3, 0xffff_fff5, 0];
     const points = values.map((v) => timeline.createFence(v));
-    assert.ok(points.every((p) => !p.signaledFlag), 'all five are ahead of 0xfffffff0');
+    assert.ok(
+      points.every((p) => !p.signaledFlag),
+      'all five are ahead of 0xfffffff0',
+    );
     const log: number[] = [];
     recordSignals(points, log);
     timeline.inc(0x13); // 0xfffffff0 + 0x13 = 0x1_0000_0003 -> 3
@@ -225,7 +239,7 @@ describe('SwSyncTimeline', () => {
     using timeline = new SwSyncTimeline();
     const pt = timeline.createFence(1);
     const other = timeline.createFence(2);
-    assert.equal(timeline.getDeadline(pt), undefined, 'no deadline set: the kernel\'s -ENOENT');
+    assert.equal(timeline.getDeadline(pt), undefined, "no deadline set: the kernel's -ENOENT");
     pt.setDeadline(100);
     pt.setDeadline(50);
     pt.setDeadline(70);
@@ -298,8 +312,14 @@ describe('SwSyncTimeline', () => {
     const pt = timeline.createFence(1);
     pt.setDeadline(5);
     timeline[Symbol.dispose]();
-    assert.throws(() => timeline.createFence(2), (err: unknown) => err instanceof BugError && /"gone".*createFence after destroy/.test(err.message));
-    assert.throws(() => timeline.inc(), (err: unknown) => err instanceof BugError && /"gone".*inc after destroy/.test(err.message));
+    assert.throws(
+      () => timeline.createFence(2),
+      (err: unknown) => err instanceof BugError && /"gone".*createFence after destroy/.test(err.message),
+    );
+    assert.throws(
+      () => timeline.inc(),
+      (err: unknown) => err instanceof BugError && /"gone".*inc after destroy/.test(err.message),
+    );
     // Reads stay allowed.
     assert.equal(timeline.value, 0);
     assert.equal(timeline.getDeadline(pt), 5);
@@ -338,14 +358,17 @@ describe('SwSyncTimeline', () => {
     // Start at a random place so the run often crosses the 32-bit wrap.
     const start = Math.floor(random() * 2 ** 32);
     timeline.inc(start);
-    const offsets = shuffle(Array.from({ length: count }, (_, i) => i + 1), random);
+    const offsets = shuffle(
+      Array.from({ length: count }, (_, i) => i + 1),
+      random,
+    );
     const log: number[] = [];
     let bad = '';
     for (const off of offsets) {
       const pt = timeline.createFence((start + off) >>> 0);
       pt.addCallback((f) => {
         if (f.seqno !== timeline.value && bad === '') bad = `point ${f.seqno} signaled at value ${timeline.value}`;
-        log.push(((f.seqno - start) >>> 0));
+        log.push((f.seqno - start) >>> 0);
       });
     }
     assert.equal(timeline.activePoints, count, `seed ${seed}`);
@@ -396,20 +419,39 @@ describe('SwSyncTimeline', () => {
     const timeline = new SwSyncTimeline('dump');
     timeline.inc(U32_MAX - 1);
     for (const v of [1, U32_MAX, 0]) timeline.createFence(v);
-    assert.equal(timeline.describe(), ['dump: 4294967294', '  pt 4294967295: active', '  pt 0: active', '  pt 1: active'].join('\n'));
+    assert.equal(
+      timeline.describe(),
+      ['dump: 4294967294', '  pt 4294967295: active', '  pt 0: active', '  pt 1: active'].join('\n'),
+    );
     timeline.inc();
     assert.equal(timeline.describe(), ['dump: 4294967295', '  pt 0: active', '  pt 1: active'].join('\n'));
     clock.advance(5);
     timeline.destroy();
-    assert.equal(timeline.describe(), ['dump: 4294967295 (destroyed)', '  pt 0: error ENOENT @2005ms', '  pt 1: error ENOENT @2005ms'].join('\n'));
-    assert.match(String(timeline), /SwSyncTimeline\(sw_sync timeline "dump" \(context \d+\), value 4294967295, 0 active\)/);
+    assert.equal(
+      timeline.describe(),
+      ['dump: 4294967295 (destroyed)', '  pt 0: error ENOENT @2005ms', '  pt 1: error ENOENT @2005ms'].join('\n'),
+    );
+    assert.match(
+      String(timeline),
+      /SwSyncTimeline\(sw_sync timeline "dump" \(context \d+\), value 4294967295, 0 active\)/,
+    );
   });
 
   it('matches a simple model under random createFence/inc sequences (property)', () => {
     type Op = { kind: 'create'; offset: number } | { kind: 'inc'; n: number };
     const op: fc.Arbitrary<Op> = fc.oneof(
-      fc.record({ kind: fc.constant('create' as const), offset: fc.oneof(fc.integer({ min: -20, max: 40 }), fc.integer({ min: 0, max: U32_MAX })) }),
-      fc.record({ kind: fc.constant('inc' as const), n: fc.oneof(fc.integer({ min: 0, max: 8 }), fc.constantFrom(INT_MAX, 2 ** 31, U32_MAX), fc.integer({ min: 0, max: U32_MAX })) }),
+      fc.record({
+        kind: fc.constant('create' as const),
+        offset: fc.oneof(fc.integer({ min: -20, max: 40 }), fc.integer({ min: 0, max: U32_MAX })),
+      }),
+      fc.record({
+        kind: fc.constant('inc' as const),
+        n: fc.oneof(
+          fc.integer({ min: 0, max: 8 }),
+          fc.constantFrom(INT_MAX, 2 ** 31, U32_MAX),
+          fc.integer({ min: 0, max: U32_MAX }),
+        ),
+      }),
     );
     fc.assert(
       fc.property(fc.integer({ min: 0, max: U32_MAX }), fc.array(op, { maxLength: 60 }), (start, ops) => {
@@ -430,7 +472,9 @@ describe('SwSyncTimeline', () => {
               pt.addCallback((f) => log.push(f.seqno));
             }
           } else {
-            const expected = [...live].filter((v) => ((v - value) >>> 0) <= o.n).sort((a, b) => ((a - value) >>> 0) - ((b - value) >>> 0));
+            const expected = [...live]
+              .filter((v) => (v - value) >>> 0 <= o.n)
+              .sort((a, b) => ((a - value) >>> 0) - ((b - value) >>> 0));
             for (const v of expected) live.delete(v);
             log.length = 0;
             timeline.inc(o.n);

@@ -9,7 +9,12 @@ import { DmaFenceChain } from '../../src/fence/dma-fence-chain.js';
 import { SYNC_FILE_NAME_MAX, SyncFile } from '../../src/fence/sync-file.js';
 import { mockFence } from '../helpers/mock-fence.js';
 
-function gpuFence(timeline: string, context = fenceContextAlloc(), seqno = 1, extra: Partial<DmaFenceOps> = {}): DmaFence {
+function gpuFence(
+  timeline: string,
+  context = fenceContextAlloc(),
+  seqno = 1,
+  extra: Partial<DmaFenceOps> = {},
+): DmaFence {
   return new DmaFence({ getDriverName: () => 'gpu', getTimelineName: () => timeline, ...extra }, context, seqno);
 }
 
@@ -52,7 +57,7 @@ describe('SyncFile', () => {
       assert.equal(new SyncFile(f, 'x'.repeat(31)).name.length, 31);
       assert.throws(() => new SyncFile(f, 'x'.repeat(32)), InvalidArgumentError);
       // 'é' is two bytes: 15 of them plus one ASCII byte fit, 16 do not.
-      assert.equal(new SyncFile(f, 'é'.repeat(15) + 'x').name, 'é'.repeat(15) + 'x');
+      assert.equal(new SyncFile(f, `${'é'.repeat(15)}x`).name, `${'é'.repeat(15)}x`);
       assert.throws(() => new SyncFile(f, 'é'.repeat(16)), /32 bytes of UTF-8; at most 31 fit/);
       // An astral character is four bytes.
       assert.throws(() => new SyncFile(f, '🙂'.repeat(8)), /32 bytes/);
@@ -155,7 +160,7 @@ describe('SyncFile', () => {
       assert.equal(make('pending').info().status, 'pending');
     });
 
-    it('walks chains: each point\'s payload, arrays expanded, signaled older points left out', () => {
+    it("walks chains: each point's payload, arrays expanded, signaled older points left out", () => {
       const a = gpuFence('a');
       const b = gpuFence('b');
       const c = gpuFence('c');
@@ -171,7 +176,7 @@ describe('SyncFile', () => {
       );
     });
 
-    it('reads a leaf\'s names before polling its status, so a leaf found done by the poll keeps live names', () => {
+    it("reads a leaf's names before polling its status, so a leaf found done by the poll keeps live names", () => {
       let done = false;
       const polled = gpuFence('lazy', fenceContextAlloc(), 1, { signaled: () => done });
       using file = new SyncFile(polled);
@@ -197,7 +202,9 @@ describe('SyncFile', () => {
   describe('deadlines', () => {
     it('forwards a deadline to every fence inside a merged file', () => {
       const logs: number[][] = [[], []];
-      const leaves = logs.map((log) => gpuFence('d', fenceContextAlloc(), 1, { setDeadline: (_f, d) => void log.push(d) }));
+      const leaves = logs.map((log) =>
+        gpuFence('d', fenceContextAlloc(), 1, { setDeadline: (_f, d) => void log.push(d) }),
+      );
       using merged = SyncFile.merge('m', new SyncFile(leaves[0]!), new SyncFile(leaves[1]!));
       merged.setDeadline(5);
       assert.deepEqual(logs, [[5], [5]]);
@@ -276,7 +283,7 @@ describe('SyncFile', () => {
       file.poll();
       assert.equal(f.pendingCallbacks, 2);
       file[Symbol.dispose]();
-      assert.equal(f.pendingCallbacks, 1, 'only this file\'s callback was removed');
+      assert.equal(f.pendingCallbacks, 1, "only this file's callback was removed");
       file[Symbol.dispose]();
       assert.equal(f.pendingCallbacks, 1);
       assert.equal(file.isDisposed, true);

@@ -41,14 +41,34 @@ type Command =
   | { readonly kind: 'timedFind'; readonly pick: number; readonly delta: number };
 
 const commandArb: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('add' as const), delta: fc.integer({ min: 1, max: 3 }), stub: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('addOutOfOrder' as const), back: fc.integer({ min: 0, max: 4 }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('add' as const),
+      delta: fc.integer({ min: 1, max: 3 }),
+      stub: fc.boolean(),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('addOutOfOrder' as const), back: fc.integer({ min: 0, max: 4 }) }),
+  },
   { weight: 6, arbitrary: fc.record({ kind: fc.constant('signal' as const), pick: fc.nat() }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('find' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('query' as const) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('poll' as const), pick: fc.nat(), available: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('timedWait' as const), pick: fc.nat(), signalPick: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('timedFind' as const), pick: fc.nat(), delta: fc.integer({ min: 0, max: 3 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('timedWait' as const), pick: fc.nat(), signalPick: fc.nat() }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('timedFind' as const),
+      pick: fc.nat(),
+      delta: fc.integer({ min: 0, max: 3 }),
+    }),
+  },
 );
 
 class TimelineModel {
@@ -141,7 +161,10 @@ async function run(commands: readonly Command[], gc: ChainGcPolicy): Promise<voi
     const outOfOrder = model.add(point, payload, syncobj.fence!);
     if (result !== undefined) assert.equal(result.outOfOrder, outOfOrder, `addPoint(${point}).outOfOrder`);
     // The walk after the add leaves at most the new head and the previous head holding signaled payloads.
-    assert.ok(DmaFenceChain.reachableStats(syncobj.fence!).signaledNodes <= 2, `signaled links survived the walk after adding ${point}`);
+    assert.ok(
+      DmaFenceChain.reachableStats(syncobj.fence!).signaledNodes <= 2,
+      `signaled links survived the walk after adding ${point}`,
+    );
   };
 
   for (const command of commands) {
@@ -204,7 +227,11 @@ async function run(commands: readonly Command[], gc: ChainGcPolicy): Promise<voi
         const index = model.resolve(point);
         const result = await outcome;
         if (index !== undefined && model.signaledUpTo(index)) assert.equal(result, 0, `timed wait for point ${point}`);
-        else assert.ok(result instanceof FenceTimeoutError, `timed wait for point ${point}: expected a timeout, got ${String(result)}`);
+        else
+          assert.ok(
+            result instanceof FenceTimeoutError,
+            `timed wait for point ${point}: expected a timeout, got ${String(result)}`,
+          );
         break;
       }
       case 'timedFind': {
@@ -227,7 +254,11 @@ async function run(commands: readonly Command[], gc: ChainGcPolicy): Promise<voi
         await clock.tick(5);
         const result = await outcome;
         if (expected !== undefined) assert.equal(result, expected, `findFence(${point}) with waitForSubmit`);
-        else assert.ok(result instanceof FenceTimeoutError, `findFence(${point}): expected a timeout, got ${String(result)}`);
+        else
+          assert.ok(
+            result instanceof FenceTimeoutError,
+            `findFence(${point}): expected a timeout, got ${String(result)}`,
+          );
         break;
       }
     }
@@ -239,7 +270,11 @@ async function run(commands: readonly Command[], gc: ChainGcPolicy): Promise<voi
 describe('Syncobj', () => {
   it('property: a timeline matches the uncollected-list model (lookups, query, waits)', async () => {
     const seed = testSeed();
-    const property = fc.asyncProperty(fc.array(commandArb, { minLength: 1, maxLength: 40 }), fc.constantFrom<ChainGcPolicy>('walk', 'queue'), run);
+    const property = fc.asyncProperty(
+      fc.array(commandArb, { minLength: 1, maxLength: 40 }),
+      fc.constantFrom<ChainGcPolicy>('walk', 'queue'),
+      run,
+    );
     try {
       await fc.assert(property, { seed, numRuns: 200 });
     } catch (err) {

@@ -1,6 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BugError, DmaBufError, FenceTimeoutError, InvalidArgumentError, NotSubmittedError } from '../../src/base/errors.js';
+import {
+  BugError,
+  DmaBufError,
+  FenceTimeoutError,
+  InvalidArgumentError,
+  NotSubmittedError,
+} from '../../src/base/errors.js';
 import { VirtualClock, useClock } from '../../src/base/clock.js';
 import { DmaFence, fenceContextAlloc, type DmaFenceOps } from '../../src/fence/dma-fence.js';
 import { DmaFenceArray } from '../../src/fence/dma-fence-array.js';
@@ -10,7 +16,10 @@ import { SYNCOBJ_WAIT_FOR_SUBMIT_TIMEOUT, Syncobj } from '../../src/fence/syncob
 import { mockFence, seededRandom, shuffle, testSeed } from '../helpers/mock-fence.js';
 
 /** A timeline with points 1..count, each with its own pending mock payload. */
-function timeline(count: number, init?: ConstructorParameters<typeof Syncobj>[0]): { syncobj: Syncobj; payloads: DmaFence[] } {
+function timeline(
+  count: number,
+  init?: ConstructorParameters<typeof Syncobj>[0],
+): { syncobj: Syncobj; payloads: DmaFence[] } {
   const syncobj = new Syncobj(init);
   const payloads: DmaFence[] = [];
   for (let i = 1; i <= count; i++) {
@@ -25,7 +34,10 @@ function timeline(count: number, init?: ConstructorParameters<typeof Syncobj>[0]
 async function state(promise: Promise<unknown>): Promise<'pending' | 'fulfilled' | 'rejected'> {
   const marker = Symbol('pending');
   const later = new Promise((resolve) => setImmediate(() => resolve(marker)));
-  return Promise.race([promise, later]).then((value) => (value === marker ? 'pending' : 'fulfilled'), () => 'rejected');
+  return Promise.race([promise, later]).then(
+    (value) => (value === marker ? 'pending' : 'fulfilled'),
+    () => 'rejected',
+  );
 }
 
 describe('Syncobj', () => {
@@ -62,7 +74,10 @@ describe('Syncobj', () => {
       using syncobj = new Syncobj({ fence: mockFence() });
       syncobj.reset();
       assert.equal(syncobj.fence, null);
-      await assert.rejects(syncobj.findFence(0), (err: unknown) => err instanceof NotSubmittedError && err.code === 'EINVAL' && /has no fence/.test(err.message));
+      await assert.rejects(
+        syncobj.findFence(0),
+        (err: unknown) => err instanceof NotSubmittedError && err.code === 'EINVAL' && /has no fence/.test(err.message),
+      );
     });
 
     it('signal installs a fresh signaled stub, timestamped now', () => {
@@ -72,14 +87,21 @@ describe('Syncobj', () => {
       syncobj.signal();
       const fence = syncobj.fence!;
       assert.ok(fence.signaledFlag);
-      assert.notEqual(fence, DmaFence.getStub(), 'binary signal allocates a private stub, like drm_syncobj_assign_null_handle');
+      assert.notEqual(
+        fence,
+        DmaFence.getStub(),
+        'binary signal allocates a private stub, like drm_syncobj_assign_null_handle',
+      );
       assert.equal(fence.timestamp, 1000);
     });
 
     it('a binary fence is not a timeline: points > 0 are not submitted and query reports 0', async () => {
       using syncobj = new Syncobj({ fence: mockFence() });
       assert.equal(syncobj.findFenceNow(1), undefined);
-      await assert.rejects(syncobj.findFence(1), (err: unknown) => err instanceof NotSubmittedError && /binary fence/.test(err.message));
+      await assert.rejects(
+        syncobj.findFence(1),
+        (err: unknown) => err instanceof NotSubmittedError && /binary fence/.test(err.message),
+      );
       assert.equal(syncobj.query(), 0);
       assert.equal(syncobj.query({ lastSubmitted: true }), 0);
     });
@@ -143,7 +165,10 @@ describe('Syncobj', () => {
         assert.throws(() => syncobj.addPoint(mockFence(), bad), InvalidArgumentError, `point ${bad}`);
       }
       const chain = new DmaFenceChain(null, mockFence(), 1);
-      assert.throws(() => syncobj.addPoint(chain, 5), (err: unknown) => err instanceof BugError && /unwrapMerge/.test(err.message) && /point 5/.test(err.message));
+      assert.throws(
+        () => syncobj.addPoint(chain, 5),
+        (err: unknown) => err instanceof BugError && /unwrapMerge/.test(err.message) && /point 5/.test(err.message),
+      );
       assert.equal(syncobj.fence, head);
       assert.equal(syncobj.query({ lastSubmitted: true }), 1);
     });
@@ -164,7 +189,11 @@ describe('Syncobj', () => {
       assert.equal(syncobj.outOfOrderPoints, 0);
       const late = mockFence();
       assert.deepEqual(syncobj.addPoint(late, 2), { outOfOrder: true });
-      assert.deepEqual(syncobj.addPoint(mockFence(), 4), { outOfOrder: true }, 'the same point again is out of order too');
+      assert.deepEqual(
+        syncobj.addPoint(mockFence(), 4),
+        { outOfOrder: true },
+        'the same point again is out of order too',
+      );
       assert.equal(syncobj.outOfOrderPoints, 2);
       const head = DmaFenceChain.toChain(syncobj.fence)!;
       assert.equal(head.seqno, 4, 'the kernel raises the seqno to the predecessor’s');
@@ -195,7 +224,11 @@ describe('Syncobj', () => {
       assert.deepEqual(syncobj.addPoint(five, 5), { outOfOrder: false });
       assert.equal(DmaFenceChain.toChain(syncobj.findFenceNow(5))?.fence, five);
       assert.equal(DmaFenceChain.toChain(syncobj.findFenceNow(4))?.fence, five, 'a gap resolves forward');
-      assert.equal(DmaFenceChain.toChain(syncobj.findFenceNow(2))?.fence, late, 'earlier points resolve to the out-of-order node');
+      assert.equal(
+        DmaFenceChain.toChain(syncobj.findFenceNow(2))?.fence,
+        late,
+        'earlier points resolve to the out-of-order node',
+      );
       late.signal();
       // The out-of-order node's payload is done: the walk goes past it to the old context.
       assert.equal(DmaFenceChain.toChain(syncobj.findFenceNow(2))?.fence, payloads[2]);
@@ -330,7 +363,13 @@ describe('Syncobj', () => {
       using _c = useClock(clock);
       const { syncobj } = timeline(1);
       const pending = syncobj.findFence(2, { waitForSubmit: true });
-      const outcome = assert.rejects(pending, (err: unknown) => err instanceof FenceTimeoutError && err.code === 'ETIME' && /point 2 was not submitted within 5000 ms/.test(err.message));
+      const outcome = assert.rejects(
+        pending,
+        (err: unknown) =>
+          err instanceof FenceTimeoutError &&
+          err.code === 'ETIME' &&
+          /point 2 was not submitted within 5000 ms/.test(err.message),
+      );
       await clock.tick(SYNCOBJ_WAIT_FOR_SUBMIT_TIMEOUT - 1);
       assert.equal(await state(pending), 'pending');
       await clock.tick(1);
@@ -363,8 +402,14 @@ describe('Syncobj', () => {
       await assert.rejects(pending, (err: unknown) => err === reason);
       assert.equal(syncobj.pendingSubmitWaiters, 0);
       assert.equal(clock.pendingTimers, 0);
-      await assert.rejects(syncobj.findFence(2, { waitForSubmit: true, signal: controller.signal }), (err: unknown) => err === reason);
-      assert.ok(await syncobj.findFence(1, { waitForSubmit: true, signal: controller.signal }), 'an existing point needs no waiting');
+      await assert.rejects(
+        syncobj.findFence(2, { waitForSubmit: true, signal: controller.signal }),
+        (err: unknown) => err === reason,
+      );
+      assert.ok(
+        await syncobj.findFence(1, { waitForSubmit: true, signal: controller.signal }),
+        'an existing point needs no waiting',
+      );
       syncobj.addPoint(mockFence(), 2);
     });
 
@@ -386,7 +431,13 @@ describe('Syncobj', () => {
       const a = timeline(2);
       const b = timeline(2);
       const waitedOn = a.syncobj.findFenceNow(2)!;
-      const pending = Syncobj.wait([{ syncobj: a.syncobj, point: 2 }, { syncobj: b.syncobj, point: 1 }], { timeout: 100 });
+      const pending = Syncobj.wait(
+        [
+          { syncobj: a.syncobj, point: 2 },
+          { syncobj: b.syncobj, point: 1 },
+        ],
+        { timeout: 100 },
+      );
       assert.equal(waitedOn.pendingCallbacks, 1);
       b.payloads[0]!.signal();
       assert.equal(await pending, 1);
@@ -399,14 +450,24 @@ describe('Syncobj', () => {
       const b = timeline(1);
       b.payloads[0]!.signal();
       a.payloads[0]!.signal();
-      assert.equal(await Syncobj.wait([{ syncobj: a.syncobj, point: 1 }, { syncobj: b.syncobj, point: 1 }]), 0);
+      assert.equal(
+        await Syncobj.wait([
+          { syncobj: a.syncobj, point: 1 },
+          { syncobj: b.syncobj, point: 1 },
+        ]),
+        0,
+      );
     });
 
     it('all: waits for every entry and reports the first one signaled up front, -1 when none was', async () => {
       const a = timeline(1);
       const b = timeline(1);
       const c = timeline(1);
-      const entries = [{ syncobj: a.syncobj, point: 1 }, { syncobj: b.syncobj, point: 1 }, { syncobj: c.syncobj, point: 1 }];
+      const entries = [
+        { syncobj: a.syncobj, point: 1 },
+        { syncobj: b.syncobj, point: 1 },
+        { syncobj: c.syncobj, point: 1 },
+      ];
       const none = Syncobj.wait(entries, { all: true });
       b.payloads[0]!.signal();
       const some = Syncobj.wait(entries, { all: true });
@@ -420,7 +481,13 @@ describe('Syncobj', () => {
 
     it('a missing point without waitForSubmit or available is NotSubmittedError', async () => {
       const a = timeline(1);
-      await assert.rejects(Syncobj.wait([{ syncobj: a.syncobj, point: 1 }, { syncobj: a.syncobj, point: 2 }]), (err: unknown) => err instanceof NotSubmittedError && /entry 1/.test(err.message));
+      await assert.rejects(
+        Syncobj.wait([
+          { syncobj: a.syncobj, point: 1 },
+          { syncobj: a.syncobj, point: 2 },
+        ]),
+        (err: unknown) => err instanceof NotSubmittedError && /entry 1/.test(err.message),
+      );
       await assert.rejects(Syncobj.wait([{ syncobj: new Syncobj() }]), NotSubmittedError);
     });
 
@@ -441,22 +508,40 @@ describe('Syncobj', () => {
     it('available: resolves once the points exist, without waiting for them to signal', async () => {
       const a = timeline(1);
       const b = timeline(1);
-      const pending = Syncobj.wait([{ syncobj: a.syncobj, point: 2 }, { syncobj: b.syncobj, point: 3 }], { available: true, all: true });
+      const pending = Syncobj.wait(
+        [
+          { syncobj: a.syncobj, point: 2 },
+          { syncobj: b.syncobj, point: 3 },
+        ],
+        { available: true, all: true },
+      );
       a.syncobj.addPoint(mockFence(), 2);
       assert.equal(await state(pending), 'pending');
       b.syncobj.addPoint(mockFence(), 3);
       assert.equal(await pending, -1);
       assert.equal(a.syncobj.findFenceNow(2)?.isSignaled(), false);
       assert.equal(a.syncobj.pendingSubmitWaiters + b.syncobj.pendingSubmitWaiters, 0);
-      assert.equal(await Syncobj.wait([{ syncobj: b.syncobj, point: 3 }], { available: true }), 0, 'late: already available');
+      assert.equal(
+        await Syncobj.wait([{ syncobj: b.syncobj, point: 3 }], { available: true }),
+        0,
+        'late: already available',
+      );
     });
 
     it('deadline: every fence waited on gets the hint, including one submitted later', async () => {
       const seen: number[] = [];
-      const ops: DmaFenceOps = { getDriverName: () => 'mock', getTimelineName: () => 'deadline', setDeadline: (_f, deadline) => void seen.push(deadline) };
+      const ops: DmaFenceOps = {
+        getDriverName: () => 'mock',
+        getTimelineName: () => 'deadline',
+        setDeadline: (_f, deadline) => void seen.push(deadline),
+      };
       using a = new Syncobj({ fence: new DmaFence(ops, fenceContextAlloc(), 1) });
       using b = new Syncobj();
-      const pending = Syncobj.wait([{ syncobj: a }, { syncobj: b, point: 1 }], { all: true, waitForSubmit: true, deadline: 42 });
+      const pending = Syncobj.wait([{ syncobj: a }, { syncobj: b, point: 1 }], {
+        all: true,
+        waitForSubmit: true,
+        deadline: 42,
+      });
       assert.deepEqual(seen, [42]);
       const late = new DmaFence(ops, fenceContextAlloc(), 1);
       b.addPoint(late, 1);
@@ -471,8 +556,20 @@ describe('Syncobj', () => {
       using _c = useClock(clock);
       const a = timeline(1);
       const b = timeline(1);
-      const pending = Syncobj.wait([{ syncobj: a.syncobj, point: 1 }, { syncobj: b.syncobj, point: 2 }], { all: true, waitForSubmit: true, timeout: 50 });
-      const outcome = assert.rejects(pending, (err: unknown) => err instanceof FenceTimeoutError && /point 1 \(unsignaled\)/.test(err.message) && /point 2 \(not submitted\)/.test(err.message));
+      const pending = Syncobj.wait(
+        [
+          { syncobj: a.syncobj, point: 1 },
+          { syncobj: b.syncobj, point: 2 },
+        ],
+        { all: true, waitForSubmit: true, timeout: 50 },
+      );
+      const outcome = assert.rejects(
+        pending,
+        (err: unknown) =>
+          err instanceof FenceTimeoutError &&
+          /point 1 \(unsignaled\)/.test(err.message) &&
+          /point 2 \(not submitted\)/.test(err.message),
+      );
       await clock.tick(50);
       await outcome;
       assert.equal(a.syncobj.findFenceNow(1)!.pendingCallbacks, 0);
@@ -494,13 +591,22 @@ describe('Syncobj', () => {
       const a = timeline(1);
       const b = timeline(1);
       const controller = new AbortController();
-      const pending = Syncobj.wait([{ syncobj: a.syncobj, point: 1 }, { syncobj: b.syncobj, point: 2 }], { waitForSubmit: true, timeout: 1000, signal: controller.signal });
+      const pending = Syncobj.wait(
+        [
+          { syncobj: a.syncobj, point: 1 },
+          { syncobj: b.syncobj, point: 2 },
+        ],
+        { waitForSubmit: true, timeout: 1000, signal: controller.signal },
+      );
       controller.abort('stop');
       await assert.rejects(pending, (err: unknown) => err === 'stop');
       assert.equal(a.syncobj.findFenceNow(1)!.pendingCallbacks, 0);
       assert.equal(b.syncobj.pendingSubmitWaiters, 0);
       assert.equal(clock.pendingTimers, 0);
-      await assert.rejects(Syncobj.wait([{ syncobj: a.syncobj, point: 1 }], { signal: controller.signal }), (err: unknown) => err === 'stop');
+      await assert.rejects(
+        Syncobj.wait([{ syncobj: a.syncobj, point: 1 }], { signal: controller.signal }),
+        (err: unknown) => err === 'stop',
+      );
     });
 
     it('a chain whose payload signals resolves the wait (the chain node signals through its callbacks)', async () => {
@@ -588,14 +694,25 @@ describe('Syncobj', () => {
       const { syncobj } = timeline(1);
       const find = syncobj.findFence(5, { waitForSubmit: true, timeout: Infinity });
       const other = timeline(1);
-      const wait = Syncobj.wait([{ syncobj: other.syncobj, point: 1 }, { syncobj, point: 4 }], { all: true, waitForSubmit: true });
+      const wait = Syncobj.wait(
+        [
+          { syncobj: other.syncobj, point: 1 },
+          { syncobj, point: 4 },
+        ],
+        { all: true, waitForSubmit: true },
+      );
       assert.equal(syncobj.pendingSubmitWaiters, 2);
       syncobj[Symbol.dispose]();
-      const cancelled = (err: unknown): boolean => err instanceof DmaBufError && !(err instanceof BugError) && err.code === 'ECANCELED';
+      const cancelled = (err: unknown): boolean =>
+        err instanceof DmaBufError && !(err instanceof BugError) && err.code === 'ECANCELED';
       await assert.rejects(find, cancelled);
       await assert.rejects(wait, cancelled);
       assert.equal(syncobj.pendingSubmitWaiters, 0);
-      assert.equal(other.syncobj.findFenceNow(1)!.pendingCallbacks, 0, 'the rejected wait removed its callbacks on other syncobjs too');
+      assert.equal(
+        other.syncobj.findFenceNow(1)!.pendingCallbacks,
+        0,
+        'the rejected wait removed its callbacks on other syncobjs too',
+      );
       assert.equal(syncobj.fence, null);
       assert.ok(syncobj.disposed);
       syncobj[Symbol.dispose]();

@@ -92,10 +92,14 @@ describe('DeferredFreeList', () => {
       const log: string[] = [];
       const list = new DeferredFreeList();
       for (const name of ['A', 'B', 'C']) {
-        list.deferredFree(name, (n) => {
-          log.push(n);
-          queueMicrotask(() => log.push(`${n} micro`));
-        }, 1);
+        list.deferredFree(
+          name,
+          (n) => {
+            log.push(n);
+            queueMicrotask(() => log.push(`${n} micro`));
+          },
+          1,
+        );
       }
       let others = 0;
       const other = (): void => {
@@ -106,7 +110,18 @@ describe('DeferredFreeList', () => {
       await list.drain();
       await nextTurn();
       await nextTurn();
-      assert.deepEqual(log, ['A', 'A micro', 'other 1', 'B', 'B micro', 'other 2', 'C', 'C micro', 'other 3', 'other 4']);
+      assert.deepEqual(log, [
+        'A',
+        'A micro',
+        'other 1',
+        'B',
+        'B micro',
+        'other 2',
+        'C',
+        'C micro',
+        'other 3',
+        'other 4',
+      ]);
     });
 
     it('with a spy scheduler: one turn is scheduled per item, each turn frees exactly one', () => {
@@ -170,10 +185,14 @@ describe('DeferredFreeList', () => {
     it('an item queued by a free function is freed by the worker too, and drain waits for it', async () => {
       const log: string[] = [];
       const list = new DeferredFreeList();
-      list.deferredFree('first', (n, r) => {
-        log.push(`${n}:${r}`);
-        list.deferredFree('second', logger(log), 2);
-      }, 1);
+      list.deferredFree(
+        'first',
+        (n, r) => {
+          log.push(`${n}:${r}`);
+          list.deferredFree('second', logger(log), 2);
+        },
+        1,
+      );
       await list.drain();
       assert.deepEqual(log, ['first:normal', 'second:normal']);
       assert.equal(list.pendingPages, 0);
@@ -222,7 +241,10 @@ describe('DeferredFreeList', () => {
       for (let i = 0; i < 10; i++) list.deferredFree(`i${i}`, logger(log), 16);
       const drained = list.drain();
       assert.equal(registry.shrink(40), 48);
-      assert.deepEqual(log, ['i0', 'i1', 'i2'].map((n) => `${n}:under-pressure`));
+      assert.deepEqual(
+        log,
+        ['i0', 'i1', 'i2'].map((n) => `${n}:under-pressure`),
+      );
       assert.equal(registry.shrink(Infinity), 7 * 16);
       assert.equal(list.pendingPages, 0);
       await drained; // resolves although the (spied) worker never ran
@@ -243,7 +265,10 @@ describe('DeferredFreeList', () => {
       await drained;
       assert.equal(turn(), true, 'the turn already scheduled still runs ...');
       assert.equal(log.length, 2, '... and frees nothing');
-      assert.throws(() => list.deferredFree('c', logger(log), 1), (e: unknown) => e instanceof BugError && e.message.includes('disposed'));
+      assert.throws(
+        () => list.deferredFree('c', logger(log), 1),
+        (e: unknown) => e instanceof BugError && e.message.includes('disposed'),
+      );
       list[Symbol.dispose](); // idempotent
     });
 
@@ -277,10 +302,14 @@ describe('DeferredFreeList', () => {
       const log: string[] = [];
       const list = new DeferredFreeList({ onError: (err, item) => errors.push([err, item]) });
       const boom = new Error('boom');
-      list.deferredFree('bad', () => {
-        log.push('bad');
-        throw boom;
-      }, 7);
+      list.deferredFree(
+        'bad',
+        () => {
+          log.push('bad');
+          throw boom;
+        },
+        7,
+      );
       list.deferredFree('good', logger(log), 1);
       await list.drain();
       assert.deepEqual(log, ['bad', 'good:normal']);
@@ -291,9 +320,13 @@ describe('DeferredFreeList', () => {
     it('under pressure too: the scan counts its pages; by default the error goes to reportCallbackError (a microtask)', () => {
       const { list } = spied();
       const boom = new Error('boom under pressure');
-      list.deferredFree('bad', () => {
-        throw boom;
-      }, 7);
+      list.deferredFree(
+        'bad',
+        () => {
+          throw boom;
+        },
+        7,
+      );
       const queued: (() => void)[] = [];
       const original = globalThis.queueMicrotask;
       globalThis.queueMicrotask = (fn: () => void): void => void queued.push(fn);
@@ -306,7 +339,10 @@ describe('DeferredFreeList', () => {
       assert.equal(freed, 7);
       assert.equal(list.pendingItems, 0);
       assert.equal(queued.length, 1);
-      assert.throws(() => queued[0]!(), (e: unknown) => e === boom);
+      assert.throws(
+        () => queued[0]!(),
+        (e: unknown) => e === boom,
+      );
     });
   });
 });
@@ -318,10 +354,14 @@ describe('DeferredFreeList under the validator', () => {
     let freed = false;
     const list = new DeferredFreeList();
     await signallingSection(async () => {
-      list.deferredFree('x', () => {
-        mightReclaim(); // would be a report inside the section
-        freed = true;
-      }, 1);
+      list.deferredFree(
+        'x',
+        () => {
+          mightReclaim(); // would be a report inside the section
+          freed = true;
+        },
+        1,
+      );
       // The section stays open while the worker runs.
       await nextTurn();
       await nextTurn();

@@ -74,7 +74,11 @@ describe('DmaBuf', () => {
       await using heap = new DmaHeap();
       const buf = heap.allocate(4096);
       buf.put();
-      assert.throws(() => use(buf), (err: unknown) => err instanceof BugError && err.message.includes(buf.name) && /use after free/.test(err.message));
+      assert.throws(
+        () => use(buf),
+        (err: unknown) =>
+          err instanceof BugError && err.message.includes(buf.name) && /use after free/.test(err.message),
+      );
       assert.equal(heap.stats().pendingBytes, 4096, 'the heap is unaffected');
     });
   }
@@ -83,7 +87,10 @@ describe('DmaBuf', () => {
     await using heap = new DmaHeap();
     const buf = heap.allocate(4096);
     buf.put();
-    await assert.rejects(buf.beginCpuAccess({ write: false }), (err: unknown) => err instanceof BugError && err.message.includes(buf.name));
+    await assert.rejects(
+      buf.beginCpuAccess({ write: false }),
+      (err: unknown) => err instanceof BugError && err.message.includes(buf.name),
+    );
   });
 
   it('[Symbol.dispose] is the creator put, once', async () => {
@@ -129,8 +136,14 @@ describe('DmaBuf', () => {
   it('rejects an export that does not fit its memory', async () => {
     await using heap = new DmaHeap();
     const release = (): void => {};
-    assert.throws(() => new DmaBuf({ heap, buffer: new ArrayBuffer(8), requestedSize: 9, name: 'x', release }), InvalidArgumentError);
-    assert.throws(() => new DmaBuf({ heap, buffer: new Uint8Array(8) as never, requestedSize: 8, name: 'x', release }), InvalidArgumentError);
+    assert.throws(
+      () => new DmaBuf({ heap, buffer: new ArrayBuffer(8), requestedSize: 9, name: 'x', release }),
+      InvalidArgumentError,
+    );
+    assert.throws(
+      () => new DmaBuf({ heap, buffer: new Uint8Array(8) as never, requestedSize: 8, name: 'x', release }),
+      InvalidArgumentError,
+    );
   });
 });
 
@@ -232,7 +245,10 @@ describe('DmaBuf CPU access', () => {
     const stuck = mockFence();
     await addFence(buf, stuck, DmaResvUsage.Write);
     const access = buf.beginCpuAccess({ write: false, timeout: 10 });
-    const settled = assert.rejects(access, (err: unknown) => err instanceof FenceTimeoutError && err.message.includes(buf.name) && /10 ms/.test(err.message));
+    const settled = assert.rejects(
+      access,
+      (err: unknown) => err instanceof FenceTimeoutError && err.message.includes(buf.name) && /10 ms/.test(err.message),
+    );
     await clock.tick(9);
     await clock.tick(1);
     await settled;

@@ -16,8 +16,13 @@ const MiB = 1024 * KiB;
 /** The accounting invariant, checked with every stats() snapshot a test takes. */
 function consistent(heap: DmaHeap): DmaHeapStats {
   const s = heap.stats();
-  assert.equal(s.liveBytes + s.pooledBytes + s.pendingBytes, s.heldBytes, `live + pooled + pending == held: ${JSON.stringify(s)}`);
-  for (const v of [s.liveBytes, s.pooledBytes, s.pendingBytes]) assert.ok(v >= 0, `no negative count: ${JSON.stringify(s)}`);
+  assert.equal(
+    s.liveBytes + s.pooledBytes + s.pendingBytes,
+    s.heldBytes,
+    `live + pooled + pending == held: ${JSON.stringify(s)}`,
+  );
+  for (const v of [s.liveBytes, s.pooledBytes, s.pendingBytes])
+    assert.ok(v >= 0, `no negative count: ${JSON.stringify(s)}`);
   return s;
 }
 
@@ -32,7 +37,11 @@ function putAll(bufs: DmaBuf[]): void {
 }
 
 /** Allocates normally, except that it throws a RangeError for the next `failures` calls. */
-function failingAllocator(failures = 0): { calls: number; failures: number; allocator: (bytes: number, shared: boolean) => ArrayBuffer | SharedArrayBuffer } {
+function failingAllocator(failures = 0): {
+  calls: number;
+  failures: number;
+  allocator: (bytes: number, shared: boolean) => ArrayBuffer | SharedArrayBuffer;
+} {
   const state = {
     calls: 0,
     failures,
@@ -57,15 +66,31 @@ describe('DmaHeap', () => {
     assert.equal(buf.heap, heap);
     assert.ok(allZero(buf));
     assert.deepEqual(consistent(heap), {
-      liveBytes: 4096, pooledBytes: 0, pendingBytes: 0, heldBytes: 4096, budgetBytes: undefined,
-      hits: 0, misses: 1, allocations: 1, enomem: 0,
+      liveBytes: 4096,
+      pooledBytes: 0,
+      pendingBytes: 0,
+      heldBytes: 4096,
+      budgetBytes: undefined,
+      hits: 0,
+      misses: 1,
+      allocations: 1,
+      enomem: 0,
     });
     buf.put();
   });
 
   it('rounds up to the smallest size class, and above the largest class to whole pages', async () => {
     await using heap = new DmaHeap();
-    const cases: [number, number][] = [[1, 4 * KiB], [4096, 4 * KiB], [4097, 8 * KiB], [10_000, 16 * KiB], [MiB - 1, MiB], [MiB, MiB], [MiB + 1, MiB + 4 * KiB], [3 * MiB + 5, 3 * MiB + 4 * KiB]];
+    const cases: [number, number][] = [
+      [1, 4 * KiB],
+      [4096, 4 * KiB],
+      [4097, 8 * KiB],
+      [10_000, 16 * KiB],
+      [MiB - 1, MiB],
+      [MiB, MiB],
+      [MiB + 1, MiB + 4 * KiB],
+      [3 * MiB + 5, 3 * MiB + 4 * KiB],
+    ];
     for (const [asked, size] of cases) {
       const buf = heap.allocate(asked);
       assert.equal(buf.size, size, `allocate(${asked})`);
@@ -119,7 +144,10 @@ describe('DmaHeap', () => {
 });
 
 describe('dmabuf-heaps selftest', () => {
-  for (const [name, size] of [['4 KiB', 4 * KiB], ['1 MiB', MiB]] as const) {
+  for (const [name, size] of [
+    ['4 KiB', 4 * KiB],
+    ['1 MiB', MiB],
+  ] as const) {
     it(`test_alloc_zeroed (${name})`, async () => {
       await using heap = new DmaHeap();
       const bufs = Array.from({ length: 32 }, () => heap.allocate(size));
@@ -177,7 +205,10 @@ describe('DmaHeap deferred free', () => {
     const buf = heap.allocate(64 * KiB);
     buf.bytes().fill(1);
     buf.put();
-    assert.deepEqual([consistent(heap).liveBytes, heap.stats().pendingBytes, heap.stats().pooledBytes], [0, 64 * KiB, 0]);
+    assert.deepEqual(
+      [consistent(heap).liveBytes, heap.stats().pendingBytes, heap.stats().pooledBytes],
+      [0, 64 * KiB, 0],
+    );
     await heap.drain();
     assert.deepEqual([consistent(heap).pendingBytes, heap.stats().pooledBytes], [0, 64 * KiB]);
   });
@@ -244,7 +275,10 @@ describe('DmaHeap memory pressure', () => {
     const s = consistent(heap);
     assert.deepEqual([s.liveBytes, s.pendingBytes, s.pooledBytes], [32 * KiB, 32 * KiB, 0]);
     const dropped = memory.slice(0, 8);
-    assert.ok(dropped.every((m) => new Uint8Array(m)[0] === 0xff), 'dropped under pressure: not zeroed');
+    assert.ok(
+      dropped.every((m) => new Uint8Array(m)[0] === 0xff),
+      'dropped under pressure: not zeroed',
+    );
     await heap.drain();
     assert.deepEqual([consistent(heap).pendingBytes, heap.stats().pooledBytes], [0, 32 * KiB]);
     big.put();
@@ -278,7 +312,10 @@ describe('DmaHeap memory pressure', () => {
     await using heap = new DmaHeap({ budgetBytes: 64 * KiB });
     heap.allocate(4096).put();
     await heap.drain();
-    assert.throws(() => heap.allocate(128 * KiB), (err: unknown) => err instanceof DmaBufError && err.code === 'ENOMEM');
+    assert.throws(
+      () => heap.allocate(128 * KiB),
+      (err: unknown) => err instanceof DmaBufError && err.code === 'ENOMEM',
+    );
     assert.equal(consistent(heap).pooledBytes, 4096);
   });
 
@@ -319,7 +356,11 @@ describe('DmaHeap memory pressure', () => {
     await using heap = new DmaHeap({ allocator: failing.allocator });
     assert.throws(
       () => heap.allocate(4096),
-      (err: unknown) => err instanceof DmaBufError && err.code === 'ENOMEM' && err.cause instanceof RangeError && /engine refused/.test(err.message),
+      (err: unknown) =>
+        err instanceof DmaBufError &&
+        err.code === 'ENOMEM' &&
+        err.cause instanceof RangeError &&
+        /engine refused/.test(err.message),
     );
     assert.equal(failing.calls, 2);
     assert.deepEqual([consistent(heap).heldBytes, heap.stats().enomem, heap.stats().allocations], [0, 1, 0]);
@@ -327,8 +368,15 @@ describe('DmaHeap memory pressure', () => {
 
   it('other allocator errors propagate untouched; a wrong-sized buffer is a BugError', async () => {
     const boom = new TypeError('boom');
-    await using heap = new DmaHeap({ allocator: () => { throw boom; } });
-    assert.throws(() => heap.allocate(4096), (err) => err === boom);
+    await using heap = new DmaHeap({
+      allocator: () => {
+        throw boom;
+      },
+    });
+    assert.throws(
+      () => heap.allocate(4096),
+      (err) => err === boom,
+    );
     await using liar = new DmaHeap({ allocator: () => new ArrayBuffer(10) });
     assert.throws(() => liar.allocate(4096), BugError);
     assert.equal(consistent(liar).heldBytes, 0);
@@ -363,7 +411,10 @@ describe('DmaHeap teardown', () => {
   it('late: with buffers still live it rejects naming them; their later put drops the memory', async () => {
     const heap = new DmaHeap();
     const buf = heap.allocate(4096);
-    await assert.rejects(heap[Symbol.asyncDispose](), (err: unknown) => err instanceof BugError && /1 live buffer/.test(err.message));
+    await assert.rejects(
+      heap[Symbol.asyncDispose](),
+      (err: unknown) => err instanceof BugError && /1 live buffer/.test(err.message),
+    );
     buf.put();
     assert.equal(consistent(heap).heldBytes, 0);
     await nextTurn();
@@ -379,7 +430,9 @@ describe('DmaHeap and the validator', () => {
     signallingSection(() => heap.allocate(4096)).put();
     assert.ok(
       lockdepReports().some((r) => r.kind === 'circular-dependency' && r.classes.includes('fs_reclaim')),
-      `reports: ${lockdepReports().map((r) => r.classes.join(' -> ')).join('; ')}`,
+      `reports: ${lockdepReports()
+        .map((r) => r.classes.join(' -> '))
+        .join('; ')}`,
     );
   });
 

@@ -31,7 +31,10 @@ const size = fc.oneof(
 );
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ op: fc.constant('allocate' as const), size, shared: fc.boolean() }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('write' as const), at: fc.nat(), value: fc.integer({ min: 1, max: 255 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ op: fc.constant('write' as const), at: fc.nat(), value: fc.integer({ min: 1, max: 255 }) }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('get' as const), at: fc.nat() }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('put' as const), at: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('shrink' as const), pages: fc.integer({ min: 0, max: 300 }) }) },
@@ -73,8 +76,13 @@ async function run(budget: number | undefined, ops: readonly Op[]): Promise<void
     const s = heap.stats();
     const where = `seed ${SEED}, step ${step} (${what}): ${JSON.stringify(s)}`;
     assert.equal(s.liveBytes + s.pooledBytes + s.pendingBytes, s.heldBytes, `invariant, ${where}`);
-    assert.equal(s.liveBytes, live.reduce((sum, h) => sum + h.buf.size, 0), `live bytes match the model, ${where}`);
-    if (budget === undefined) assert.equal(s.pooledBytes + s.pendingBytes, recycled, `nothing lost or invented, ${where}`);
+    assert.equal(
+      s.liveBytes,
+      live.reduce((sum, h) => sum + h.buf.size, 0),
+      `live bytes match the model, ${where}`,
+    );
+    if (budget === undefined)
+      assert.equal(s.pooledBytes + s.pendingBytes, recycled, `nothing lost or invented, ${where}`);
     else {
       assert.ok(s.pooledBytes + s.pendingBytes <= recycled, `nothing invented, ${where}`);
       assert.ok(s.heldBytes <= budget, `within the budget, ${where}`);
@@ -96,8 +104,14 @@ async function run(budget: number | undefined, ops: readonly Op[]): Promise<void
           try {
             buf = heap.allocate(o.size, { shared: o.shared });
           } catch (err) {
-            assert.ok(err instanceof DmaBufError && err.code === 'ENOMEM', `seed ${SEED}, step ${step}: only ENOMEM, got ${String(err)}`);
-            assert.ok(budget !== undefined && before.liveBytes + bytes > budget, `seed ${SEED}, step ${step}: ENOMEM only when live + request exceed the budget`);
+            assert.ok(
+              err instanceof DmaBufError && err.code === 'ENOMEM',
+              `seed ${SEED}, step ${step}: only ENOMEM, got ${String(err)}`,
+            );
+            assert.ok(
+              budget !== undefined && before.liveBytes + bytes > budget,
+              `seed ${SEED}, step ${step}: ENOMEM only when live + request exceed the budget`,
+            );
             break;
           }
           assert.equal(buf.size, bytes, `seed ${SEED}, step ${step}: rounded size`);
@@ -146,7 +160,11 @@ describe('DmaHeap model properties', () => {
   it(`accounting is exact, memory is handed out once and zeroed (seed ${SEED})`, async (t) => {
     t.diagnostic(`fast-check seed ${SEED} (set TEST_SEED to change it)`);
     await fc.assert(
-      fc.asyncProperty(fc.option(fc.constantFrom(64 * KiB, 256 * KiB, 3 * MiB), { nil: undefined }), fc.array(op, { minLength: 10, maxLength: 60, size: 'max' }), run),
+      fc.asyncProperty(
+        fc.option(fc.constantFrom(64 * KiB, 256 * KiB, 3 * MiB), { nil: undefined }),
+        fc.array(op, { minLength: 10, maxLength: 60, size: 'max' }),
+        run,
+      ),
       { seed: SEED, numRuns: 120 },
     );
   });

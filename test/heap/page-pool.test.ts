@@ -38,8 +38,14 @@ describe('PagePool', () => {
     it('default classes are orders 0..8: 4 KiB to 1 MiB, doubling', () => {
       using pool = new PagePool();
       const classes = pool.stats().classes;
-      assert.deepEqual(classes.map((c) => c.order), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
-      assert.deepEqual(classes.map((c) => c.bytes), [4, 8, 16, 32, 64, 128, 256, 512, 1024].map((k) => k * KiB));
+      assert.deepEqual(
+        classes.map((c) => c.order),
+        [0, 1, 2, 3, 4, 5, 6, 7, 8],
+      );
+      assert.deepEqual(
+        classes.map((c) => c.bytes),
+        [4, 8, 16, 32, 64, 128, 256, 512, 1024].map((k) => k * KiB),
+      );
     });
 
     it('classFor rounds up to the smallest class that fits; undefined above the largest', () => {
@@ -52,7 +58,10 @@ describe('PagePool', () => {
       assert.deepEqual(pool.classFor(64 * KiB + 1), { order: 8, bytes: MiB });
       assert.deepEqual(pool.classFor(MiB), { order: 8, bytes: MiB });
       assert.equal(pool.classFor(MiB + 1), undefined);
-      assert.deepEqual(pool.stats().classes.map((c) => c.order), [0, 4, 8]);
+      assert.deepEqual(
+        pool.stats().classes.map((c) => c.order),
+        [0, 4, 8],
+      );
     });
 
     it('rejects bad orders, duplicate orders, bad sizes and a negative cap', () => {
@@ -65,7 +74,10 @@ describe('PagePool', () => {
       using pool = new PagePool();
       assert.throws(() => pool.classFor(-1), InvalidArgumentError);
       assert.throws(() => pool.classFor(Number.NaN), InvalidArgumentError);
-      assert.throws(() => pool.take(5000), (e: unknown) => e instanceof InvalidArgumentError && e.message.includes('classFor'));
+      assert.throws(
+        () => pool.take(5000),
+        (e: unknown) => e instanceof InvalidArgumentError && e.message.includes('classFor'),
+      );
       assert.throws(() => pool.give(new Uint8Array(4096) as never), InvalidArgumentError);
     });
   });
@@ -115,9 +127,12 @@ describe('PagePool', () => {
       assert.equal(pool.give(new ArrayBuffer(5000)), false);
       assert.equal(pool.give(new ArrayBuffer(8 * KiB)), false, 'order 1 is not a class of this pool');
       assert.equal(pool.give(new ArrayBuffer(0)), false);
-      const resizable = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer)(4 * KiB, {
-        maxByteLength: 8 * KiB,
-      });
+      const resizable = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer)(
+        4 * KiB,
+        {
+          maxByteLength: 8 * KiB,
+        },
+      );
       assert.equal(pool.give(resizable), false);
       assert.equal(pool.pooledBytes, 0);
     });
@@ -155,7 +170,10 @@ describe('PagePool', () => {
       using pool = new PagePool({ verifyZero: true });
       const a = new ArrayBuffer(4 * KiB);
       pool.give(a);
-      assert.throws(() => pool.give(a), (e: unknown) => e instanceof BugError && e.message.includes('double free'));
+      assert.throws(
+        () => pool.give(a),
+        (e: unknown) => e instanceof BugError && e.message.includes('double free'),
+      );
       assert.equal(pool.pooledBytes, 4 * KiB);
       assert.equal(pool.take(4 * KiB), a);
       assert.equal(pool.give(a), true, 'late: once taken, it may be given again');
@@ -182,7 +200,10 @@ describe('PagePool', () => {
       using pool = new PagePool({ verifyZero: true });
       const dirty = new ArrayBuffer(4 * KiB);
       new Uint8Array(dirty)[4095] = 1;
-      assert.throws(() => pool.give(dirty), (e: unknown) => e instanceof BugError && e.message.includes('not zero'));
+      assert.throws(
+        () => pool.give(dirty),
+        (e: unknown) => e instanceof BugError && e.message.includes('not zero'),
+      );
       assert.equal(pool.pooledBytes, 0);
       new Uint8Array(dirty)[4095] = 0;
       assert.equal(pool.give(dirty), true, 'late: zeroed, it is accepted');
@@ -194,7 +215,10 @@ describe('PagePool', () => {
       const kept = new Uint8Array(b);
       assert.equal(pool.give(b), true);
       kept[7] = 9;
-      assert.throws(() => pool.take(4 * KiB), (e: unknown) => e instanceof BugError && e.message.includes('use after free'));
+      assert.throws(
+        () => pool.take(4 * KiB),
+        (e: unknown) => e instanceof BugError && e.message.includes('use after free'),
+      );
       assert.equal(pool.pooledBytes, 0, 'the dirty buffer was dropped');
     });
 
@@ -294,54 +318,68 @@ describe('PagePool', () => {
       const seed = testSeed();
       const orders = [0, 2, 4];
       const op = fc.oneof(
-        fc.record({ kind: fc.constant('give' as const), order: fc.constantFrom(...orders, 1), dirtyThenZero: fc.boolean() }),
+        fc.record({
+          kind: fc.constant('give' as const),
+          order: fc.constantFrom(...orders, 1),
+          dirtyThenZero: fc.boolean(),
+        }),
         fc.record({ kind: fc.constant('take' as const), order: fc.constantFrom(...orders) }),
         fc.record({ kind: fc.constant('shrink' as const), pages: fc.nat({ max: 40 }) }),
       );
-      const property = fc.property(fc.integer({ min: 0, max: 48 }), fc.array(op, { maxLength: 60 }), (limitPages, ops) => {
-        const limit = limitPages * PAGE_SIZE;
-        const pool = new PagePool({ orders, maxPooledBytes: limit });
-        const held = new Set<ArrayBuffer | SharedArrayBuffer>(); // the model
-        for (const step of ops) {
-          if (step.kind === 'give') {
-            const b = new ArrayBuffer(PAGE_SIZE << step.order);
-            if (step.dirtyThenZero) {
-              new Uint8Array(b).fill(0xff);
-              new Uint8Array(b).fill(0);
+      const property = fc.property(
+        fc.integer({ min: 0, max: 48 }),
+        fc.array(op, { maxLength: 60 }),
+        (limitPages, ops) => {
+          const limit = limitPages * PAGE_SIZE;
+          const pool = new PagePool({ orders, maxPooledBytes: limit });
+          const held = new Set<ArrayBuffer | SharedArrayBuffer>(); // the model
+          for (const step of ops) {
+            if (step.kind === 'give') {
+              const b = new ArrayBuffer(PAGE_SIZE << step.order);
+              if (step.dirtyThenZero) {
+                new Uint8Array(b).fill(0xff);
+                new Uint8Array(b).fill(0);
+              }
+              const sum = [...held].reduce((n, x) => n + x.byteLength, 0);
+              const expected = orders.includes(step.order) && sum + b.byteLength <= limit;
+              assert.equal(pool.give(b), expected, `give order ${step.order}`);
+              if (expected) held.add(b);
+            } else if (step.kind === 'take') {
+              const b = pool.take(PAGE_SIZE << step.order);
+              const had = [...held].some((x) => x.byteLength === PAGE_SIZE << step.order);
+              assert.equal(b !== undefined, had, `take order ${step.order}`);
+              if (b !== undefined) {
+                assert.ok(held.delete(b), 'took a buffer the pool held');
+                assert.ok(isAllZero(b), 'taken buffer is zero');
+                new Uint8Array(b).fill(0x5a); // the user dirties it; it is never given back dirty
+              }
+            } else {
+              const before = pool.pooledPages;
+              const dropped = pool.shrink(step.pages);
+              assert.equal(pool.pooledPages, before - dropped);
+              assert.ok(
+                dropped >= Math.min(step.pages, before),
+                `shrink(${step.pages}) dropped ${dropped} of ${before}`,
+              );
+              // Resync the model: which buffers were dropped is the pool's choice.
+              const kept = new Map<number, number>(pool.stats().classes.map((c) => [c.bytes, c.pooled]));
+              for (const x of [...held]) {
+                const n = kept.get(x.byteLength) ?? 0;
+                if (n > 0) kept.set(x.byteLength, n - 1);
+                else held.delete(x);
+              }
             }
             const sum = [...held].reduce((n, x) => n + x.byteLength, 0);
-            const expected = orders.includes(step.order) && sum + b.byteLength <= limit;
-            assert.equal(pool.give(b), expected, `give order ${step.order}`);
-            if (expected) held.add(b);
-          } else if (step.kind === 'take') {
-            const b = pool.take(PAGE_SIZE << step.order);
-            const had = [...held].some((x) => x.byteLength === PAGE_SIZE << step.order);
-            assert.equal(b !== undefined, had, `take order ${step.order}`);
-            if (b !== undefined) {
-              assert.ok(held.delete(b), 'took a buffer the pool held');
-              assert.ok(isAllZero(b), 'taken buffer is zero');
-              new Uint8Array(b).fill(0x5a); // the user dirties it; it is never given back dirty
-            }
-          } else {
-            const before = pool.pooledPages;
-            const dropped = pool.shrink(step.pages);
-            assert.equal(pool.pooledPages, before - dropped);
-            assert.ok(dropped >= Math.min(step.pages, before), `shrink(${step.pages}) dropped ${dropped} of ${before}`);
-            // Resync the model: which buffers were dropped is the pool's choice.
-            const kept = new Map<number, number>(pool.stats().classes.map((c) => [c.bytes, c.pooled]));
-            for (const x of [...held]) {
-              const n = kept.get(x.byteLength) ?? 0;
-              if (n > 0) kept.set(x.byteLength, n - 1);
-              else held.delete(x);
-            }
+            assert.equal(pool.pooledBytes, sum);
+            assert.ok(pool.pooledBytes <= limit);
+            assert.equal(
+              pool.stats().classes.reduce((n, c) => n + c.pooledBytes, 0),
+              sum,
+            );
           }
-          const sum = [...held].reduce((n, x) => n + x.byteLength, 0);
-          assert.equal(pool.pooledBytes, sum);
-          assert.ok(pool.pooledBytes <= limit);
-          assert.equal(pool.stats().classes.reduce((n, c) => n + c.pooledBytes, 0), sum);
-        }
-        pool[Symbol.dispose]();
-      });
+          pool[Symbol.dispose]();
+        },
+      );
       try {
         fc.assert(property, { seed, numRuns: 300 });
       } catch (err) {

@@ -7,7 +7,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BugError, InvalidArgumentError } from '../../src/base/errors.js';
-import { DEFAULT_SEEKS, SHRINK_BATCH, Shrinker, ShrinkerRegistry, type ShrinkerOptions } from '../../src/heap/shrinker.js';
+import {
+  DEFAULT_SEEKS,
+  SHRINK_BATCH,
+  Shrinker,
+  ShrinkerRegistry,
+  type ShrinkerOptions,
+} from '../../src/heap/shrinker.js';
 import { dmaFenceMap, fsReclaim, signallingSection } from '../../src/node.js';
 import { recordMode, seen } from '../helpers/lockdep-mode.js';
 
@@ -55,8 +61,14 @@ describe('Shrinker', () => {
 
   it('a count or scan returning a negative or non-number is a BugError naming the shrinker', () => {
     const bad = new Shrinker('broken', { count: () => -1, scan: () => Number.NaN });
-    assert.throws(() => bad.count(), (e: unknown) => e instanceof BugError && e.message.includes('"broken"') && e.message.includes('count()'));
-    assert.throws(() => bad.scan(3), (e: unknown) => e instanceof BugError && e.message.includes('scan(3)'));
+    assert.throws(
+      () => bad.count(),
+      (e: unknown) => e instanceof BugError && e.message.includes('"broken"') && e.message.includes('count()'),
+    );
+    assert.throws(
+      () => bad.scan(3),
+      (e: unknown) => e instanceof BugError && e.message.includes('scan(3)'),
+    );
   });
 });
 
@@ -81,7 +93,10 @@ describe('ShrinkerRegistry', () => {
     reg.register(a.shrinker);
     reg.register(b.shrinker);
     reg.register(c.shrinker);
-    assert.deepEqual(reg.shrinkers.map((s) => s.name), ['a', 'b', 'c']);
+    assert.deepEqual(
+      reg.shrinkers.map((s) => s.name),
+      ['a', 'b', 'c'],
+    );
     // a: 4, then 1 (its count caps the batch); b: 4, then 2 (the rest of the target); c untouched.
     assert.equal(reg.shrink(11), 11);
     assert.deepEqual(log, ['a:4', 'a:1', 'b:4', 'b:2']);
@@ -161,13 +176,19 @@ describe('ShrinkerRegistry', () => {
     assert.throws(() => reg.register(a.shrinker), BugError);
     ra[Symbol.dispose]();
     ra[Symbol.dispose]();
-    assert.deepEqual(reg.shrinkers.map((s) => s.name), ['b']);
+    assert.deepEqual(
+      reg.shrinkers.map((s) => s.name),
+      ['b'],
+    );
     assert.equal(reg.count(), 5);
     assert.equal(reg.shrink(10), 5);
     assert.deepEqual(log, ['b:5']);
     // late: registering again after disposal is allowed and goes to the end.
     reg.register(a.shrinker);
-    assert.deepEqual(reg.shrinkers.map((s) => s.name), ['b', 'a']);
+    assert.deepEqual(
+      reg.shrinkers.map((s) => s.name),
+      ['b', 'a'],
+    );
   });
 
   it('a shrinker unregistered by an earlier scan during a shrink is not scanned', () => {

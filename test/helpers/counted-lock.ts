@@ -6,7 +6,6 @@ import { BugError } from '../../src/base/errors.js';
 import { Kref } from '../../src/base/lifecycle.js';
 import { TransLockList, type LockItem, type LockItemOps, type SlowLockResult } from '../../src/locking/locklist.js';
 
-
 export class Counted {
   locked = false;
   released = false;
@@ -42,7 +41,9 @@ export const countedOps: LockItemOps<Counted> = {
   async slowLock(o: Counted, signal?: AbortSignal): Promise<SlowLockResult> {
     o.log.push(`slowLock ${o.name}`);
     if (o.slowResult === 'never') {
-      await new Promise<never>((_resolve, reject) => signal!.addEventListener('abort', () => reject(signal!.reason), { once: true }));
+      await new Promise<never>((_resolve, reject) =>
+        signal!.addEventListener('abort', () => reject(signal!.reason), { once: true }),
+      );
     }
     if (o.slowResult === 'garbage') {
       o.lock();
@@ -86,5 +87,7 @@ export function world(names: string) {
 
 /** The names of a list's items, sub-lists in brackets. */
 export function names(list: TransLockList): string[] {
-  return list.items.map((i) => (i.object instanceof TransLockList ? `[${i.object.name}]` : (i.object as { name: string }).name));
+  return list.items.map((i) =>
+    i.object instanceof TransLockList ? `[${i.object.name}]` : (i.object as { name: string }).name,
+  );
 }

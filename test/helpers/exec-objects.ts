@@ -53,7 +53,11 @@ export class Bo implements DrmExecObject {
   readonly resv: SpyResv;
   gets = 0;
   puts = 0;
-  constructor(readonly name: string, log: Op[] = [], wwClass?: WwClass) {
+  constructor(
+    readonly name: string,
+    log: Op[] = [],
+    wwClass?: WwClass,
+  ) {
     this.resv = new SpyResv(name, log, wwClass);
   }
   get(): void {

@@ -6,7 +6,13 @@ import { DmaFence, fenceContextAlloc, type DmaFenceOps } from '../../src/fence/d
 
 /** A fence on ops that count their calls; `done` drives `ops.signaled`, `enableResult` `ops.enableSignaling`. */
 export function spyFence(init: { enableResult?: boolean; withSignaled?: boolean } = {}) {
-  const spy = { enableCalls: 0, signaledCalls: 0, deadlines: [] as number[], done: false, enableResult: init.enableResult ?? true };
+  const spy = {
+    enableCalls: 0,
+    signaledCalls: 0,
+    deadlines: [] as number[],
+    done: false,
+    enableResult: init.enableResult ?? true,
+  };
   const ops: DmaFenceOps = {
     getDriverName: () => 'spy-driver',
     getTimelineName: () => 'spy-timeline',

@@ -61,7 +61,12 @@ export interface MockMoveLog {
 }
 
 /** `mock_move()` of ttm_kunit_helpers.c. */
-export function mockMove(bo: TtmBufferObject, _evict: boolean, ctx: TtmOperationCtx, newRes: TtmResource): TtmMoveResult | Promise<TtmMoveResult> {
+export function mockMove(
+  bo: TtmBufferObject,
+  _evict: boolean,
+  ctx: TtmOperationCtx,
+  newRes: TtmResource,
+): TtmMoveResult | Promise<TtmMoveResult> {
   const old = bo.resource;
   const log = moveLogs.get(bo.device);
   if (old === null || (old.memType === TtmMemType.System && bo.tt === null)) {

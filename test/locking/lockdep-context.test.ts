@@ -97,7 +97,12 @@ describe('lockdep: held locks follow await, per async context', () => {
       await Promise.all([t1(), t2()]);
     };
     // Each leak a sibling could cause (x -> y) is probed in a fresh graph: y then x would close it.
-    const leaks: [Mutex, Mutex][] = [[a, b], [a, d], [b, a], [b, c]];
+    const leaks: [Mutex, Mutex][] = [
+      [a, b],
+      [a, d],
+      [b, a],
+      [b, c],
+    ];
     for (const [x, y] of leaks) {
       resetLockdep();
       await lockdepTask(siblings);
@@ -109,7 +114,10 @@ describe('lockdep: held locks follow await, per async context', () => {
     await lockdepTask(siblings);
     await probe(c, a);
     await probe(d, b);
-    assert.deepEqual(seen(), ['circular-dependency sibling.c -> sibling.a', 'circular-dependency sibling.d -> sibling.b']);
+    assert.deepEqual(seen(), [
+      'circular-dependency sibling.c -> sibling.a',
+      'circular-dependency sibling.d -> sibling.b',
+    ]);
   });
 
   it('lockdepTask: the task starts holding nothing, even when its starter holds locks', async () => {
@@ -211,35 +219,29 @@ describe('lockdep: held locks follow await, per async context', () => {
     assert.deepEqual(seen(), ['circular-dependency try.d -> try.c']);
   });
 
-  it(
-    'a trylocked lock is still held after awaiting a promise-returning call',
-    async () => {
-      const c = new Mutex('try.await.c');
-      const d = new Mutex('try.await.d');
-      await lockdepTask(async () => {
-        assert.equal(c.tryLock(), true);
-        await nextTurn(); // creates its promise before the await: takes the hand-off
-        await d.lock(); // c -> d expected
-        d.unlock();
-        c.unlock();
-      });
-      await probe(d, c);
-      assert.deepEqual(seen(), ['circular-dependency try.await.d -> try.await.c']);
-    },
-  );
+  it('a trylocked lock is still held after awaiting a promise-returning call', async () => {
+    const c = new Mutex('try.await.c');
+    const d = new Mutex('try.await.d');
+    await lockdepTask(async () => {
+      assert.equal(c.tryLock(), true);
+      await nextTurn(); // creates its promise before the await: takes the hand-off
+      await d.lock(); // c -> d expected
+      d.unlock();
+      c.unlock();
+    });
+    await probe(d, c);
+    assert.deepEqual(seen(), ['circular-dependency try.await.d -> try.await.c']);
+  });
 
-  it(
-    'a signalling section is still open after awaiting a fence wait inside it',
-    async () => {
-      const f = mockFence();
-      queueMicrotask(() => f.signal());
-      const cookie = beginSignalling();
-      await f.wait();
-      mightReclaim();
-      endSignalling(cookie);
-      assert.deepEqual(seen(), [`circular-dependency ${MAP} -> ${RECLAIM}`]);
-    },
-  );
+  it('a signalling section is still open after awaiting a fence wait inside it', async () => {
+    const f = mockFence();
+    queueMicrotask(() => f.signal());
+    const cookie = beginSignalling();
+    await f.wait();
+    mightReclaim();
+    endSignalling(cookie);
+    assert.deepEqual(seen(), [`circular-dependency ${MAP} -> ${RECLAIM}`]);
+  });
 });
 
 describe('lockdep: scoped signalling sections', () => {
@@ -281,7 +283,10 @@ describe('lockdep: scoped signalling sections', () => {
   });
 
   it('returns what fn returns; a throwing or rejecting fn closes the section', async () => {
-    assert.equal(signallingSection(() => 42), 42);
+    assert.equal(
+      signallingSection(() => 42),
+      42,
+    );
     const boom = new Error('boom');
     assert.throws(
       () =>

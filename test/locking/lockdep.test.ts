@@ -102,11 +102,15 @@ describe('lockdep: enabling', () => {
     delete env['DMABUF_LOCKDEP'];
     delete env['NODE_TEST_CONTEXT'];
     delete env['NODE_OPTIONS'];
-    const out = execFileSync(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', code], {
-      cwd: root,
-      env,
-      encoding: 'utf8',
-    });
+    const out = execFileSync(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', code],
+      {
+        cwd: root,
+        env,
+        encoding: 'utf8',
+      },
+    );
     const r = JSON.parse(out.trim().split('\n').pop()!) as {
       first: { enabled: boolean; reason?: string };
       afterFirst: boolean;
@@ -341,7 +345,7 @@ describe('lockdep: legal patterns report nothing', () => {
 describe('lockdep: reports and modes', () => {
   recordMode();
 
-  it('a report names both classes and both acquisition sites, in the caller\'s file', async () => {
+  it("a report names both classes and both acquisition sites, in the caller's file", async () => {
     const a = new Mutex('site.a');
     const b = new Mutex('site.b');
     await probe(a, b);
@@ -358,7 +362,7 @@ describe('lockdep: reports and modes', () => {
     assert.match(acquiring, /at .*mutex\.ts/, acquiring);
     assert.ok(held.includes(THIS_FILE), held);
     assert.ok(acquiring.includes(THIS_FILE), acquiring);
-    assert.ok(!/src[\\/]locking[\\/]lockdep\.ts/.test(msg), 'the validator\'s own frames are left out');
+    assert.ok(!/src[\\/]locking[\\/]lockdep\.ts/.test(msg), "the validator's own frames are left out");
   });
 
   it('with stacks off the sites say so', async () => {
@@ -385,7 +389,7 @@ describe('lockdep: reports and modes', () => {
     assert.match(lockdepReports()[1]!.message, /once\.a -> once\.b -> once\.c/);
   });
 
-  it("record mode lets the offending call go on: the lock is granted, the wait runs", async () => {
+  it('record mode lets the offending call go on: the lock is granted, the wait runs', async () => {
     const resv = new DmaResv({ name: 'record.bo' });
     const cookie = beginSignalling();
     await resv.lock();
@@ -395,14 +399,17 @@ describe('lockdep: reports and modes', () => {
     assert.equal(seen().length, 1);
   });
 
-  it("throw mode: the lock promise rejects with the report, the mutex stays free and usable", async () => {
+  it('throw mode: the lock promise rejects with the report, the mutex stays free and usable', async () => {
     enableLockdep({ mode: 'throw' });
     const a = new Mutex('throw.a');
     const b = new Mutex('throw.b');
     await probe(a, b);
     await lockdepTask(async () => {
       await b.lock();
-      await assert.rejects(a.lock(), (err: unknown) => err instanceof BugError && /throw\.b -> throw\.a/.test(err.message));
+      await assert.rejects(
+        a.lock(),
+        (err: unknown) => err instanceof BugError && /throw\.b -> throw\.a/.test(err.message),
+      );
       assert.equal(a.isLocked, false);
       assert.equal(a.waiters, 0);
       b.unlock();
@@ -483,6 +490,9 @@ describe('lockdep: reports and modes', () => {
     mightReclaim();
     assert.deepEqual(seen(), [`circular-dependency ${MAP} -> ${RECLAIM}`]);
     endSignalling(outer);
-    assert.throws(() => endSignalling(outer), (err: unknown) => err instanceof BugError && /ended twice/.test(err.message));
+    assert.throws(
+      () => endSignalling(outer),
+      (err: unknown) => err instanceof BugError && /ended twice/.test(err.message),
+    );
   });
 });

@@ -10,7 +10,14 @@ import { Kref } from '../../src/base/lifecycle.js';
 import type { DmaFence } from '../../src/fence/dma-fence.js';
 import { DmaResv, DmaResvUsage } from '../../src/resv/dma-resv.js';
 import { WwAcquireCtx, WwClass, WwMutex, type WwAlgorithm } from '../../src/locking/ww-mutex.js';
-import { TransLockList, wwMutexLockItem, type BackoffOutcome, type LockItem, type LockItemOps, type SlowLockResult } from '../../src/locking/locklist.js';
+import {
+  TransLockList,
+  wwMutexLockItem,
+  type BackoffOutcome,
+  type LockItem,
+  type LockItemOps,
+  type SlowLockResult,
+} from '../../src/locking/locklist.js';
 import { mockFence, seededRandom, shuffle, testSeed } from '../helpers/mock-fence.js';
 
 // ---- real ww transactions ------------------------------------------------------------------
@@ -24,7 +31,13 @@ interface TxStats {
  * Locks `mutexes` in order through `list`, backing off and restarting on WwDeadlockError. `between`
  * runs after each lock taken in the first pass (the awaits of a real transaction).
  */
-async function lockAll(list: TransLockList, ctx: WwAcquireCtx, mutexes: readonly WwMutex[], stats: TxStats, between: (i: number) => Promise<void>): Promise<void> {
+async function lockAll(
+  list: TransLockList,
+  ctx: WwAcquireCtx,
+  mutexes: readonly WwMutex[],
+  stats: TxStats,
+  between: (i: number) => Promise<void>,
+): Promise<void> {
   let firstPass = true;
   restart: for (;;) {
     for (const [i, mutex] of mutexes.entries()) {
@@ -70,7 +83,10 @@ describe('TransLockList with ww mutexes', () => {
     list.add(a);
     m.unlock(); // behind the list's back
     await m.lock(null);
-    assert.throws(() => list.unlockPutAll(), (err: unknown) => err instanceof AggregateError && /held by another owner/.test((err.errors[0] as Error).message));
+    assert.throws(
+      () => list.unlockPutAll(),
+      (err: unknown) => err instanceof AggregateError && /held by another owner/.test((err.errors[0] as Error).message),
+    );
     assert.equal(m.isLocked, true, 'the other owner keeps its lock');
     m.unlock();
   });
@@ -103,8 +119,18 @@ describe('TransLockList with ww mutexes', () => {
       await Promise.all([task(0, [a, b, c]), task(1, [c, b, a])]);
       assert.deepEqual([...done].sort(), ['task0', 'task1']);
       assert.ok(stats.backoffs >= 1, 'the ABBA collision forced a backoff');
-      assert.ok(stats.outcomes.includes('locked'), `a backoff slow-locked the contended mutex: ${stats.outcomes.join(',')}`);
-      assert.deepEqual([a, b, c].map((m) => [m.isLocked, m.waiters]), [[false, 0], [false, 0], [false, 0]]);
+      assert.ok(
+        stats.outcomes.includes('locked'),
+        `a backoff slow-locked the contended mutex: ${stats.outcomes.join(',')}`,
+      );
+      assert.deepEqual(
+        [a, b, c].map((m) => [m.isLocked, m.waiters]),
+        [
+          [false, 0],
+          [false, 0],
+          [false, 0],
+        ],
+      );
     });
   }
 
@@ -136,7 +162,10 @@ describe('TransLockList with ww mutexes', () => {
       await Promise.all(Array.from({ length: 6 }, () => task(4)));
       assert.equal(completed, 24, `seed ${seed}`);
       assert.ok(stats.backoffs > 0, `seed ${seed}: ${algorithm} with injection backed off at least once`);
-      assert.ok(mutexes.every((m) => !m.isLocked && m.waiters === 0), `seed ${seed}: everything released`);
+      assert.ok(
+        mutexes.every((m) => !m.isLocked && m.waiters === 0),
+        `seed ${seed}: everything released`,
+      );
     }
   });
 });
@@ -178,14 +207,22 @@ function boItem(bo: BufferObject, ctx: WwAcquireCtx): LockItem<BufferObject> {
 describe('TransLockList over DmaResv buffer objects', () => {
   it('two submissions in opposite order add their fences; objects dropped mid-transaction live until unlocked', async () => {
     const violations: string[] = [];
-    const [x, y, z] = ['x', 'y', 'z'].map((n) => new BufferObject(n, violations)) as [BufferObject, BufferObject, BufferObject];
+    const [x, y, z] = ['x', 'y', 'z'].map((n) => new BufferObject(n, violations)) as [
+      BufferObject,
+      BufferObject,
+      BufferObject,
+    ];
     const ready = [deferred(), deferred()];
     let backoffs = 0;
     const jobs: DmaFence[] = [];
     const submit = async (id: 0 | 1, order: BufferObject[]): Promise<void> => {
       // The submission looked its buffers up: it holds a reference on each until it ends.
       for (const bo of order) bo.kref.get();
-      using _lookups = { [Symbol.dispose]: () => order.forEach((bo) => bo.kref.put()) };
+      using _lookups = {
+        [Symbol.dispose]: () => {
+          for (const bo of order) bo.kref.put();
+        },
+      };
       using ctx = new WwAcquireCtx(x.resv.mutex.wwClass);
       using list = new TransLockList({ name: `submit${id}` });
       let first = true;

@@ -9,9 +9,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { BugError } from '../../src/base/errors.js';
 import { TransLockList, type BackoffOutcome } from '../../src/locking/locklist.js';
-import { Counted, names, world } from '../helpers/counted-lock.js';
+import { type Counted, names, world } from '../helpers/counted-lock.js';
 import { testSeed } from '../helpers/mock-fence.js';
-
 
 type Where = 'main' | 'sub' | null;
 type Cmd =
@@ -19,7 +18,13 @@ type Cmd =
   | { readonly kind: 'remove'; readonly sub: boolean; readonly obj: number }
   | { readonly kind: 'nest' }
   | { readonly kind: 'unlockPutAll'; readonly sub: boolean }
-  | { readonly kind: 'backoff'; readonly sub: boolean; readonly obj: number; readonly result: 'locked' | 'relaxed' | 'abort'; readonly relaxUnlock: boolean }
+  | {
+      readonly kind: 'backoff';
+      readonly sub: boolean;
+      readonly obj: number;
+      readonly result: 'locked' | 'relaxed' | 'abort';
+      readonly relaxUnlock: boolean;
+    }
   | { readonly kind: 'backoffSub'; readonly obj: number; readonly result: 'locked' | 'relaxed' }
   | { readonly kind: 'dropCreatorRef'; readonly obj: number };
 
@@ -40,7 +45,14 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
       relaxUnlock: fc.boolean(),
     }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('backoffSub' as const), obj: objArb, result: fc.constantFrom('locked' as const, 'relaxed' as const) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('backoffSub' as const),
+      obj: objArb,
+      result: fc.constantFrom('locked' as const, 'relaxed' as const),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('dropCreatorRef' as const), obj: objArb }) },
 );
 
@@ -85,7 +97,11 @@ async function runCommands(cmds: readonly Cmd[]): Promise<void> {
   const sub = new TransLockList({ name: 'sub' });
   const model = new LockModel();
   const listOf = (isSub: boolean): TransLockList => (isSub ? sub : main);
-  const unlocked = (from: number): string[] => log.slice(from).filter((l) => l.startsWith('unlock')).map((l) => l.slice(7));
+  const unlocked = (from: number): string[] =>
+    log
+      .slice(from)
+      .filter((l) => l.startsWith('unlock'))
+      .map((l) => l.slice(7));
 
   for (const cmd of cmds) {
     const mark = log.length;
@@ -151,7 +167,8 @@ async function runCommands(cmds: readonly Cmd[]): Promise<void> {
           await assert.rejects(pending, /abort/);
         } else {
           const outcome = await pending;
-          const expected: BackoffOutcome = cmd.result === 'relaxed' ? 'relaxed' : cmd.relaxUnlock ? 'unlocked' : 'locked';
+          const expected: BackoffOutcome =
+            cmd.result === 'relaxed' ? 'relaxed' : cmd.relaxUnlock ? 'unlocked' : 'locked';
           assert.equal(outcome, expected);
           if (expected === 'locked') (cmd.sub ? model.sub : model.main).push(cmd.obj);
           if (expected === 'unlocked') expectedUnlocks.push(cmd.obj);
@@ -201,7 +218,13 @@ async function runCommands(cmds: readonly Cmd[]): Promise<void> {
   assert.deepEqual(violations, []);
 }
 
-function checkState(objs: readonly Counted[], model: LockModel, main: TransLockList, sub: TransLockList, cmd: Cmd): void {
+function checkState(
+  objs: readonly Counted[],
+  model: LockModel,
+  main: TransLockList,
+  sub: TransLockList,
+  cmd: Cmd,
+): void {
   const at = `after ${JSON.stringify(cmd)}`;
   for (const [i, o] of objs.entries()) {
     const where = model.where(i);
@@ -212,7 +235,11 @@ function checkState(objs: readonly Counted[], model: LockModel, main: TransLockL
     assert.equal(main.has(o), where === 'main');
     assert.equal(sub.has(o), where === 'sub');
   }
-  assert.deepEqual(names(main), model.main.map((e) => (e === 'sub' ? '[sub]' : String(e))), `main ${at}`);
+  assert.deepEqual(
+    names(main),
+    model.main.map((e) => (e === 'sub' ? '[sub]' : String(e))),
+    `main ${at}`,
+  );
   assert.deepEqual(names(sub), model.sub.map(String), `sub ${at}`);
   assert.equal(sub.parent, model.nested ? main : null);
   assert.equal(sub.contending, null);

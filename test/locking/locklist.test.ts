@@ -7,8 +7,14 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BugError, InvalidArgumentError, WwDeadlockError } from '../../src/base/errors.js';
 import { WwAcquireCtx, WwClass, WwMutex } from '../../src/locking/ww-mutex.js';
-import { TransLockList, wwMutexLockItem, type BackoffOutcome, type LockItem, type LockItemOps } from '../../src/locking/locklist.js';
-import { Counted, countedOps, names, world } from '../helpers/counted-lock.js';
+import {
+  TransLockList,
+  wwMutexLockItem,
+  type BackoffOutcome,
+  type LockItem,
+  type LockItemOps,
+} from '../../src/locking/locklist.js';
+import { type Counted, countedOps, names, world } from '../helpers/counted-lock.js';
 import { asOtherTask } from '../helpers/other-task.js';
 
 // ---- the list ------------------------------------------------------------------------------
@@ -64,8 +70,14 @@ describe('TransLockList', () => {
     const one = new TransLockList({ name: 'one' });
     const two = new TransLockList({ name: 'two' });
     lockAdd(one, a);
-    assert.throws(() => one.remove(item(b)), (err: unknown) => err instanceof BugError && /on no list/.test(err.message));
-    assert.throws(() => two.remove(item(a)), (err: unknown) => err instanceof BugError && /on list 'one'/.test(err.message));
+    assert.throws(
+      () => one.remove(item(b)),
+      (err: unknown) => err instanceof BugError && /on no list/.test(err.message),
+    );
+    assert.throws(
+      () => two.remove(item(a)),
+      (err: unknown) => err instanceof BugError && /on list 'one'/.test(err.message),
+    );
     assert.deepEqual([a.locked, a.refs, one.size], [true, 2, 1]);
     // late: after it was removed, removing it again is the same bug
     one.remove(item(a));
@@ -105,8 +117,14 @@ describe('TransLockList', () => {
     const one = new TransLockList({ name: 'one' });
     const two = new TransLockList({ name: 'two' });
     lockAdd(one, a);
-    assert.throws(() => one.add(item(a)), (err: unknown) => err instanceof BugError && /already on this list/.test(err.message));
-    assert.throws(() => two.add(item(a)), (err: unknown) => err instanceof BugError && /already on list 'one'/.test(err.message));
+    assert.throws(
+      () => one.add(item(a)),
+      (err: unknown) => err instanceof BugError && /already on this list/.test(err.message),
+    );
+    assert.throws(
+      () => two.add(item(a)),
+      (err: unknown) => err instanceof BugError && /already on list 'one'/.test(err.message),
+    );
     assert.deepEqual([a.refs, one.size, two.size], [2, 1, 0]);
     // late: once unlocked and removed it may be listed again
     one.unlockPutAll();
@@ -119,7 +137,10 @@ describe('TransLockList', () => {
     const list = new TransLockList();
     const o = { name: 'x' };
     const noPut = { slowLock: async () => 'locked' as const, unlock: () => {}, get: () => {} };
-    assert.throws(() => list.add({ ops: noPut, object: o }), (err: unknown) => err instanceof BugError && /get\(\) without put\(\)/.test(err.message));
+    assert.throws(
+      () => list.add({ ops: noPut, object: o }),
+      (err: unknown) => err instanceof BugError && /get\(\) without put\(\)/.test(err.message),
+    );
     const noUnlock = { slowLock: async () => 'locked' as const } as unknown as LockItemOps<object>;
     assert.throws(() => list.add({ ops: noUnlock, object: o }), InvalidArgumentError);
     assert.throws(() => list.add({ ops: countedOps, object: 42 } as unknown as LockItem), InvalidArgumentError);
@@ -189,7 +210,10 @@ describe('TransLockList', () => {
     c.failPut = true;
     assert.throws(
       () => list.unlockPutAll(),
-      (err: unknown) => err instanceof AggregateError && err.errors.length === 2 && /put of 'c' failed; put of 'a' failed/.test(err.message),
+      (err: unknown) =>
+        err instanceof AggregateError &&
+        err.errors.length === 2 &&
+        /put of 'c' failed; put of 'a' failed/.test(err.message),
     );
     assert.deepEqual([a.locked, b.locked, c.locked, b.refs], [false, false, false, 1]);
   });
@@ -247,9 +271,15 @@ describe('TransLockList sub-lists', () => {
   it('a list cannot contain itself, directly or through a parent', () => {
     const parent = new TransLockList({ name: 'p' });
     const sub = new TransLockList({ name: 's' });
-    assert.throws(() => parent.add(parent), (err: unknown) => err instanceof BugError && /contain itself/.test(err.message));
+    assert.throws(
+      () => parent.add(parent),
+      (err: unknown) => err instanceof BugError && /contain itself/.test(err.message),
+    );
     parent.add(sub);
-    assert.throws(() => sub.add(parent), (err: unknown) => err instanceof BugError && /contain itself/.test(err.message));
+    assert.throws(
+      () => sub.add(parent),
+      (err: unknown) => err instanceof BugError && /contain itself/.test(err.message),
+    );
     assert.equal(sub.size, 0);
     assert.match(sub.describe(), /on list 'p'/);
   });
@@ -336,7 +366,11 @@ describe('TransLockList.backoff', () => {
     lockAdd(list, b);
     const outcome: BackoffOutcome = await list.backoff(item(c));
     assert.equal(outcome, 'locked');
-    assert.deepEqual(events(), ['unlock b', 'put b', 'unlock a', 'put a', 'slowLock c', 'put c'], 'the last put is backoff’s own reference');
+    assert.deepEqual(
+      events(),
+      ['unlock b', 'put b', 'unlock a', 'put a', 'slowLock c', 'put c'],
+      'the last put is backoff’s own reference',
+    );
     assert.deepEqual(names(list), ['c']);
     assert.deepEqual([c.locked, c.refs, a.refs, b.refs], [true, 2, 1, 1]);
     // late: the restart skips it and it is unlocked with the rest
@@ -394,7 +428,14 @@ describe('TransLockList.backoff', () => {
     const reason = new Error('user gave up');
     ac.abort(reason);
     await assert.rejects(pending, (err: unknown) => err === reason);
-    assert.deepEqual(objs.map((o) => [o.locked, o.refs]), [[false, 1], [false, 1], [false, 1]]);
+    assert.deepEqual(
+      objs.map((o) => [o.locked, o.refs]),
+      [
+        [false, 1],
+        [false, 1],
+        [false, 1],
+      ],
+    );
     assert.equal(list.size, 0);
     // late: the list works again afterwards
     c.slowResult = 'locked';
@@ -445,7 +486,10 @@ describe('TransLockList.backoff', () => {
     const ac = new AbortController();
     const pending = list.backoff(item(c), { signal: ac.signal });
     d.lock();
-    assert.throws(() => list.add(item(d)), (err: unknown) => err instanceof BugError && /backoff is in flight/.test(err.message));
+    assert.throws(
+      () => list.add(item(d)),
+      (err: unknown) => err instanceof BugError && /backoff is in flight/.test(err.message),
+    );
     await assert.rejects(list.backoff(item(d)), BugError);
     ac.abort(new Error('done'));
     await assert.rejects(pending, /done/);
@@ -465,11 +509,20 @@ describe('TransLockList.backoff', () => {
     lockAdd(exec, x);
     lockAdd(evict, a);
     // Backing off the sub-list alone leaves x locked on its parent: the transaction would wait for itself.
-    await assert.rejects(evict.backoff(item(x)), (err: unknown) => err instanceof BugError && /this transaction still holds on list 'exec'/.test(err.message));
+    await assert.rejects(
+      evict.backoff(item(x)),
+      (err: unknown) => err instanceof BugError && /this transaction still holds on list 'exec'/.test(err.message),
+    );
     assert.deepEqual(events(), ['unlock a', 'put a', 'put x']);
     assert.deepEqual([x.refs, x.locked], [2, true]);
-    await assert.rejects(evict.backoff(exec), (err: unknown) => err instanceof BugError && /this list or contains it/.test(err.message));
-    await assert.rejects(exec.backoff(exec), (err: unknown) => err instanceof BugError && /this list or contains it/.test(err.message));
+    await assert.rejects(
+      evict.backoff(exec),
+      (err: unknown) => err instanceof BugError && /this list or contains it/.test(err.message),
+    );
+    await assert.rejects(
+      exec.backoff(exec),
+      (err: unknown) => err instanceof BugError && /this list or contains it/.test(err.message),
+    );
     exec.unlockPutAll();
   });
 
@@ -509,7 +562,10 @@ describe('TransLockList.backoff', () => {
     const [c] = objs as [Counted];
     c.slowResult = 'garbage';
     const list = new TransLockList();
-    await assert.rejects(list.backoff(item(c)), (err: unknown) => err instanceof BugError && /returned "maybe"/.test(err.message));
+    await assert.rejects(
+      list.backoff(item(c)),
+      (err: unknown) => err instanceof BugError && /returned "maybe"/.test(err.message),
+    );
     c.kref.put();
     assert.deepEqual([c.refs, c.released, list.size], [1, false, 0]);
     assert.deepEqual(violations, []);
@@ -523,7 +579,11 @@ describe('TransLockList.backoff', () => {
     lockAdd(list, b);
     b.failUnlock = true;
     await assert.rejects(list.backoff(item(c)), AggregateError);
-    assert.deepEqual(events(), ['unlock b', 'unlock a', 'put a', 'put c'], 'only backoff’s own reference on c is dropped');
+    assert.deepEqual(
+      events(),
+      ['unlock b', 'unlock a', 'put a', 'put c'],
+      'only backoff’s own reference on c is dropped',
+    );
     assert.deepEqual([c.locked, c.refs, list.size], [false, 1, 0]);
   });
 });

@@ -92,7 +92,10 @@ describe('Mutex', () => {
 
   it('unlocking a free mutex is a BugError naming the mutex', async () => {
     const m = new Mutex('free');
-    assert.throws(() => m.unlock(), (err: unknown) => err instanceof BugError && /Mutex\(free\).*not locked/.test(err.message));
+    assert.throws(
+      () => m.unlock(),
+      (err: unknown) => err instanceof BugError && /Mutex\(free\).*not locked/.test(err.message),
+    );
     await m.lock();
     m.unlock();
     assert.throws(() => m.unlock(), BugError, 'late: a second unlock');
@@ -173,7 +176,10 @@ describe('Mutex', () => {
       (err: unknown) => err === boom,
     );
     assert.equal(m.isLocked, false);
-    await assert.rejects(m.runExclusive(() => Promise.reject(boom)), (err: unknown) => err === boom);
+    await assert.rejects(
+      m.runExclusive(() => Promise.reject(boom)),
+      (err: unknown) => err === boom,
+    );
     assert.equal(m.isLocked, false);
     assert.equal(await m.runExclusive(() => 7), 7, 'late: usable after the failures');
   });
@@ -183,9 +189,12 @@ describe('Mutex', () => {
     await m.lock();
     let ran = false;
     const ac = new AbortController();
-    const pending = m.runExclusive(() => {
-      ran = true;
-    }, { signal: ac.signal });
+    const pending = m.runExclusive(
+      () => {
+        ran = true;
+      },
+      { signal: ac.signal },
+    );
     ac.abort(new Error('cancelled'));
     await assert.rejects(pending, /cancelled/);
     assert.equal(ran, false);
@@ -206,8 +215,14 @@ describe('Mutex', () => {
   });
 
   it('a name that is not a non-empty string is a BugError', () => {
-    assert.throws(() => new Mutex(''), (err: unknown) => err instanceof BugError && /non-empty string/.test(err.message));
-    assert.throws(() => new Mutex(42 as unknown as string), (err: unknown) => err instanceof BugError && /42/.test(err.message));
+    assert.throws(
+      () => new Mutex(''),
+      (err: unknown) => err instanceof BugError && /non-empty string/.test(err.message),
+    );
+    assert.throws(
+      () => new Mutex(42 as unknown as string),
+      (err: unknown) => err instanceof BugError && /42/.test(err.message),
+    );
   });
 });
 
@@ -232,11 +247,21 @@ describe('Mutex under the validator', () => {
     const { kind, classes, message } = reports[0]!;
     assert.equal(kind, 'circular-dependency');
     assert.deepEqual(classes, ['mtx.b', 'mtx.a']);
-    const held = message.slice(message.indexOf('mtx.b was acquired at:'), message.indexOf('mtx.a is being acquired at:'));
-    const acquiring = message.slice(message.indexOf('mtx.a is being acquired at:'), message.indexOf('but the reverse chain'));
+    const held = message.slice(
+      message.indexOf('mtx.b was acquired at:'),
+      message.indexOf('mtx.a is being acquired at:'),
+    );
+    const acquiring = message.slice(
+      message.indexOf('mtx.a is being acquired at:'),
+      message.indexOf('but the reverse chain'),
+    );
     assert.match(held, /mutex\.test\.ts:\d+/, held);
     assert.match(acquiring, /mutex\.test\.ts:\d+/, acquiring);
-    assert.match(message, /mtx\.a -> mtx\.b: mtx\.a held at:[\s\S]*mutex\.test\.ts/, 'the recorded edge has its sites too');
+    assert.match(
+      message,
+      /mtx\.a -> mtx\.b: mtx\.a held at:[\s\S]*mutex\.test\.ts/,
+      'the recorded edge has its sites too',
+    );
   });
 
   it('two mutexes of one name nested are recursive locking; the same mutex relocked after unlock is not', async () => {

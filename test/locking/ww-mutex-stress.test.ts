@@ -88,12 +88,17 @@ class StressRun {
   /** Locks `locks[i]` (slow path when `slow`); returns the error, or null after claiming its owner slot. */
   async lock(i: number, ctx: WwAcquireCtx | null, id: number, slow = false): Promise<unknown> {
     const m = this.locks[i]!;
-    const err = await (slow ? m.lockSlow(ctx!) : m.lock(ctx)).then(() => null, (e: unknown) => e);
+    const err = await (slow ? m.lockSlow(ctx!) : m.lock(ctx)).then(
+      () => null,
+      (e: unknown) => e,
+    );
     if (err !== null) {
-      if (err instanceof WwDeadlockError && err.contended !== m) this.fail(id, `EDEADLK on ${m} names ${String(err.contended)}`);
+      if (err instanceof WwDeadlockError && err.contended !== m)
+        this.fail(id, `EDEADLK on ${m} names ${String(err.contended)}`);
       return err;
     }
-    if (this.owner[i] !== null) this.fail(id, `mutual exclusion failure: ${m} acquired while task ${this.owner[i]} holds it`);
+    if (this.owner[i] !== null)
+      this.fail(id, `mutual exclusion failure: ${m} acquired while task ${this.owner[i]} holds it`);
     if (m.holder !== ctx) this.fail(id, `${m}.holder is ${String(m.holder)} after locking with ${String(ctx)}`);
     this.owner[i] = id;
     return null;
@@ -206,7 +211,13 @@ async function oneWork(run: StressRun, id: number, rnd: () => number): Promise<v
 }
 
 /** `stress()`: workers by `n & 3` (inorder, reorder, one, none) until `nthreads` exist; then checks. */
-async function stress(cls: WwClass, nlocks: number, nthreads: number, flags: number, seconds: number): Promise<StressRun> {
+async function stress(
+  cls: WwClass,
+  nlocks: number,
+  nthreads: number,
+  flags: number,
+  seconds: number,
+): Promise<StressRun> {
   const seed = testSeed();
   const run = new StressRun(cls, nlocks, seconds, seed);
   const tasks: Promise<void>[] = [];
@@ -221,14 +232,21 @@ async function stress(cls: WwClass, nlocks: number, nthreads: number, flags: num
     nthreads--;
   }
   // A deadlock leaves tasks pending with nothing left to run: the turn bound reports it.
-  await finish(Promise.all(tasks), `stress(${cls.name}, ${nlocks} locks, seed ${seed}): tasks`, Math.max(20_000, seconds * 100_000));
+  await finish(
+    Promise.all(tasks),
+    `stress(${cls.name}, ${nlocks} locks, seed ${seed}): tasks`,
+    Math.max(20_000, seconds * 100_000),
+  );
   assert.deepEqual(run.failures, [], `seed ${seed}`);
-  const busy = run.locks.filter((m) => m.isLocked || m.waiters > 0).map((m) => `${m}: locked=${m.isLocked} waiters=${m.waiters}`);
+  const busy = run.locks
+    .filter((m) => m.isLocked || m.waiters > 0)
+    .map((m) => `${m}: locked=${m.isLocked} waiters=${m.waiters}`);
   assert.deepEqual(busy, [], `seed ${seed}: locks left behind`);
   const live = run.ctxs.filter((ctx) => !ctx.isFinished || ctx.acquired !== 0).map(String);
   assert.deepEqual(live, [], `seed ${seed}: contexts not finished`);
   assert.ok(run.passes >= tasks.length, `seed ${seed}: only ${run.passes} passes for ${tasks.length} tasks`);
-  if (flags & (STRESS_INORDER | STRESS_REORDER)) assert.ok(run.backoffs > 0, `seed ${seed}: the back-off path never ran`);
+  if (flags & (STRESS_INORDER | STRESS_REORDER))
+    assert.ok(run.backoffs > 0, `seed ${seed}: the back-off path never ran`);
   return run;
 }
 
@@ -245,11 +263,19 @@ const CLASSES: readonly (readonly [string, string, WwAlgorithm])[] = [
 class Exclusion {
   readonly #owner = new Map<WwMutex, number>();
   take(m: WwMutex, id: number, seed: number): void {
-    assert.equal(this.#owner.get(m), undefined, `${m} taken by task ${id} while task ${this.#owner.get(m)} holds it (seed ${seed})`);
+    assert.equal(
+      this.#owner.get(m),
+      undefined,
+      `${m} taken by task ${id} while task ${this.#owner.get(m)} holds it (seed ${seed})`,
+    );
     this.#owner.set(m, id);
   }
   drop(m: WwMutex, id: number, seed: number): void {
-    assert.equal(this.#owner.get(m), id, `${m} released by task ${id} but owned by ${this.#owner.get(m)} (seed ${seed})`);
+    assert.equal(
+      this.#owner.get(m),
+      id,
+      `${m} released by task ${id} but owned by ${this.#owner.get(m)} (seed ${seed})`,
+    );
     this.#owner.delete(m);
   }
 }
@@ -269,7 +295,13 @@ for (const [title, className, algorithm] of CLASSES) {
             const b = new WwMutex(cls, 'B');
             const aReady = new Completion();
             const bReady = new Completion();
-            const side = async (first: WwMutex, second: WwMutex, mine: Completion, theirs: Completion, delay: number) => {
+            const side = async (
+              first: WwMutex,
+              second: WwMutex,
+              mine: Completion,
+              theirs: Completion,
+              delay: number,
+            ) => {
               const ctx = new WwAcquireCtx(cls);
               if (trylock) assert.equal(first.tryLock(ctx), true, 'trylock of a free mutex failed');
               else await first.lock(ctx);
@@ -277,13 +309,19 @@ for (const [title, className, algorithm] of CLASSES) {
               mine.complete();
               await theirs.wait();
               await yieldTurns(delay);
-              let err: unknown = await second.lock(ctx).then(() => null, (e: unknown) => e);
+              let err: unknown = await second.lock(ctx).then(
+                () => null,
+                (e: unknown) => e,
+              );
               let holdsFirst = true;
               if (resolve && err instanceof WwDeadlockError) {
                 first.unlock();
                 holdsFirst = false;
                 await second.lockSlow(ctx);
-                err = await first.lock(ctx).then(() => null, (e: unknown) => e);
+                err = await first.lock(ctx).then(
+                  () => null,
+                  (e: unknown) => e,
+                );
                 holdsFirst = err === null;
               }
               if (err === null) second.unlock();
@@ -294,9 +332,14 @@ for (const [title, className, algorithm] of CLASSES) {
             const older = side(a, b, aReady, bReady, youngerFirst ? 2 : 0);
             const younger = side(b, a, bReady, aReady, youngerFirst ? 0 : 2);
             const errs = [await finish(older, 'older side'), await finish(younger, 'younger side')];
-            for (const err of errs) assert.ok(err === null || err instanceof WwDeadlockError, `unexpected ${String(err)}`);
+            for (const err of errs)
+              assert.ok(err === null || err instanceof WwDeadlockError, `unexpected ${String(err)}`);
             if (resolve) assert.deepEqual(errs, [null, null], `ABBA not resolved (youngerFirst=${youngerFirst})`);
-            else assert.ok(errs.some((e) => e instanceof WwDeadlockError), `missed ABBA deadlock (youngerFirst=${youngerFirst})`);
+            else
+              assert.ok(
+                errs.some((e) => e instanceof WwDeadlockError),
+                `missed ABBA deadlock (youngerFirst=${youngerFirst})`,
+              );
             assert.equal(a.isLocked || b.isLocked, false);
           }
         });
@@ -315,13 +358,19 @@ for (const [title, className, algorithm] of CLASSES) {
             await a.lock(ctx);
             bSignal[(i + n - 1) % n]!.complete();
             await bSignal[i]!.wait();
-            let err: unknown = await b.lock(ctx).then(() => null, (e: unknown) => e);
+            let err: unknown = await b.lock(ctx).then(
+              () => null,
+              (e: unknown) => e,
+            );
             let errA: unknown = null;
             if (err instanceof WwDeadlockError) {
               err = null;
               a.unlock();
               await b.lockSlow(ctx);
-              errA = await a.lock(ctx).then(() => null, (e: unknown) => e);
+              errA = await a.lock(ctx).then(
+                () => null,
+                (e: unknown) => e,
+              );
             }
             if (err === null) b.unlock();
             if (errA === null) a.unlock();
@@ -329,7 +378,11 @@ for (const [title, className, algorithm] of CLASSES) {
             return err ?? errA;
           };
           const results = await Promise.all(locks.map((_, i) => finish(worker(i), `worker ${i}`)));
-          assert.deepEqual(results, locks.map(() => null), 'cyclic deadlock not resolved');
+          assert.deepEqual(
+            results,
+            locks.map(() => null),
+            'cyclic deadlock not resolved',
+          );
           for (const m of locks) assert.equal(m.isLocked, false);
         });
       }
@@ -397,7 +450,10 @@ for (const [title, className, algorithm] of CLASSES) {
               resObj = null;
               continue;
             }
-            failure = await m.lock(ctx).then(() => null, (e: unknown) => e);
+            failure = await m.lock(ctx).then(
+              () => null,
+              (e: unknown) => e,
+            );
             if (failure !== null) break;
             if (rnd() < 0.5) await nextTurn();
           }
@@ -421,7 +477,10 @@ for (const [title, className, algorithm] of CLASSES) {
         let tries = 0;
         for (let i = 0; i < list.length; i++) {
           const m = list[i]!;
-          const err = await m.lock(ctx).then(() => null, (e: unknown) => e);
+          const err = await m.lock(ctx).then(
+            () => null,
+            (e: unknown) => e,
+          );
           if (rnd() < 0.5) await nextTurn();
           if (err === null) continue;
           tries = backOff(tries);
@@ -439,7 +498,8 @@ for (const [title, className, algorithm] of CLASSES) {
         return [...list];
       }
 
-      const objects = (n: number, prefix: string): WwMutex[] => Array.from({ length: n }, (_, i) => new WwMutex(cls, `${prefix}${i}`));
+      const objects = (n: number, prefix: string): WwMutex[] =>
+        Array.from({ length: n }, (_, i) => new WwMutex(cls, `${prefix}${i}`));
 
       it('Method 1 (fixed list, res_obj skipped) completes with exclusion', async () => {
         await contend(method1, objects(6, 'obj'));
@@ -448,7 +508,10 @@ for (const [title, className, algorithm] of CLASSES) {
       it('Method 1 propagates EALREADY to report a duplicate entry, leaving nothing locked', async () => {
         const [a, b, c] = objects(3, 'dup') as [WwMutex, WwMutex, WwMutex];
         const ctx = new WwAcquireCtx(cls);
-        const err = await outcome(method1([a, b, a, c], ctx, () => 1), 'method 1');
+        const err = await outcome(
+          method1([a, b, a, c], ctx, () => 1),
+          'method 1',
+        );
         assert.ok(err instanceof AlreadyLockedError, String(err));
         assert.deepEqual([a.isLocked, b.isLocked, c.isLocked], [false, false, false]);
         assert.equal(ctx.isFinished, true);
@@ -461,7 +524,11 @@ for (const [title, className, algorithm] of CLASSES) {
       it('Method 3 (ad-hoc graph walk, EALREADY means continue) completes with exclusion', async () => {
         const objs = objects(8, 'node');
         // A ring with chords: every node is reachable along several paths, so walks meet locked nodes.
-        const graph = objs.map((_, i) => [(i + 1) % objs.length, (i + 3) % objs.length, (i + objs.length - 1) % objs.length]);
+        const graph = objs.map((_, i) => [
+          (i + 1) % objs.length,
+          (i + 3) % objs.length,
+          (i + objs.length - 1) % objs.length,
+        ]);
         let already = 0;
         const method3 = async (list: WwMutex[], ctx: WwAcquireCtx, rnd: () => number): Promise<WwMutex[]> => {
           const root = objs.indexOf(list[0]!);
@@ -474,7 +541,10 @@ for (const [title, className, algorithm] of CLASSES) {
               // Each node is pushed once per edge into it at most: a longer walk never ends.
               assert.ok(++steps <= 4 * objs.length + 1, 'the walk does not terminate');
               const node = work.pop()!;
-              const err = await objs[node]!.lock(ctx).then(() => null, (e: unknown) => e);
+              const err = await objs[node]!.lock(ctx).then(
+                () => null,
+                (e: unknown) => e,
+              );
               if (rnd() < 0.3) await nextTurn();
               if (err instanceof AlreadyLockedError) {
                 already++;

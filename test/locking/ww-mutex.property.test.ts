@@ -100,7 +100,10 @@ async function runScenario(cls: WwClass, sc: Scenario): Promise<number> {
         let err: unknown = null;
         for (const i of tx.locks) {
           if (held.has(i)) continue; // the slow-locked one
-          err = await locks[i]!.lock(ctx).then(() => null, (e: unknown) => e);
+          err = await locks[i]!.lock(ctx).then(
+            () => null,
+            (e: unknown) => e,
+          );
           if (err !== null) break;
           claim(i, id, ctx);
           held.add(i);
@@ -130,7 +133,10 @@ async function runScenario(cls: WwClass, sc: Scenario): Promise<number> {
   };
 
   await Promise.all(sc.tasks.map((txs, id) => finish(task(id, txs), `task ${id}`)));
-  assert.equal(completed, sc.tasks.reduce((n, txs) => n + txs.length, 0));
+  assert.equal(
+    completed,
+    sc.tasks.reduce((n, txs) => n + txs.length, 0),
+  );
   for (const m of locks) assert.deepEqual([m.isLocked, m.waiters], [false, 0], `${m} leaked`);
   for (const ctx of ctxs) assert.ok(ctx.isFinished && ctx.acquired === 0, `${ctx} not finished`);
   return backoffs;

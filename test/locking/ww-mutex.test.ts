@@ -80,7 +80,8 @@ function registerSuite(title: string, className: string, algorithm: WwAlgorithm)
         const spin = (flags & 1) !== 0;
         const tryLock = (flags & 2) !== 0;
         const withCtx = (flags & 4) !== 0;
-        const label = [spin ? 'SPIN' : '', tryLock ? 'TRY' : '', withCtx ? 'CTX' : ''].filter(Boolean).join('|') || 'none';
+        const label =
+          [spin ? 'SPIN' : '', tryLock ? 'TRY' : '', withCtx ? 'CTX' : ''].filter(Boolean).join('|') || 'none';
         it(`test_mutex flags=${label}: the worker does not get the mutex while main holds it`, async () => {
           const m = new WwMutex(cls, 'test_mutex');
           const ready = new Completion();
@@ -132,7 +133,10 @@ function registerSuite(title: string, className: string, algorithm: WwAlgorithm)
           else await m.lock(ctx);
           assert.equal(m.tryLock(null), false, 'trylock(NULL) succeeded on a held mutex');
           assert.equal(m.tryLock(ctx), false, 'trylock(ctx) succeeded on a mutex the context holds');
-          const err = await m.lock(ctx).then(() => null, (e: unknown) => e);
+          const err = await m.lock(ctx).then(
+            () => null,
+            (e: unknown) => e,
+          );
           assert.ok(err instanceof AlreadyLockedError, `expected EALREADY, got ${String(err)}`);
           assert.equal(err.code, 'EALREADY');
           assert.equal(ctx.acquired, 1, 'EALREADY changed the count');
@@ -233,7 +237,7 @@ function registerSuite(title: string, className: string, algorithm: WwAlgorithm)
         for (const ctx of [a, b, c]) ctx.fini();
       });
 
-      it('cancelWait rejects the context\'s pending lock with the reason; the queue goes on', async () => {
+      it("cancelWait rejects the context's pending lock with the reason; the queue goes on", async () => {
         const m = new WwMutex(cls);
         await asOtherTask(() => m.lock(null));
         const [a, b] = [new WwAcquireCtx(cls), new WwAcquireCtx(cls)];
@@ -264,7 +268,10 @@ function registerSuite(title: string, className: string, algorithm: WwAlgorithm)
         }
         const injected: number[] = [];
         for (let attempt = 0; injected.length < expected.length && attempt < 1000; attempt++) {
-          const err = await probe.lock(ctx).then(() => null, (e: unknown) => e);
+          const err = await probe.lock(ctx).then(
+            () => null,
+            (e: unknown) => e,
+          );
           if (err === null) {
             probe.unlock();
             continue;
@@ -297,7 +304,10 @@ function registerSuite(title: string, className: string, algorithm: WwAlgorithm)
         const ctx = await holding(injecting, p);
         let err: unknown = null;
         for (let i = 0; i <= 16 && err === null; i++) {
-          err = await q.lock(ctx).then(() => null, (e: unknown) => e);
+          err = await q.lock(ctx).then(
+            () => null,
+            (e: unknown) => e,
+          );
           if (err === null) q.unlock();
         }
         assert.ok(err instanceof WwDeadlockError, 'no injected back-off within 16 locks');
@@ -490,7 +500,12 @@ function registerSuite(title: string, className: string, algorithm: WwAlgorithm)
 
     describe('debug checks', () => {
       /** Gets `ctx` (holding `held`) an EDEADLK on `contended`; `cleanup` releases the others. */
-      async function provokeDeadlock(): Promise<{ ctx: WwAcquireCtx; held: WwMutex; contended: WwMutex; cleanup: () => Promise<void> }> {
+      async function provokeDeadlock(): Promise<{
+        ctx: WwAcquireCtx;
+        held: WwMutex;
+        contended: WwMutex;
+        cleanup: () => Promise<void>;
+      }> {
         const [held, contended, o] = mutexes(cls, 3, 'dbg') as [WwMutex, WwMutex, WwMutex];
         if (waitDie) {
           const old = await holding(cls, contended);

@@ -54,7 +54,11 @@ describe('DmaResv', () => {
         resv.reserveFences(4); // 2 + 4 > 4: reallocates, dropping a
       }
     }
-    assert.deepEqual(seen, [[a, true], [b, false], [b, true]]);
+    assert.deepEqual(seen, [
+      [a, true],
+      [b, false],
+      [b, true],
+    ]);
     assert.equal(walk.next().done, true, 'a finished walk stays finished');
   });
 
@@ -83,7 +87,10 @@ describe('DmaResv', () => {
     state.armed = true;
     resv.addFence(b, DmaResvUsage.Write);
     assert.equal(state.fired, true);
-    assert.deepEqual(entries(resv.fences(DmaResvUsage.Bookkeep)), [[a, DmaResvUsage.Read], [b, DmaResvUsage.Write]]);
+    assert.deepEqual(entries(resv.fences(DmaResvUsage.Bookkeep)), [
+      [a, DmaResvUsage.Read],
+      [b, DmaResvUsage.Write],
+    ]);
   });
 
   describe('copyFences', () => {
@@ -96,9 +103,19 @@ describe('DmaResv', () => {
       const walk = dst.fencesUnlocked(DmaResvUsage.Bookkeep);
       assert.equal(walk.next().value?.fence, d);
       dst.copyFences(src);
-      assert.deepEqual(entries(dst.fences(DmaResvUsage.Bookkeep)), [[a, DmaResvUsage.Write], [b, DmaResvUsage.Bookkeep]]);
+      assert.deepEqual(entries(dst.fences(DmaResvUsage.Bookkeep)), [
+        [a, DmaResvUsage.Write],
+        [b, DmaResvUsage.Bookkeep],
+      ]);
       assert.equal(dst.maxFences, 3, 'sized like the source list');
-      assert.deepEqual([...walk].map((e) => [e.fence, e.restarted]), [[a, true], [b, false]], 'readers of dst restart');
+      assert.deepEqual(
+        [...walk].map((e) => [e.fence, e.restarted]),
+        [
+          [a, true],
+          [b, false],
+        ],
+        'readers of dst restart',
+      );
       assert.equal(src.numFences, 3, 'the source is untouched');
     });
 
@@ -124,7 +141,10 @@ describe('DmaResv', () => {
       state.armed = true;
       dst.copyFences(src);
       assert.equal(state.fired, true, 'the reallocation ran during the copy');
-      assert.deepEqual(entries(dst.fences(DmaResvUsage.Bookkeep)), [[a, DmaResvUsage.Read], [b, DmaResvUsage.Kernel]]);
+      assert.deepEqual(entries(dst.fences(DmaResvUsage.Bookkeep)), [
+        [a, DmaResvUsage.Read],
+        [b, DmaResvUsage.Kernel],
+      ]);
       assert.equal(dst.maxFences, 2, 'sized like the reallocated source list');
     });
 
@@ -134,7 +154,10 @@ describe('DmaResv', () => {
         const x = mockFence();
         const src = lockedWith([x, DmaResvUsage.Write]);
         src.reserveFences(1);
-        const { fence: a, state } = pollingFence(() => (x.signal(), reallocate(src)()), () => x.signaledFlag);
+        const { fence: a, state } = pollingFence(
+          () => (x.signal(), reallocate(src)()),
+          () => x.signaledFlag,
+        );
         src.addFence(a, DmaResvUsage.Write);
         state.armed = true;
         if (reader === 'copyFences') {
@@ -234,7 +257,12 @@ describe('DmaResv', () => {
     const seed = testSeed();
     const contexts = [fenceContextAlloc(), fenceContextAlloc(), fenceContextAlloc(), fenceContextAlloc()];
     const op = fc.oneof(
-      fc.record({ kind: fc.constant('add' as const), ctx: fc.nat(3), jump: fc.integer({ min: -1, max: 2 }), usage: fc.nat(3) }),
+      fc.record({
+        kind: fc.constant('add' as const),
+        ctx: fc.nat(3),
+        jump: fc.integer({ min: -1, max: 2 }),
+        usage: fc.nat(3),
+      }),
       fc.record({ kind: fc.constant('signal' as const), pick: fc.nat() }),
       fc.record({ kind: fc.constant('cycle' as const) }),
     );

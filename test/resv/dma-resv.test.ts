@@ -17,7 +17,12 @@ import { DmaResv, DmaResvUsage, reservationWwClass } from '../../src/resv/dma-re
 import { mockFence } from '../helpers/mock-fence.js';
 import { entries, lockedWith } from '../helpers/resv-objects.js';
 
-const USAGES = [['kernel', DmaResvUsage.Kernel], ['write', DmaResvUsage.Write], ['read', DmaResvUsage.Read], ['bookkeep', DmaResvUsage.Bookkeep]] as const;
+const USAGES = [
+  ['kernel', DmaResvUsage.Kernel],
+  ['write', DmaResvUsage.Write],
+  ['read', DmaResvUsage.Read],
+  ['bookkeep', DmaResvUsage.Bookkeep],
+] as const;
 
 /** The kernel self-test's setup: a lock held without context, one enabled mock fence added with `usage`. */
 async function stSetup(usage: DmaResvUsage): Promise<{ resv: DmaResv; f: DmaFence }> {
@@ -132,12 +137,20 @@ describe('DmaResv', () => {
 
   it('asking for a usage returns every fence of that usage or a lower one, locked and unlocked', () => {
     const [k, w, r, b] = [mockFence(), mockFence(), mockFence(), mockFence()];
-    const resv = lockedWith([b, DmaResvUsage.Bookkeep], [r, DmaResvUsage.Read], [w, DmaResvUsage.Write], [k, DmaResvUsage.Kernel]);
+    const resv = lockedWith(
+      [b, DmaResvUsage.Bookkeep],
+      [r, DmaResvUsage.Read],
+      [w, DmaResvUsage.Write],
+      [k, DmaResvUsage.Kernel],
+    );
     assert.deepEqual(resv.getFences(DmaResvUsage.Kernel), [k]);
     assert.deepEqual(resv.getFences(DmaResvUsage.Write), [w, k]);
     assert.deepEqual(resv.getFences(DmaResvUsage.Read), [r, w, k]);
     assert.deepEqual(resv.getFences(DmaResvUsage.Bookkeep), [b, r, w, k]);
-    assert.deepEqual(entries(resv.fences(DmaResvUsage.Write)), [[w, DmaResvUsage.Write], [k, DmaResvUsage.Kernel]]);
+    assert.deepEqual(entries(resv.fences(DmaResvUsage.Write)), [
+      [w, DmaResvUsage.Write],
+      [k, DmaResvUsage.Kernel],
+    ]);
     assert.equal(resv.testSignaled(DmaResvUsage.Read), false);
     for (const f of [r, w, k]) f.signal();
     assert.equal(resv.testSignaled(DmaResvUsage.Read), true, 'only the bookkeep fence is left');
@@ -148,7 +161,10 @@ describe('DmaResv', () => {
     const [a, b] = [mockFence(), mockFence()];
     const resv = lockedWith([a, DmaResvUsage.Write], [b, DmaResvUsage.Write]);
     a.signal();
-    assert.deepEqual(entries(resv.fences(DmaResvUsage.Write)), [[a, DmaResvUsage.Write], [b, DmaResvUsage.Write]]);
+    assert.deepEqual(entries(resv.fences(DmaResvUsage.Write)), [
+      [a, DmaResvUsage.Write],
+      [b, DmaResvUsage.Write],
+    ]);
     assert.deepEqual(entries(resv.fencesUnlocked(DmaResvUsage.Write)), [[b, DmaResvUsage.Write]]);
     const it = resv.fences(DmaResvUsage.Write);
     it.next();
@@ -185,7 +201,10 @@ describe('DmaResv', () => {
       const ctx = fenceContextAlloc();
       const [f1, f2] = [mockFence(ctx, 1), mockFence(ctx, 2)];
       const resv = lockedWith([f1, DmaResvUsage.Write], [f2, DmaResvUsage.Read]);
-      assert.deepEqual(entries(resv.fences(DmaResvUsage.Bookkeep)), [[f1, DmaResvUsage.Write], [f2, DmaResvUsage.Read]]);
+      assert.deepEqual(entries(resv.fences(DmaResvUsage.Bookkeep)), [
+        [f1, DmaResvUsage.Write],
+        [f2, DmaResvUsage.Read],
+      ]);
       assert.deepEqual(resv.getFences(DmaResvUsage.Write), [f1], 'writers still only see the write');
     });
 
@@ -206,7 +225,10 @@ describe('DmaResv', () => {
       a.signal();
       resv.reserveFences(1);
       resv.addFence(c, DmaResvUsage.Bookkeep);
-      assert.deepEqual(entries(resv.fences(DmaResvUsage.Bookkeep)), [[c, DmaResvUsage.Bookkeep], [b, DmaResvUsage.Read]]);
+      assert.deepEqual(entries(resv.fences(DmaResvUsage.Bookkeep)), [
+        [c, DmaResvUsage.Bookkeep],
+        [b, DmaResvUsage.Read],
+      ]);
     });
 
     it('promotion: Bookkeep becomes Read by adding the same fence again with Read', () => {
@@ -223,7 +245,10 @@ describe('DmaResv', () => {
       const f = mockFence();
       const resv = lockedWith([f, DmaResvUsage.Read], [f, DmaResvUsage.Bookkeep]);
       assert.deepEqual(resv.getFences(DmaResvUsage.Read), [f]);
-      assert.deepEqual(entries(resv.fences(DmaResvUsage.Bookkeep)), [[f, DmaResvUsage.Read], [f, DmaResvUsage.Bookkeep]]);
+      assert.deepEqual(entries(resv.fences(DmaResvUsage.Bookkeep)), [
+        [f, DmaResvUsage.Read],
+        [f, DmaResvUsage.Bookkeep],
+      ]);
     });
 
     it('replacing a slot needs no reservation (kernel parity: only appends consume one)', () => {
@@ -243,7 +268,10 @@ describe('DmaResv', () => {
       resv.unlock();
       assert.equal(resv.maxFences, 1, 'unlock trims the allowance to the used slots');
       assert.equal(resv.tryLock(), true);
-      assert.throws(() => resv.addFence(mockFence(), DmaResvUsage.Write), (err: unknown) => err instanceof BugError && /reserveFences\(n\)/.test(err.message));
+      assert.throws(
+        () => resv.addFence(mockFence(), DmaResvUsage.Write),
+        (err: unknown) => err instanceof BugError && /reserveFences\(n\)/.test(err.message),
+      );
       assert.equal(resv.numFences, 1, 'unchanged');
       resv.reserveFences(1);
       resv.addFence(mockFence(), DmaResvUsage.Write);
@@ -297,10 +325,19 @@ describe('DmaResv', () => {
 
     it('late: reallocation drops signaled fences and keeps the others in order with their usages', () => {
       const [a, b, c, d] = [mockFence(), mockFence(), mockFence(), mockFence()];
-      const resv = lockedWith([a, DmaResvUsage.Kernel], [b, DmaResvUsage.Read], [c, DmaResvUsage.Bookkeep], [d, DmaResvUsage.Write]);
+      const resv = lockedWith(
+        [a, DmaResvUsage.Kernel],
+        [b, DmaResvUsage.Read],
+        [c, DmaResvUsage.Bookkeep],
+        [d, DmaResvUsage.Write],
+      );
       b.signal();
       resv.reserveFences(1);
-      assert.deepEqual(entries(resv.fences(DmaResvUsage.Bookkeep)), [[a, DmaResvUsage.Kernel], [c, DmaResvUsage.Bookkeep], [d, DmaResvUsage.Write]]);
+      assert.deepEqual(entries(resv.fences(DmaResvUsage.Bookkeep)), [
+        [a, DmaResvUsage.Kernel],
+        [c, DmaResvUsage.Bookkeep],
+        [d, DmaResvUsage.Write],
+      ]);
       assert.equal(resv.maxFences, 8);
     });
   });
@@ -339,7 +376,11 @@ describe('DmaResv', () => {
       const [p1, p2, other, repl] = [mockFence(ctx, 1), mockFence(ctx, 0), mockFence(), mockFence()];
       const resv = lockedWith([p1, DmaResvUsage.Bookkeep], [other, DmaResvUsage.Write], [p2, DmaResvUsage.Bookkeep]);
       resv.replaceFences(ctx, repl, DmaResvUsage.Kernel);
-      assert.deepEqual(entries(resv.fences(DmaResvUsage.Bookkeep)), [[repl, DmaResvUsage.Kernel], [other, DmaResvUsage.Write], [repl, DmaResvUsage.Kernel]]);
+      assert.deepEqual(entries(resv.fences(DmaResvUsage.Bookkeep)), [
+        [repl, DmaResvUsage.Kernel],
+        [other, DmaResvUsage.Write],
+        [repl, DmaResvUsage.Kernel],
+      ]);
       resv.replaceFences(fenceContextAlloc(), mockFence(), DmaResvUsage.Read);
       assert.equal(resv.numFences, 3, 'an unknown context changes nothing');
     });
@@ -359,9 +400,17 @@ describe('DmaResv', () => {
 
   it('describe: one line per fence up to Read, signaled ones included, bookkeep left out', () => {
     const [k, w, r, b] = [mockFence(), mockFence(), mockFence(), mockFence()];
-    const resv = lockedWith([k, DmaResvUsage.Kernel], [w, DmaResvUsage.Write], [r, DmaResvUsage.Read], [b, DmaResvUsage.Bookkeep]);
+    const resv = lockedWith(
+      [k, DmaResvUsage.Kernel],
+      [w, DmaResvUsage.Write],
+      [r, DmaResvUsage.Read],
+      [b, DmaResvUsage.Bookkeep],
+    );
     w.signal();
-    assert.equal(resv.describe(), [`\tkernel fence: ${k.describe()}`, `\twrite fence: ${w.describe()}`, `\tread fence: ${r.describe()}`].join('\n'));
+    assert.equal(
+      resv.describe(),
+      [`\tkernel fence: ${k.describe()}`, `\twrite fence: ${w.describe()}`, `\tread fence: ${r.describe()}`].join('\n'),
+    );
     assert.match(resv.describe(), /\twrite fence: \d+:1 signalled/);
     assert.equal(new DmaResv().describe(), '');
   });
@@ -402,7 +451,15 @@ describe('DmaResv', () => {
         ['fences', () => resv.fences(DmaResvUsage.Write)],
       ];
       for (const [name, op] of ops) {
-        assert.throws(op, (err: unknown) => err instanceof BugError && err.message.startsWith(`DmaResv.${name}: the reservation lock is not held; lock it first with resv.lock(ctx)`), name);
+        assert.throws(
+          op,
+          (err: unknown) =>
+            err instanceof BugError &&
+            err.message.startsWith(
+              `DmaResv.${name}: the reservation lock is not held; lock it first with resv.lock(ctx)`,
+            ),
+          name,
+        );
       }
     });
   });
@@ -414,9 +471,17 @@ describe('DmaResv', () => {
       const chain = new DmaFenceChain(null, mockFence(), 1);
       const array = new DmaFenceArray([mockFence(), mockFence()], fenceContextAlloc(), 1);
       resv.reserveFences(1);
-      assert.throws(() => resv.reserveFences(0), (err: unknown) => err instanceof BugError && /miscounted/.test(err.message));
-      for (const n of [-1, 1.5, NaN, '2']) assert.throws(() => resv.reserveFences(n as number), InvalidArgumentError, String(n));
-      assert.throws(() => resv.addFence(array, DmaResvUsage.Write), (err: unknown) => err instanceof BugError && /add each fence individually; unwrap arrays and chains first/.test(err.message));
+      assert.throws(
+        () => resv.reserveFences(0),
+        (err: unknown) => err instanceof BugError && /miscounted/.test(err.message),
+      );
+      for (const n of [-1, 1.5, NaN, '2'])
+        assert.throws(() => resv.reserveFences(n as number), InvalidArgumentError, String(n));
+      assert.throws(
+        () => resv.addFence(array, DmaResvUsage.Write),
+        (err: unknown) =>
+          err instanceof BugError && /add each fence individually; unwrap arrays and chains first/.test(err.message),
+      );
       assert.throws(() => resv.addFence(chain, DmaResvUsage.Write), BugError);
       assert.throws(() => resv.addFence({} as DmaFence, DmaResvUsage.Write), InvalidArgumentError);
       for (const u of [-1, 4, 1.5, '1', undefined]) {
@@ -454,7 +519,10 @@ describe('DmaResv', () => {
     it('while locked is a BugError and leaves the object usable', () => {
       const f = mockFence();
       const resv = lockedWith([f, DmaResvUsage.Write]);
-      assert.throws(() => resv[Symbol.dispose](), (err: unknown) => err instanceof BugError && /unlock it before disposing/.test(err.message));
+      assert.throws(
+        () => resv[Symbol.dispose](),
+        (err: unknown) => err instanceof BugError && /unlock it before disposing/.test(err.message),
+      );
       assert.deepEqual(resv.getFences(DmaResvUsage.Write), [f]);
       resv.unlock();
       {

@@ -55,7 +55,12 @@ const BO_TYPES: readonly { description: string; type: BoType }[] = [
 ];
 
 /** `ttm_bo_init_reserved()` + `dma_resv_unlock()` as the kernel tests do it. */
-async function initUnlocked(device: TtmDevice, size: number, where: TtmPlacement, init?: Partial<TtmBoInit>): Promise<TtmBufferObject> {
+async function initUnlocked(
+  device: TtmDevice,
+  size: number,
+  where: TtmPlacement,
+  init?: Partial<TtmBoInit>,
+): Promise<TtmBufferObject> {
   const bo = await TtmBufferObject.initReserved(device, { size, placement: where, ...init }, new TtmOperationCtx());
   bo.resv.unlock();
   return bo;
@@ -77,7 +82,11 @@ describe('ttm_bo_validate', () => {
     it(`ttm_bo_init_reserved_sys_man (${params.description})`, async () => {
       await using device = kunitDevice();
       const ctx = new TtmOperationCtx();
-      const bo = await TtmBufferObject.initReserved(device, { size: BO_SIZE, type: params.type, placement: placement(TtmMemType.System) }, ctx);
+      const bo = await TtmBufferObject.initReserved(
+        device,
+        { size: BO_SIZE, type: params.type, placement: placement(TtmMemType.System) },
+        ctx,
+      );
       assert.equal(bo.resv.isLocked, true, 'returned locked');
       bo.resv.unlock();
       assert.equal(bo.refcount, 1);
@@ -98,7 +107,11 @@ describe('ttm_bo_validate', () => {
       await using device = kunitDevice();
       mockManagerInit(device, TtmMemType.VRAM, MANAGER_SIZE);
       const ctx = new TtmOperationCtx();
-      const bo = await TtmBufferObject.initReserved(device, { size: BO_SIZE, type: params.type, placement: placement(TtmMemType.VRAM) }, ctx);
+      const bo = await TtmBufferObject.initReserved(
+        device,
+        { size: BO_SIZE, type: params.type, placement: placement(TtmMemType.VRAM) },
+        ctx,
+      );
       bo.resv.unlock();
       assert.equal(bo.refcount, 1);
       assert.equal(bo.device, device);
@@ -114,7 +127,11 @@ describe('ttm_bo_validate', () => {
     await using device = kunitDevice();
     const resv = new DmaResv();
     await resv.lock();
-    const bo = await TtmBufferObject.initReserved(device, { size: BO_SIZE, type: 'device', resv, placement: placement(TtmMemType.System) }, new TtmOperationCtx());
+    const bo = await TtmBufferObject.initReserved(
+      device,
+      { size: BO_SIZE, type: 'device', resv, placement: placement(TtmMemType.System) },
+      new TtmOperationCtx(),
+    );
     assert.equal(bo.resv, resv, 'the external reservation is kept');
     assert.equal(resv.isLocked, true, 'still held by the caller');
     resv.unlock();
@@ -126,7 +143,11 @@ describe('ttm_bo_validate', () => {
       await using device = kunitDevice();
       mockManagerInit(device, TtmMemType.VRAM, MANAGER_SIZE);
       const size = 8 * KiB;
-      const bo = await TtmBufferObject.initReserved(device, { size, type: params.type, placement: placement(TtmMemType.System) }, new TtmOperationCtx());
+      const bo = await TtmBufferObject.initReserved(
+        device,
+        { size, type: params.type, placement: placement(TtmMemType.System) },
+        new TtmOperationCtx(),
+      );
       const ctxVal = new TtmOperationCtx();
       await bo.validate(placement(TtmMemType.VRAM, TtmPlaceFlags.TopDown), ctxVal);
       bo.resv.unlock();
@@ -199,7 +220,11 @@ describe('ttm_bo_validate', () => {
     const sndMem = TtmMemType.VRAM + 1;
     badManagerInit(device, fstMem, MANAGER_SIZE);
     const man = mockManagerInit(device, sndMem, MANAGER_SIZE);
-    const bo = await TtmBufferObject.initReserved(device, { size: BO_SIZE, type: 'device', placement: placement(TtmMemType.System) }, new TtmOperationCtx());
+    const bo = await TtmBufferObject.initReserved(
+      device,
+      { size: BO_SIZE, type: 'device', placement: placement(TtmMemType.System) },
+      new TtmOperationCtx(),
+    );
     const ctxVal = new TtmOperationCtx();
     await bo.validate(
       [
@@ -220,7 +245,11 @@ describe('ttm_bo_validate', () => {
       await using device = kunitDevice();
       mockManagerInit(device, TtmMemType.VRAM, MANAGER_SIZE);
       const tmp = mockManagerInit(device, TtmMemType.TT, MANAGER_SIZE);
-      const bo = await TtmBufferObject.initReserved(device, { size: BO_SIZE, type: params.type, placement: placement(TtmMemType.VRAM) }, new TtmOperationCtx());
+      const bo = await TtmBufferObject.initReserved(
+        device,
+        { size: BO_SIZE, type: params.type, placement: placement(TtmMemType.VRAM) },
+        new TtmOperationCtx(),
+      );
       const ctxVal = new TtmOperationCtx();
       await bo.validate(placement(TtmMemType.System), ctxVal);
       bo.resv.unlock();
@@ -317,7 +346,11 @@ describe('ttm_bo_validate', () => {
       using _leftovers = signalLeftovers();
       const fstMem = TtmMemType.VRAM;
       const sndMem = TtmMemType.VRAM + 1;
-      const bo = await TtmBufferObject.initReserved(device, { size: BO_SIZE, type: 'device', placement: placement(TtmMemType.System) }, new TtmOperationCtx());
+      const bo = await TtmBufferObject.initReserved(
+        device,
+        { size: BO_SIZE, type: 'device', placement: placement(TtmMemType.System) },
+        new TtmOperationCtx(),
+      );
       const man = mockManagerInit(device, fstMem, MANAGER_SIZE);
       mockManagerInit(device, sndMem, MANAGER_SIZE);
       const move = trackFence(mockFence());
@@ -333,7 +366,8 @@ describe('ttm_bo_validate', () => {
       );
       const outcome = watch(validating);
       await settleWithin(validating, 50);
-      if (params.noGpuWait) assert.equal(outcome().state, 'fulfilled', 'no_wait_gpu: done before the move fence signals');
+      if (params.noGpuWait)
+        assert.equal(outcome().state, 'fulfilled', 'no_wait_gpu: done before the move fence signals');
       else assert.equal(outcome().state, 'pending', 'the copy into the desired manager waits for its move fence');
       await clock.tick(20);
       await validating;
@@ -377,7 +411,11 @@ describe('ttm_bo_validate', () => {
     mockManagerInit(device, TtmMemType.VRAM, MANAGER_SIZE);
     mockManagerInit(device, TtmMemType.TT, MANAGER_SIZE);
     const where = placement(TtmMemType.VRAM);
-    const boBig = await TtmBufferObject.initReserved(device, { size: MANAGER_SIZE, type: 'device', placement: where }, new TtmOperationCtx());
+    const boBig = await TtmBufferObject.initReserved(
+      device,
+      { size: MANAGER_SIZE, type: 'device', placement: where },
+      new TtmOperationCtx(),
+    );
     boBig.pin();
     boBig.resv.unlock();
     const boSmall = kunitBo(device, BO_SIZE, { type: 'device' });
@@ -398,7 +436,11 @@ describe('ttm_bo_validate', () => {
     mockManagerInit(device, TtmMemType.TT, MANAGER_SIZE);
     const where = placement(TtmMemType.VRAM);
     const size = 512 * KiB;
-    const boPinned = await TtmBufferObject.initReserved(device, { size, type: 'device', placement: where }, new TtmOperationCtx());
+    const boPinned = await TtmBufferObject.initReserved(
+      device,
+      { size, type: 'device', placement: where },
+      new TtmOperationCtx(),
+    );
     boPinned.pin();
     boPinned.resv.unlock();
     const boEvictable = await initUnlocked(device, size, where, { type: 'device' });
@@ -499,7 +541,8 @@ describe('ttm_bo_validate', () => {
     // The kernel finishes the managers first: evict everything (recursively), then unregister.
     await mockManagerFini(device, TtmMemType.TT);
     await mockManagerFini(device, TTM_PL_MOCK2);
-    for (const bo of [boVal, boTt, boMock]) assert.equal(bo.resource, null, `${bo.name} purged by the manager teardown`);
+    for (const bo of [boVal, boTt, boMock])
+      assert.equal(bo.resource, null, `${bo.name} purged by the manager teardown`);
     boVal.put();
     boTt.put();
     boMock.put();
@@ -511,10 +554,22 @@ describe('TtmBufferObject.validate eviction', () => {
   const HALF = 32 * KiB;
 
   /** A device with 64 KiB of VRAM holding two 32 KiB buffers made in order, with priorities. */
-  async function twoInVram(priorities: [number, number]): Promise<{ device: TtmDevice; a: TtmBufferObject; b: TtmBufferObject }> {
+  async function twoInVram(
+    priorities: [number, number],
+  ): Promise<{ device: TtmDevice; a: TtmBufferObject; b: TtmBufferObject }> {
     const device = new TtmDevice({ vramBytes: 2 * HALF });
-    const a = await TtmBufferObject.initValidate(device, { size: HALF, placement: VRAM, priority: priorities[0], name: 'a' });
-    const b = await TtmBufferObject.initValidate(device, { size: HALF, placement: VRAM, priority: priorities[1], name: 'b' });
+    const a = await TtmBufferObject.initValidate(device, {
+      size: HALF,
+      placement: VRAM,
+      priority: priorities[0],
+      name: 'a',
+    });
+    const b = await TtmBufferObject.initValidate(device, {
+      size: HALF,
+      placement: VRAM,
+      priority: priorities[1],
+      name: 'b',
+    });
     return { device, a, b };
   }
 
@@ -587,7 +642,10 @@ describe('TtmBufferObject.validate eviction', () => {
     assert.equal(c.resource?.memType, TtmMemType.VRAM);
     await a.reserve();
     assert.equal(a.resource?.memType, TtmMemType.System);
-    assert.ok(a.kmap().every((x) => x === 0xa5), 'evicted with its contents');
+    assert.ok(
+      a.kmap().every((x) => x === 0xa5),
+      'evicted with its contents',
+    );
     a.unreserve();
     a.put();
     c.put();
@@ -633,4 +691,3 @@ describe('TtmBufferObject.validate eviction', () => {
     c.put();
   });
 });
-

@@ -13,7 +13,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { AlreadyLockedError, BugError, DmaBufError, InvalidArgumentError, WwDeadlockError } from '../../src/base/errors.js';
+import {
+  AlreadyLockedError,
+  BugError,
+  DmaBufError,
+  InvalidArgumentError,
+  WwDeadlockError,
+} from '../../src/base/errors.js';
 import { WwAcquireCtx } from '../../src/locking/ww-mutex.js';
 import { DmaResv, DmaResvUsage, reservationWwClass } from '../../src/resv/dma-resv.js';
 import { PAGE_SIZE } from '../../src/heap/page-pool.js';
@@ -25,7 +31,16 @@ import { TTM_MAX_BO_PRIORITY, TtmLruBulkMove } from '../../src/ttm/ttm-lru.js';
 import { mockFence } from '../helpers/mock-fence.js';
 import { asOtherTask } from '../helpers/other-task.js';
 import { settleWithin, watch } from '../helpers/completion.js';
-import { checksum, fillRandom, isLast, kunitBo, kunitDevice, placement, signalLeftovers, trackFence } from '../helpers/ttm-kunit.js';
+import {
+  checksum,
+  fillRandom,
+  isLast,
+  kunitBo,
+  kunitDevice,
+  placement,
+  signalLeftovers,
+  trackFence,
+} from '../helpers/ttm-kunit.js';
 
 const BO_SIZE = 8 * 1024;
 const SYSTEM = placement(TtmMemType.System);
@@ -81,7 +96,10 @@ describe('ttm_bo', () => {
     const bo = kunitBo(device, BO_SIZE);
     const ctx = new WwAcquireCtx(reservationWwClass);
     await bo.reserve({ ticket: ctx });
-    await assert.rejects(bo.reserve({ ticket: ctx }), (err) => err instanceof AlreadyLockedError && err.code === 'EALREADY');
+    await assert.rejects(
+      bo.reserve({ ticket: ctx }),
+      (err) => err instanceof AlreadyLockedError && err.code === 'EALREADY',
+    );
     bo.resv.unlock();
     ctx.fini();
     bo.put();
@@ -117,7 +135,10 @@ describe('ttm_bo', () => {
     const ctx1 = new WwAcquireCtx(reservationWwClass);
     await asOtherTask(() => bo2.reserve({ ticket: ctx2 }));
     await bo1.reserve({ ticket: ctx1 });
-    await assert.rejects(bo2.reserve({ ticket: ctx1 }), (err) => err instanceof WwDeadlockError && err.code === 'EDEADLK');
+    await assert.rejects(
+      bo2.reserve({ ticket: ctx1 }),
+      (err) => err instanceof WwDeadlockError && err.code === 'EDEADLK',
+    );
     bo1.resv.unlock();
     ctx1.fini();
     bo2.resv.unlock();
@@ -159,7 +180,11 @@ describe('ttm_bo', () => {
     assert.equal(isLast(device.unevictable, other.resource), true);
     await bo.reserve();
     bo.unreserve();
-    assert.equal(isLast(device.unevictable, res1), true, 'unreserve moves a pinned resource to the tail of the unevictable list');
+    assert.equal(
+      isLast(device.unevictable, res1),
+      true,
+      'unreserve moves a pinned resource to the tail of the unevictable list',
+    );
     for (const b of [bo, other]) {
       await b.reserve();
       b.unpin();
@@ -339,7 +364,10 @@ describe('TtmBufferObject', () => {
     await bo.reserve();
     const view = bo.kmap();
     assert.equal(view.byteLength, BO_SIZE);
-    assert.ok(view.every((b) => b === 0), 'a new buffer reads as zeros');
+    assert.ok(
+      view.every((b) => b === 0),
+      'a new buffer reads as zeros',
+    );
     fillRandom(view, 7);
     const sum = checksum(view);
     bo.unreserve();
@@ -377,7 +405,10 @@ describe('TtmBufferObject bad input', () => {
     assert.equal(checksum(bo.kmap()), sum, 'contents intact');
     bo.unreserve();
     bo.put();
-    await assert.rejects(TtmBufferObject.initValidate(device, { size: BO_SIZE, placement: placement(TtmMemType.VRAM) }), { code: 'ENOMEM' });
+    await assert.rejects(
+      TtmBufferObject.initValidate(device, { size: BO_SIZE, placement: placement(TtmMemType.VRAM) }),
+      { code: 'ENOMEM' },
+    );
     assert.equal(device.boCount, 0, 'a failed init releases the new buffer');
   });
 
@@ -390,7 +421,10 @@ describe('TtmBufferObject bad input', () => {
     bo.put();
     assert.equal(bo.released, true);
     assert.equal(device.manager(TtmMemType.System)!.usage, 0);
-    assert.ok(device.warnings.some((w) => w.includes('pinned-bo') && /pinned/.test(w)), device.warnings.join('; '));
+    assert.ok(
+      device.warnings.some((w) => w.includes('pinned-bo') && /pinned/.test(w)),
+      device.warnings.join('; '),
+    );
   });
 
   it('a malformed placement is an InvalidArgumentError and leaves the buffer where it was', async () => {
@@ -416,7 +450,10 @@ describe('TtmBufferObject bad input', () => {
   it('a size no manager can hold fails with ENOMEM (ENOSPC with propagateEnospc) and corrupts nothing', async () => {
     for (const propagate of [false, true]) {
       await using device = new TtmDevice({ vramBytes: 64 * 1024, propagateEnospc: propagate });
-      const small = await TtmBufferObject.initValidate(device, { size: 16 * 1024, placement: placement(TtmMemType.VRAM) });
+      const small = await TtmBufferObject.initValidate(device, {
+        size: 16 * 1024,
+        placement: placement(TtmMemType.VRAM),
+      });
       const huge = await TtmBufferObject.initValidate(device, { size: 128 * 1024, placement: SYSTEM, name: 'huge-bo' });
       await small.reserve();
       fillRandom(small.kmap(), 11);
@@ -463,7 +500,10 @@ describe('TtmBufferObject bad input', () => {
     assert.equal(bo.resource, null);
     assert.equal(device.manager(TtmMemType.System)!.usage, 0);
     await bo.validate(SYSTEM);
-    assert.ok(bo.kmap().every((b) => b === 0), 'purged contents read as zeros');
+    assert.ok(
+      bo.kmap().every((b) => b === 0),
+      'purged contents read as zeros',
+    );
     bo.unreserve();
     bo.put();
   });
@@ -498,7 +538,11 @@ describe('TtmBufferObject bad input', () => {
     const bo = await boInSystem(device, { name: 'gone-bo' });
     bo.put();
     assert.equal(bo.released, true);
-    assert.throws(() => bo.put(), (err) => err instanceof BugError && /gone-bo/.test(err.message), 'double put');
+    assert.throws(
+      () => bo.put(),
+      (err) => err instanceof BugError && /gone-bo/.test(err.message),
+      'double put',
+    );
     assert.throws(() => bo.get(), BugError);
     await assert.rejects(bo.reserve(), (err) => err instanceof BugError && /gone-bo/.test(err.message));
     await assert.rejects(bo.validate(SYSTEM), BugError);
@@ -560,7 +604,10 @@ describe('TtmBufferObject waits', () => {
     const write = addFence(bo, DmaResvUsage.Write);
     assert.equal(bo.kmap().byteLength, BO_SIZE, 'a pending write fence does not block the CPU map');
     const move = addFence(bo, DmaResvUsage.Kernel);
-    assert.throws(() => bo.kmap(), (err) => err instanceof DmaBufError && err.code === 'EBUSY');
+    assert.throws(
+      () => bo.kmap(),
+      (err) => err instanceof DmaBufError && err.code === 'EBUSY',
+    );
     move.signal();
     assert.equal(bo.kmap().byteLength, BO_SIZE);
     write.signal();
@@ -591,7 +638,10 @@ describe('TtmBufferObject waits', () => {
   it('an aborted validate rejects with the reason and moves nothing', async () => {
     await using device = new TtmDevice({ vramBytes: 32 * 1024 });
     using _leftovers = signalLeftovers();
-    const victim = await TtmBufferObject.initReserved(device, { size: 32 * 1024, placement: placement(TtmMemType.VRAM) });
+    const victim = await TtmBufferObject.initReserved(device, {
+      size: 32 * 1024,
+      placement: placement(TtmMemType.VRAM),
+    });
     fillRandom(victim.kmap(), 8);
     const sum = checksum(victim.kmap());
     const busy = addFence(victim, DmaResvUsage.Write); // evicting it means waiting
@@ -600,7 +650,10 @@ describe('TtmBufferObject waits', () => {
     const controller = new AbortController();
     const reason = new Error('user gave up');
     await bo.reserve();
-    const validating = bo.validate(placement(TtmMemType.VRAM), new TtmOperationCtx({ interruptible: true, signal: controller.signal }));
+    const validating = bo.validate(
+      placement(TtmMemType.VRAM),
+      new TtmOperationCtx({ interruptible: true, signal: controller.signal }),
+    );
     assert.equal((await settleWithin(validating, 10)).state, 'pending', 'waits for the busy victim');
     controller.abort(reason);
     await assert.rejects(validating, (err) => err === reason);
@@ -615,4 +668,3 @@ describe('TtmBufferObject waits', () => {
     victim.put();
   });
 });
-

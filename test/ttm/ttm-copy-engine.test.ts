@@ -32,7 +32,10 @@ describe('TtmCopyEngine', () => {
     const engine = new TtmCopyEngine({ name: 'sdma0' });
     const src = pattern(4096);
     const dst = new Uint8Array(4096);
-    const fence = engine.copy(() => src, () => dst);
+    const fence = engine.copy(
+      () => src,
+      () => dst,
+    );
     assert.equal(fence.context, engine.context);
     assert.equal(fence.seqno, 1);
     assert.equal(fence.driverName, 'ttm');
@@ -79,7 +82,10 @@ describe('TtmCopyEngine', () => {
     assert.equal(dst[0], 3);
     await clock.tick(0);
     assert.equal(fence.status, 'signaled');
-    assert.ok(dst.every((b) => b === 0), 'every byte is zero');
+    assert.ok(
+      dst.every((b) => b === 0),
+      'every byte is zero',
+    );
     assert.equal(engine.bytesCopied, 8192);
   });
 
@@ -89,7 +95,10 @@ describe('TtmCopyEngine', () => {
     const engine = new TtmCopyEngine();
     const arena = pattern(12);
     const expected = arena.slice(0, 8);
-    engine.copy(() => arena.subarray(0, 8), () => arena.subarray(4, 12));
+    engine.copy(
+      () => arena.subarray(0, 8),
+      () => arena.subarray(4, 12),
+    );
     await clock.tick(0);
     assert.deepEqual(arena.subarray(4, 12), expected);
   });
@@ -102,7 +111,11 @@ describe('TtmCopyEngine', () => {
       const a = mockFence();
       const b = mockFence();
       const dst = new Uint8Array(16);
-      const fence = engine.copy(() => pattern(16), () => dst, [a, b]);
+      const fence = engine.copy(
+        () => pattern(16),
+        () => dst,
+        [a, b],
+      );
       await clock.tick(5);
       assert.equal(fence.signaledFlag, false);
       a.signal();
@@ -152,8 +165,15 @@ describe('TtmCopyEngine', () => {
       const vram = pattern(4096, 5);
       const tt = new Uint8Array(4096);
       const back = new Uint8Array(4096);
-      const evict = engine.copy(() => vram, () => tt);
-      const restore = engine.copy(() => tt, () => back, [evict]);
+      const evict = engine.copy(
+        () => vram,
+        () => tt,
+      );
+      const restore = engine.copy(
+        () => tt,
+        () => back,
+        [evict],
+      );
       await clock.tick(8);
       assert.equal(restore.status, 'signaled');
       assert.deepEqual(back, vram);
@@ -167,7 +187,10 @@ describe('TtmCopyEngine', () => {
       const engine = new TtmCopyEngine();
       const dst = new Uint8Array(4);
       let next: DmaFence | null = null;
-      const first = engine.copy(() => Uint8Array.of(1, 2, 3, 4), () => dst);
+      const first = engine.copy(
+        () => Uint8Array.of(1, 2, 3, 4),
+        () => dst,
+      );
       first.addCallback(() => {
         next = engine.copy(null, () => dst);
       });
@@ -188,7 +211,11 @@ describe('TtmCopyEngine', () => {
       const dep = mockFence();
       const src = pattern(32);
       const dst = new Uint8Array(32);
-      const fence = engine.copy(() => src, () => dst, [mockFence(), dep].map((f, i) => (i === 0 ? DmaFence.getStub() : f)));
+      const fence = engine.copy(
+        () => src,
+        () => dst,
+        [mockFence(), dep].map((f, i) => (i === 0 ? DmaFence.getStub() : f)),
+      );
       dep.setError('EIO');
       dep.signal();
       await clock.tick(0);
@@ -207,7 +234,11 @@ describe('TtmCopyEngine', () => {
       dep.setError(boom);
       dep.signal();
       const dst = new Uint8Array(8);
-      const failed = engine.copy(() => pattern(8), () => dst, [dep]);
+      const failed = engine.copy(
+        () => pattern(8),
+        () => dst,
+        [dep],
+      );
       const clean = engine.copy(null, () => new Uint8Array(8));
       await clock.tick(0);
       assert.equal(failed.error, boom);
@@ -235,14 +266,23 @@ describe('TtmCopyEngine', () => {
       using _c = useClock(clock);
       const engine = new TtmCopyEngine({ bytesPerMs: 1024 });
       const dst = new Uint8Array(16);
-      const mismatch = engine.copy(() => pattern(32), () => dst);
+      const mismatch = engine.copy(
+        () => pattern(32),
+        () => dst,
+      );
       const thrower = engine.copy(null, () => {
         throw new RangeError('unmapped');
       });
       const notAView = engine.copy(null, () => [0, 0] as unknown as Uint8Array);
-      const ok = engine.copy(() => pattern(16), () => dst);
+      const ok = engine.copy(
+        () => pattern(16),
+        () => dst,
+      );
       await clock.tick(1);
-      assert.ok(mismatch.error instanceof BugError && /32 bytes into a 16-byte destination/.test(mismatch.error.message), String(mismatch.error));
+      assert.ok(
+        mismatch.error instanceof BugError && /32 bytes into a 16-byte destination/.test(mismatch.error.message),
+        String(mismatch.error),
+      );
       assert.deepEqual(dst, pattern(16), 'only the last job wrote');
       assert.ok(thrower.error instanceof RangeError, String(thrower.error));
       assert.ok(notAView.error instanceof InvalidArgumentError, String(notAView.error));
@@ -254,7 +294,10 @@ describe('TtmCopyEngine', () => {
       const engine = new TtmCopyEngine();
       assert.throws(() => engine.copy(null, 'dst' as never), InvalidArgumentError);
       assert.throws(() => engine.copy(new Uint8Array(4) as never, () => new Uint8Array(4)), InvalidArgumentError);
-      assert.throws(() => engine.copy(null, () => new Uint8Array(4), [mockFence(), 'fence' as never]), InvalidArgumentError);
+      assert.throws(
+        () => engine.copy(null, () => new Uint8Array(4), [mockFence(), 'fence' as never]),
+        InvalidArgumentError,
+      );
       assert.equal(engine.pendingJobs, 0);
       for (const bad of [0, -1, Number.NaN, '1024']) {
         assert.throws(
@@ -272,7 +315,10 @@ describe('TtmCopyEngine', () => {
       using _c = useClock(clock);
       const engine = new TtmCopyEngine({ bytesPerMs: 1024 });
       const dst = new Uint8Array(4096);
-      const fence = engine.copy(() => pattern(4096), () => dst);
+      const fence = engine.copy(
+        () => pattern(4096),
+        () => dst,
+      );
       await clock.tick(3.5);
       assert.equal(fence.signaledFlag, false);
       assert.equal(dst[1], 0, 'no bytes before the end');
@@ -355,7 +401,10 @@ describe('TtmCopyEngine', () => {
       for (let i = 0; i < 100; i++) fences.push(engine.copy(null, () => new Uint8Array(i === 50 ? 1 << 20 : 64)));
       assert.equal(clock.pendingTimers, 1, 'one timer for the whole batch');
       await clock.tick(0);
-      assert.ok(fences.every((f) => f.status === 'signaled'), 'all 100 signaled');
+      assert.ok(
+        fences.every((f) => f.status === 'signaled'),
+        'all 100 signaled',
+      );
       assert.equal(engine.bytesCopied, 99 * 64 + (1 << 20));
     });
 
@@ -433,7 +482,10 @@ describe('TtmCopyEngine', () => {
       const dst = new Uint8Array(8);
       const block = (async (): Promise<void> => {
         await using engine = new TtmCopyEngine();
-        engine.copy(() => pattern(8), () => dst);
+        engine.copy(
+          () => pattern(8),
+          () => dst,
+        );
       })();
       await clock.tick(0);
       await block;

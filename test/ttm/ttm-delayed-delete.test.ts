@@ -106,7 +106,10 @@ describe('ttm delayed delete', () => {
         if (mode === 'periodic-scan') {
           assert.equal(man.usage, SIZE, 'periodic-scan: nothing is freed before the next scan tick');
           await clock.tick(10);
-          assert.ok(times.length === 1 && times[0]! > at && times[0]! <= at + 10, `freed at the next tick: ${times.join()} (signal at ${at})`);
+          assert.ok(
+            times.length === 1 && times[0]! > at && times[0]! <= at + 10,
+            `freed at the next tick: ${times.join()} (signal at ${at})`,
+          );
         } else {
           await dev.wq.drain();
           assert.deepEqual(times, [at], 'per-object: freed when the last fence signaled, no timer involved');
@@ -253,7 +256,11 @@ describe('ttm delayed delete', () => {
         await using _dev = dev;
         using _leftovers = signalLeftovers();
         const man = dev.manager(TtmMemType.VRAM)!;
-        const big = await TtmBufferObject.initValidate(dev, { size: man.size - 4 * KiB, placement: VRAM, name: 'zombie-bo' });
+        const big = await TtmBufferObject.initValidate(dev, {
+          size: man.size - 4 * KiB,
+          placement: VRAM,
+          name: 'zombie-bo',
+        });
         const [fence] = (await makeBusy(big)) as [DmaFence];
         big.put();
         assert.equal(big.deleted, true);
@@ -285,7 +292,11 @@ describe('ttm delayed delete', () => {
         const bo = await TtmBufferObject.initValidate(dev, { size: SIZE, placement: VRAM, name: 'twice-bo' });
         const [fence] = (await makeBusy(bo)) as [DmaFence];
         bo.put();
-        assert.throws(() => bo.put(), (err) => err instanceof BugError && /twice-bo/.test(err.message), 'the owner has no reference left');
+        assert.throws(
+          () => bo.put(),
+          (err) => err instanceof BugError && /twice-bo/.test(err.message),
+          'the owner has no reference left',
+        );
         assert.equal(bo.released, false, 'still a zombie');
         assert.equal(man.usage, SIZE);
         fence.signal();
@@ -302,7 +313,7 @@ describe('ttm delayed delete', () => {
     using _clock = useClock(clock);
     const { dev } = device('per-object', { maxActive: 4, vramBytes: 512 * KiB });
     await using _dev = dev;
-        using _leftovers = signalLeftovers();
+    using _leftovers = signalLeftovers();
     assert.equal(dev.wq.maxActive, 4);
     const fences: DmaFence[] = [];
     for (let i = 0; i < 100; i++) {
@@ -346,7 +357,10 @@ describe('ttm delayed delete', () => {
       await reap(clock, dev, mode);
       const reported = dev.failures.map((f) => f.error);
       assert.ok(reported.includes(boom), `reported in device.failures: ${dev.failures.map((f) => f.what).join('; ')}`);
-      assert.ok(dev.warnings.some((w) => w.includes('deleteMemNotify failed')), 'and warned about');
+      assert.ok(
+        dev.warnings.some((w) => w.includes('deleteMemNotify failed')),
+        'and warned about',
+      );
       assert.equal(dev.manager(TtmMemType.VRAM)!.usage, 0, 'the memory is freed anyway');
       assert.equal(dev.stats().zombies, 0);
       assert.equal(bo.released, true, 'the zombie reference is dropped anyway');
@@ -384,7 +398,7 @@ describe('ttm delayed delete', () => {
     using _clock = useClock(clock);
     const { dev } = device('per-object', { vramBytes: 64 * KiB });
     await using _dev = dev;
-        using _leftovers = signalLeftovers();
+    using _leftovers = signalLeftovers();
     const zombie = await TtmBufferObject.initValidate(dev, { size: 32 * KiB, placement: VRAM });
     await zombie.reserve();
     fillRandom(zombie.kmap(), 99);
@@ -414,7 +428,10 @@ describe('ttm delayed delete', () => {
     assert.equal(checksum(view), sum, 'the zombie bytes are still untouched');
     await other.reserve();
     assert.equal(other.resource?.memType, TtmMemType.System);
-    assert.ok(other.kmap().every((b) => b === 0xff), 'the evicted buffer kept its contents');
+    assert.ok(
+      other.kmap().every((b) => b === 0xff),
+      'the evicted buffer kept its contents',
+    );
     other.unreserve();
     fence.signal();
     await dev.wq.drain();

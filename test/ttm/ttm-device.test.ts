@@ -171,7 +171,10 @@ describe('TtmDevice', () => {
     for (const [i, bo] of bos.entries()) {
       await bo.reserve();
       assert.equal(bo.resource?.memType, i === 0 ? TtmMemType.VRAM : TtmMemType.System);
-      assert.ok(bo.kmap().every((b) => b === i + 1), `contents of buffer ${i}`);
+      assert.ok(
+        bo.kmap().every((b) => b === i + 1),
+        `contents of buffer ${i}`,
+      );
       if (i === 0) bo.unpin();
       bo.unreserve();
       bo.put();

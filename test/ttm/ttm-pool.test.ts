@@ -143,14 +143,20 @@ describe('ttm_pool', () => {
     const second = await allocOrder(device, 1);
     assert.equal(second.tt!.buf!.buffer, memory, 'the same block came back');
     await second.reserve();
-    assert.ok(second.kmap().every((b) => b === 0), 'with no trace of the previous owner');
+    assert.ok(
+      second.kmap().every((b) => b === 0),
+      'with no trace of the previous owner',
+    );
     second.unreserve();
     second.put();
   });
 
   it('a System buffer gets its pages from the heap only when first mapped', async () => {
     await using device = poolDevice();
-    const bo = await TtmBufferObject.initValidate(device, { size: 3 * PAGE_SIZE, placement: placement(TtmMemType.System) });
+    const bo = await TtmBufferObject.initValidate(device, {
+      size: 3 * PAGE_SIZE,
+      placement: placement(TtmMemType.System),
+    });
     assert.equal(bo.tt?.populated, false);
     assert.equal(device.heap.liveBuffers, 0);
     await bo.reserve();

@@ -12,7 +12,17 @@ import { BugError, InvalidArgumentError } from '../../src/base/errors.js';
 import { PAGE_SIZE } from '../../src/heap/page-pool.js';
 import { DmaResv } from '../../src/resv/dma-resv.js';
 import { TtmRangeManager, TtmSysManager } from '../../src/ttm/ttm-range-manager.js';
-import { TtmMemType, TtmPlaceFlags, TtmResource, ttmResourceAlloc, ttmResourceCompatible, ttmResourceFree, ttmResourceIntersects, type TtmPlace, type TtmResourceOwner } from '../../src/ttm/ttm-resource.js';
+import {
+  TtmMemType,
+  TtmPlaceFlags,
+  TtmResource,
+  ttmResourceAlloc,
+  ttmResourceCompatible,
+  ttmResourceFree,
+  ttmResourceIntersects,
+  type TtmPlace,
+  type TtmResourceOwner,
+} from '../../src/ttm/ttm-resource.js';
 import { TtmLruList, type TtmLruBulkMove } from '../../src/ttm/ttm-lru.js';
 import { testSeed } from '../helpers/mock-fence.js';
 
@@ -20,11 +30,21 @@ const sharedResv = new DmaResv();
 
 /** An owner of `pages` pages; owners carry no state the managers keep, so tests share them. */
 function owner(pages: number): TtmResourceOwner {
-  return { size: pages * PAGE_SIZE, priority: 0, pinCount: 0, bulkMove: null as TtmLruBulkMove | null, resource: null, resv: sharedResv };
+  return {
+    size: pages * PAGE_SIZE,
+    priority: 0,
+    pinCount: 0,
+    bulkMove: null as TtmLruBulkMove | null,
+    resource: null,
+    resv: sharedResv,
+  };
 }
 
 function rangeManager(pages: number, name?: string): TtmRangeManager {
-  return new TtmRangeManager({ unevictable: new TtmLruList() }, name === undefined ? { size: pages * PAGE_SIZE } : { size: pages * PAGE_SIZE, name });
+  return new TtmRangeManager(
+    { unevictable: new TtmLruList() },
+    name === undefined ? { size: pages * PAGE_SIZE } : { size: pages * PAGE_SIZE, name },
+  );
 }
 
 const VRAM: TtmPlace = { memType: TtmMemType.VRAM };
@@ -77,7 +97,10 @@ describe('TtmRangeManager', () => {
     const man = rangeManager(32);
     assert.equal(alloc(man, 4, { memType: TtmMemType.VRAM, fpfn: 10 }).start, 10);
     assert.equal(alloc(man, 4, { memType: TtmMemType.VRAM, fpfn: 2, lpfn: 12 }).start, 2);
-    assert.equal(alloc(man, 4, { memType: TtmMemType.VRAM, fpfn: 2, lpfn: 20, flags: TtmPlaceFlags.TopDown }).start, 16);
+    assert.equal(
+      alloc(man, 4, { memType: TtmMemType.VRAM, fpfn: 2, lpfn: 20, flags: TtmPlaceFlags.TopDown }).start,
+      16,
+    );
     assert.equal(alloc(man, 2, { memType: TtmMemType.VRAM, lpfn: 1000, flags: TtmPlaceFlags.TopDown }).start, 30);
     assert.equal(alloc(man, 2, { memType: TtmMemType.VRAM, lpfn: 0, flags: TtmPlaceFlags.TopDown }).start, 28);
     assert.equal(man.alloc(owner(5), { memType: TtmMemType.VRAM, fpfn: 6, lpfn: 10 }), 'ENOSPC', 'window of 4 pages');
@@ -125,7 +148,7 @@ describe('TtmRangeManager', () => {
     assert.equal(man.freeBytes, 16 * PAGE_SIZE);
   });
 
-  it('a double free and the free of another manager\'s resource are BugErrors that change nothing', () => {
+  it("a double free and the free of another manager's resource are BugErrors that change nothing", () => {
     const man = rangeManager(16);
     const other = rangeManager(16, 'other');
     const res = alloc(man, 2);
@@ -140,7 +163,10 @@ describe('TtmRangeManager', () => {
 
   it('bad sizes and page numbers are InvalidArgumentErrors; an empty manager has no space', () => {
     assert.throws(() => new TtmRangeManager({ unevictable: new TtmLruList() }, { size: 1000 }), InvalidArgumentError);
-    assert.throws(() => new TtmRangeManager({ unevictable: new TtmLruList() }, { size: -PAGE_SIZE }), InvalidArgumentError);
+    assert.throws(
+      () => new TtmRangeManager({ unevictable: new TtmLruList() }, { size: -PAGE_SIZE }),
+      InvalidArgumentError,
+    );
     assert.throws(() => new TtmRangeManager({} as never, { size: PAGE_SIZE }), InvalidArgumentError);
     const man = rangeManager(16);
     assert.throws(() => man.alloc({ ...owner(1), size: 100 }, VRAM), InvalidArgumentError);
@@ -153,7 +179,10 @@ describe('TtmRangeManager', () => {
   it('debug() adds the free space to the manager line', () => {
     const man = rangeManager(16, 'vram');
     alloc(man, 4);
-    assert.match(man.debug(), /^vram: use_type true, use_tt false, size 65536, usage 16384, 1 ranges, 49152 bytes free, largest free 49152$/);
+    assert.match(
+      man.debug(),
+      /^vram: use_type true, use_tt false, size 65536, usage 16384, 1 ranges, 49152 bytes free, largest free 49152$/,
+    );
   });
 });
 
@@ -180,42 +209,57 @@ function modelLargest(used: boolean[]): number {
 
 describe('TtmRangeManager model', () => {
   const op = fc.oneof(
-    fc.record({ kind: fc.constant('alloc' as const), pages: fc.integer({ min: 1, max: 12 }), topDown: fc.boolean(), fpfn: fc.integer({ min: 0, max: 80 }), lpfn: fc.integer({ min: 0, max: 90 }) }),
+    fc.record({
+      kind: fc.constant('alloc' as const),
+      pages: fc.integer({ min: 1, max: 12 }),
+      topDown: fc.boolean(),
+      fpfn: fc.integer({ min: 0, max: 80 }),
+      lpfn: fc.integer({ min: 0, max: 90 }),
+    }),
     fc.record({ kind: fc.constant('free' as const), index: fc.nat() }),
   );
 
   it('matches a page bitmap (placement, free bytes, largest run) and keeps its tree consistent', () => {
     const seed = testSeed();
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 80 }), fc.array(op, { minLength: 10, maxLength: 150, size: 'max' }), (pages, ops) => {
-        const man = rangeManager(pages);
-        const used = new Array<boolean>(pages).fill(false);
-        const live: TtmResource[] = [];
-        for (const o of ops) {
-          if (o.kind === 'alloc') {
-            const lpfn = o.lpfn === 0 || o.lpfn > pages ? pages : o.lpfn;
-            const expected = modelFit(used, o.pages, o.fpfn, lpfn, o.topDown);
-            const place: TtmPlace = { memType: TtmMemType.VRAM, fpfn: o.fpfn, lpfn: o.lpfn, flags: o.topDown ? TtmPlaceFlags.TopDown : 0 };
-            const res = man.alloc(owner(o.pages), place);
-            if (expected < 0) {
-              assert.equal(res, 'ENOSPC', `seed ${seed}: ${JSON.stringify(o)} should not fit`);
-            } else {
-              assert.ok(res instanceof TtmResource, `seed ${seed}: ${JSON.stringify(o)} should fit at ${expected}`);
-              assert.equal(res.start, expected, `seed ${seed}: ${JSON.stringify(o)}`);
-              used.fill(true, res.start, res.start + o.pages);
-              live.push(res);
+      fc.property(
+        fc.integer({ min: 1, max: 80 }),
+        fc.array(op, { minLength: 10, maxLength: 150, size: 'max' }),
+        (pages, ops) => {
+          const man = rangeManager(pages);
+          const used = new Array<boolean>(pages).fill(false);
+          const live: TtmResource[] = [];
+          for (const o of ops) {
+            if (o.kind === 'alloc') {
+              const lpfn = o.lpfn === 0 || o.lpfn > pages ? pages : o.lpfn;
+              const expected = modelFit(used, o.pages, o.fpfn, lpfn, o.topDown);
+              const place: TtmPlace = {
+                memType: TtmMemType.VRAM,
+                fpfn: o.fpfn,
+                lpfn: o.lpfn,
+                flags: o.topDown ? TtmPlaceFlags.TopDown : 0,
+              };
+              const res = man.alloc(owner(o.pages), place);
+              if (expected < 0) {
+                assert.equal(res, 'ENOSPC', `seed ${seed}: ${JSON.stringify(o)} should not fit`);
+              } else {
+                assert.ok(res instanceof TtmResource, `seed ${seed}: ${JSON.stringify(o)} should fit at ${expected}`);
+                assert.equal(res.start, expected, `seed ${seed}: ${JSON.stringify(o)}`);
+                used.fill(true, res.start, res.start + o.pages);
+                live.push(res);
+              }
+            } else if (live.length > 0) {
+              const [res] = live.splice(o.index % live.length, 1);
+              man.free(res!);
+              used.fill(false, res!.start, res!.start + res!.size / PAGE_SIZE);
             }
-          } else if (live.length > 0) {
-            const [res] = live.splice(o.index % live.length, 1);
-            man.free(res!);
-            used.fill(false, res!.start, res!.start + res!.size / PAGE_SIZE);
+            man.checkInvariants();
+            assert.equal(man.freeBytes, used.filter((u) => !u).length * PAGE_SIZE, `seed ${seed}`);
+            assert.equal(man.largestFree, modelLargest(used) * PAGE_SIZE, `seed ${seed}`);
+            assert.equal(man.allocatedRanges, live.length);
           }
-          man.checkInvariants();
-          assert.equal(man.freeBytes, used.filter((u) => !u).length * PAGE_SIZE, `seed ${seed}`);
-          assert.equal(man.largestFree, modelLargest(used) * PAGE_SIZE, `seed ${seed}`);
-          assert.equal(man.allocatedRanges, live.length);
-        }
-      }),
+        },
+      ),
       { seed, numRuns: 200 },
     );
   });
@@ -257,7 +301,9 @@ describe('TtmRangeManager cost', () => {
     costPerOp(few); // warm up
     const small = costPerOp(few);
     const large = costPerOp(many);
-    t.diagnostic(`alloc+free: ${small.toFixed(0)} ns with 10 live, ${large.toFixed(0)} ns with 100,000 live (x${(large / small).toFixed(2)})`);
+    t.diagnostic(
+      `alloc+free: ${small.toFixed(0)} ns with 10 live, ${large.toFixed(0)} ns with 100,000 live (x${(large / small).toFixed(2)})`,
+    );
     assert.ok(large / small < 50, `cost grew x${(large / small).toFixed(1)} (a linear search would be ~x10,000)`);
   });
 });
@@ -312,7 +358,10 @@ describe('compatible and intersects', () => {
   it('a Temporary resource is never compatible', () => {
     const { res } = vram([{ memType: TtmMemType.VRAM, flags: TtmPlaceFlags.Temporary }]);
     assert.equal(ttmResourceCompatible(res, [{ memType: TtmMemType.VRAM }], false), false);
-    assert.equal(ttmResourceCompatible(res, [{ memType: TtmMemType.VRAM, flags: TtmPlaceFlags.Temporary }], true), false);
+    assert.equal(
+      ttmResourceCompatible(res, [{ memType: TtmMemType.VRAM, flags: TtmPlaceFlags.Temporary }], true),
+      false,
+    );
   });
 
   it('Desired places are skipped when evicting, Fallback places when not', () => {

@@ -15,7 +15,23 @@ import { fenceContextAlloc } from '../../src/fence/dma-fence.js';
 import { PAGE_SIZE } from '../../src/heap/page-pool.js';
 import { DmaResv } from '../../src/resv/dma-resv.js';
 import { TtmSysManager } from '../../src/ttm/ttm-range-manager.js';
-import { TTM_NUM_MOVE_FENCES, TtmMemType, TtmPlaceFlags, TtmResource, TtmResourceManager, ttmResourceAlloc, ttmResourceCompatible, ttmResourceFini, ttmResourceFree, ttmResourceInit, ttmResourceIntersects, ttmResourceMoveToLruTail, type TtmLruHost, type TtmPlace, type TtmResourceOwner } from '../../src/ttm/ttm-resource.js';
+import {
+  TTM_NUM_MOVE_FENCES,
+  TtmMemType,
+  TtmPlaceFlags,
+  TtmResource,
+  TtmResourceManager,
+  ttmResourceAlloc,
+  ttmResourceCompatible,
+  ttmResourceFini,
+  ttmResourceFree,
+  ttmResourceInit,
+  ttmResourceIntersects,
+  ttmResourceMoveToLruTail,
+  type TtmLruHost,
+  type TtmPlace,
+  type TtmResourceOwner,
+} from '../../src/ttm/ttm-resource.js';
 import { TTM_MAX_BO_PRIORITY, TTM_NUM_MEM_TYPES, TtmLruBulkMove, TtmLruList } from '../../src/ttm/ttm-lru.js';
 import { mockFence } from '../helpers/mock-fence.js';
 
@@ -91,12 +107,19 @@ describe('ttm_resource (KUnit)', () => {
     { description: 'Init resource in TTM_PL_SYSTEM', memType: TtmMemType.System, flags: 0 },
     { description: 'Init resource in TTM_PL_VRAM', memType: TtmMemType.VRAM, flags: 0 },
     { description: 'Init resource in a private placement', memType: TTM_NUM_MEM_TYPES - 1, flags: 0 },
-    { description: 'Init resource in TTM_PL_SYSTEM, set placement flags', memType: TtmMemType.System, flags: TtmPlaceFlags.TopDown },
+    {
+      description: 'Init resource in TTM_PL_SYSTEM, set placement flags',
+      memType: TtmMemType.System,
+      flags: TtmPlaceFlags.TopDown,
+    },
   ];
   for (const param of cases) {
     it(`ttm_resource_init_basic (${param.description})`, () => {
       const host = newHost();
-      const man = param.memType === TtmMemType.System ? new TtmSysManager(host, { size: Infinity }) : new BareManager(host, { size: MANAGER_SIZE, useTt: false });
+      const man =
+        param.memType === TtmMemType.System
+          ? new TtmSysManager(host, { size: Infinity })
+          : new BareManager(host, { size: MANAGER_SIZE, useTt: false });
       const bo = new Owner();
       const place: TtmPlace = { memType: param.memType, flags: param.flags };
       const res = new TtmResource(man);
@@ -146,7 +169,10 @@ describe('ttm_resource (KUnit)', () => {
     assert.equal(man.size, MANAGER_SIZE);
     assert.equal(man.usage, 0);
     assert.equal(man.evictionFences.length, TTM_NUM_MOVE_FENCES);
-    assert.ok(man.evictionFences.every((f) => f === null), 'no move fence');
+    assert.ok(
+      man.evictionFences.every((f) => f === null),
+      'no move fence',
+    );
     assert.equal(man.lru.length, TTM_MAX_BO_PRIORITY);
     for (const list of man.lru) assert.ok(list.isEmpty);
   });
@@ -241,8 +267,14 @@ describe('TtmResource lifecycle', () => {
     const place = { memType: TtmMemType.System };
     assert.throws(() => ttmResourceInit(new Owner({ size: 100 }), place, new TtmResource(man)), InvalidArgumentError);
     assert.throws(() => ttmResourceInit(new Owner({ size: 0 }), place, new TtmResource(man)), InvalidArgumentError);
-    assert.throws(() => ttmResourceInit(new Owner({ priority: TTM_MAX_BO_PRIORITY }), place, new TtmResource(man)), InvalidArgumentError);
-    assert.throws(() => ttmResourceInit(new Owner(), { memType: TTM_NUM_MEM_TYPES }, new TtmResource(man)), InvalidArgumentError);
+    assert.throws(
+      () => ttmResourceInit(new Owner({ priority: TTM_MAX_BO_PRIORITY }), place, new TtmResource(man)),
+      InvalidArgumentError,
+    );
+    assert.throws(
+      () => ttmResourceInit(new Owner(), { memType: TTM_NUM_MEM_TYPES }, new TtmResource(man)),
+      InvalidArgumentError,
+    );
     assert.equal(man.usage, 0);
     assert.ok(man.lru[0]!.isEmpty);
   });
@@ -270,7 +302,15 @@ describe('TtmResource lifecycle', () => {
         return new TtmResource(this);
       }
     }
-    assert.throws(() => ttmResourceAlloc(new Owner(), { memType: TtmMemType.VRAM }, new Sloppy(host, { size: MANAGER_SIZE, useTt: false })), BugError);
+    assert.throws(
+      () =>
+        ttmResourceAlloc(
+          new Owner(),
+          { memType: TtmMemType.VRAM },
+          new Sloppy(host, { size: MANAGER_SIZE, useTt: false }),
+        ),
+      BugError,
+    );
   });
 
   it('setUsed(false) with resources on an LRU is a BugError that changes nothing; after the free it works', () => {
@@ -493,7 +533,7 @@ describe('TtmResourceCursor', () => {
     assert.deepEqual(walk(man.cursor()), ['p0a', 'p0b', 'p1a', 'p1b', 'p2a', 'p2b', 'p3a', 'p3b']);
   });
 
-  it('two interleaved cursors each see every resource once, skipping the other one\'s hitch', () => {
+  it("two interleaved cursors each see every resource once, skipping the other one's hitch", () => {
     const { man, make, label } = fixture();
     for (const n of ['a', 'b', 'c', 'd']) make(n);
     const one = man.cursor();

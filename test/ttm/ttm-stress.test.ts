@@ -100,7 +100,8 @@ async function runStress(copyEngine: boolean): Promise<StressResult> {
   const clock = copyEngine ? new VirtualClock() : null;
   using _clock = clock ? useClock(clock) : null;
   let where = 'setup';
-  const msg = (text: string): string => `seed=${seed} (TEST_SEED=${seed} to replay) copyEngine=${copyEngine} ${where}: ${text}`;
+  const msg = (text: string): string =>
+    `seed=${seed} (TEST_SEED=${seed} to replay) copyEngine=${copyEngine} ${where}: ${text}`;
 
   /** Awaits `p`; on the virtual clock, moves time on until it settles (copies run on timers). */
   async function drive<T>(p: Promise<T>): Promise<T> {
@@ -128,7 +129,11 @@ async function runStress(copyEngine: boolean): Promise<StressResult> {
       await drive(e.bo.waitIdle());
       const res = e.bo.resource;
       assert.ok(res !== null, msg(`${e.bo.name} lost its placement`));
-      assert.equal(checksum(e.bo.kmap()), e.sum, msg(`${e.bo.name} contents changed (now in ${res.manager.name} at page ${res.start})`));
+      assert.equal(
+        checksum(e.bo.kmap()),
+        e.sum,
+        msg(`${e.bo.name} contents changed (now in ${res.manager.name} at page ${res.start})`),
+      );
       e.verifiedRes = res;
       verified++;
     } finally {
@@ -153,10 +158,16 @@ async function runStress(copyEngine: boolean): Promise<StressResult> {
     try {
       await drive(bo.waitIdle());
       const view = bo.kmap();
-      assert.ok(view.every((b) => b === 0), msg(`new ${bo.name} is not zeroed`));
+      assert.ok(
+        view.every((b) => b === 0),
+        msg(`new ${bo.name} is not zeroed`),
+      );
       fillRandom(view, (seed ^ (id * 0x9e3779b1)) >>> 0);
       const e: Entry = { bo, id, sum: checksum(view), pins: 0, pinnedAt: null, verifiedRes: bo.resource };
-      assert.ok(p.types.includes(bo.resource!.memType), msg(`new ${bo.name} landed in type ${bo.resource!.memType}, asked ${p.name}`));
+      assert.ok(
+        p.types.includes(bo.resource!.memType),
+        msg(`new ${bo.name} landed in type ${bo.resource!.memType}, asked ${p.name}`),
+      );
       live.push(e);
     } finally {
       bo.unreserve();
@@ -175,7 +186,9 @@ async function runStress(copyEngine: boolean): Promise<StressResult> {
           const before = e.bo.resource!;
           // A pinned buffer may stay only where the first (non-evicting) pass finds it compatible:
           // fallback places do not count there (ttm_resource_compatible with evicting = false).
-          const compatible = p.placement.some((pl) => pl.memType === before.memType && ((pl.flags ?? 0) & TtmPlaceFlags.Fallback) === 0);
+          const compatible = p.placement.some(
+            (pl) => pl.memType === before.memType && ((pl.flags ?? 0) & TtmPlaceFlags.Fallback) === 0,
+          );
           try {
             await drive(e.bo.validate(p.placement));
           } catch (error) {
@@ -214,17 +227,21 @@ async function runStress(copyEngine: boolean): Promise<StressResult> {
       }
       case 'pin': {
         const pinned = live.filter((x) => x.pins > 0);
-        const vramPinned = pinned.filter((x) => x.bo.resource!.memType === TtmMemType.VRAM).reduce((n, x) => n + x.bo.size, 0);
+        const vramPinned = pinned
+          .filter((x) => x.bo.resource!.memType === TtmMemType.VRAM)
+          .reduce((n, x) => n + x.bo.size, 0);
         const e = pick(live);
         const inVram = e.bo.resource!.memType === TtmMemType.VRAM;
-        if (e.pins === 0 && (pinned.length >= MAX_PINNED || (inVram && vramPinned + e.bo.size > MAX_PINNED_VRAM_BYTES))) return;
+        if (e.pins === 0 && (pinned.length >= MAX_PINNED || (inVram && vramPinned + e.bo.size > MAX_PINNED_VRAM_BYTES)))
+          return;
         touched.add(e);
         where += ` ${e.bo.name}`;
         await e.bo.reserve();
         try {
           e.bo.pin();
           e.pins++;
-          if (e.pins === 1) e.pinnedAt = { res: e.bo.resource!, start: e.bo.resource!.start, memType: e.bo.resource!.memType };
+          if (e.pins === 1)
+            e.pinnedAt = { res: e.bo.resource!, start: e.bo.resource!.start, memType: e.bo.resource!.memType };
           assert.equal(e.bo.pinCount, e.pins, msg('pinCount'));
         } finally {
           e.bo.unreserve();
@@ -265,9 +282,15 @@ async function runStress(copyEngine: boolean): Promise<StressResult> {
       }
       case 'evictAll': {
         await drive(device.evictAll(TtmMemType.VRAM));
-        const pinnedVram = live.filter((x) => x.pins > 0 && x.bo.resource!.memType === TtmMemType.VRAM).reduce((n, x) => n + x.bo.size, 0);
+        const pinnedVram = live
+          .filter((x) => x.pins > 0 && x.bo.resource!.memType === TtmMemType.VRAM)
+          .reduce((n, x) => n + x.bo.size, 0);
         if (clock !== null) await drive(device.wq.drain());
-        assert.equal(device.manager(TtmMemType.VRAM)!.usage, pinnedVram, msg('evictAll leaves only pinned buffers in VRAM'));
+        assert.equal(
+          device.manager(TtmMemType.VRAM)!.usage,
+          pinnedVram,
+          msg('evictAll leaves only pinned buffers in VRAM'),
+        );
         return;
       }
     }
@@ -340,13 +363,25 @@ async function runStress(copyEngine: boolean): Promise<StressResult> {
     }
     const bytesCopied = device.copyEngine?.bytesCopied ?? 0;
     await drive(device.fini());
-    for (const t of [TtmMemType.TT, TtmMemType.VRAM]) assert.equal(device.manager(t)!.usage, 0, msg(`type ${t} usage after teardown`));
+    for (const t of [TtmMemType.TT, TtmMemType.VRAM])
+      assert.equal(device.manager(t)!.usage, 0, msg(`type ${t} usage after teardown`));
     const s = device.stats();
     assert.equal(s.boCount, 0, msg('buffers left after fini'));
-    return { seed, evictions: s.evictions, moves: s.moves, enomem, pinnedSkips, verified, delayedDeletes: s.delayedDeleteDone, bytesCopied };
+    return {
+      seed,
+      evictions: s.evictions,
+      moves: s.moves,
+      enomem,
+      pinnedSkips,
+      verified,
+      delayedDeletes: s.delayedDeleteDone,
+      bytesCopied,
+    };
   } catch (error) {
     if (error instanceof assert.AssertionError) throw error;
-    throw new Error(msg(`unexpected ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`), { cause: error });
+    throw new Error(msg(`unexpected ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`), {
+      cause: error,
+    });
   }
 }
 
@@ -362,7 +397,10 @@ describe('ttm stress: no data lost', () => {
     const r = await runStress(true);
     t.diagnostic(JSON.stringify(r));
     assert.ok(r.bytesCopied > 0, `seed=${r.seed}: the copy engine did the copies`);
-    assert.ok(r.delayedDeletes > 100, `seed=${r.seed}: old placements went through ghosts and delayed delete (${r.delayedDeletes})`);
+    assert.ok(
+      r.delayedDeletes > 100,
+      `seed=${r.seed}: old placements went through ghosts and delayed delete (${r.delayedDeletes})`,
+    );
     assert.ok(r.evictions > 100, `seed=${r.seed}: the budget forced evictions (${r.evictions})`);
     assert.ok(r.moves > 1000, `seed=${r.seed}: buffers moved (${r.moves})`);
   });
