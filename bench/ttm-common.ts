@@ -20,7 +20,7 @@
  * @example
  * ```ts
  * import { TtmDevice } from '../src/ttm/ttm-device.js';
- * import { TtmMemType } from '../src/ttm/ttm-resource.js';
+ * import { TtmMemType } from '../src/ttm/ttm-placement.js';
  * import { attachFence, benchFence, makeBos } from './ttm-common.js';
  * await using device = new TtmDevice({ vramBytes: 16 * 4096 });
  * const [bo] = await makeBos(device, 1, 4096, TtmMemType.VRAM, 'example');

@@ -40,7 +40,7 @@
 
 import { TtmDevice } from '../src/ttm/ttm-device.js';
 import type { TtmBufferObject } from '../src/ttm/ttm-bo.js';
-import { TtmMemType } from '../src/ttm/ttm-resource.js';
+import { TtmMemType } from '../src/ttm/ttm-placement.js';
 import {
   compare,
   formatRate,

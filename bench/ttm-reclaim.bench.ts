@@ -43,7 +43,7 @@
  */
 
 import { PAGE_SIZE } from '../src/heap/page-pool.js';
-import { TtmMemType } from '../src/ttm/ttm-resource.js';
+import { TtmMemType } from '../src/ttm/ttm-placement.js';
 import type { DmaFence } from '../src/fence/dma-fence.js';
 import { fenceContextAlloc } from '../src/fence/dma-fence.js';
 import {

@@ -52,7 +52,7 @@ import { getHeapStatistics } from 'node:v8';
 import type { DmaFence } from '../src/fence/dma-fence.js';
 import { fenceContextAlloc } from '../src/fence/dma-fence.js';
 import { PAGE_SIZE } from '../src/heap/page-pool.js';
-import { TtmMemType } from '../src/ttm/ttm-resource.js';
+import { TtmMemType } from '../src/ttm/ttm-placement.js';
 import {
   defaultEnv,
   quantile,

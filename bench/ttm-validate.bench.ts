@@ -50,12 +50,8 @@ import { DmaResv } from '../src/resv/dma-resv.js';
 import { TtmDevice } from '../src/ttm/ttm-device.js';
 import { TtmBufferObject } from '../src/ttm/ttm-bo.js';
 import { TtmRangeManager } from '../src/ttm/ttm-range-manager.js';
-import {
-  TtmMemType,
-  type TtmResource,
-  type TtmResourceManager,
-  type TtmResourceOwner,
-} from '../src/ttm/ttm-resource.js';
+import { TtmMemType } from '../src/ttm/ttm-placement.js';
+import type { TtmResource, TtmResourceManager, TtmResourceOwner } from '../src/ttm/ttm-resource.js';
 import { TtmLruList } from '../src/ttm/ttm-lru.js';
 import {
   compare,

@@ -7,7 +7,8 @@
  *
  * Contract:
  * - `Kref.put()` after the count reached zero is a {@link BugError}, as is `get()` on a released
- *   object: both mean a use-after-free in the caller.
+ *   object: both mean a use-after-free in the caller. A release action may resurrect its object
+ *   with `init()` (the count restarts at one); `init()` on a live count is a {@link BugError}.
  * - Disposal is idempotent everywhere: a second dispose does nothing.
  * - `DisposableStore.dispose()` disposes in reverse order of addition and, when some disposals
  *   throw, throws one `AggregateError` after trying all of them.
@@ -66,6 +67,21 @@ export class Kref {
     if (--this.#count > 0) return false;
     this.#release();
     return true;
+  }
+
+  /**
+   * Starts the count again at one reference, for a release action that resurrects its object
+   * instead of freeing it (a TTM buffer released while busy lives on as a zombie owned by its
+   * delayed delete): that reference is dropped by a later `put()`, which runs the release again.
+   * @throws {BugError} while references are still held (only a released count may restart).
+   * @see kref_init()
+   */
+  init(): void {
+    if (this.#count !== 0)
+      throw new BugError(
+        `${this.#what}: init() with ${this.#count} reference(s) still held; only a released count restarts`,
+      );
+    this.#count = 1;
   }
 }
 

@@ -5,16 +5,26 @@
  * {@link TtmResource} at a time: a range of the device's VRAM arena, or the object's system
  * pages ({@link TtmTt}) for System, TT and other types that use a tt. {@link TtmBufferObject.validate}
  * moves it into the first workable place of a placement, evicting other buffers when the memory
- * type is full (two passes: first without eviction, then forcing space, trying fallback places).
+ * type is full (two passes: first without eviction, then forcing space, trying fallback places);
+ * the whole path (allocation, the eviction walk over a manager's LRU, the eviction itself, the
+ * move with its bounce) is in this file, in the order validate calls it.
  * The reservation ({@link DmaResv}, possibly shared by a group of buffers) is the object's lock
  * and carries the fences of the work using it; a buffer released while that work runs becomes a
- * zombie that a work item frees once the last fence signals (seed 004).
+ * zombie that its device's delayed delete frees once the last fence signals (seed 004).
+ *
+ * A buffer object sees its device through {@link TtmBoDevice}, an interface this file owns
+ * (`TtmDevice` implements it), and calls the driver through {@link TtmDeviceFuncs}, whose
+ * defaults are in `ttm-device-funcs.ts`. The moves a driver's `move` picks from are in
+ * `ttm-bo-util.ts`; the delayed-delete strategies in `ttm-bo-delayed-delete.ts`.
  *
  * Models `drivers/gpu/drm/ttm/ttm_bo.c` of the 7.0-era kref baseline (kernel-locking-mm §3.3,
  * §3.5, §3.6): `ttm_bo_init_reserved/validate`, `ttm_bo_reserve/unreserve`, `ttm_bo_validate`,
- * `ttm_bo_pin/unpin`, `ttm_bo_set_bulk_move`, `ttm_bo_wait_ctx`, `ttm_bo_put` / `ttm_bo_release`
- * and `ttm_bo_delayed_delete`. Allocation with eviction is in `ttm-bo-evict.ts`; moves,
- * ghosts and gutting are in `ttm-bo-util.ts`.
+ * `ttm_bo_alloc_resource`, `ttm_bo_mem_space`, `ttm_bo_evict_alloc`, `ttm_bo_evict_cb`,
+ * `ttm_bo_evict`, `ttm_bo_evict_first`, `ttm_bo_handle_move_mem`, `ttm_bo_pin/unpin`,
+ * `ttm_bo_set_bulk_move`, `ttm_bo_wait_ctx`, `ttm_bo_put` / `ttm_bo_release` and
+ * `ttm_bo_delayed_delete`; and from `ttm_bo_util.c` the LRU walk with its cursor locking
+ * (`ttm_lru_walk_for_evict`), ghost objects (`ttm_buffer_object_transfer`) and
+ * `ttm_bo_pipeline_gutting`, which validate and evict need.
  *
  * Contract:
  * - Everything that reads or changes placement, pins or contents needs the reservation held
@@ -24,12 +34,16 @@
  *   move, EBUSY for a manager that is busy or a `noWaitGpu` wait, and `signal.reason` when
  *   aborted. It never rejects with EDEADLK: a ww deadlock met while evicting counts as no space.
  *   A failed validate leaves the buffer where it was with its contents intact.
+ * - Eviction skips pinned buffers, the evictor itself, and buffers whose eviction the driver
+ *   says does not help; every buffer it processes is locked and referenced meanwhile. A walk
+ *   first only trylocks; with a ww ticket, further walks may each sleep on one lock.
  * - Pinned buffers never move and are never evicted; their resource sits on the device's
  *   unevictable list. Unpinning an unpinned buffer is a {@link BugError}.
- * - The last {@link TtmBufferObject.put} frees an idle buffer at once; a busy one (or one whose
- *   lock is held) becomes a zombie (`deleted`) holding its memory until the last fence of its
- *   own reservation signals. Eviction may free a zombie's memory earlier. Any use after the
- *   buffer was destroyed is a {@link BugError}.
+ * - The reference count is a {@link Kref}. The last {@link TtmBufferObject.put} frees an idle
+ *   buffer at once; a busy one (or one whose lock is held) becomes a zombie (`deleted`): the
+ *   count restarts at one, owned by the delayed delete, which frees its memory once the last
+ *   fence of its own reservation signals. Eviction may free a zombie's memory earlier. Any use
+ *   after the buffer was destroyed is a {@link BugError}.
  * - {@link TtmBufferObject.kmap} returns the bytes only while no kernel (move) fence is
  *   pending; contents are never lost by a move, eviction or failed validate.
  *
@@ -46,27 +60,42 @@
  * ```
  */
 
-import { BugError, DmaBufError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import {
+  AlreadyLockedError,
+  BugError,
+  DmaBufError,
+  InvalidArgumentError,
+  WwDeadlockError,
+  describeValue,
+} from '../base/errors.js';
+import { Kref } from '../base/lifecycle.js';
+import type { DmaHeap } from '../heap/dma-heap.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
-import { DmaResv, DmaResvUsage } from '../resv/dma-resv.js';
 import type { WwAcquireCtx } from '../locking/ww-mutex.js';
+import { DmaResv, DmaResvUsage } from '../resv/dma-resv.js';
+import type { TtmCopyEngine } from './ttm-copy-engine.js';
+import { TTM_MAX_BO_PRIORITY, type TtmLruBulkMove } from './ttm-lru.js';
 import {
   TtmMemType,
+  TtmOperationCtx,
+  TtmPlaceFlags,
+  checkPlacement,
+  describePlacement,
+  type TtmPlace,
+  type TtmPlacement,
+} from './ttm-placement.js';
+import {
+  TTM_NUM_MOVE_FENCES,
+  describeResource,
+  ttmResourceAlloc,
   ttmResourceCompatible,
   ttmResourceFree,
   ttmResourceMoveToLruTail,
-  type TtmPlace,
-  type TtmPlacement,
   type TtmResource,
+  type TtmResourceManager,
   type TtmResourceOwner,
 } from './ttm-resource.js';
-import { TTM_MAX_BO_PRIORITY, type TtmLruBulkMove } from './ttm-lru.js';
 import { TtmTt, TtmTtFlags } from './ttm-tt.js';
-// biome-ignore lint/suspicious/noImportCycles: the ttm re-cut of issue 11 removes this circle
-import { checkPlacement, describePlacement, ttmBoPipelineGutting } from './ttm-bo-util.js';
-// biome-ignore lint/suspicious/noImportCycles: the ttm re-cut of issue 11 removes this circle
-import { ttmBoAllocResource, ttmBoEvict, ttmBoMemSpace } from './ttm-bo-evict.js';
-import type { TtmDevice } from './ttm-device.js';
 
 /** Kinds of buffer object. @see enum ttm_bo_type */
 export const TtmBoType = { Device: 'device', Kernel: 'kernel', Sg: 'sg' } as const;
@@ -75,34 +104,67 @@ export type TtmBoType = (typeof TtmBoType)[keyof typeof TtmBoType];
 /** How long a wait for idle may take before it counts as busy (the kernel's 15 s). */
 export const TTM_BO_WAIT_TIMEOUT_MS = 15_000;
 
-/** Options of one TTM operation, and what it moved. @see struct ttm_operation_ctx */
-export class TtmOperationCtx {
-  /** Waits may be interrupted through `signal` (the kernel's interruptible sleeps). */
-  interruptible: boolean;
-  /** Fail with EBUSY instead of waiting for fences. */
-  noWaitGpu: boolean;
-  /** May evict buffers sharing `resv`, which the caller already holds. */
-  allowResEvict: boolean;
-  /** The shared reservation for `allowResEvict`. */
-  resv: DmaResv | null;
-  /** Aborts waits and lock sleeps. */
-  signal: AbortSignal | undefined;
-  /** Bytes moved by every move this context saw (statistics). */
-  bytesMoved = 0;
+/** What a driver's move returns: nothing when done, or a bounce place (`-EMULTIHOP`). */
+// biome-ignore lint/suspicious/noConfusingVoidType: a driver's move that returns nothing is done, as in C
+export type TtmMoveResult = void | { readonly hop: TtmPlace };
 
-  constructor(init?: {
-    interruptible?: boolean;
-    noWaitGpu?: boolean;
-    allowResEvict?: boolean;
-    resv?: DmaResv | null;
-    signal?: AbortSignal;
-  }) {
-    this.interruptible = init?.interruptible ?? false;
-    this.noWaitGpu = init?.noWaitGpu ?? false;
-    this.allowResEvict = init?.allowResEvict ?? false;
-    this.resv = init?.resv ?? null;
-    this.signal = init?.signal;
-  }
+/**
+ * Driver callbacks; every member is optional (the device fills in the defaults of
+ * `ttm-device-funcs.ts`). @see struct ttm_device_funcs
+ */
+export interface TtmDeviceFuncs {
+  /** Whether evicting `bo` helps `place`; `ttmBoEvictionValuable` by default. */
+  evictionValuable?(bo: TtmBufferObject, place: TtmPlace): boolean;
+  /** Where to evict `bo` to; an empty placement purges it. Default: VRAM to TT (System as fallback), anything else to System. */
+  evictFlags?(bo: TtmBufferObject): TtmPlacement;
+  /** Moves `bo` into `newRes` (see `ttm-bo-util.ts`); the device's default copies or pipelines. */
+  move?(
+    bo: TtmBufferObject,
+    evict: boolean,
+    ctx: TtmOperationCtx,
+    newRes: TtmResource,
+  ): Promise<TtmMoveResult> | TtmMoveResult;
+  /** The last reference of `bo` is gone (before any delayed delete). */
+  releaseNotify?(bo: TtmBufferObject): void;
+  /** `bo`'s memory is about to be freed. */
+  deleteMemNotify?(bo: TtmBufferObject): void;
+}
+
+/**
+ * The device as a buffer object sees it (`TtmDevice` implements it): managers, pages, driver
+ * callbacks, and the bookkeeping a buffer reports to. @see struct ttm_device
+ */
+export interface TtmBoDevice {
+  /** The driver callbacks, defaults filled in. */
+  readonly funcs: Required<TtmDeviceFuncs>;
+  /** Where System and TT pages come from. */
+  readonly heap: DmaHeap;
+  /** The engine for pipelined moves, if any. */
+  readonly copyEngine: TtmCopyEngine | null;
+  /** validate() rejects with ENOSPC instead of ENOMEM. */
+  readonly propagateEnospc: boolean;
+  /** The manager of `memType`, or null. @see ttm_manager_type() */
+  manager(memType: number): TtmResourceManager | null;
+  /** The bytes of `res`, which belongs to `bo`. */
+  resourceBytes(bo: TtmBufferObject, res: TtmResource): Uint8Array;
+  /** @internal A number for a default buffer name. */
+  nextBoId(): number;
+  /** @internal A buffer object was constructed (ghosts included). */
+  boCreated(bo: TtmBufferObject): void;
+  /** @internal A buffer object was destroyed. */
+  boDestroyed(bo: TtmBufferObject): void;
+  /** @internal Takes over a zombie (holding its one reference) until its memory is freed. */
+  queueDelayedDelete(bo: TtmBufferObject): void;
+  /** @internal A zombie's memory was freed. */
+  reclaimed(bo: TtmBufferObject): void;
+  /** @internal A move of `bytes` finished. */
+  countMove(bytes: number): void;
+  /** @internal An eviction finished. */
+  countEviction(): void;
+  /** @internal Records a failed driver callback; never throws. */
+  reportFailure(what: string, error: unknown): void;
+  /** @internal The kernel's WARN: recorded, never thrown. */
+  warn(message: string): void;
 }
 
 /** What a buffer object is created with. */
@@ -138,7 +200,7 @@ const BO_TYPES = new Set<string>(Object.values(TtmBoType));
 
 /** A buffer object. @see struct ttm_buffer_object */
 export class TtmBufferObject implements TtmResourceOwner {
-  readonly device: TtmDevice;
+  readonly device: TtmBoDevice;
   /** Bytes, a page multiple. */
   readonly size: number;
   readonly type: TtmBoType;
@@ -151,9 +213,9 @@ export class TtmBufferObject implements TtmResourceOwner {
   #tt: TtmTt | null = null;
   #pinCount = 0;
   #bulkMove: TtmLruBulkMove | null = null;
-  #refcount = 1;
+  readonly #kref: Kref;
   #deleted = false;
-  /** The delayed delete still holds the zombie's reference. */
+  /** The delayed delete holds the zombie's one reference. */
   #zombieRef = false;
   #destroyed = false;
   /** For a ghost: the object whose old memory it frees (holds a reference on it). */
@@ -161,10 +223,11 @@ export class TtmBufferObject implements TtmResourceOwner {
 
   /**
    * A buffer with one reference, no resource, no tt, unlocked (`ttm_bo_kunit_init`).
-   * Use {@link TtmBufferObject.initReserved} or {@link TtmBufferObject.initValidate} to place it.
+   * Use {@link TtmBufferObject.initReserved} or {@link TtmBufferObject.initValidate} to place it;
+   * `ghostOf` is for {@link ttmBufferObjectTransfer}.
    * @throws {InvalidArgumentError} for a bad size, type, priority or option.
    */
-  constructor(device: TtmDevice, init: TtmBoInit, ghostOf: TtmBufferObject | null = null) {
+  constructor(device: TtmBoDevice, init: TtmBoInit, ghostOf: TtmBufferObject | null = null) {
     if (init === null || typeof init !== 'object')
       throw new InvalidArgumentError(`TtmBufferObject: init must be an object, got ${describeValue(init)}`);
     for (const key of Object.keys(init)) {
@@ -198,6 +261,7 @@ export class TtmBufferObject implements TtmResourceOwner {
     this.type = type;
     this.priority = priority;
     this.name = init.name ?? `bo#${device.nextBoId()} (${this.size} bytes)`;
+    this.#kref = new Kref(() => this.#release(), this.name);
     this.#ownResv = new DmaResv({ name: this.name });
     this.#resv = init.resv ?? this.#ownResv;
     this.#ghostOf = ghostOf;
@@ -211,7 +275,7 @@ export class TtmBufferObject implements TtmResourceOwner {
    * @see ttm_bo_init_reserved()
    */
   static async initReserved(
-    device: TtmDevice,
+    device: TtmBoDevice,
     init: TtmBoInitPlaced,
     ctx = new TtmOperationCtx(),
   ): Promise<TtmBufferObject> {
@@ -238,7 +302,7 @@ export class TtmBufferObject implements TtmResourceOwner {
 
   /** {@link initReserved}, then unlocked. @see ttm_bo_init_validate() */
   static async initValidate(
-    device: TtmDevice,
+    device: TtmBoDevice,
     init: TtmBoInitPlaced,
     ctx = new TtmOperationCtx(),
   ): Promise<TtmBufferObject> {
@@ -302,40 +366,32 @@ export class TtmBufferObject implements TtmResourceOwner {
   }
 
   get refcount(): number {
-    return this.#refcount;
+    return this.#kref.count;
   }
 
   get swapped(): boolean {
     return this.#tt !== null && (this.#tt.flags & TtmTtFlags.Swapped) !== 0;
   }
 
-  /** Takes a reference. @throws {BugError} once released. @see ttm_bo_get() */
+  /** Takes a reference. @throws {BugError} once released (a zombie included). @see ttm_bo_get() */
   get(): this {
-    if (this.#refcount <= 0 || this.#deleted || this.#destroyed)
+    if (this.#kref.count <= 0 || this.#deleted || this.#destroyed)
       throw new BugError(`${this.name}: get() after the last put (use after free)`);
-    this.#refcount++;
+    this.#kref.get();
     return this;
   }
 
   /** Takes a reference unless the count already reached zero (zombies still count). @see ttm_bo_get_unless_zero() */
   getUnlessZero(): boolean {
-    if (this.#refcount <= 0) return false;
-    this.#refcount++;
-    return true;
+    return this.#kref.getUnlessZero();
   }
 
   /** Drops a reference; the last one releases the buffer. @see ttm_bo_put() */
   put(): void {
     // A zombie's last reference belongs to its delayed delete, never to a caller.
-    if (this.#refcount <= 0 || (this.#zombieRef && this.#refcount === 1))
+    if (this.#zombieRef && this.#kref.count === 1)
       throw new BugError(`${this.name}: put() without a reference (double put)`);
-    if (--this.#refcount === 0) this.#release();
-  }
-
-  /** Drops the zombie's own reference once its memory is freed: the buffer is destroyed. */
-  #putZombie(): void {
-    this.#zombieRef = false;
-    if (--this.#refcount === 0) this.#release();
+    this.#kref.put();
   }
 
   /**
@@ -396,7 +452,7 @@ export class TtmBufferObject implements TtmResourceOwner {
       if (this.#pinCount > 0) {
         throw new DmaBufError(
           'EINVAL',
-          `${this.name} is pinned in ${this.device.describeResource(this.#resource)} and cannot move to ${describePlacement(placement)}; unpin it first`,
+          `${this.name} is pinned in ${describeResource(this.#resource)} and cannot move to ${describePlacement(placement)}; unpin it first`,
         );
       }
       const res = await this.allocResource(placement, ctx, forceSpace);
@@ -411,10 +467,108 @@ export class TtmBufferObject implements TtmResourceOwner {
     if (noSpace) {
       throw new DmaBufError(
         this.device.propagateEnospc ? 'ENOSPC' : 'ENOMEM',
-        `${this.name}: no space in ${this.device.describePlacementSpace(placement, this.size)} even after evicting; free or unpin buffers, or add a fallback place`,
+        `${this.name}: no space in ${describePlacementSpace(this.device, placement, this.size)} even after evicting; free or unpin buffers, or add a fallback place`,
       );
     }
     if (this.#resource === null || this.#resource.memType === TtmMemType.System) this.#ensureTt();
+  }
+
+  /**
+   * One pass over `placement`: allocate in the first place with room; when forcing space, evict
+   * from a full manager other than System until the request fits. A resource from a manager with
+   * pipelined evictions still running gets their fences as kernel fences, so nothing touches the
+   * range before the copy out of it finished. Needs the lock. @see ttm_bo_alloc_resource()
+   */
+  async allocResource(
+    placement: TtmPlacement,
+    ctx: TtmOperationCtx,
+    forceSpace: boolean,
+  ): Promise<TtmResource | 'ENOSPC'> {
+    this.#assertLocked('allocResource');
+    const ticket = this.#resv.lockingCtx;
+    this.#resv.reserveFences(TTM_NUM_MOVE_FENCES);
+    for (const place of placement) {
+      const man = this.device.manager(place.memType);
+      if (man === null || !man.useType) continue;
+      const flags = place.flags ?? 0;
+      if (forceSpace ? (flags & TtmPlaceFlags.Desired) !== 0 : (flags & TtmPlaceFlags.Fallback) !== 0) continue;
+      const mayEvict = forceSpace && place.memType !== TtmMemType.System;
+      let res = ttmResourceAlloc(this, place, man);
+      if (res === 'EBUSY') throw new DmaBufError('EBUSY', `${this.name}: manager ${man.name} is busy`);
+      if (res === 'ENOSPC') {
+        if (!mayEvict) continue;
+        const evicted = await this.#evictAlloc(man, place, ctx, ticket);
+        if (evicted === 'EBUSY') continue;
+        res = evicted;
+      }
+      if (!this.#addPipelinedEvictionFences(man, ctx.noWaitGpu)) {
+        ttmResourceFree(this, res);
+        continue;
+      }
+      return res;
+    }
+    return 'ENOSPC';
+  }
+
+  /**
+   * Evicts from `man`'s LRU until `place` fits: a trylock walk first, then walks that may sleep
+   * on one ticket lock each, repeated while they evict. @see ttm_bo_evict_alloc()
+   */
+  async #evictAlloc(
+    man: TtmResourceManager,
+    place: TtmPlace,
+    ctx: TtmOperationCtx,
+    ticket: WwAcquireCtx | null,
+  ): Promise<TtmResource | 'EBUSY'> {
+    const walk: TtmEvictWalk = { evictor: this, place, ctx, ticket, trylockOnly: true, evicted: 0, res: null };
+    let progress = await ttmLruWalkForEvict(walk, man);
+    if (progress === 0 && ticket !== null) {
+      walk.trylockOnly = false;
+      do {
+        walk.ticket = ticket;
+        walk.evicted = 0;
+        progress = await ttmLruWalkForEvict(walk, man);
+      } while (progress === 0 && walk.evicted > 0);
+    }
+    return walk.res ?? 'EBUSY';
+  }
+
+  /**
+   * @returns false when a copy out of `man` is still running and the caller may not wait.
+   * @see ttm_bo_add_pipelined_eviction_fences()
+   */
+  #addPipelinedEvictionFences(man: TtmResourceManager, noWaitGpu: boolean): boolean {
+    const pending = man.evictionFences.filter((f): f is NonNullable<typeof f> => f !== null && !f.isSignaled());
+    if (pending.length === 0) return true;
+    if (noWaitGpu) return false;
+    for (const fence of pending) this.#resv.addFence(fence, DmaResvUsage.Kernel);
+    return true;
+  }
+
+  /** Allocates space per `placement` with the two passes: free space first, then forcing space. @see ttm_bo_mem_space() */
+  async memSpace(placement: TtmPlacement, ctx: TtmOperationCtx): Promise<TtmResource | 'ENOSPC'> {
+    const res = await this.allocResource(placement, ctx, false);
+    return res !== 'ENOSPC' ? res : this.allocResource(placement, ctx, true);
+  }
+
+  /**
+   * Evicts this buffer (needs the lock) to where `funcs.evictFlags` says; an empty placement
+   * purges it. @throws {DmaBufError} ENOSPC when there is nowhere to go. @see ttm_bo_evict()
+   */
+  async evict(ctx = new TtmOperationCtx()): Promise<void> {
+    this.#assertLocked('evict');
+    const placement = this.device.funcs.evictFlags(this);
+    checkPlacement(placement, `${this.name}: evictFlags()`);
+    if (placement.length === 0) {
+      await this.waitIdle(ctx);
+      await ttmBoPipelineGutting(this);
+    } else {
+      const res = await this.memSpace(placement, ctx);
+      if (res === 'ENOSPC')
+        throw new DmaBufError('ENOSPC', `${this.name}: no space to evict to in ${describePlacement(placement)}`);
+      await this.moveTo(res, true, ctx);
+    }
+    this.device.countEviction();
   }
 
   /**
@@ -464,23 +618,6 @@ export class TtmBufferObject implements TtmResourceOwner {
     ctx.bytesMoved += this.size;
     device.countMove(this.size);
     return undefined;
-  }
-
-  /** Allocates space per `placement` with the two passes. @see ttm_bo_mem_space() */
-  memSpace(placement: TtmPlacement, ctx: TtmOperationCtx): Promise<TtmResource | 'ENOSPC'> {
-    return ttmBoMemSpace(this, placement, ctx);
-  }
-
-  /** One pass over `placement`, evicting when forcing space. @see ttm_bo_alloc_resource() */
-  allocResource(placement: TtmPlacement, ctx: TtmOperationCtx, forceSpace: boolean): Promise<TtmResource | 'ENOSPC'> {
-    this.#assertLocked('allocResource');
-    return ttmBoAllocResource(this, placement, ctx, forceSpace);
-  }
-
-  /** Evicts this buffer (needs the lock) to where `funcs.evictFlags` says. @see ttm_bo_evict() */
-  async evict(ctx = new TtmOperationCtx()): Promise<void> {
-    this.#assertLocked('evict');
-    await ttmBoEvict(this, ctx);
   }
 
   /** Pins the buffer where it is (needs the lock). @see ttm_bo_pin() */
@@ -541,7 +678,7 @@ export class TtmBufferObject implements TtmResourceOwner {
     if (!this.#resv.testSignaled(DmaResvUsage.Kernel)) {
       throw new DmaBufError(
         'EBUSY',
-        `${this.name}: a move into ${this.device.describeResource(res)} is still running; await bo.waitIdle() first`,
+        `${this.name}: a move into ${describeResource(res)} is still running; await bo.waitIdle() first`,
       );
     }
     return this.device.resourceBytes(this, res);
@@ -596,7 +733,8 @@ export class TtmBufferObject implements TtmResourceOwner {
           this.#pinCount = 0;
           if (this.#resource !== null) ttmResourceMoveToLruTail(this.#resource);
         }
-        this.#refcount = 1;
+        // Resurrected as a zombie: its one reference belongs to the delayed delete.
+        this.#kref.init();
         this.#zombieRef = true;
         device.queueDelayedDelete(this);
         return;
@@ -656,10 +794,16 @@ export class TtmBufferObject implements TtmResourceOwner {
     return true;
   }
 
+  /** Drops the zombie's own reference once its memory is freed: the buffer is destroyed. */
+  #putZombie(): void {
+    this.#zombieRef = false;
+    this.#kref.put();
+  }
+
   describe(): string {
-    const state = this.#destroyed ? 'destroyed' : this.#deleted ? 'zombie' : `refs ${this.#refcount}`;
+    const state = this.#destroyed ? 'destroyed' : this.#deleted ? 'zombie' : `refs ${this.#kref.count}`;
     const pins = this.#pinCount > 0 ? `, pinned x${this.#pinCount}` : '';
-    return `${this.name}: ${this.device.describeResource(this.#resource)}, ${state}${pins}`;
+    return `${this.name}: ${describeResource(this.#resource)}, ${state}${pins}`;
   }
 
   toString(): string {
@@ -667,7 +811,7 @@ export class TtmBufferObject implements TtmResourceOwner {
   }
 
   #assertAlive(op: string): void {
-    if (this.#destroyed || this.#refcount <= 0)
+    if (this.#destroyed || this.#kref.count <= 0)
       throw new BugError(`${this.name}: ${op} after the buffer was released (use after free)`);
   }
 
@@ -676,4 +820,192 @@ export class TtmBufferObject implements TtmResourceOwner {
     if (!this.#resv.isLocked)
       throw new BugError(`${this.name}: ${op} needs the reservation lock held; reserve() the buffer first`);
   }
+}
+
+/** State of one eviction walk. @see struct ttm_bo_evict_walk */
+export interface TtmEvictWalk {
+  readonly evictor: TtmBufferObject;
+  readonly place: TtmPlace;
+  readonly ctx: TtmOperationCtx;
+  /** The ww ticket for one sleeping lock; cleared once used. */
+  ticket: WwAcquireCtx | null;
+  trylockOnly: boolean;
+  /** Buffers evicted (or zombies freed) by this walk. */
+  evicted: number;
+  /** The evictor's resource, once allocated. */
+  res: TtmResource | null;
+}
+
+/**
+ * Walks `man`'s LRU (priority 0 first) evicting until the evictor's resource fits. Each buffer
+ * is trylocked (or, once per walk with a ticket, lock-waited) and referenced while processed.
+ * @returns 1 when the resource was allocated (in `walk.res`), 0 when not.
+ * @throws a walk error (abort, or an unexpected failure); a ww deadlock ends the walk with 0
+ *   ("no space": the caller has to leave its transaction), so EDEADLK never escapes.
+ * @see ttm_lru_walk_for_evict() @see ttm_bo_evict_cb()
+ */
+export async function ttmLruWalkForEvict(walk: TtmEvictWalk, man: TtmResourceManager): Promise<number> {
+  using cursor = man.cursor();
+  for (let res = cursor.next(); res !== null; res = cursor.next()) {
+    const owner = res.bo;
+    if (!(owner instanceof TtmBufferObject) || owner === walk.evictor) continue;
+    const bo = owner;
+    const { ctx } = walk;
+    let locked = bo.resv.tryLock();
+    let mustUnlock = locked;
+    if (!locked && bo.resv === ctx.resv && ctx.allowResEvict) locked = true;
+    if (!locked && (walk.ticket === null || ctx.noWaitGpu || walk.trylockOnly)) continue;
+    if (!bo.getUnlessZero()) {
+      if (mustUnlock) bo.resv.unlock();
+      continue;
+    }
+    try {
+      if (!locked) {
+        try {
+          await bo.resv.lock(walk.ticket, ctx.signal === undefined ? undefined : { signal: ctx.signal });
+        } catch (error) {
+          if (error instanceof AlreadyLockedError) continue;
+          // The caller has to leave its transaction; to validate this is "no space".
+          if (error instanceof WwDeadlockError) return 0;
+          throw error;
+        }
+        walk.ticket = null;
+        mustUnlock = true;
+      }
+      try {
+        // The buffer may have moved while we slept on its lock.
+        if (bo.resource === null || bo.resource.manager !== man) continue;
+        if (await evictOne(walk, bo, man)) return 1;
+      } finally {
+        if (mustUnlock) bo.resv.unlock();
+      }
+    } finally {
+      bo.put();
+    }
+  }
+  return 0;
+}
+
+/** The eviction callback: frees `bo`'s space and retries the evictor's allocation. @returns true when it fits now. */
+async function evictOne(walk: TtmEvictWalk, bo: TtmBufferObject, man: TtmResourceManager): Promise<boolean> {
+  if (bo.pinCount > 0 || !bo.device.funcs.evictionValuable(bo, walk.place)) return false;
+  try {
+    await evictOrReap(bo, walk.ctx);
+  } catch (error) {
+    // Skipped, not fatal: this buffer is busy or has nowhere to go; try the next one.
+    if (error instanceof DmaBufError && (error.code === 'EBUSY' || error.code === 'ENOSPC' || error.code === 'ENOMEM'))
+      return false;
+    throw error;
+  }
+  walk.evicted++;
+  const res = ttmResourceAlloc(walk.evictor, walk.place, man);
+  if (typeof res === 'string') return false;
+  walk.res = res;
+  return true;
+}
+
+/** Frees a locked buffer's memory: a zombie's at once once idle, a live buffer's by evicting it. */
+async function evictOrReap(bo: TtmBufferObject, ctx: TtmOperationCtx): Promise<void> {
+  if (bo.deleted) {
+    await bo.waitIdle(ctx);
+    bo.cleanupMemtypeUse();
+  } else {
+    await bo.evict(ctx);
+  }
+}
+
+/**
+ * Evicts the least recently used buffer of `man` (or frees it, for a zombie), reserving it as
+ * `ctx` says (a trylock with `noWaitGpu`). @returns false when `man`'s LRU is empty.
+ * @see ttm_bo_evict_first()
+ */
+export async function ttmBoEvictFirst(man: TtmResourceManager, ctx = new TtmOperationCtx()): Promise<boolean> {
+  const cursor = man.cursor();
+  const res = cursor.next();
+  cursor.fini();
+  if (res === null) return false;
+  const bo = res.bo;
+  if (!(bo instanceof TtmBufferObject))
+    throw new BugError(
+      `ttmBoEvictFirst: ${res} on ${man.name} belongs to no buffer object; free it with ttmResourceFree`,
+    );
+  if (!bo.getUnlessZero()) return true;
+  try {
+    await bo.reserve({ noWait: ctx.noWaitGpu, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) });
+    try {
+      if (bo.resource?.manager === man) await evictOrReap(bo, ctx);
+    } finally {
+      bo.resv.unlock();
+    }
+  } finally {
+    bo.put();
+  }
+  return true;
+}
+
+/**
+ * Creates a ghost: a locked buffer object that takes over `bo`'s resource (and tt when asked)
+ * and holds a reference on `bo` until it is destroyed. @see ttm_buffer_object_transfer()
+ */
+export function ttmBufferObjectTransfer(bo: TtmBufferObject, takeTt: boolean): TtmBufferObject {
+  bo.get();
+  const ghost = new TtmBufferObject(
+    bo.device,
+    { size: bo.size, type: bo.type, name: `ghost of ${bo.name}`, priority: bo.priority },
+    bo,
+  );
+  if (!ghost.resv.tryLock()) throw new BugError(`${ghost.name}: a fresh reservation could not be locked`);
+  ghost.resv.reserveFences(1);
+  const res = bo.resource;
+  if (res !== null) {
+    if (bo.bulkMove !== null && bo.pinCount === 0) bo.bulkMove.del(res);
+    bo.resource = null;
+    ghost.resource = res;
+    ghost.moveToLruTail();
+  }
+  if (takeTt) {
+    ghost.tt = bo.tt;
+    bo.tt = null;
+  }
+  return ghost;
+}
+
+/**
+ * Drops the buffer's contents: it ends with no resource and an unpopulated (zero-reading) tt.
+ * A busy buffer hands its memory to a ghost that frees it when its fences signal.
+ * @see ttm_bo_pipeline_gutting()
+ */
+export async function ttmBoPipelineGutting(bo: TtmBufferObject): Promise<void> {
+  if (bo.resv.testSignaled(DmaResvUsage.Bookkeep)) {
+    if (bo.tt === null) bo.tt = new TtmTt(bo.size, TtmTtFlags.ZeroAlloc);
+    else {
+      bo.tt.unpopulate();
+      bo.tt.flags |= TtmTtFlags.ZeroAlloc;
+    }
+    if (bo.resource !== null) {
+      ttmResourceFree(bo, bo.resource);
+      bo.resource = null;
+    }
+    return;
+  }
+  const ghost = ttmBufferObjectTransfer(bo, true);
+  bo.tt = new TtmTt(bo.size, TtmTtFlags.ZeroAlloc);
+  const fences = bo.resv.getFences(DmaResvUsage.Bookkeep);
+  ghost.resv.reserveFences(Math.max(1, fences.length));
+  for (const fence of fences) ghost.resv.addFence(fence, DmaResvUsage.Bookkeep);
+  ghost.unreserve();
+  ghost.put();
+}
+
+/** For messages: each place of `placement` with its manager's fill, and why it cannot take `size`. */
+function describePlacementSpace(device: TtmBoDevice, placement: TtmPlacement, size: number): string {
+  const parts = placement.map((place) => {
+    const man = device.manager(place.memType);
+    const what = describePlacement([place]).slice(1, -1);
+    if (man === null) return `${what}: no manager for this type`;
+    if (!man.useType) return `${what}: manager not in use`;
+    if (man.size < size) return `${what}: ${size} bytes never fit (${man.size} bytes in all)`;
+    return `${what}: ${man.usage} of ${man.size} bytes used`;
+  });
+  return parts.join('; ');
 }

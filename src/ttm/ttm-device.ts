@@ -1,22 +1,21 @@
 /**
- * ttm-device: one GPU's memory managers, driver callbacks and delayed-delete machinery.
+ * ttm-device: one GPU's memory managers, and what its buffer objects report to.
  *
  * Overview: a {@link TtmDevice} owns a resource manager per memory type (System always; TT and
  * a VRAM range manager over one arena when sized in the options; driver types through
  * {@link TtmDevice.setManager}), the device heap that System and TT pages come from, an optional
- * {@link TtmCopyEngine} for pipelined moves, the driver callbacks ({@link TtmDeviceFuncs}), and
- * the machinery that frees released-but-busy buffers: one work item per buffer on a bounded
- * {@link WorkQueue} (seed 004's design, the default), or the design it replaced, one periodic
- * scanner walking a list of deleted buffers every `scanIntervalMs` (`delayedDelete:
- * 'periodic-scan'`), kept so both can be measured side by side. A third mode,
- * `'per-object-idle'`, answers the seed reviewer's worry: it queues a buffer's work item only
- * once its fences have signaled, so sleeping items never hold the queue's slots (with the
- * kernel's design, a release storm in random fence order waits behind the first 16 sleepers).
+ * {@link TtmCopyEngine} for pipelined moves, the driver callbacks ({@link TtmDeviceFuncs}, with
+ * the defaults of `ttm-device-funcs.ts` filling the gaps), the bounded {@link WorkQueue} of
+ * delayed deletes and the delayed-delete strategy that frees released-but-busy buffers
+ * (`ttm-bo-delayed-delete.ts`: `'per-object'`, the default and seed 004's design,
+ * `'per-object-idle'` or `'periodic-scan'`). It is what its buffer objects see as their
+ * {@link TtmBoDevice} and its managers as their {@link TtmLruHost}: it counts buffers, zombies,
+ * moves and evictions, and records warnings and failed callbacks.
  *
  * Models `drivers/gpu/drm/ttm/ttm_device.c` (kernel-locking-mm §3.2): `ttm_device_init` with its
- * `alloc_workqueue("ttm", ..., 16)` and system manager, `ttm_device_fini` draining the queue
- * before the system manager goes (the 2023 ordering fix), `ttm_resource_manager_evict_all`, and
- * the pre-6.3 `ttm_bo_delayed_delete(bdev, remove_all)` scanner for the comparison.
+ * `alloc_workqueue("ttm", ..., 16)` and system manager, `ttm_device_fini` draining the delayed
+ * deletes before the system manager goes (the 2023 ordering fix), and
+ * `ttm_resource_manager_evict_all`.
  *
  * Contract:
  * - Manager sizes are the memory budget per type: nothing allocates past them.
@@ -46,50 +45,26 @@
  */
 
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
-import { getClock, type TimerHandle } from '../base/clock.js';
+import { getClock } from '../base/clock.js';
 import { toDisposable } from '../base/lifecycle.js';
 import { WorkQueue } from '../base/workqueue.js';
-import { lockdepTask } from '../locking/lockdep.js';
 import { DmaHeap } from '../heap/dma-heap.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
-import {
-  TtmMemType,
-  TtmPlaceFlags,
-  type TtmLruHost,
-  type TtmPlace,
-  type TtmPlacement,
-  type TtmResource,
-  type TtmResourceManager,
-} from './ttm-resource.js';
-import { TTM_NUM_MEM_TYPES, TtmLruList } from './ttm-lru.js';
+import { TtmLruList } from './ttm-lru.js';
+import { TTM_NUM_MEM_TYPES, TtmMemType, TtmOperationCtx, memTypeName } from './ttm-placement.js';
+import type { TtmLruHost, TtmResource, TtmResourceManager } from './ttm-resource.js';
 import { TtmRangeManager, TtmSysManager } from './ttm-range-manager.js';
 import { TtmCopyEngine } from './ttm-copy-engine.js';
-import { describePlacement, memTypeName, ttmBoMoveDefault } from './ttm-bo-util.js';
-import { TtmOperationCtx, type TtmBufferObject } from './ttm-bo.js';
-import { ttmBoEvictionValuable } from './ttm-bo-evict.js';
-
-/** What a driver's move returns: nothing when done, or a bounce place (`-EMULTIHOP`). */
-// biome-ignore lint/suspicious/noConfusingVoidType: a driver's move that returns nothing is done, as in C
-export type TtmMoveResult = void | { readonly hop: TtmPlace };
-
-/** Driver callbacks; every member is optional. @see struct ttm_device_funcs */
-export interface TtmDeviceFuncs {
-  /** Whether evicting `bo` helps `place`; {@link ttmBoEvictionValuable} by default. */
-  evictionValuable?(bo: TtmBufferObject, place: TtmPlace): boolean;
-  /** Where to evict `bo` to; an empty placement purges it. Default: VRAM to TT (System as fallback), anything else to System. */
-  evictFlags?(bo: TtmBufferObject): TtmPlacement;
-  /** Moves `bo` into `newRes` (see `ttm-bo-util.ts`); the device's default copies or pipelines. */
-  move?(
-    bo: TtmBufferObject,
-    evict: boolean,
-    ctx: TtmOperationCtx,
-    newRes: TtmResource,
-  ): Promise<TtmMoveResult> | TtmMoveResult;
-  /** The last reference of `bo` is gone (before any delayed delete). */
-  releaseNotify?(bo: TtmBufferObject): void;
-  /** `bo`'s memory is about to be freed. */
-  deleteMemNotify?(bo: TtmBufferObject): void;
-}
+import { ttmBoEvictFirst, type TtmBoDevice, type TtmBufferObject, type TtmDeviceFuncs } from './ttm-bo.js';
+import {
+  TtmPerObjectDelete,
+  TtmPerObjectIdleDelete,
+  TtmPeriodicScanDelete,
+  type TtmDelayedDeleteHost,
+  type TtmDelayedDeleteMode,
+  type TtmDelayedDeleteStrategy,
+} from './ttm-bo-delayed-delete.js';
+import { ttmDeviceFuncsResolve } from './ttm-device-funcs.js';
 
 /** Options of {@link TtmDevice}. */
 export interface TtmDeviceOptions {
@@ -121,9 +96,6 @@ export interface TtmDeviceOptions {
   readonly quiet?: boolean;
 }
 
-/** See {@link TtmDeviceOptions.delayedDelete}. */
-export type TtmDelayedDeleteMode = 'per-object' | 'per-object-idle' | 'periodic-scan';
-
 /** Counters of {@link TtmDevice.stats}. */
 export interface TtmDeviceStats {
   /** Live buffer objects, zombies and ghosts included. */
@@ -142,8 +114,6 @@ export interface TtmFailure {
   readonly what: string;
   readonly error: unknown;
 }
-
-type ResolvedFuncs = Required<TtmDeviceFuncs>;
 
 const OPTION_KEYS = new Set([
   'name',
@@ -172,21 +142,22 @@ function checkBytes(name: string, value: unknown, allowInfinity: boolean): numbe
 }
 
 /** One device. @see struct ttm_device */
-export class TtmDevice implements AsyncDisposable, TtmLruHost {
+export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmDelayedDeleteHost {
   static readonly #live = new Set<TtmDevice>();
   static #nextId = 1;
   readonly name: string;
-  readonly funcs: ResolvedFuncs;
+  readonly funcs: Required<TtmDeviceFuncs>;
   readonly heap: DmaHeap;
   /** The delayed-delete queue. @see ttm_device.wq */
   readonly wq: WorkQueue;
+  /** How released busy buffers are freed (see {@link TtmDeviceOptions.delayedDelete}). */
+  readonly delayedDelete: TtmDelayedDeleteStrategy;
   /** Resources of pinned (and swapped) buffers. */
   readonly unevictable = new TtmLruList();
   readonly copyEngine: TtmCopyEngine | null;
   /** The VRAM arena; a VRAM resource's bytes are `vram.subarray(start * PAGE_SIZE, ...)`. */
   readonly vram: Uint8Array | null;
   readonly propagateEnospc: boolean;
-  readonly delayedDeleteMode: TtmDelayedDeleteMode;
   readonly scanIntervalMs: number;
   readonly warnings: string[] = [];
   readonly #quiet: boolean;
@@ -198,15 +169,8 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
   readonly #bos = new Set<TtmBufferObject>();
   readonly #failures: TtmFailure[] = [];
   readonly #reclaimListeners = new Set<(bo: TtmBufferObject, atMs: number) => void>();
-  #scanList: TtmBufferObject[] = [];
-  /** 'per-object-idle': zombies whose fences are still pending (their work is not queued yet). */
-  readonly #idleWaits = new Set<Promise<void>>();
-  #scanTimer: TimerHandle | null = null;
-  #zombies = 0;
   #ghosts = 0;
   #nextBo = 1;
-  #queued = 0;
-  #done = 0;
   #evictions = 0;
   #moves = 0;
   #bytesMoved = 0;
@@ -238,15 +202,20 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
     }
     if (options.heap !== undefined && !(options.heap instanceof DmaHeap))
       throw new InvalidArgumentError(`TtmDevice: heap must be a DmaHeap, got ${describeValue(options.heap)}`);
-    this.delayedDeleteMode = mode;
     this.scanIntervalMs = interval;
     this.propagateEnospc = options.propagateEnospc === true;
     this.#quiet = options.quiet === true;
-    this.funcs = this.#resolveFuncs(options.funcs ?? {});
+    this.funcs = ttmDeviceFuncsResolve(options.funcs ?? {});
     this.wq = new WorkQueue(`ttm-${this.name}`, {
       ...(options.maxActive === undefined ? {} : { maxActive: options.maxActive }),
       onError: (failure) => this.reportFailure(`delayed delete of ${failure.name}`, failure.error),
     });
+    this.delayedDelete =
+      mode === 'per-object'
+        ? new TtmPerObjectDelete(this)
+        : mode === 'per-object-idle'
+          ? new TtmPerObjectIdleDelete(this)
+          : new TtmPeriodicScanDelete(this, interval);
     this.#ownsHeap = options.heap === undefined;
     this.heap = options.heap ?? new DmaHeap({ name: `${this.name}-system` });
     const engine = options.copyEngine ?? false;
@@ -272,21 +241,9 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
     return [...TtmDevice.#live];
   }
 
-  #resolveFuncs(funcs: TtmDeviceFuncs): ResolvedFuncs {
-    return {
-      evictionValuable: funcs.evictionValuable?.bind(funcs) ?? ttmBoEvictionValuable,
-      evictFlags: funcs.evictFlags?.bind(funcs) ?? ((bo) => this.#defaultEvictFlags(bo)),
-      move: funcs.move?.bind(funcs) ?? ttmBoMoveDefault,
-      releaseNotify: funcs.releaseNotify?.bind(funcs) ?? (() => {}),
-      deleteMemNotify: funcs.deleteMemNotify?.bind(funcs) ?? (() => {}),
-    };
-  }
-
-  #defaultEvictFlags(bo: TtmBufferObject): TtmPlacement {
-    if (bo.resource?.memType === TtmMemType.VRAM && this.manager(TtmMemType.TT) !== null) {
-      return [{ memType: TtmMemType.TT }, { memType: TtmMemType.System, flags: TtmPlaceFlags.Fallback }];
-    }
-    return [{ memType: TtmMemType.System }];
+  /** The delayed-delete design in use. */
+  get delayedDeleteMode(): TtmDelayedDeleteMode {
+    return this.delayedDelete.mode;
   }
 
   /** The manager of `memType`, or null. @see ttm_manager_type() */
@@ -327,7 +284,7 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
 
   /** Zombies waiting for their fences. */
   get zombies(): number {
-    return this.#zombies;
+    return this.delayedDelete.pending;
   }
 
   /** Callback and work-item failures, oldest first. */
@@ -338,10 +295,10 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
   stats(): TtmDeviceStats {
     return {
       boCount: this.#bos.size,
-      zombies: this.#zombies,
+      zombies: this.delayedDelete.pending,
       ghostCount: this.#ghosts,
-      delayedDeleteQueued: this.#queued,
-      delayedDeleteDone: this.#done,
+      delayedDeleteQueued: this.delayedDelete.queued,
+      delayedDeleteDone: this.delayedDelete.done,
       evictions: this.#evictions,
       moves: this.#moves,
       bytesMoved: this.#bytesMoved,
@@ -362,36 +319,13 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
     const man = this.manager(memType);
     if (man === null)
       throw new InvalidArgumentError(`TtmDevice ${this.name}: no manager for memory type ${memTypeName(memType)}`);
-    for (;;) {
-      const cursor = man.cursor();
-      const res = cursor.next();
-      cursor.fini();
-      if (res === null) break;
-      const bo = res.bo as TtmBufferObject | null;
-      if (bo === null || !bo.getUnlessZero()) continue;
-      try {
-        await bo.reserve({ noWait: ctx.noWaitGpu, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) });
-        try {
-          if (bo.resource?.manager !== man) continue;
-          if (bo.deleted) {
-            await bo.waitIdle(ctx);
-            bo.cleanupMemtypeUse();
-          } else {
-            await bo.evict(ctx);
-          }
-        } finally {
-          bo.resv.unlock();
-        }
-      } finally {
-        bo.put();
-      }
-    }
+    while (await ttmBoEvictFirst(man, ctx));
     await man.waitEvictionFences();
   }
 
   /**
-   * Waits for every delayed delete, stops the scanner, disposes what the device owns, and
-   * reports buffers still alive. @see ttm_device_fini()
+   * Waits for every delayed delete, disposes what the device owns, and reports buffers still
+   * alive. @see ttm_device_fini()
    */
   fini(): Promise<void> {
     return (this.#fini ??= this.#teardown());
@@ -403,23 +337,7 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
 
   async #teardown(): Promise<void> {
     TtmDevice.#live.delete(this);
-    while (this.#idleWaits.size > 0) await Promise.all(this.#idleWaits);
-    await this.wq.drain();
-    if (this.#scanTimer !== null) getClock().clearTimer(this.#scanTimer);
-    this.#scanTimer = null;
-    while (this.#scanList.length > 0) {
-      const list = this.#scanList;
-      this.#scanList = [];
-      for (const bo of list) {
-        this.#zombies--;
-        try {
-          await bo.delayedDelete();
-        } catch (error) {
-          this.reportFailure(`delayed delete of ${bo.name}`, error);
-        }
-        this.#done++;
-      }
-    }
+    await this.delayedDelete.drain();
     await this.wq.drain();
     await this.wq[Symbol.asyncDispose]();
     if (this.copyEngine !== null) await this.copyEngine.idle();
@@ -438,7 +356,7 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
     if (this.#ownsHeap) await this.heap[Symbol.asyncDispose]();
   }
 
-  // ---- used by ttm-bo and ttm-bo-util ----
+  // ---- TtmBoDevice: what buffer objects report ----
 
   /** @internal */
   nextBoId(): number {
@@ -458,68 +376,9 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
     if (bo.isGhost) this.#ghosts--;
   }
 
-  /** @internal Queues a zombie's delayed delete (or puts it on the scanner's list). */
+  /** @internal Hands a zombie to the delayed-delete strategy. */
   queueDelayedDelete(bo: TtmBufferObject): void {
-    this.#zombies++;
-    this.#queued++;
-    const work = async (): Promise<void> => {
-      try {
-        await bo.delayedDelete();
-      } finally {
-        this.#zombies--;
-        this.#done++;
-      }
-    };
-    if (this.delayedDeleteMode === 'per-object') {
-      this.wq.queue(work, bo.name);
-      return;
-    }
-    if (this.delayedDeleteMode === 'per-object-idle') {
-      // The wait belongs to no task of the releaser's: it runs as one of its own.
-      const idle = lockdepTask(() => bo.ownResv.wait()).then(
-        () => this.wq.queue(work, bo.name),
-        (error: unknown) => {
-          this.reportFailure(`waiting for ${bo.name} to idle`, error);
-          this.wq.queue(work, bo.name);
-        },
-      );
-      this.#idleWaits.add(idle);
-      void idle.finally(() => this.#idleWaits.delete(idle));
-      return;
-    }
-    this.#scanList.push(bo);
-    this.#armScanner();
-  }
-
-  #armScanner(): void {
-    if (this.#scanTimer !== null || this.#fini !== null) return;
-    this.#scanTimer = getClock().setTimer(this.scanIntervalMs, () => {
-      this.#scanTimer = null;
-      this.#scan();
-    });
-  }
-
-  /** The pre-6.3 periodic worker: frees every idle, unlocked zombie on the list. */
-  #scan(): void {
-    const keep: TtmBufferObject[] = [];
-    for (const bo of this.#scanList) {
-      let freed = false;
-      try {
-        freed = bo.tryDelayedDelete();
-      } catch (error) {
-        this.reportFailure(`delayed delete of ${bo.name}`, error);
-        freed = true;
-      }
-      if (freed) {
-        this.#zombies--;
-        this.#done++;
-      } else {
-        keep.push(bo);
-      }
-    }
-    // Zombies added while scanning were appended to the old list too; keep is the new list.
-    this.#scanList = keep;
-    if (keep.length > 0) this.#armScanner();
+    this.delayedDelete.queue(bo);
   }
 
   /** @internal A zombie's memory was freed. */
@@ -556,25 +415,5 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost {
   warn(message: string): void {
     this.warnings.push(message);
     if (!this.#quiet) console.warn(`dmabuf ttm ${this.name}: ${message}`);
-  }
-
-  /** For messages: where a resource is. */
-  describeResource(res: TtmResource | null): string {
-    if (res === null) return 'no placement';
-    const pages = res.manager.useTt ? '' : ` pages ${res.start}..${res.start + res.size / PAGE_SIZE - 1}`;
-    return `${memTypeName(res.memType)}${pages} (${res.size} bytes)`;
-  }
-
-  /** For messages: each place of `placement` with its manager's fill, and why it cannot take `size`. */
-  describePlacementSpace(placement: TtmPlacement, size: number): string {
-    const parts = placement.map((place) => {
-      const man = this.manager(place.memType);
-      const what = describePlacement([place]).slice(1, -1);
-      if (man === null) return `${what}: no manager for this type`;
-      if (!man.useType) return `${what}: manager not in use`;
-      if (man.size < size) return `${what}: ${size} bytes never fit (${man.size} bytes in all)`;
-      return `${what}: ${man.usage} of ${man.size} bytes used`;
-    });
-    return parts.join('; ');
   }
 }

@@ -35,10 +35,9 @@
  */
 
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { TTM_NUM_MEM_TYPES } from './ttm-placement.js';
 import type { TtmResource, TtmResourceCursor, TtmResourceOwner } from './ttm-resource.js';
 
-/** Memory types of a device. @see TTM_NUM_MEM_TYPES */
-export const TTM_NUM_MEM_TYPES = 9;
 /** LRU priorities per manager; 0 is evicted first. @see TTM_MAX_BO_PRIORITY */
 export const TTM_MAX_BO_PRIORITY = 4;
 

@@ -37,14 +37,13 @@
 
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
+import { TtmPlaceFlags, type TtmPlace } from './ttm-placement.js';
 import {
-  TtmPlaceFlags,
   TtmResource,
   TtmResourceManager,
   ttmResourceFini,
   ttmResourceInit,
   type TtmLruHost,
-  type TtmPlace,
   type TtmResourceOwner,
 } from './ttm-resource.js';
 

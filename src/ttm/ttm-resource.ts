@@ -66,31 +66,13 @@ import {
   unlink,
   type TtmLruBulkMove,
 } from './ttm-lru.js';
+import { TtmPlaceFlags, memTypeName, type TtmPlace, type TtmPlacement } from './ttm-placement.js';
 
 /** The manager's usage counter: written only by the resource functions below. */
 const USAGE = Symbol('usage');
 
-/** Memory types; drivers number private types from `Priv`. @see TTM_PL_SYSTEM */
-export const TtmMemType = { System: 0, TT: 1, VRAM: 2, Priv: 3 } as const;
 /** Eviction-fence slots per manager. @see TTM_NUM_MOVE_FENCES */
 export const TTM_NUM_MOVE_FENCES = 8;
-
-/**
- * Placement flags. `Temporary` marks a multihop bounce resource (never compatible, so the
- * buffer moves on); `Desired` places are tried only in the first, non-evicting pass, `Fallback`
- * places only in the evicting (force_space) pass. @see TTM_PL_FLAG_CONTIGUOUS
- */
-export const TtmPlaceFlags = { Contiguous: 1, TopDown: 2, Temporary: 4, Desired: 8, Fallback: 16 } as const;
-
-/** One acceptable place; `fpfn`/`lpfn` are page numbers, lpfn 0 or absent = no upper limit. @see struct ttm_place */
-export interface TtmPlace {
-  readonly memType: number;
-  readonly flags?: number;
-  readonly fpfn?: number;
-  readonly lpfn?: number;
-}
-/** Places in order of preference; empty means purge the contents. @see struct ttm_placement */
-export type TtmPlacement = readonly TtmPlace[];
 
 /** What a resource needs from its buffer object (`TtmBufferObject` implements it). */
 export interface TtmResourceOwner {
@@ -493,4 +475,11 @@ export function ttmResourceCompatible(res: TtmResource, placement: TtmPlacement,
 /** Whether evicting `res` can make room at `place` (true without a place). @see ttm_resource_intersects() */
 export function ttmResourceIntersects(res: TtmResource, place: TtmPlace | null, size: number): boolean {
   return place === null || res.manager.intersects(res, place, size);
+}
+
+/** For messages: where a resource is, e.g. `VRAM pages 0..3 (16384 bytes)` or `no placement`. */
+export function describeResource(res: TtmResource | null): string {
+  if (res === null) return 'no placement';
+  const pages = res.manager.useTt ? '' : ` pages ${res.start}..${res.start + res.size / PAGE_SIZE - 1}`;
+  return `${memTypeName(res.memType)}${pages} (${res.size} bytes)`;
 }

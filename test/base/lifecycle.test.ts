@@ -71,6 +71,33 @@ describe('Kref', () => {
     assert.throws(() => ref.put(), BugError);
     assert.equal(released, 1);
   });
+
+  it('init inside the release resurrects the object with one reference; its put releases again', () => {
+    let releases = 0;
+    let resurrect = true;
+    const ref: Kref = new Kref(() => {
+      releases++;
+      if (resurrect) ref.init(); // a zombie: the count restarts, owned by whoever frees it later
+    }, 'zombie');
+    assert.equal(ref.put(), true, 'the first put runs the release');
+    assert.equal(ref.count, 1, 'resurrected with one reference');
+    assert.equal(ref.getUnlessZero(), true, 'a resurrected object can be found and referenced again');
+    ref.put();
+    resurrect = false;
+    assert.equal(ref.put(), true, 'the last put of the resurrected object releases again');
+    assert.equal(releases, 2);
+    assert.equal(ref.count, 0);
+  });
+
+  it('late: init while references are held is a BugError naming the object; the count is unchanged', () => {
+    const ref = new Kref(() => {}, 'bo 9');
+    ref.get();
+    assert.throws(
+      () => ref.init(),
+      (err: unknown) => err instanceof BugError && /^bo 9: init\(\) with 2 reference/.test(err.message),
+    );
+    assert.equal(ref.count, 2);
+  });
 });
 
 describe('toDisposable', () => {

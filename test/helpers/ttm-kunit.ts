@@ -17,18 +17,21 @@
  */
 import { BugError } from '../../src/base/errors.js';
 import type { DmaFence } from '../../src/fence/dma-fence.js';
-import { TtmDevice, type TtmDeviceFuncs, type TtmDeviceOptions, type TtmMoveResult } from '../../src/ttm/ttm-device.js';
-import { TtmBufferObject, type TtmBoInit, type TtmOperationCtx } from '../../src/ttm/ttm-bo.js';
-import { ttmBoMoveMemcpy, ttmBoMoveNull } from '../../src/ttm/ttm-bo-util.js';
-import { TtmRangeManager } from '../../src/ttm/ttm-range-manager.js';
+import { TtmDevice, type TtmDeviceOptions } from '../../src/ttm/ttm-device.js';
+import { TtmBufferObject, type TtmBoInit, type TtmDeviceFuncs, type TtmMoveResult } from '../../src/ttm/ttm-bo.js';
 import {
   TtmMemType,
   TtmPlaceFlags,
-  TtmResourceManager,
-  ttmResourceFini,
-  type TtmLruHost,
+  type TtmOperationCtx,
   type TtmPlace,
   type TtmPlacement,
+} from '../../src/ttm/ttm-placement.js';
+import { ttmBoMoveMemcpy, ttmBoMoveNull } from '../../src/ttm/ttm-bo-util.js';
+import { TtmRangeManager } from '../../src/ttm/ttm-range-manager.js';
+import {
+  ttmResourceFini,
+  TtmResourceManager,
+  type TtmLruHost,
   type TtmResource,
   type TtmResourceOwner,
 } from '../../src/ttm/ttm-resource.js';
@@ -113,7 +116,7 @@ export const mockFuncs: TtmDeviceFuncs = Object.freeze({ move: mockMove, evictFl
 /** `ttm_dev_funcs_bad_evict`. */
 export const badEvictFuncs: TtmDeviceFuncs = Object.freeze({ move: mockMove, evictFlags: badEvictFlags });
 
-const moveLogs = new WeakMap<TtmDevice, MockMoveLog>();
+const moveLogs = new WeakMap<object, MockMoveLog>();
 
 /**
  * `ttm_device_kunit_init()`: a device with the mock functions and only the System manager

@@ -19,8 +19,7 @@ import { TtmBufferObject } from '../../src/ttm/ttm-bo.js';
 import { TtmCopyEngine } from '../../src/ttm/ttm-copy-engine.js';
 import { TtmDevice } from '../../src/ttm/ttm-device.js';
 import { TtmRangeManager, TtmSysManager } from '../../src/ttm/ttm-range-manager.js';
-import { TtmMemType } from '../../src/ttm/ttm-resource.js';
-import { TTM_NUM_MEM_TYPES } from '../../src/ttm/ttm-lru.js';
+import { TTM_NUM_MEM_TYPES, TtmMemType } from '../../src/ttm/ttm-placement.js';
 import { kunitDevice, mockFuncs, mockManagerInit, placement } from '../helpers/ttm-kunit.js';
 
 const KiB = 1024;

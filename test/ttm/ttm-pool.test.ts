@@ -20,7 +20,7 @@ import { DmaHeap } from '../../src/heap/dma-heap.js';
 import { PAGE_SIZE } from '../../src/heap/page-pool.js';
 import { TtmBufferObject } from '../../src/ttm/ttm-bo.js';
 import { TtmDevice } from '../../src/ttm/ttm-device.js';
-import { TtmMemType } from '../../src/ttm/ttm-resource.js';
+import { TtmMemType } from '../../src/ttm/ttm-placement.js';
 import { fillRandom, placement } from '../helpers/ttm-kunit.js';
 
 const MAX_PAGE_ORDER = 8; // the heap's largest size class: 1 MiB

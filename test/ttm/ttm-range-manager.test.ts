@@ -12,15 +12,13 @@ import { BugError, InvalidArgumentError } from '../../src/base/errors.js';
 import { PAGE_SIZE } from '../../src/heap/page-pool.js';
 import { DmaResv } from '../../src/resv/dma-resv.js';
 import { TtmRangeManager, TtmSysManager } from '../../src/ttm/ttm-range-manager.js';
+import { TtmMemType, TtmPlaceFlags, type TtmPlace } from '../../src/ttm/ttm-placement.js';
 import {
-  TtmMemType,
-  TtmPlaceFlags,
   TtmResource,
   ttmResourceAlloc,
   ttmResourceCompatible,
   ttmResourceFree,
   ttmResourceIntersects,
-  type TtmPlace,
   type TtmResourceOwner,
 } from '../../src/ttm/ttm-resource.js';
 import { TtmLruList, type TtmLruBulkMove } from '../../src/ttm/ttm-lru.js';

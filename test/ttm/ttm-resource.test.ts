@@ -17,22 +17,20 @@ import { DmaResv } from '../../src/resv/dma-resv.js';
 import { TtmSysManager } from '../../src/ttm/ttm-range-manager.js';
 import {
   TTM_NUM_MOVE_FENCES,
-  TtmMemType,
-  TtmPlaceFlags,
   TtmResource,
-  TtmResourceManager,
   ttmResourceAlloc,
   ttmResourceCompatible,
   ttmResourceFini,
   ttmResourceFree,
   ttmResourceInit,
   ttmResourceIntersects,
+  TtmResourceManager,
   ttmResourceMoveToLruTail,
   type TtmLruHost,
-  type TtmPlace,
   type TtmResourceOwner,
 } from '../../src/ttm/ttm-resource.js';
-import { TTM_MAX_BO_PRIORITY, TTM_NUM_MEM_TYPES, TtmLruBulkMove, TtmLruList } from '../../src/ttm/ttm-lru.js';
+import { TTM_NUM_MEM_TYPES, TtmMemType, TtmPlaceFlags, type TtmPlace } from '../../src/ttm/ttm-placement.js';
+import { TTM_MAX_BO_PRIORITY, TtmLruBulkMove, TtmLruList } from '../../src/ttm/ttm-lru.js';
 import { mockFence } from '../helpers/mock-fence.js';
 
 const RES_SIZE = 4 * 1024;
