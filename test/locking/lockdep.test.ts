@@ -104,7 +104,7 @@ describe('lockdep: enabling', () => {
     delete env['NODE_OPTIONS'];
     const out = execFileSync(
       process.execPath,
-      ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', code],
+      ['--conditions=@dmabuf/source', '--import', 'tsx', '--input-type=module', '-e', code],
       {
         cwd: root,
         env,
