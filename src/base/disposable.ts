@@ -1,23 +1,13 @@
 /**
- * The explicit-resource-management types that dmabuf's declarations use, for consumers whose
- * TypeScript `lib` does not have them.
- *
- * Overview: owners in dmabuf implement `[Symbol.dispose]` / `[Symbol.asyncDispose]` so that
- * `using` works. TypeScript declares those names in its `ESNext.Disposable` library (from 5.2),
- * which a project targeting ES2022 with the default `lib` does not load; its compilation would
- * then fail inside dmabuf's `.d.ts` files. These global declarations have exactly the shape of
- * TypeScript's own (and of `@types/node`'s), so they merge with either when both are present.
- * `index.ts` refers to this module with a type-only export: nothing of it exists at run time.
- *
- * Contract: types only. The run time must provide `Symbol.dispose` and `Symbol.asyncDispose`
- * (Node.js 20, current browsers); where it does not, define both before importing dmabuf.
+ * The global `Disposable` types that dmabuf's declarations use, for TypeScript consumers whose
+ * `lib` lacks `ESNext.Disposable` (the default for ES2022). Same shape as TypeScript's and
+ * `@types/node`'s declarations, so they merge with either; types only (`index.ts` refers to this
+ * module with `export type {}`). The run time must have `Symbol.dispose` and `Symbol.asyncDispose`.
  *
  * @example
  * ```ts
- * import { Mutex } from 'dmabuf';
  * const holder: Disposable = { [Symbol.dispose]: () => console.log('released') };
  * holder[Symbol.dispose]();
- * console.log(new Mutex('m').isLocked);
  * ```
  */
 
