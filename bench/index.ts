@@ -1,5 +1,5 @@
 /**
- * The benchmark registry: every question `dmabuf bench` can answer, loaded on demand.
+ * The benchmark registry: every question `npm run bench` can answer, loaded on demand.
  *
  * Overview: each entry names one `bench/<name>.bench.ts` file and imports it only when that
  * benchmark runs, so a module that is being rewritten breaks its own benchmark and no other.

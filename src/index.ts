@@ -4,6 +4,8 @@
  * This entry point is browser-safe: nothing below it imports `node:` modules. Node-only
  * additions live in `dmabuf/node`.
  */
+// The global Disposable types that the declarations below use (types only, see the module).
+export type {} from './base/disposable.js';
 export * from './base/errors.js';
 export * from './base/clock.js';
 export * from './base/lifecycle.js';
