@@ -226,6 +226,7 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
   /** Watchdog: the time it is due (undefined: disarmed) and the one timer behind it. */
   #tdrDue: number | undefined = undefined;
   #tdrTimer: TimerHandle | null = null;
+  #tdrTimerDue = Infinity;
 
   readonly #failures: DrmSchedFailure[] = [];
   #warned = false;
@@ -253,11 +254,12 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
 
   readonly #onTimer = (): void => {
     this.#tdrTimer = null;
+    this.#tdrTimerDue = Infinity;
     const due = this.#tdrDue;
     if (due === undefined) return;
     const left = due - this.clock.now();
     if (left > 0) {
-      this.#tdrTimer = this.clock.setTimer(left, this.#onTimer);
+      this.#armTimer(left);
       return;
     }
     this.#tdrDue = undefined;
@@ -766,12 +768,15 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
     }
     const timeout = this.#timeout;
     if (timeout === Infinity || this.#paused) return;
-    this.#tdrDue = this.clock.now() + timeout;
-    if (this.#tdrTimer === null) this.#armTimer(timeout);
+    const due = this.clock.now() + timeout;
+    this.#tdrDue = due;
+    // One timer serves every re-arm: a later due time is picked up when it fires; an earlier one re-arms it.
+    if (this.#tdrTimer === null || this.#tdrTimerDue > due) this.#armTimer(timeout);
   }
 
   #armTimer(delay: number): void {
     if (this.#tdrTimer !== null) this.clock.clearTimer(this.#tdrTimer);
+    this.#tdrTimerDue = this.clock.now() + delay;
     this.#tdrTimer = this.clock.setTimer(delay, this.#onTimer);
   }
 
@@ -780,6 +785,7 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
     if (this.#tdrTimer !== null) {
       this.clock.clearTimer(this.#tdrTimer);
       this.#tdrTimer = null;
+      this.#tdrTimerDue = Infinity;
     }
   }
 

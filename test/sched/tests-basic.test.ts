@@ -7,7 +7,7 @@
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { VirtualClock, useClock } from '../../src/base/clock.js';
-import { DmaBufError } from '../../src/base/errors.js';
+import type { DmaBufError } from '../../src/base/errors.js';
 import type { DrmSchedEntity } from '../../src/sched/sched-entity.js';
 import { DRM_SCHED_PRIORITY_COUNT, DrmSchedPriority } from '../../src/sched/sched-rq.js';
 import { seededRandom, testSeed } from '../helpers/mock-fence.js';
@@ -122,7 +122,11 @@ describe('drm_sched_basic_tests', () => {
       assert.ok(await waitUntil(clock, () => jobs.every(isFinished), HZ), 'every job completed on the mock GPU');
       for (const entity of entities) {
         const order = jobs.filter((j) => j.entity === entity).map((j) => j.hwFence!.seqno);
-        assert.deepEqual(order, [...order].sort((a, b) => a - b), `${entity} ran its jobs in push order`);
+        assert.deepEqual(
+          order,
+          [...order].sort((a, b) => a - b),
+          `${entity} ran its jobs in push order`,
+        );
       }
       for (const e of entities) await freeEntity(clock, e);
     });
