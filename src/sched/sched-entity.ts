@@ -344,7 +344,8 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
     this.#compact();
     this.#jobsRun++;
     const next = this.#queue[this.#head];
-    this.#rq?.popped(this.node, next === undefined ? undefined : { time: next.submittedAt!, seq: next.submitSeq });
+    if (next === undefined) this.#rq?.popped(this.node, false);
+    else this.#rq?.popped(this.node, true, next.submittedAt!, next.submitSeq);
     if (next === undefined) this.#wakeFlushers();
     return job;
   }

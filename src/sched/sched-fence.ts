@@ -162,10 +162,10 @@ export class DrmSchedFence {
    * Sets `error` (when given) on `finished` and signals it.
    * @see drm_sched_fence_finished()
    */
-  markFinished(error?: Error): void {
+  markFinished(error?: Error, timestamp?: number): void {
     if (this.finished.signaledFlag) return;
     if (error !== undefined) this.finished.setError(error);
-    this.finished.signal();
+    this.finished.signal(timestamp);
   }
 }
 

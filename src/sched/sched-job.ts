@@ -107,6 +107,9 @@ export interface DrmSchedJobInit {
  */
 export type DrmSchedJobState = 'initialized' | 'armed' | 'queued' | 'running' | 'done' | 'killed' | 'freed' | 'cleaned';
 
+const NO_DEPENDENCIES: DmaFence[] = [];
+Object.freeze(NO_DEPENDENCIES);
+
 /** Pushes so far, process-wide: the FIFO policy's tie-break between equal submit times. */
 let submitCounter = 0;
 
@@ -122,7 +125,8 @@ export class DrmSchedJob {
 
   #credits: number;
   #state: DrmSchedJobState = 'initialized';
-  #dependencies: DmaFence[] = [];
+  // Shared empty list until the first dependency: most jobs of a busy ring have none.
+  #dependencies: DmaFence[] = NO_DEPENDENCIES;
   #nextDependency = 0;
   #sFence: DrmSchedFence | null = null;
   #sched: DrmSchedJobScheduler | null = null;
@@ -260,7 +264,8 @@ export class DrmSchedJob {
       if (DmaFence.isLater(fence, old)) deps[i] = fence;
       return;
     }
-    deps.push(fence);
+    if (deps === NO_DEPENDENCIES) this.#dependencies = [fence];
+    else deps.push(fence);
   }
 
   /**
@@ -372,7 +377,7 @@ export class DrmSchedJob {
       default:
         break;
     }
-    this.#dependencies = [];
+    this.#dependencies = NO_DEPENDENCIES;
     this.#nextDependency = 0;
   }
 

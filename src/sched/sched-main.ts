@@ -693,7 +693,7 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
     const cookie = hooks !== null ? hooks.beginSignalling(false) : null;
     const now = this.clock.now();
     job.advance('done', now);
-    job.sFence!.markFinished(error);
+    job.sFence!.markFinished(error, now);
     if (cookie !== null) hooks!.endSignalling(cookie);
     if (this.#observer?.jobDone !== undefined) this.#observe('jobDone', job);
     this.#queueWork(FREE);

@@ -168,10 +168,11 @@ export interface DrmSchedPolicy {
   /** The entity's queue just went from empty to one job, submitted at `submitTime` as number `submitSeq`. */
   keyOnAdd(rq: DrmSchedRq, node: DrmSchedRqNode, submitTime: number, submitSeq: number): void;
   /**
-   * A job was taken from the entity. `next` describes the new head job, or is undefined when the
-   * queue is now empty (the node has already left the heaps then).
+   * A job was taken from the entity. With `hasNext`, the new head job was submitted at
+   * `nextTime` as number `nextSeq`; without, the queue is now empty (the node has already left
+   * the heaps then).
    */
-  keyOnPop(rq: DrmSchedRq, node: DrmSchedRqNode, next: { time: number; seq: number } | undefined): void;
+  keyOnPop(rq: DrmSchedRq, node: DrmSchedRqNode, hasNext: boolean, nextTime: number, nextSeq: number): void;
   /** The entity was blocked on a dependency that has now signalled. */
   keyOnUnblock(rq: DrmSchedRq, node: DrmSchedRqNode): void;
   /** The entity was picked to run its head job. */
@@ -186,10 +187,10 @@ export const fifoPolicy: DrmSchedPolicy = Object.freeze({
     node.key1 = submitTime;
     node.key2 = submitSeq;
   },
-  keyOnPop(_rq: DrmSchedRq, node: DrmSchedRqNode, next: { time: number; seq: number } | undefined): void {
-    if (next === undefined) return;
-    node.key1 = next.time;
-    node.key2 = next.seq;
+  keyOnPop(_rq: DrmSchedRq, node: DrmSchedRqNode, hasNext: boolean, nextTime: number, nextSeq: number): void {
+    if (!hasNext) return;
+    node.key1 = nextTime;
+    node.key2 = nextSeq;
   },
   keyOnUnblock(): void {},
   selected(): void {},
@@ -207,8 +208,8 @@ export const rrPolicy: DrmSchedPolicy = Object.freeze({
   keyOnAdd(rq: DrmSchedRq, node: DrmSchedRqNode): void {
     rq.placeAfterCursor(node);
   },
-  keyOnPop(rq: DrmSchedRq, node: DrmSchedRqNode, next: { time: number; seq: number } | undefined): void {
-    if (next !== undefined) rq.placeAfterCursor(node);
+  keyOnPop(rq: DrmSchedRq, node: DrmSchedRqNode, hasNext: boolean): void {
+    if (hasNext) rq.placeAfterCursor(node);
   },
   keyOnUnblock(rq: DrmSchedRq, node: DrmSchedRqNode): void {
     rq.placeAfterCursor(node);
@@ -246,10 +247,10 @@ export const fairPolicy: DrmSchedPolicy = Object.freeze({
     node.key1 = node.vruntime;
     node.key2 = rq.nextArrival();
   },
-  keyOnPop(rq: DrmSchedRq, node: DrmSchedRqNode, next: { time: number; seq: number } | undefined): void {
+  keyOnPop(rq: DrmSchedRq, node: DrmSchedRqNode, hasNext: boolean): void {
     node.vruntime += (node.runtime - node.prevRuntime) * 2 ** FAIR_VRUNTIME_SHIFT[node.priority]!;
     node.prevRuntime = node.runtime;
-    if (next === undefined) {
+    if (!hasNext) {
       const min = rq.head()?.vruntime ?? 0;
       node.savedVruntime = node.vruntime > min ? node.vruntime - min : 0;
       return;
@@ -326,13 +327,14 @@ export class DrmSchedRq {
   }
 
   /**
-   * A job was popped from the entity; `next` is its new head job, or undefined if none is left.
+   * A job was popped from the entity. With `hasNext` the new head job was submitted at
+   * `nextTime` as number `nextSeq`; without, the entity's queue is empty.
    * @see drm_sched_rq_pop_entity()
    */
-  popped(node: DrmSchedRqNode, next: { time: number; seq: number } | undefined): void {
-    if (next === undefined) this.#leaveHeap(node);
-    this.policy.keyOnPop(this, node, next);
-    if (next !== undefined && node.heap === RUNNABLE) this.#siftAny(this.#runnable, node);
+  popped(node: DrmSchedRqNode, hasNext: boolean, nextTime = 0, nextSeq = 0): void {
+    if (!hasNext) this.#leaveHeap(node);
+    this.policy.keyOnPop(this, node, hasNext, nextTime, nextSeq);
+    if (hasNext && node.heap === RUNNABLE) this.#siftAny(this.#runnable, node);
   }
 
   /** The entity's head job waits for a dependency: not runnable until {@link unblock}. */
@@ -391,7 +393,8 @@ export class DrmSchedRq {
     else if (node.heap === BLOCKED) this.#remove(this.#blocked, node);
   }
 
-  // A binary min-heap over (key1, key2), each node knowing its index so it can leave from anywhere.
+  // A 4-ary min-heap over (key1, key2), each node knowing its index so it can leave from anywhere.
+  // Four children per level halve the depth, and so the nodes touched when an entity moves to the back.
 
   #insert(heap: DrmSchedRqNode[], node: DrmSchedRqNode, where: number): void {
     node.heap = where;
@@ -424,7 +427,7 @@ function siftUp(heap: DrmSchedRqNode[], index: number): number {
   let i = index;
   const node = heap[i]!;
   while (i > 0) {
-    const parent = (i - 1) >> 1;
+    const parent = (i - 1) >> 2;
     const p = heap[parent]!;
     if (!less(node, p)) break;
     heap[i] = p;
@@ -441,11 +444,18 @@ function siftDown(heap: DrmSchedRqNode[], index: number): void {
   const node = heap[i]!;
   const n = heap.length;
   for (;;) {
-    const left = 2 * i + 1;
-    if (left >= n) break;
-    const right = left + 1;
-    const child = right < n && less(heap[right]!, heap[left]!) ? right : left;
-    const c = heap[child]!;
+    const first = 4 * i + 1;
+    if (first >= n) break;
+    let child = first;
+    let c = heap[first]!;
+    const last = Math.min(first + 4, n);
+    for (let k = first + 1; k < last; k++) {
+      const candidate = heap[k]!;
+      if (less(candidate, c)) {
+        child = k;
+        c = candidate;
+      }
+    }
     if (!less(c, node)) break;
     heap[i] = c;
     c.heapIndex = i;

@@ -145,7 +145,7 @@ describe('DrmSchedRq policies', () => {
       else if (r < 0.6) rq.unblock(node);
       else if (r < 0.8 && node.runnable) {
         const more = random() < 0.6;
-        rq.popped(node, more ? { time: Math.floor(random() * 50), seq: ++seq } : undefined);
+        rq.popped(node, more, Math.floor(random() * 50), ++seq);
       } else if (r >= 0.8) rq.remove(node);
       const runnable = nodes.filter((n) => n.runnable).sort((x, y) => x.key1 - y.key1 || x.key2 - y.key2);
       assert.equal(rq.peek(), runnable[0] ?? null, `seed ${seed} step ${step} (TEST_SEED=${seed} replays)`);
