@@ -98,6 +98,12 @@ export const BENCHMARKS: readonly BenchEntry[] = [
       'DrmGpuScheduler no-op and chained jobs vs p-queue (target >= 1x); per-job cost at 10,000 entities / 100,000 jobs vs 10 / 100 (>= 0.5x)',
     load: async () => (await import('./sched.bench.js')).definition,
   },
+  {
+    name: 'sched-fairness',
+    summary:
+      'two clients on one ring under FAIR, FIFO and RR (tests_scheduler.c workloads, virtual time): engine-time shares and latency p50/p99; FAIR within 10% of fair',
+    load: async () => (await import('./sched-fairness.bench.js')).definition,
+  },
   // Last: it imports src/node.ts, whose promise hooks stay installed for the rest of the process.
   {
     name: 'lockdep',
