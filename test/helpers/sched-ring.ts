@@ -3,10 +3,13 @@
  * a fresh hardware fence that the test completes whenever (and in whatever order) it likes.
  * Every backend call is logged, so tests can assert orders ("freeJob in run order") directly.
  */
+import { afterEach, beforeEach } from 'node:test';
+import { VirtualClock, useClock } from '../../src/base/clock.js';
 import { DmaBufError, type ErrnoCode } from '../../src/base/errors.js';
 import { DmaFence, fenceContextAlloc, type DmaFenceOps } from '../../src/fence/dma-fence.js';
 import { ManualExecutor } from '../../src/sched/sched-executor.js';
-import type { DrmSchedJob } from '../../src/sched/sched-job.js';
+import type { DrmSchedEntity } from '../../src/sched/sched-entity.js';
+import { DrmSchedJob } from '../../src/sched/sched-job.js';
 import {
   DrmGpuScheduler,
   DrmGpuSchedStat,
@@ -82,4 +85,29 @@ export class TestRing {
   calls(op: RingEvent['op']): DrmSchedJob[] {
     return this.log.filter((e) => e.op === op).map((e) => e.job);
   }
+}
+
+/** Makes, arms and pushes a job on `entity` with `credits` and dependencies `deps`. */
+export function pushJob(entity: DrmSchedEntity, init?: { credits?: number; deps?: readonly DmaFence[] }): DrmSchedJob {
+  const job = new DrmSchedJob(entity, init?.credits !== undefined ? { credits: init.credits } : {});
+  for (const d of init?.deps ?? []) job.addDependency(d);
+  job.arm();
+  job.push();
+  return job;
+}
+
+/** The errno name of a fence's error, if it has one. */
+export function errorCode(fence: DmaFence): string | undefined {
+  return (fence.error as DmaBufError | undefined)?.code;
+}
+
+/** Installs a fresh VirtualClock before each case of the enclosing suite (handed to `use`) and removes it after. */
+export function withVirtualClock(use: (clock: VirtualClock) => void): void {
+  let restore: Disposable | undefined;
+  beforeEach(() => {
+    const clock = new VirtualClock();
+    restore = useClock(clock);
+    use(clock);
+  });
+  afterEach(() => restore?.[Symbol.dispose]());
 }

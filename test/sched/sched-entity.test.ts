@@ -2,29 +2,16 @@
  * DrmSchedEntity behaviour: push order, kill ordering and its errors, push after kill, flush and
  * destroy, scheduler choice (pick best, modifySched), priorities and misuse.
  */
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { VirtualClock, useClock } from '../../src/base/clock.js';
+import type { VirtualClock } from '../../src/base/clock.js';
 import { DmaBufError, InvalidArgumentError } from '../../src/base/errors.js';
-import type { DmaFence } from '../../src/fence/dma-fence.js';
 import { DrmSchedEntity, pickBest } from '../../src/sched/sched-entity.js';
 import { DrmSchedEntityKilledError, DrmSchedJob } from '../../src/sched/sched-job.js';
 import { DrmSchedPriority } from '../../src/sched/sched-rq.js';
 import { settleWithin } from '../helpers/completion.js';
 import { mockFence } from '../helpers/mock-fence.js';
-import { TestRing } from '../helpers/sched-ring.js';
-
-function code(fence: DmaFence): string | undefined {
-  return (fence.error as DmaBufError | undefined)?.code;
-}
-
-function push(entity: DrmSchedEntity, deps: DmaFence[] = []): DrmSchedJob {
-  const job = new DrmSchedJob(entity);
-  for (const d of deps) job.addDependency(d);
-  job.arm();
-  job.push();
-  return job;
-}
+import { TestRing, errorCode, pushJob, withVirtualClock } from '../helpers/sched-ring.js';
 
 /** Lets microtasks (the kill path's deferred steps) run. */
 async function microtasks(): Promise<void> {
@@ -32,18 +19,15 @@ async function microtasks(): Promise<void> {
 }
 
 let clock: VirtualClock;
-let restore: Disposable;
-beforeEach(() => {
-  clock = new VirtualClock();
-  restore = useClock(clock);
+withVirtualClock((c) => {
+  clock = c;
 });
-afterEach(() => restore[Symbol.dispose]());
 
 describe('DrmSchedEntity', () => {
   it('sanity: jobs run in push order', () => {
     const ring = new TestRing();
     const entity = new DrmSchedEntity({ schedulers: [ring.sched], name: 'client' });
-    const jobs = [push(entity), push(entity), push(entity)];
+    const jobs = [pushJob(entity), pushJob(entity), pushJob(entity)];
     assert.equal(entity.queued, 3);
     ring.drain();
     assert.deepEqual(ring.calls('run'), jobs);
@@ -59,13 +43,13 @@ describe('DrmSchedEntity', () => {
     it('discards queued jobs with ESRCH in queue order, each after the previous one and its own dependencies', async () => {
       const ring = new TestRing();
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const running = push(entity);
+      const running = pushJob(entity);
       ring.drain();
       const gate = mockFence();
       const dep = mockFence();
-      const blocked = push(entity, [gate]);
-      const second = push(entity, [dep]);
-      const third = push(entity);
+      const blocked = pushJob(entity, { deps: [gate] });
+      const second = pushJob(entity, { deps: [dep] });
+      const third = pushJob(entity);
       ring.drain();
       const order: string[] = [];
       for (const [name, j] of [
@@ -89,7 +73,7 @@ describe('DrmSchedEntity', () => {
       await microtasks();
       assert.deepEqual(order, ['blocked', 'second', 'third']);
       for (const j of [blocked, second, third]) {
-        assert.equal(code(j.finished), 'ESRCH');
+        assert.equal(errorCode(j.finished), 'ESRCH');
         assert.ok(j.scheduled.signaledFlag, 'scheduled signals too');
         assert.equal(j.state, 'freed');
       }
@@ -103,7 +87,7 @@ describe('DrmSchedEntity', () => {
       const ring = new TestRing();
       const producerEntity = new DrmSchedEntity({ schedulers: [ring.sched], name: 'producer' });
       const victim = new DrmSchedEntity({ schedulers: [ring.sched], name: 'victim' });
-      const producer = push(producerEntity);
+      const producer = pushJob(producerEntity);
       ring.drain();
       const job = new DrmSchedJob(victim);
       job.addDependency(producer.scheduled);
@@ -118,7 +102,7 @@ describe('DrmSchedEntity', () => {
       assert.equal(job.finished.signaledFlag, false, 'producer only scheduled, not finished');
       ring.complete(producer);
       await microtasks();
-      assert.equal(code(job.finished), 'ESRCH');
+      assert.equal(errorCode(job.finished), 'ESRCH');
       producerEntity.fini();
       ring.sched.fini();
     });
@@ -131,7 +115,7 @@ describe('DrmSchedEntity', () => {
       entity.kill();
       assert.throws(() => armed.push(), DrmSchedEntityKilledError);
       assert.equal(armed.state, 'killed');
-      assert.equal(code(armed.finished), 'ESRCH', 'nobody waits for ever on a fence that was published');
+      assert.equal(errorCode(armed.finished), 'ESRCH', 'nobody waits for ever on a fence that was published');
       assert.ok(armed.scheduled.signaledFlag);
       const late = new DrmSchedJob(entity);
       assert.throws(
@@ -149,9 +133,9 @@ describe('DrmSchedEntity', () => {
       const ring = new TestRing({ ops: { runJob: () => null } });
       const a = new DrmSchedEntity({ schedulers: [ring.sched], name: 'a' });
       const b = new DrmSchedEntity({ schedulers: [ring.sched], name: 'b' });
-      push(a, [mockFence()]);
+      pushJob(a, { deps: [mockFence()] });
       a.kill();
-      const j = push(b);
+      const j = pushJob(b);
       ring.drain();
       await microtasks();
       assert.equal(j.state, 'freed');
@@ -165,7 +149,7 @@ describe('DrmSchedEntity', () => {
       const ring = new TestRing();
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
       const dep = mockFence();
-      const job = push(entity, [dep]);
+      const job = pushJob(entity, { deps: [dep] });
       ring.drain();
       const flushed = entity.flush();
       assert.equal((await settleWithin(flushed, 10)).state, 'pending');
@@ -181,7 +165,7 @@ describe('DrmSchedEntity', () => {
     it('flush gives up after its timeout (false), or rejects with the abort reason', async () => {
       const ring = new TestRing({ clock });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      push(entity, [mockFence()]);
+      pushJob(entity, { deps: [mockFence()] });
       ring.drain();
       const timed = entity.flush({ timeout: 50 });
       clock.advance(50);
@@ -203,7 +187,7 @@ describe('DrmSchedEntity', () => {
       const ring = new TestRing({ clock });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
       const gate = mockFence();
-      const stuck = push(entity, [gate]);
+      const stuck = pushJob(entity, { deps: [gate] });
       ring.drain();
       const destroyed = entity.destroy();
       clock.advance(999);
@@ -216,14 +200,14 @@ describe('DrmSchedEntity', () => {
       assert.equal(stuck.finished.signaledFlag, false, 'a discarded job still waits for its own dependencies');
       gate.signal();
       await microtasks();
-      assert.equal(code(stuck.finished), 'ESRCH');
+      assert.equal(errorCode(stuck.finished), 'ESRCH');
       let queued: DrmSchedJob;
       {
         using disposable = new DrmSchedEntity({ schedulers: [ring.sched] });
-        queued = push(disposable);
+        queued = pushJob(disposable);
       }
       await microtasks();
-      assert.equal(code(queued.finished), 'ESRCH', 'using: killed at the end of the block');
+      assert.equal(errorCode(queued.finished), 'ESRCH', 'using: killed at the end of the block');
       ring.sched.fini();
     });
   });
@@ -232,12 +216,12 @@ describe('DrmSchedEntity', () => {
     it('pickBest chooses the ready scheduler with the lowest score, the first on ties', () => {
       const rings = [new TestRing({ name: 'r0' }), new TestRing({ name: 'r1' }), new TestRing({ name: 'r2' })];
       const busy = new DrmSchedEntity({ schedulers: [rings[0]!.sched] });
-      push(busy);
+      pushJob(busy);
       assert.equal(pickBest(rings.map((r) => r.sched)), rings[1]!.sched);
       rings[1]!.sched.fini();
       assert.equal(pickBest(rings.map((r) => r.sched)), rings[2]!.sched, 'finished schedulers are skipped');
       const spread = new DrmSchedEntity({ schedulers: rings.map((r) => r.sched) });
-      const job = push(spread);
+      const job = pushJob(spread);
       assert.equal(job.sched, rings[2]!.sched);
       busy.fini();
       spread.fini();
@@ -251,18 +235,18 @@ describe('DrmSchedEntity', () => {
       const r1 = new TestRing({ name: 'r1' });
       const r2 = new TestRing({ name: 'r2' });
       const entity = new DrmSchedEntity({ schedulers: [r1.sched] });
-      const a = push(entity);
+      const a = pushJob(entity);
       entity.modifySched([r2.sched]);
-      const b = push(entity);
+      const b = pushJob(entity);
       assert.equal(b.sched, r1.sched, 'a is still queued: stay');
       r1.drain();
       r1.complete(a);
-      const c = push(entity);
+      const c = pushJob(entity);
       assert.equal(c.sched, r1.sched, 'b has not finished: stay');
       r1.drain();
       r1.complete(b);
       r1.complete(c);
-      const d = push(entity);
+      const d = pushJob(entity);
       assert.equal(d.sched, r2.sched, 'idle: move');
       assert.equal(entity.sched, r2.sched);
       r2.drain();
@@ -282,7 +266,7 @@ describe('DrmSchedEntity', () => {
       assert.throws(() => entity.modifySched([]), InvalidArgumentError);
       const ring = new TestRing();
       entity.modifySched([ring.sched]);
-      const job = push(entity);
+      const job = pushJob(entity);
       assert.equal(job.sched, ring.sched);
       entity.fini();
       ring.drain();
@@ -296,8 +280,8 @@ describe('DrmSchedEntity', () => {
       const low = new DrmSchedEntity({ schedulers: [ring.sched], priority: 'low', name: 'low' });
       const normal = new DrmSchedEntity({ schedulers: [ring.sched], name: 'normal' });
       low.setPriority(DrmSchedPriority.High);
-      const n = push(normal);
-      const l = push(low);
+      const n = pushJob(normal);
+      const l = pushJob(low);
       ring.drain();
       assert.deepEqual(ring.calls('run'), [l, n], 'low became high before its next arm');
       low.fini();

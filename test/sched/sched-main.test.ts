@@ -3,44 +3,29 @@
  * watchdog, karma, reset recovery, teardown, deadlines and the observer. Most cases step the
  * scheduler by hand (a ManualExecutor) over a test ring whose hardware fences the test signals.
  */
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { VirtualClock, useClock } from '../../src/base/clock.js';
+import type { VirtualClock } from '../../src/base/clock.js';
 import { BugError, DmaBufError } from '../../src/base/errors.js';
 import { DmaFence } from '../../src/fence/dma-fence.js';
 import { DrmSchedEntity } from '../../src/sched/sched-entity.js';
 import { ManualExecutor } from '../../src/sched/sched-executor.js';
-import { DrmSchedJob } from '../../src/sched/sched-job.js';
+import type { DrmSchedJob } from '../../src/sched/sched-job.js';
 import { DrmGpuScheduler, DrmGpuSchedStat, type DrmSchedFailure } from '../../src/sched/sched-main.js';
 import { DrmSchedPriority } from '../../src/sched/sched-rq.js';
 import { mockFence } from '../helpers/mock-fence.js';
-import { TestRing } from '../helpers/sched-ring.js';
-
-function code(fence: DmaFence): string | undefined {
-  return (fence.error as DmaBufError | undefined)?.code;
-}
-
-function push(entity: DrmSchedEntity, init?: { credits?: number; deps?: DmaFence[] }): DrmSchedJob {
-  const job = new DrmSchedJob(entity, init?.credits !== undefined ? { credits: init.credits } : {});
-  for (const d of init?.deps ?? []) job.addDependency(d);
-  job.arm();
-  job.push();
-  return job;
-}
+import { TestRing, errorCode, pushJob, withVirtualClock } from '../helpers/sched-ring.js';
 
 let clock: VirtualClock;
-let restore: Disposable;
-beforeEach(() => {
-  clock = new VirtualClock();
-  restore = useClock(clock);
+withVirtualClock((c) => {
+  clock = c;
 });
-afterEach(() => restore[Symbol.dispose]());
 
 describe('DrmGpuScheduler', () => {
   it('sanity: a pushed job runs, finishes when its hardware fence signals, and is freed once', () => {
     const ring = new TestRing();
     const entity = new DrmSchedEntity({ schedulers: [ring.sched], name: 'client' });
-    const job = push(entity);
+    const job = pushJob(entity);
     assert.equal(ring.calls('run').length, 0, 'nothing runs inside push()');
     ring.drain();
     assert.deepEqual(ring.calls('run'), [job]);
@@ -60,7 +45,7 @@ describe('DrmGpuScheduler', () => {
   it('the fences name the scheduler as timeline and keep the name after fini', () => {
     const ring = new TestRing({ name: 'gfx-ring' });
     const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-    const job = push(entity);
+    const job = pushJob(entity);
     assert.equal(job.finished.timelineName, 'gfx-ring');
     assert.equal(job.finished.driverName, 'drm_sched');
     assert.equal(job.scheduled.context, entity.fenceContext);
@@ -74,7 +59,7 @@ describe('DrmGpuScheduler', () => {
   it('the n-th armed job of an entity gets seqno n on both fences', () => {
     const ring = new TestRing();
     const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-    const jobs = [push(entity), push(entity), push(entity)];
+    const jobs = [pushJob(entity), pushJob(entity), pushJob(entity)];
     assert.deepEqual(
       jobs.map((j) => [j.scheduled.seqno, j.finished.seqno]),
       [
@@ -92,7 +77,7 @@ describe('DrmGpuScheduler', () => {
     it('null: finished signals at once without error, after scheduled', () => {
       const ring = new TestRing({ ops: { runJob: () => null } });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const job = push(entity);
+      const job = pushJob(entity);
       ring.drain();
       assert.ok(job.finished.signaledFlag);
       assert.equal(job.finished.error, undefined);
@@ -116,10 +101,10 @@ describe('DrmGpuScheduler', () => {
         },
       });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const [a, b, c] = [push(entity), push(entity), push(entity)];
+      const [a, b, c] = [pushJob(entity), pushJob(entity), pushJob(entity)];
       ring.drain();
-      assert.equal(code(a.finished), 'ENOMEM');
-      assert.equal(code(b.finished), 'EIO');
+      assert.equal(errorCode(a.finished), 'ENOMEM');
+      assert.equal(errorCode(b.finished), 'EIO');
       assert.equal(b.finished.error?.cause, boom);
       assert.ok(a.scheduled.signaledFlag && b.scheduled.signaledFlag, 'scheduled signals for failed jobs too');
       assert.equal(c.finished.error, undefined, 'the scheduler goes on with the next job');
@@ -131,7 +116,7 @@ describe('DrmGpuScheduler', () => {
     it('a return value that is neither a fence nor null fails the job with a BugError', () => {
       const ring = new TestRing({ ops: { runJob: () => Promise.resolve() as unknown as DmaFence } });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const job = push(entity);
+      const job = pushJob(entity);
       ring.drain();
       assert.ok(job.finished.error instanceof BugError, String(job.finished.error));
       entity.fini();
@@ -141,10 +126,10 @@ describe('DrmGpuScheduler', () => {
     it("the hardware fence's error becomes finished's error", () => {
       const ring = new TestRing();
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const job = push(entity);
+      const job = pushJob(entity);
       ring.drain();
       ring.complete(job, 'EIO');
-      assert.equal(code(job.finished), 'EIO');
+      assert.equal(errorCode(job.finished), 'EIO');
       assert.equal(entity.error, job.finished.error, 'entity.error reports the last job handed to the hardware');
       entity.fini();
       ring.sched.fini();
@@ -165,8 +150,8 @@ describe('DrmGpuScheduler', () => {
       });
       const bad = new DrmSchedEntity({ schedulers: [ring.sched], name: 'bad' });
       const good = new DrmSchedEntity({ schedulers: [ring.sched], name: 'good' });
-      const b = push(bad);
-      const g = [push(good), push(good)];
+      const b = pushJob(bad);
+      const g = [pushJob(good), pushJob(good)];
       ring.drain();
       assert.equal(seen.length, 1);
       assert.equal(seen[0]!.op, 'freeJob');
@@ -192,8 +177,8 @@ describe('DrmGpuScheduler', () => {
         },
       });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      push(entity);
-      push(entity);
+      pushJob(entity);
+      pushJob(entity);
       ring.drain();
       assert.equal(warn.mock.callCount(), 1);
       assert.match(String(warn.mock.calls[0]!.arguments[0]), /freeJob.*threw Error: nope/);
@@ -207,7 +192,7 @@ describe('DrmGpuScheduler', () => {
     it('a job runs only when it fits under the limit; credits return when jobs finish', () => {
       const ring = new TestRing({ creditLimit: 2 });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const jobs = [push(entity), push(entity), push(entity)];
+      const jobs = [pushJob(entity), pushJob(entity), pushJob(entity)];
       ring.drain();
       assert.equal(ring.calls('run').length, 2);
       assert.equal(ring.sched.creditCount, 2);
@@ -223,8 +208,8 @@ describe('DrmGpuScheduler', () => {
     it('a job larger than the limit is cut down to it and runs alone', () => {
       const ring = new TestRing({ creditLimit: 4 });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const small = push(entity, { credits: 1 });
-      const huge = push(entity, { credits: 10 });
+      const small = pushJob(entity, { credits: 1 });
+      const huge = pushJob(entity, { credits: 10 });
       ring.drain();
       assert.deepEqual(ring.calls('run'), [small]);
       ring.complete(small);
@@ -241,9 +226,9 @@ describe('DrmGpuScheduler', () => {
       const ring = new TestRing({ creditLimit: 3, policy: 'fifo' });
       const a = new DrmSchedEntity({ schedulers: [ring.sched], name: 'a' });
       const b = new DrmSchedEntity({ schedulers: [ring.sched], name: 'b' });
-      const first = push(a, { credits: 2 });
-      const big = push(a, { credits: 2 });
-      const small = push(b, { credits: 1 });
+      const first = pushJob(a, { credits: 2 });
+      const big = pushJob(a, { credits: 2 });
+      const small = pushJob(b, { credits: 1 });
       ring.drain();
       assert.deepEqual(ring.calls('run'), [first], 'b fits in the remaining credit but must wait behind a');
       ring.complete(first);
@@ -260,7 +245,7 @@ describe('DrmGpuScheduler', () => {
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
       const d1 = mockFence();
       const d2 = mockFence();
-      const job = push(entity, { deps: [d1, d2] });
+      const job = pushJob(entity, { deps: [d1, d2] });
       ring.drain();
       assert.equal(ring.calls('run').length, 0);
       assert.equal(entity.dependency, d1);
@@ -282,8 +267,8 @@ describe('DrmGpuScheduler', () => {
       const a = new DrmSchedEntity({ schedulers: [ring.sched], name: 'a' });
       const b = new DrmSchedEntity({ schedulers: [ring.sched], name: 'b' });
       const dep = mockFence();
-      const blocked = push(a, { deps: [dep] });
-      const free = push(b);
+      const blocked = pushJob(a, { deps: [dep] });
+      const free = pushJob(b);
       ring.drain();
       assert.deepEqual(ring.calls('run'), [free]);
       dep.signal();
@@ -298,8 +283,8 @@ describe('DrmGpuScheduler', () => {
       const ring = new TestRing();
       const a = new DrmSchedEntity({ schedulers: [ring.sched], name: 'a' });
       const b = new DrmSchedEntity({ schedulers: [ring.sched], name: 'b' });
-      const producer = push(a);
-      const consumer = push(b, { deps: [producer.finished] });
+      const producer = pushJob(a);
+      const consumer = pushJob(b, { deps: [producer.finished] });
       ring.drain();
       assert.deepEqual(ring.calls('run'), [producer, consumer], 'both on the ring; the ring keeps the order');
       assert.equal(producer.finished.signaledFlag, false);
@@ -314,9 +299,9 @@ describe('DrmGpuScheduler', () => {
       const ring = new TestRing();
       const a = new DrmSchedEntity({ schedulers: [ring.sched], name: 'a' });
       const b = new DrmSchedEntity({ schedulers: [ring.sched], name: 'b' });
-      const producer = push(a);
+      const producer = pushJob(a);
       producer.sFence!.setDontPipeline();
-      const consumer = push(b, { deps: [producer.finished] });
+      const consumer = pushJob(b, { deps: [producer.finished] });
       ring.drain();
       assert.deepEqual(ring.calls('run'), [producer]);
       ring.complete(producer);
@@ -332,8 +317,8 @@ describe('DrmGpuScheduler', () => {
       const ring2 = new TestRing({ name: 'ring2' });
       const a = new DrmSchedEntity({ schedulers: [ring1.sched] });
       const b = new DrmSchedEntity({ schedulers: [ring2.sched] });
-      const producer = push(a);
-      const consumer = push(b, { deps: [producer.finished] });
+      const producer = pushJob(a);
+      const consumer = pushJob(b, { deps: [producer.finished] });
       ring1.drain();
       ring2.drain();
       assert.equal(ring2.calls('run').length, 0, 'scheduled on ring1 is not enough for ring2');
@@ -350,9 +335,9 @@ describe('DrmGpuScheduler', () => {
     it("a dependency on the entity's own earlier job is ignored (the ring is in order)", () => {
       const ring = new TestRing();
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const first = push(entity);
+      const first = pushJob(entity);
       first.sFence!.setDontPipeline();
-      const second = push(entity, { deps: [first.finished] });
+      const second = pushJob(entity, { deps: [first.finished] });
       ring.drain();
       assert.deepEqual(ring.calls('run'), [first, second]);
       ring.complete(first);
@@ -373,7 +358,7 @@ describe('DrmGpuScheduler', () => {
         },
       });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const job = push(entity);
+      const job = pushJob(entity);
       ring.drain();
       assert.equal(ring.calls('run').length, 0);
       assert.equal(asked, 1);
@@ -391,7 +376,7 @@ describe('DrmGpuScheduler', () => {
     it('freeJob follows run order even when hardware fences signal out of order', () => {
       const ring = new TestRing();
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const jobs = [push(entity), push(entity), push(entity)];
+      const jobs = [pushJob(entity), pushJob(entity), pushJob(entity)];
       ring.drain();
       ring.complete(jobs[2]!);
       ring.complete(jobs[1]!);
@@ -405,7 +390,7 @@ describe('DrmGpuScheduler', () => {
     it("a job's start is the later of runJob returning and the previous job finishing; its GPU time is charged", () => {
       const ring = new TestRing({ clock });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const [a, b] = [push(entity), push(entity)];
+      const [a, b] = [pushJob(entity), pushJob(entity)];
       ring.drain();
       clock.advance(3);
       ring.complete(a);
@@ -432,11 +417,11 @@ describe('DrmGpuScheduler', () => {
       });
       const hang = new DrmSchedEntity({ schedulers: [ring.sched], name: 'hang' });
       const busy = new DrmSchedEntity({ schedulers: [ring.sched], name: 'busy' });
-      const hung = push(hang);
+      const hung = pushJob(hang);
       ring.drain();
       for (let i = 0; i < 5; i++) {
         clock.advance(60);
-        push(busy);
+        pushJob(busy);
         ring.drain();
       }
       assert.equal(ring.calls('timedOut').length, 0, 'a stream of short jobs keeps re-arming it (300 ms > 100 ms)');
@@ -450,7 +435,7 @@ describe('DrmGpuScheduler', () => {
     it('never fires with timeout Infinity; fault() fires it at once', () => {
       const ring = new TestRing({ clock });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const job = push(entity);
+      const job = pushJob(entity);
       ring.drain();
       clock.advance(1e9);
       assert.equal(ring.calls('timedOut').length, 0);
@@ -464,7 +449,7 @@ describe('DrmGpuScheduler', () => {
     it('NO_HANG puts the job back; it is freed normally later', () => {
       const ring = new TestRing({ clock, timeout: 50, timeoutStatus: DrmGpuSchedStat.NoHang });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const job = push(entity);
+      const job = pushJob(entity);
       ring.drain();
       clock.advance(50);
       assert.deepEqual(ring.calls('timedOut'), [job]);
@@ -481,7 +466,7 @@ describe('DrmGpuScheduler', () => {
     it('ENODEV stops re-arming; RESET re-arms and leaves the job to the backend', () => {
       const ring = new TestRing({ clock, timeout: 10, timeoutStatus: DrmGpuSchedStat.Enodev });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const [a] = [push(entity), push(entity)];
+      const [a] = [pushJob(entity), pushJob(entity)];
       ring.drain();
       clock.advance(10);
       assert.deepEqual(ring.calls('timedOut'), [a]);
@@ -492,7 +477,7 @@ describe('DrmGpuScheduler', () => {
 
       const reset = new TestRing({ clock, timeout: 10 });
       const e2 = new DrmSchedEntity({ schedulers: [reset.sched] });
-      const [x, y] = [push(e2), push(e2)];
+      const [x, y] = [pushJob(e2), pushJob(e2)];
       reset.drain();
       clock.advance(10);
       clock.advance(10);
@@ -505,7 +490,7 @@ describe('DrmGpuScheduler', () => {
     it('tdrQueueImm makes every later timeout immediate', () => {
       const ring = new TestRing({ clock, timeout: 1000 });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const job = push(entity);
+      const job = pushJob(entity);
       ring.drain();
       ring.sched.tdrQueueImm();
       assert.equal(ring.sched.timeout, 0);
@@ -518,7 +503,7 @@ describe('DrmGpuScheduler', () => {
     it('suspendTimeout holds it off; resumeTimeout re-arms with what was left', () => {
       const ring = new TestRing({ clock, timeout: 100 });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      push(entity);
+      pushJob(entity);
       ring.drain();
       clock.advance(40);
       const left = ring.sched.suspendTimeout();
@@ -550,17 +535,17 @@ describe('DrmGpuScheduler', () => {
         },
       });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched], guilty });
-      const hung = push(entity);
+      const hung = pushJob(entity);
       ring.drain();
       clock.advance(10);
       ring.drain();
       assert.equal(hung.karma, 1);
       assert.equal(guilty.value, true);
-      const later = push(entity);
+      const later = pushJob(entity);
       ring.drain();
       assert.ok(ring.calls('run').includes(later), 'a guilty entity still runs its jobs');
       ring.complete(later);
-      assert.equal(code(later.finished), 'ECANCELED');
+      assert.equal(errorCode(later.finished), 'ECANCELED');
       entity.fini();
       ring.sched.fini();
     });
@@ -569,7 +554,7 @@ describe('DrmGpuScheduler', () => {
       const guilty = { value: false };
       const ring = new TestRing();
       const entity = new DrmSchedEntity({ schedulers: [ring.sched], guilty, priority: DrmSchedPriority.Kernel });
-      const job = push(entity);
+      const job = pushJob(entity);
       ring.sched.increaseKarma(job);
       assert.equal(job.karma, 0);
       assert.equal(guilty.value, false);
@@ -583,7 +568,7 @@ describe('DrmGpuScheduler', () => {
     it('stop + start(errno) without resubmission completes every unfinished job with errno; credits balance', () => {
       const ring = new TestRing({ creditLimit: 8 });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const jobs = [push(entity), push(entity), push(entity)];
+      const jobs = [pushJob(entity), pushJob(entity), pushJob(entity)];
       ring.drain();
       ring.hw.get(jobs[0]!)!.signal(); // done on the hardware, not yet freed
       ring.sched.stop();
@@ -592,8 +577,8 @@ describe('DrmGpuScheduler', () => {
       ring.hw.get(jobs[1]!)!.signal(); // the reset completed it meanwhile: its fence is detached
       ring.sched.start('EIO');
       ring.drain();
-      assert.equal(code(jobs[1]!.finished), 'EIO');
-      assert.equal(code(jobs[2]!.finished), 'EIO');
+      assert.equal(errorCode(jobs[1]!.finished), 'EIO');
+      assert.equal(errorCode(jobs[2]!.finished), 'EIO');
       assert.deepEqual(ring.calls('free'), jobs);
       assert.equal(ring.sched.creditCount, 0);
       entity.fini();
@@ -603,16 +588,16 @@ describe('DrmGpuScheduler', () => {
     it('start() without errno completes detached jobs with ECANCELED; nothing runs while stopped', () => {
       const ring = new TestRing();
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const a = push(entity);
+      const a = pushJob(entity);
       ring.drain();
       ring.sched.stop();
       assert.ok(ring.sched.stopped);
-      const b = push(entity);
+      const b = pushJob(entity);
       ring.drain();
       assert.deepEqual(ring.calls('run'), [a], 'submission is paused');
       ring.sched.start();
       ring.drain();
-      assert.equal(code(a.finished), 'ECANCELED');
+      assert.equal(errorCode(a.finished), 'ECANCELED');
       assert.deepEqual(ring.calls('run'), [a, b]);
       ring.complete(b);
       entity.fini();
@@ -633,7 +618,7 @@ describe('DrmGpuScheduler', () => {
         },
       });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const job = push(entity);
+      const job = pushJob(entity);
       ring.drain();
       clock.advance(10);
       ring.drain();
@@ -657,7 +642,7 @@ describe('DrmGpuScheduler', () => {
         },
       });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const jobs = [push(entity), push(entity)];
+      const jobs = [pushJob(entity), pushJob(entity)];
       ring.drain();
       const waiting = jobs[0]!.finished.wait();
       entity.fini();
@@ -667,7 +652,7 @@ describe('DrmGpuScheduler', () => {
         ['cancel 2', 'free 2', 'cancel 1', 'free 1'],
       );
       assert.equal(await waiting, true);
-      assert.equal(code(jobs[0]!.finished), 'ECANCELED');
+      assert.equal(errorCode(jobs[0]!.finished), 'ECANCELED');
       assert.equal(ring.sched.pendingCount, 0);
       assert.equal(ring.sched.ready, false);
       ring.sched.fini(); // idempotent
@@ -676,11 +661,11 @@ describe('DrmGpuScheduler', () => {
     it('without cancelJob the scheduler completes pending jobs with ECANCELED itself', () => {
       const ring = new TestRing();
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const job = push(entity);
+      const job = pushJob(entity);
       ring.drain();
       entity.fini();
       ring.sched.fini();
-      assert.equal(code(job.finished), 'ECANCELED');
+      assert.equal(errorCode(job.finished), 'ECANCELED');
       assert.deepEqual(ring.calls('free'), [job]);
       ring.hw.get(job)!.signal(); // the hardware finishing later changes nothing
       assert.equal(ring.calls('free').length, 1);
@@ -689,7 +674,7 @@ describe('DrmGpuScheduler', () => {
     it('with a live entity it throws a BugError and changes nothing', () => {
       const ring = new TestRing();
       const entity = new DrmSchedEntity({ schedulers: [ring.sched], name: 'still-here' });
-      push(entity);
+      pushJob(entity);
       ring.drain();
       assert.throws(() => ring.sched.fini(), BugError);
       assert.ok(ring.sched.ready);
@@ -710,7 +695,7 @@ describe('DrmGpuScheduler', () => {
       let hw: DmaFence | undefined;
       const ring = new TestRing({ ops: { runJob: () => (hw = new DmaFence(hwOps, 1, 1)) } });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const job = push(entity);
+      const job = pushJob(entity);
       job.finished.setDeadline(50);
       job.finished.setDeadline(80); // later: ignored
       job.finished.setDeadline(30);
@@ -742,14 +727,14 @@ describe('DrmGpuScheduler', () => {
         },
       });
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
-      const a = push(entity);
+      const a = pushJob(entity);
       ring.drain();
       clock.advance(4);
       ring.complete(a);
-      const b = push(entity);
+      const b = pushJob(entity);
       ring.drain();
       clock.advance(10);
-      push(entity, { deps: [mockFence()] });
+      pushJob(entity, { deps: [mockFence()] });
       ring.drain();
       entity.kill();
       ring.hw.get(b)!.signal();
@@ -775,8 +760,8 @@ describe('DrmGpuScheduler', () => {
       const s2 = new DrmGpuScheduler({ name: 'macro', executor: 'macrotask', ops });
       const e1 = new DrmSchedEntity({ schedulers: [s1], name: 'm' });
       const e2 = new DrmSchedEntity({ schedulers: [s2], name: 'M' });
-      push(e1);
-      const j2 = push(e2);
+      pushJob(e1);
+      const j2 = pushJob(e2);
       await Promise.resolve();
       assert.deepEqual(ran, []);
       assert.ok(manual.pending > 0);

@@ -2,21 +2,13 @@
  * Run queues and the three entity-selection policies: the order they pick entities in, strict
  * priority under FIFO and RR, weighted shares under FAIR, and the heap against a sorted model.
  */
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { VirtualClock, useClock } from '../../src/base/clock.js';
+import type { VirtualClock } from '../../src/base/clock.js';
 import { DrmSchedEntity } from '../../src/sched/sched-entity.js';
-import { DrmSchedJob } from '../../src/sched/sched-job.js';
 import { DrmSchedPriority, DrmSchedRq, DrmSchedRqNode, fifoPolicy, priorityName } from '../../src/sched/sched-rq.js';
 import { seededRandom, testSeed } from '../helpers/mock-fence.js';
-import { TestRing } from '../helpers/sched-ring.js';
-
-function push(entity: DrmSchedEntity): DrmSchedJob {
-  const job = new DrmSchedJob(entity);
-  job.arm();
-  job.push();
-  return job;
-}
+import { TestRing, pushJob, withVirtualClock } from '../helpers/sched-ring.js';
 
 /** Runs every queued job one at a time (credit limit 1), each taking `ms` of virtual time; returns run order by entity name. */
 function runAll(ring: TestRing, clock: VirtualClock, ms = 1): string[] {
@@ -33,19 +25,16 @@ function runAll(ring: TestRing, clock: VirtualClock, ms = 1): string[] {
 }
 
 let clock: VirtualClock;
-let restore: Disposable;
-beforeEach(() => {
-  clock = new VirtualClock();
-  restore = useClock(clock);
+withVirtualClock((c) => {
+  clock = c;
 });
-afterEach(() => restore[Symbol.dispose]());
 
 describe('DrmSchedRq policies', () => {
   it('sanity: each policy runs every job exactly once', () => {
     for (const policy of ['fair', 'fifo', 'rr'] as const) {
       const ring = new TestRing({ policy, creditLimit: 1, clock });
       const entities = ['a', 'b', 'c'].map((name) => new DrmSchedEntity({ schedulers: [ring.sched], name }));
-      for (let i = 0; i < 4; i++) for (const e of entities) push(e);
+      for (let i = 0; i < 4; i++) for (const e of entities) pushJob(e);
       const order = runAll(ring, clock);
       assert.equal(order.length, 12, policy);
       for (const e of entities) assert.equal(order.filter((n) => n === e.name).length, 4, `${policy} ${e.name}`);
@@ -58,10 +47,10 @@ describe('DrmSchedRq policies', () => {
     const ring = new TestRing({ policy: 'fifo', creditLimit: 1, clock });
     const a = new DrmSchedEntity({ schedulers: [ring.sched], name: 'a' });
     const b = new DrmSchedEntity({ schedulers: [ring.sched], name: 'b' });
-    push(a);
-    push(a);
-    push(b);
-    push(a);
+    pushJob(a);
+    pushJob(a);
+    pushJob(b);
+    pushJob(a);
     assert.deepEqual(runAll(ring, clock), ['a', 'a', 'b', 'a']);
     a.fini();
     b.fini();
@@ -71,9 +60,9 @@ describe('DrmSchedRq policies', () => {
   it('RR: entities take turns in the order they joined, resuming after the last one picked', () => {
     const ring = new TestRing({ policy: 'rr', creditLimit: 1, clock });
     const [a, b, c] = ['a', 'b', 'c'].map((name) => new DrmSchedEntity({ schedulers: [ring.sched], name }));
-    for (let i = 0; i < 3; i++) push(a!);
-    for (let i = 0; i < 2; i++) push(b!);
-    push(c!);
+    for (let i = 0; i < 3; i++) pushJob(a!);
+    for (let i = 0; i < 2; i++) pushJob(b!);
+    pushJob(c!);
     assert.deepEqual(runAll(ring, clock), ['a', 'b', 'c', 'a', 'b', 'a']);
     for (const e of [a!, b!, c!]) e.fini();
     ring.sched.fini();
@@ -84,8 +73,8 @@ describe('DrmSchedRq policies', () => {
       const ring = new TestRing({ policy, creditLimit: 1, clock });
       const low = new DrmSchedEntity({ schedulers: [ring.sched], name: 'low', priority: 'low' });
       const kernel = new DrmSchedEntity({ schedulers: [ring.sched], name: 'kernel', priority: 'kernel' });
-      for (let i = 0; i < 3; i++) push(low);
-      for (let i = 0; i < 3; i++) push(kernel);
+      for (let i = 0; i < 3; i++) pushJob(low);
+      for (let i = 0; i < 3; i++) pushJob(kernel);
       assert.deepEqual(runAll(ring, clock), ['kernel', 'kernel', 'kernel', 'low', 'low', 'low']);
       low.fini();
       kernel.fini();
@@ -99,9 +88,9 @@ describe('DrmSchedRq policies', () => {
     const n2 = new DrmSchedEntity({ schedulers: [ring.sched], name: 'n2' });
     const low = new DrmSchedEntity({ schedulers: [ring.sched], name: 'low', priority: 'low' });
     for (let i = 0; i < 90; i++) {
-      push(n1);
-      push(n2);
-      push(low);
+      pushJob(n1);
+      pushJob(n2);
+      pushJob(low);
     }
     const order = runAll(ring, clock).slice(0, 170); // while all three still have work
     const count = (name: string): number => order.filter((n) => n === name).length;
@@ -117,11 +106,11 @@ describe('DrmSchedRq policies', () => {
     const ring = new TestRing({ policy: 'fair', creditLimit: 1, clock });
     const busy = new DrmSchedEntity({ schedulers: [ring.sched], name: 'busy' });
     const bursty = new DrmSchedEntity({ schedulers: [ring.sched], name: 'bursty' });
-    for (let i = 0; i < 50; i++) push(busy);
+    for (let i = 0; i < 50; i++) pushJob(busy);
     const first = runAll(ring, clock).length;
     assert.equal(first, 50);
-    for (let i = 0; i < 5; i++) push(busy);
-    for (let i = 0; i < 5; i++) push(bursty);
+    for (let i = 0; i < 5; i++) pushJob(busy);
+    for (let i = 0; i < 5; i++) pushJob(bursty);
     const order = runAll(ring, clock);
     // bursty comes back with no history: it runs within the first two picks and then alternates.
     assert.ok(order.slice(0, 2).includes('bursty'), order.join(' '));
