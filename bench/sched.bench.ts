@@ -15,7 +15,8 @@
  *    `finished`, against p-queue tasks that each await the previous task's promise;
  * 3. scale, per policy: 100,000 jobs per round pushed over 10,000 entities (10 each, all queued
  *    before the scheduler runs) against the same 100,000 jobs pushed 100 at a time over 10
- *    entities (1,000 bursts); one op = one job.
+ *    entities (1,000 bursts); one op = one job. A calibration row runs the same two shapes
+ *    through p-queue, without target: what 100,000 live queued objects cost any JS queue here.
  *
  * Baseline: p-queue 9.3.5 (`new PQueue({ concurrency })`, `add()`, the returned promises) for rows
  * 1 and 2; the scheduler itself with a small population for row 3.
@@ -199,6 +200,30 @@ export function schedScaleSide(
   };
 }
 
+/**
+ * Row 3's calibration: the same burst shapes through p-queue (concurrency 64, no-op tasks), to
+ * separate what 100,000 live queued objects cost any JavaScript queue from what is the scheduler's.
+ */
+export function pQueueScaleSide(label: string, perBurst: number): Side {
+  const queue = new PQueue({ concurrency: CREDIT_LIMIT });
+  let ran = 0;
+  const task = (): void => {
+    ran++;
+  };
+  return {
+    label,
+    async run(total: number): Promise<void> {
+      ran = 0;
+      for (let done = 0; done < total; done += perBurst) {
+        let last: Promise<void> | undefined;
+        for (let i = 0; i < perBurst; i++) last = queue.add(task);
+        await last;
+      }
+      if (ran !== total) throw new Error(`${label}: ran ${ran} of ${total} tasks`);
+    },
+  };
+}
+
 export const definition: BenchDefinition = {
   name: 'sched',
   question:
@@ -251,6 +276,18 @@ export const definition: BenchDefinition = {
         }),
       );
     }
+    ctx.progress('sched: scale calibration, p-queue');
+    rows.push(
+      await compare({
+        name: `calibration, p-queue: ${MANY_JOBS.toLocaleString('en-US')} queued tasks vs ${FEW_JOBS} at a time`,
+        candidate: pQueueScaleSide(`${MANY_JOBS} queued`, MANY_JOBS),
+        baseline: pQueueScaleSide(`${FEW_JOBS} queued`, FEW_JOBS),
+        batch: MANY_JOBS,
+        rounds: scaleRounds,
+        warmup: 1,
+        note: 'no target: what holding 100,000 queued objects costs a plain promise queue on this machine (GC, caches)',
+      }),
+    );
     return { rows, notes: [] };
   },
 };
