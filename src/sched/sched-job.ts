@@ -33,10 +33,10 @@
  *
  * @example
  * ```ts
- * import { DrmGpuScheduler, DrmSchedEntity, DrmSchedJob, DrmSchedStat } from 'dmabuf';
+ * import { DrmGpuScheduler, DrmSchedEntity, DrmSchedJob, DrmGpuSchedStat } from 'dmabuf';
  * const sched = new DrmGpuScheduler({
  *   name: 'ring-0',
- *   ops: { runJob: () => null, timedOutJob: () => DrmSchedStat.Reset, freeJob: () => {} },
+ *   ops: { runJob: () => null, timedOutJob: () => DrmGpuSchedStat.Reset, freeJob: () => {} },
  * });
  * const entity = new DrmSchedEntity({ schedulers: [sched] });
  * const job = new DrmSchedJob(entity, { credits: 1 });
