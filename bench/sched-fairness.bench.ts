@@ -268,7 +268,8 @@ function describe(result: CaseResult): string {
     .map(
       (c) =>
         `${c.priority} ${pct(c.share)}${c.fairShare !== undefined ? ` (fair ${pct(c.fairShare)})` : ''}, ` +
-        `latency p50 ${c.latencyP50.toFixed(1)} ms p99 ${c.latencyP99.toFixed(1)} ms, elapsed ${c.elapsed.toFixed(0)}/${c.ideal.toFixed(0)} ms`,
+        `latency p50 ${c.latencyP50.toFixed(1)} ms p99 ${c.latencyP99.toFixed(1)} ms, ` +
+        `elapsed ${c.elapsed.toFixed(0)}/${c.ideal.toFixed(0)} ms`,
     )
     .join('; ');
   const verdict = result.policy === 'fair' ? withinFairShare(result) : undefined;
@@ -279,9 +280,11 @@ function describe(result: CaseResult): string {
 export const definition: BenchDefinition = {
   name: 'sched-fairness',
   question:
-    "What share of one ring, and what job latency, does each of two clients get under FAIR, FIFO and RR on the kernel's tests_scheduler.c workloads?",
+    'What share of one ring, and what job latency, does each of two clients get under FAIR, FIFO and RR ' +
+    "on the kernel's tests_scheduler.c workloads?",
   baseline:
-    'the three policies against each other, and against the share FAIR intends (virtual time: exact, machine-independent)',
+    'the three policies against each other, and against the share FAIR intends ' +
+    '(virtual time: exact, machine-independent)',
   target: 'FAIR: in the saturating cases each share within 10% (relative) of the fair share',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const notes: string[] = [];

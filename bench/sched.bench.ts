@@ -224,12 +224,19 @@ export function pQueueScaleSide(label: string, perBurst: number): Side {
   };
 }
 
+/** 100000 as "100,000". */
+function many(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
 export const definition: BenchDefinition = {
   name: 'sched',
   question:
-    'Is a no-op job through DrmGpuScheduler at least as fast as a p-queue task (alone and chained), and is the per-job cost flat from 10 entities / 100 jobs to 10,000 entities / 100,000 jobs?',
+    'Is a no-op job through DrmGpuScheduler at least as fast as a p-queue task (alone and chained), and is ' +
+    'the per-job cost flat from 10 entities / 100 jobs to 10,000 entities / 100,000 jobs?',
   baseline:
-    'p-queue 9.3.5 (concurrency = credit limit 64) for no-op and chained tasks; the scheduler at 10 entities / 100 jobs for scale',
+    'p-queue 9.3.5 (concurrency = credit limit 64) for no-op and chained tasks; ' +
+    'the scheduler at 10 entities / 100 jobs for scale',
   target: 'no-op >= 1x; chained >= 1x; scale >= 0.5x per policy',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const { rounds, warmup } = ctx.budget;
@@ -244,7 +251,9 @@ export const definition: BenchDefinition = {
         rounds,
         warmup,
         target: { op: '>=', value: 1 },
-        note: `one op = one job created, armed, pushed, run (runJob returns null), finished and freed; credit limit and p-queue concurrency ${CREDIT_LIMIT}`,
+        note:
+          'one op = one job created, armed, pushed, run (runJob returns null), finished and freed; ' +
+          `credit limit and p-queue concurrency ${CREDIT_LIMIT}`,
       }),
     );
     ctx.progress('sched: chained jobs vs p-queue');
@@ -257,7 +266,9 @@ export const definition: BenchDefinition = {
         rounds,
         warmup,
         target: { op: '>=', value: 1 },
-        note: "each job depends on the previous job's finished (same ring: pipelined on scheduled); p-queue tasks await the previous task's promise",
+        note:
+          "each job depends on the previous job's finished (same ring: pipelined on scheduled); " +
+          "p-queue tasks await the previous task's promise",
       }),
     );
     const scaleRounds = Math.max(3, Math.ceil(rounds / 3));
@@ -265,21 +276,25 @@ export const definition: BenchDefinition = {
       ctx.progress(`sched: scale, ${policy}`);
       rows.push(
         await compare({
-          name: `scale, ${policy}: ${MANY_ENTITIES.toLocaleString('en-US')} entities / ${MANY_JOBS.toLocaleString('en-US')} queued jobs vs ${FEW_ENTITIES} / ${FEW_JOBS}`,
+          name:
+            `scale, ${policy}: ${many(MANY_ENTITIES)} entities / ${many(MANY_JOBS)} queued jobs ` +
+            `vs ${FEW_ENTITIES} / ${FEW_JOBS}`,
           candidate: schedScaleSide(`${MANY_ENTITIES} entities`, policy, MANY_ENTITIES, MANY_JOBS),
           baseline: schedScaleSide(`${FEW_ENTITIES} entities`, policy, FEW_ENTITIES, FEW_JOBS),
           batch: MANY_JOBS,
           rounds: scaleRounds,
           warmup: 1,
           target: { op: '>=', value: 0.5 },
-          note: `one op = one job; ${MANY_JOBS.toLocaleString('en-US')} jobs per round either way, queued all at once over ${MANY_ENTITIES.toLocaleString('en-US')} entities, or ${FEW_JOBS} at a time over ${FEW_ENTITIES}`,
+          note:
+            `one op = one job; ${many(MANY_JOBS)} jobs per round either way, queued all at once over ` +
+            `${many(MANY_ENTITIES)} entities, or ${FEW_JOBS} at a time over ${FEW_ENTITIES}`,
         }),
       );
     }
     ctx.progress('sched: scale calibration, p-queue');
     rows.push(
       await compare({
-        name: `calibration, p-queue: ${MANY_JOBS.toLocaleString('en-US')} queued tasks vs ${FEW_JOBS} at a time`,
+        name: `calibration, p-queue: ${many(MANY_JOBS)} queued tasks vs ${FEW_JOBS} at a time`,
         candidate: pQueueScaleSide(`${MANY_JOBS} queued`, MANY_JOBS),
         baseline: pQueueScaleSide(`${FEW_JOBS} queued`, FEW_JOBS),
         batch: MANY_JOBS,

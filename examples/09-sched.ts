@@ -73,7 +73,8 @@ const sched = new DrmGpuScheduler<GpuJob>({
   observer: {
     jobDone: (job) =>
       console.log(
-        `  ${job.entity.name} job ${job.finished.seqno} done after ${(job.finishedAt! - job.submittedAt!).toFixed(0)} ms`,
+        `  ${job.entity.name} job ${job.finished.seqno} done ` +
+          `${(job.finishedAt! - job.submittedAt!).toFixed(0)} ms after push`,
       ),
   },
 });

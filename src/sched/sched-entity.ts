@@ -176,7 +176,8 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
     const guilty = init.guilty ?? null;
     if (guilty !== null && (typeof guilty !== 'object' || typeof guilty.value !== 'boolean')) {
       throw new InvalidArgumentError(
-        `DrmSchedEntity ${name}: guilty must be an object { value: boolean } shared by the client's entities, got ${describeValue(guilty)}`,
+        `DrmSchedEntity ${name}: guilty must be an object { value: boolean } shared by the client's entities, ` +
+          `got ${describeValue(guilty)}`,
       );
     }
     this.name = name;

@@ -302,7 +302,8 @@ export class DrmSchedJob {
     const fence = syncobj.findFenceNow(point);
     if (fence === undefined) {
       throw new NotSubmittedError(
-        `${this}: syncobj point ${point} has not been submitted (no fence); submit it first, or wait for it with findFence({ waitForSubmit: true })`,
+        `${this}: syncobj point ${point} has not been submitted (no fence); submit it first, ` +
+          'or wait for it with findFence({ waitForSubmit: true })',
       );
     }
     this.addDependency(fence);

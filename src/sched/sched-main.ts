@@ -313,7 +313,8 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
     const timeout: unknown = init.timeout ?? Infinity;
     if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
       throw new InvalidArgumentError(
-        `${what}: timeout must be a non-negative number of milliseconds, or Infinity for no watchdog, got ${describeValue(timeout)}`,
+        `${what}: timeout must be a non-negative number of milliseconds, or Infinity for no watchdog, ` +
+          `got ${describeValue(timeout)}`,
       );
     }
     const hangLimit: unknown = init.hangLimit ?? 0;

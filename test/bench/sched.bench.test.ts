@@ -34,7 +34,7 @@ describe('sched-fairness simulation (virtual time: exact)', () => {
     assert.equal(withinFairShare(result), true, JSON.stringify(result.clients));
   });
 
-  it('FAIR gives a low-priority hog about its weighted share; FIFO and RR starve it while normal work is queued', async () => {
+  it('FAIR gives a low-priority hog about its weighted share; FIFO and RR starve it behind normal work', async () => {
     const fair = await simulateTwoClients('fair', 1, normalLow!);
     assert.equal(withinFairShare(fair), true, JSON.stringify(fair.clients));
     for (const policy of ['fifo', 'rr'] as const) {

@@ -40,7 +40,7 @@ describe('DrmSchedEntity', () => {
   });
 
   describe('kill', () => {
-    it('discards queued jobs with ESRCH in queue order, each after the previous one and its own dependencies', async () => {
+    it('discards queued jobs with ESRCH in queue order, each after the previous one and its dependencies', async () => {
       const ring = new TestRing();
       const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
       const running = pushJob(entity);

@@ -87,7 +87,7 @@ describe('DrmGpuScheduler', () => {
       ring.sched.fini();
     });
 
-    it('a thrown DmaBufError lands on finished as is (the kernel ERR_PTR); another exception as EIO with its cause', () => {
+    it('a thrown DmaBufError lands on finished as is (ERR_PTR); another exception as EIO with its cause', () => {
       const boom = new Error('ring full');
       let n = 0;
       const ring = new TestRing({

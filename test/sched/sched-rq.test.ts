@@ -10,7 +10,7 @@ import { DrmSchedPriority, DrmSchedRq, DrmSchedRqNode, fifoPolicy, priorityName 
 import { seededRandom, testSeed } from '../helpers/mock-fence.js';
 import { TestRing, pushJob, withVirtualClock } from '../helpers/sched-ring.js';
 
-/** Runs every queued job one at a time (credit limit 1), each taking `ms` of virtual time; returns run order by entity name. */
+/** Runs every queued job one at a time (credit limit 1), each taking `ms` of virtual time: the run order by entity. */
 function runAll(ring: TestRing, clock: VirtualClock, ms = 1): string[] {
   const order: string[] = [];
   ring.drain();
