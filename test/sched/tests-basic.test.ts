@@ -4,9 +4,9 @@
  * (one jiffy = one millisecond, HZ = 1000). Where the kernel only checks that a case terminates,
  * the port adds checks of its own, marked "port:".
  */
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { VirtualClock, useClock } from '../../src/base/clock.js';
+import type { VirtualClock } from '../../src/base/clock.js';
 import type { DmaBufError } from '../../src/base/errors.js';
 import type { DrmSchedEntity } from '../../src/sched/sched-entity.js';
 import { DRM_SCHED_PRIORITY_COUNT, DrmSchedPriority } from '../../src/sched/sched-rq.js';
@@ -27,6 +27,7 @@ import {
   waitScheduled,
   waitUntil,
 } from '../helpers/sched-mock.js';
+import { withVirtualClock } from '../helpers/sched-ring.js';
 
 /** The timeout suite's watchdog: HZ / 5. */
 const MOCK_TIMEOUT = HZ / 5;
@@ -34,22 +35,18 @@ const MOCK_TIMEOUT = HZ / 5;
 interface Fixture {
   clock: VirtualClock;
   sched: DrmMockScheduler;
-  restore: Disposable;
 }
 
 /** The suites' init/exit: a mock scheduler with `timeout` on a fresh virtual clock, finished after each case. */
 function withMockScheduler(timeout: number): () => Fixture {
   let fixture: Fixture | undefined;
-  beforeEach(() => {
-    const clock = new VirtualClock();
-    const restore = useClock(clock);
-    fixture = { clock, sched: new DrmMockScheduler(clock, timeout), restore };
+  withVirtualClock((clock) => {
+    fixture = { clock, sched: new DrmMockScheduler(clock, timeout) };
   });
   afterEach(() => {
     const f = fixture!;
     f.sched.fini();
     assert.deepEqual(f.sched.base.failures, [], 'port: no backend op or observer threw');
-    f.restore[Symbol.dispose]();
     fixture = undefined;
   });
   return () => fixture!;
@@ -164,12 +161,12 @@ describe('drm_sched_basic_tests', () => {
 });
 
 describe('drm_sched_basic_cancel_tests', () => {
-  let restore: Disposable | undefined;
-  afterEach(() => restore?.[Symbol.dispose]());
+  let clock: VirtualClock;
+  withVirtualClock((c) => {
+    clock = c;
+  });
 
   it('drm_sched_basic_cancel', async () => {
-    const clock = new VirtualClock();
-    restore = useClock(clock);
     const sched = new DrmMockScheduler(clock, MAX_SCHEDULE_TIMEOUT);
     const entity = mockEntity(sched, DrmSchedPriority.Normal);
     const job = mockJob(entity);
@@ -266,14 +263,14 @@ describe('drm_sched_basic_priority_tests', () => {
 });
 
 describe('drm_sched_basic_modify_sched_tests', () => {
-  let restore: Disposable | undefined;
-  afterEach(() => restore?.[Symbol.dispose]());
+  let clock: VirtualClock;
+  withVirtualClock((c) => {
+    clock = c;
+  });
 
   it('drm_sched_test_modify_sched', async () => {
     const seed = testSeed();
     const random = seededRandom(seed);
-    const clock = new VirtualClock();
-    restore = useClock(clock);
     const scheds = Array.from({ length: 3 }, () => new DrmMockScheduler(clock, MAX_SCHEDULE_TIMEOUT));
     const entities = Array.from({ length: 13 }, (_, i) => mockEntity(scheds[i % 3]!, DrmSchedPriority.Normal));
     const jobs: DrmMockJob[] = [];
@@ -302,12 +299,12 @@ describe('drm_sched_basic_modify_sched_tests', () => {
 });
 
 describe('drm_sched_basic_credits_tests', () => {
-  let restore: Disposable | undefined;
-  afterEach(() => restore?.[Symbol.dispose]());
+  let clock: VirtualClock;
+  withVirtualClock((c) => {
+    clock = c;
+  });
 
   it('drm_sched_test_credits', async () => {
-    const clock = new VirtualClock();
-    restore = useClock(clock);
     const sched = new DrmMockScheduler(clock, MAX_SCHEDULE_TIMEOUT, undefined, 1);
     const entity = mockEntity(sched, DrmSchedPriority.Normal);
     const job0 = mockJob(entity);
