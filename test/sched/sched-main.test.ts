@@ -166,6 +166,41 @@ describe('DrmGpuScheduler', () => {
       ring.sched.fini();
     });
 
+    it('timedOutJob and prepareJob throwing are recorded; the job counts as reset / ready and others go on', () => {
+      const seen: DrmSchedFailure[] = [];
+      const ring = new TestRing({
+        clock,
+        timeout: 10,
+        onError: (f) => seen.push(f),
+        ops: {
+          prepareJob: (job) => {
+            if (job.entity.name === 'odd') throw new Error('prepare failed');
+            return null;
+          },
+          timedOutJob: () => {
+            throw new Error('reset failed');
+          },
+        },
+      });
+      const odd = new DrmSchedEntity({ schedulers: [ring.sched], name: 'odd' });
+      const even = new DrmSchedEntity({ schedulers: [ring.sched], name: 'even' });
+      const a = pushJob(odd);
+      const b = pushJob(even);
+      ring.drain();
+      assert.deepEqual(new Set(ring.calls('run')), new Set([a, b]), 'a failing prepareJob counts as "ready"');
+      clock.advance(10);
+      assert.deepEqual(
+        seen.map((f) => f.op),
+        ['prepareJob', 'timedOutJob'],
+      );
+      assert.equal(ring.sched.pendingCount, 1, 'treated as RESET: the hung job left the pending list');
+      clock.advance(10);
+      assert.equal(seen.length, 3, 'the watchdog was re-armed for the next job');
+      odd.fini();
+      even.fini();
+      ring.sched.fini();
+    });
+
     it('without onError the first failure is printed once with console.warn', (t) => {
       const warn = t.mock.method(console, 'warn', () => {});
       const ring = new TestRing({
