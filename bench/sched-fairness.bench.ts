@@ -38,7 +38,12 @@ import { DmaFence, fenceContextAlloc } from '../src/fence/dma-fence.js';
 import { DrmSchedEntity } from '../src/sched/sched-entity.js';
 import { DrmSchedJob } from '../src/sched/sched-job.js';
 import { DrmGpuScheduler, DrmGpuSchedStat } from '../src/sched/sched-main.js';
-import { DrmSchedPriority, FAIR_VRUNTIME_SHIFT, priorityName, type DrmSchedPolicy } from '../src/sched/sched-rq.js';
+import {
+  DrmSchedPriority,
+  FAIR_VRUNTIME_SHIFT,
+  schedPriorityName,
+  type DrmSchedPolicy,
+} from '../src/sched/sched-rq.js';
 import { quantile, type BenchContext, type BenchDefinition, type BenchReport } from './harness.js';
 
 /** One client of a case (`struct drm_sched_client_params`). */
@@ -232,7 +237,7 @@ export async function simulateTwoClients(
     creditLimit,
     description: testCase.description,
     clients: testCase.clients.map((c, i) => ({
-      priority: priorityName(c.priority),
+      priority: schedPriorityName(c.priority),
       share: busy > 0 ? inWindow[i]! / busy : 0,
       fairShare: testCase.saturating ? weights[i]! / (weights[0]! + weights[1]!) : undefined,
       latencyP50: quantile(latencies[i]!, 0.5),

@@ -59,7 +59,7 @@ import {
   type DrmSchedJob,
   type DrmSchedJobEntity,
 } from './sched-job.js';
-import { checkPriority, DrmSchedPriority, type DrmSchedRq, DrmSchedRqNode } from './sched-rq.js';
+import { checkSchedPriority, DrmSchedPriority, type DrmSchedRq, DrmSchedRqNode } from './sched-rq.js';
 
 /** What an entity needs from a scheduler (`DrmGpuScheduler` implements it). */
 export interface DrmSchedEntityScheduler {
@@ -172,7 +172,7 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
       throw new InvalidArgumentError(`DrmSchedEntity: name must be a string, got ${describeValue(name)}`);
     }
     const list = checkSchedList(`DrmSchedEntity ${name}`, init?.schedulers);
-    const priority = checkPriority(`DrmSchedEntity ${name}: priority`, init.priority ?? DrmSchedPriority.Normal);
+    const priority = checkSchedPriority(`DrmSchedEntity ${name}: priority`, init.priority ?? DrmSchedPriority.Normal);
     const guilty = init.guilty ?? null;
     if (guilty !== null && (typeof guilty !== 'object' || typeof guilty.value !== 'boolean')) {
       throw new InvalidArgumentError(
@@ -255,7 +255,7 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
    * @see drm_sched_entity_set_priority()
    */
   setPriority(priority: DrmSchedPriority | 'kernel' | 'high' | 'normal' | 'low'): void {
-    this.node.priority = checkPriority(`${this}: setPriority`, priority);
+    this.node.priority = checkSchedPriority(`${this}: setPriority`, priority);
   }
 
   /**

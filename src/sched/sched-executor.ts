@@ -96,7 +96,7 @@ export class ManualExecutor implements DrmSchedExecutor {
 }
 
 /** The executor for an option value: a name or an executor object. */
-export function resolveExecutor(value: unknown): DrmSchedExecutor {
+export function resolveSchedExecutor(value: unknown): DrmSchedExecutor {
   if (value === undefined || value === 'microtask') return microtaskExecutor;
   if (value === 'macrotask') return macrotaskExecutor;
   if (typeof value === 'object' && value !== null && typeof (value as DrmSchedExecutor).schedule === 'function') {

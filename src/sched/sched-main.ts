@@ -80,7 +80,7 @@ import { type Clock, getClock, type TimerHandle } from '../base/clock.js';
 import { lockdep } from '../base/lockdep-hooks.js';
 import { DmaFence } from '../fence/dma-fence.js';
 import { beginSignalling, endSignalling } from '../locking/lockdep.js';
-import { type DrmSchedExecutor, resolveExecutor } from './sched-executor.js';
+import { type DrmSchedExecutor, resolveSchedExecutor } from './sched-executor.js';
 import type { DrmSchedEntity, DrmSchedEntityScheduler } from './sched-entity.js';
 import type { DrmSchedJob } from './sched-job.js';
 import {
@@ -90,7 +90,7 @@ import {
   type DrmSchedPolicy,
   DrmSchedRq,
   type DrmSchedQueueStats,
-  ewma,
+  schedAvgTimeUpdate,
 } from './sched-rq.js';
 
 /**
@@ -343,7 +343,7 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
     this.#timeout = timeout;
     this.hangLimit = hangLimit;
     this.policy = policy;
-    this.executor = resolveExecutor(init.executor);
+    this.executor = resolveSchedExecutor(init.executor);
     this.#clock = init.clock;
     this.#observer = init.observer ?? null;
     this.#onError = init.onError;
@@ -713,7 +713,7 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
         next?.startNoEarlierThan(job.finishedAt);
         const duration = job.finishedAt - (job.startedAt ?? job.finishedAt);
         (job.entity as DrmSchedEntity).node.accountJob(duration);
-        this.#stats.avgJobTime = ewma(this.#stats.avgJobTime, duration);
+        this.#stats.avgJobTime = schedAvgTimeUpdate(this.#stats.avgJobTime, duration);
       }
       this.#restartTimeout();
       if (this.#observer?.jobFreed !== undefined) this.#observe('jobFreed', job);

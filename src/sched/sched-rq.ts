@@ -54,7 +54,7 @@ export const DRM_SCHED_PRIORITY_COUNT = 4;
 const PRIORITY_NAMES = ['kernel', 'high', 'normal', 'low'] as const;
 
 /** `'kernel'`, `'high'`, `'normal'` or `'low'`. */
-export function priorityName(priority: DrmSchedPriority): string {
+export function schedPriorityName(priority: DrmSchedPriority): string {
   return PRIORITY_NAMES[priority];
 }
 
@@ -62,7 +62,7 @@ export function priorityName(priority: DrmSchedPriority): string {
  * Checks a priority: one of {@link DrmSchedPriority}'s values or its lower-case name.
  * @throws {InvalidArgumentError} naming `what`.
  */
-export function checkPriority(what: string, value: unknown): DrmSchedPriority {
+export function checkSchedPriority(what: string, value: unknown): DrmSchedPriority {
   if (typeof value === 'string') {
     const i = (PRIORITY_NAMES as readonly string[]).indexOf(value);
     if (i >= 0) return i as DrmSchedPriority;
@@ -142,12 +142,12 @@ export class DrmSchedRqNode<Owner = unknown> {
   /** Adds a freed job's GPU time (the kernel's `drm_sched_entity_stats_job_add_gpu_time()`). */
   accountJob(duration: number): void {
     this.runtime += duration;
-    this.avgJobTime = ewma(this.avgJobTime, duration);
+    this.avgJobTime = schedAvgTimeUpdate(this.avgJobTime, duration);
   }
 }
 
 /** The kernel's `DECLARE_EWMA(drm_sched_avgtime, 6, 4)`: weight 1/4, the first sample taken as is. */
-export function ewma(average: number, sample: number): number {
+export function schedAvgTimeUpdate(average: number, sample: number): number {
   return average === 0 ? sample : average + (sample - average) / 4;
 }
 

@@ -6,7 +6,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { VirtualClock } from '../../src/base/clock.js';
 import { DrmSchedEntity } from '../../src/sched/sched-entity.js';
-import { DrmSchedPriority, DrmSchedRq, DrmSchedRqNode, fifoPolicy, priorityName } from '../../src/sched/sched-rq.js';
+import {
+  DrmSchedPriority,
+  DrmSchedRq,
+  DrmSchedRqNode,
+  fifoPolicy,
+  schedPriorityName,
+} from '../../src/sched/sched-rq.js';
 import { seededRandom, testSeed } from '../helpers/mock-fence.js';
 import { TestRing, pushJob, withVirtualClock } from '../helpers/sched-ring.js';
 
@@ -144,7 +150,7 @@ describe('DrmSchedRq policies', () => {
 
   it('priority names', () => {
     assert.deepEqual(
-      [0, 1, 2, 3].map((p) => priorityName(p as DrmSchedPriority)),
+      [0, 1, 2, 3].map((p) => schedPriorityName(p as DrmSchedPriority)),
       ['kernel', 'high', 'normal', 'low'],
     );
   });
