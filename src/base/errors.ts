@@ -32,6 +32,7 @@ export type ErrnoCode =
   | 'EIO'
   | 'ENOMEM'
   | 'EBUSY'
+  | 'ENODEV'
   | 'EINVAL'
   | 'ENOSPC'
   | 'EDEADLK'
@@ -49,6 +50,7 @@ export const ERRNO: Readonly<Record<ErrnoCode, number>> = Object.freeze({
   EIO: 5,
   ENOMEM: 12,
   EBUSY: 16,
+  ENODEV: 19,
   EINVAL: 22,
   ENOSPC: 28,
   EDEADLK: 35,

@@ -38,6 +38,7 @@ describe('errors', () => {
       EIO: 5,
       ENOMEM: 12,
       EBUSY: 16,
+      ENODEV: 19,
       EINVAL: 22,
       ENOSPC: 28,
       EDEADLK: 35,
