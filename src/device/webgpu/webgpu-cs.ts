@@ -21,6 +21,8 @@
  * Contract:
  * - Every object must belong to `ttm`: one of another device is an {@link InvalidArgumentError}
  *   before anything is locked. An object listed twice counts once, as a writer if either says so.
+ * - A working set larger than the VRAM budget is refused with `DmaBufError('ENOMEM')` before
+ *   anything is locked or evicted.
  * - On any failure (no space even after eviction, a pinned object outside VRAM, a lost device,
  *   an `encode` that throws) nothing is submitted, every lock is released, no fence is added,
  *   and the error is rethrown; contents of every object are intact.
@@ -42,7 +44,7 @@
  * ```
  */
 
-import { InvalidArgumentError, describeValue } from '../../base/errors.js';
+import { DmaBufError, InvalidArgumentError, describeValue } from '../../base/errors.js';
 import type { DmaFence } from '../../fence/dma-fence.js';
 import { DrmExec } from '../../exec/drm-exec.js';
 import { DmaResvUsage } from '../../resv/dma-resv.js';
@@ -102,6 +104,23 @@ export function checkCsBuffers(ttm: TtmDevice, buffers: readonly WebGpuCsBuffer[
   return out;
 }
 
+/**
+ * Refuses at once a working set that can never be resident together, instead of letting TTM
+ * evict everything else first and fail anyway.
+ * @throws {DmaBufError} ENOMEM naming the sizes.
+ */
+export function checkFits(ttm: TtmDevice, bos: readonly TtmBufferObject[]): void {
+  const vram = ttm.manager(TtmMemType.VRAM);
+  if (vram === null) throw new InvalidArgumentError(`device ${ttm.name} has no VRAM manager`);
+  const total = bos.reduce((sum, bo) => sum + bo.size, 0);
+  if (total <= vram.size) return;
+  const what = bos.length === 1 ? bos[0]!.name : `${bos.length} buffers (${total} bytes together)`;
+  throw new DmaBufError(
+    'ENOMEM',
+    `${what} never fit the VRAM budget of ${vram.size} bytes (${vram.name}); split the work or raise budgetBytes`,
+  );
+}
+
 /** The binding of `bo`, which must be resident in VRAM (true inside `encode`; needs the lock). */
 export function vramBinding(bo: TtmBufferObject): GPUBufferBinding {
   const res = bo.resource;
@@ -127,6 +146,7 @@ export async function webGpuCs(
   const { ttm, ring } = target;
   const list = checkCsBuffers(ttm, buffers);
   if (ring.deadError !== null) throw ring.deadError;
+  checkFits(ttm, [...list.keys()]);
   const signal = options.signal;
   await using exec = new DrmExec(signal === undefined ? {} : { signal });
   await exec.untilAllLocked(async (e) => {

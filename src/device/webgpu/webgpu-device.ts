@@ -210,6 +210,13 @@ export class WebGpuDevice implements AsyncDisposable {
       throw new InvalidArgumentError(`${this.name}.createBuffer: init must be an object, got ${describeValue(init)}`);
     this.#checkLive('createBuffer');
     const { placement = [{ memType: TtmMemType.VRAM }], ...rest } = init;
+    const size = typeof init.size === 'number' ? Math.ceil(init.size / 4096) * 4096 : init.size;
+    if (placement.every((place) => place.memType === TtmMemType.VRAM) && size > this.vram.size)
+      throw new DmaBufError(
+        'ENOMEM',
+        `${this.name}.createBuffer: ${size} bytes never fit the VRAM budget of ${this.vram.size} bytes; ` +
+          'create it in System or raise budgetBytes',
+      );
     return TtmBufferObject.initValidate(this.ttm, { ...rest, placement });
   }
 
