@@ -48,9 +48,11 @@ import { DmaBufError, InvalidArgumentError, describeValue } from '../../base/err
 import type { DmaFence } from '../../fence/dma-fence.js';
 import { DrmExec } from '../../exec/drm-exec.js';
 import { DmaResvUsage } from '../../resv/dma-resv.js';
-import { TtmBufferObject, TtmOperationCtx } from '../../ttm/ttm-bo.js';
+import { TtmBufferObject } from '../../ttm/ttm-bo.js';
+import { TtmOperationCtx } from '../../ttm/ttm-placement.js';
 import type { TtmDevice } from '../../ttm/ttm-device.js';
-import { TtmMemType } from '../../ttm/ttm-resource.js';
+import { TtmMemType } from '../../ttm/ttm-placement.js';
+import { describeResource } from '../../ttm/ttm-resource.js';
 import type { WebGpuRing } from './webgpu-ring.js';
 import { WebGpuVramResource } from './webgpu-vram-mgr.js';
 
@@ -96,7 +98,7 @@ export function checkCsBuffers(ttm: TtmDevice, buffers: readonly WebGpuCsBuffer[
       );
     if (bo.device !== ttm)
       throw new InvalidArgumentError(
-        `WebGpu submit: buffers[${i}] (${bo.name}) belongs to device ${bo.device.name}, not ${ttm.name}; ` +
+        `WebGpu submit: buffers[${i}] (${bo.name}) belongs to another device, not ${ttm.name}; ` +
           'a buffer object can only be used on the device that created it',
       );
     out.set(bo, (out.get(bo) ?? false) || entry.write === true);
@@ -126,7 +128,7 @@ export function vramBinding(bo: TtmBufferObject): GPUBufferBinding {
   const res = bo.resource;
   if (!(res instanceof WebGpuVramResource))
     throw new InvalidArgumentError(
-      `${bo.name} is not resident in VRAM (${bo.device.describeResource(res)}); validate it into VRAM first`,
+      `${bo.name} is not resident in VRAM (${describeResource(res)}); validate it into VRAM first`,
     );
   return res.binding();
 }

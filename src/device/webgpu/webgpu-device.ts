@@ -51,9 +51,11 @@
 import { DmaBufError, InvalidArgumentError, describeValue } from '../../base/errors.js';
 import type { DmaFence } from '../../fence/dma-fence.js';
 import { DmaResvUsage } from '../../resv/dma-resv.js';
-import { TtmBufferObject, TtmOperationCtx } from '../../ttm/ttm-bo.js';
-import { TtmDevice, type TtmDelayedDeleteMode } from '../../ttm/ttm-device.js';
-import { TtmMemType, type TtmPlacement } from '../../ttm/ttm-resource.js';
+import { TtmBufferObject } from '../../ttm/ttm-bo.js';
+import { TtmOperationCtx } from '../../ttm/ttm-placement.js';
+import type { TtmDelayedDeleteMode } from '../../ttm/ttm-bo-delayed-delete.js';
+import { TtmDevice } from '../../ttm/ttm-device.js';
+import { TtmMemType, type TtmPlacement } from '../../ttm/ttm-placement.js';
 import { requestWebGpuDevice, type WebGpuHandle, type WebGpuRequestOptions } from './webgpu-adapter.js';
 import { WebGpuKernels } from './webgpu-compute.js';
 import { webGpuCs, type WebGpuCsBuffer, type WebGpuCsOptions, type WebGpuEncode } from './webgpu-cs.js';
@@ -338,7 +340,7 @@ export class WebGpuDevice implements AsyncDisposable {
   #checkRange(op: string, bo: TtmBufferObject, offset: number, length: unknown): number {
     if (!this.owns(bo))
       throw new InvalidArgumentError(
-        `${this.name}.${op}: ${bo instanceof TtmBufferObject ? `${bo.name} belongs to device ${bo.device.name}` : `expected a TtmBufferObject, got ${describeValue(bo)}`}; ` +
+        `${this.name}.${op}: ${bo instanceof TtmBufferObject ? `${bo.name} belongs to another device` : `expected a TtmBufferObject, got ${describeValue(bo)}`}; ` +
           'use a buffer object created by this device',
       );
     this.#checkLive(op);

@@ -54,9 +54,9 @@
 import { DmaBufError } from '../../base/errors.js';
 import type { DmaFence } from '../../fence/dma-fence.js';
 import { DmaResvUsage } from '../../resv/dma-resv.js';
-import { TTM_BO_WAIT_TIMEOUT_MS, type TtmBufferObject, type TtmOperationCtx } from '../../ttm/ttm-bo.js';
+import { TTM_BO_WAIT_TIMEOUT_MS, type TtmBufferObject, type TtmDeviceFuncs } from '../../ttm/ttm-bo.js';
+import type { TtmOperationCtx } from '../../ttm/ttm-placement.js';
 import { ttmBoMoveNull, ttmBoMoveSyncCleanup } from '../../ttm/ttm-bo-util.js';
-import type { TtmDeviceFuncs } from '../../ttm/ttm-device.js';
 import type { TtmResource } from '../../ttm/ttm-resource.js';
 import type { WebGpuStaging } from './webgpu-staging.js';
 import { WebGpuVramResource } from './webgpu-vram-mgr.js';

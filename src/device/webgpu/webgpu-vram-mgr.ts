@@ -60,9 +60,9 @@ import {
   ttmResourceFini,
   ttmResourceInit,
   type TtmLruHost,
-  type TtmPlace,
   type TtmResourceOwner,
 } from '../../ttm/ttm-resource.js';
+import type { TtmPlace } from '../../ttm/ttm-placement.js';
 
 /** `GPUBufferUsage` bits (the spec's values; the globals may be missing in Node). */
 export const GpuBufferUsage = {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { InvalidArgumentError } from '../../../src/base/errors.js';
 import { DmaFence, fenceContextAlloc } from '../../../src/fence/dma-fence.js';
 import { DmaResvUsage } from '../../../src/resv/dma-resv.js';
-import { TtmMemType } from '../../../src/ttm/ttm-resource.js';
+import { TtmMemType } from '../../../src/ttm/ttm-placement.js';
 import { makeDevice, webgpuSkip } from '../../helpers/webgpu.js';
 
 const skip = await webgpuSkip();
@@ -67,7 +67,7 @@ describe('webGpuCs', { skip }, () => {
     const theirs = await other.createBuffer({ size: 4 * KiB });
     await assert.rejects(
       gpu.submit([{ bo: mine }, { bo: theirs }], () => {}),
-      (e: unknown) => e instanceof InvalidArgumentError && /belongs to device/.test(e.message),
+      (e: unknown) => e instanceof InvalidArgumentError && /belongs to another device/.test(e.message),
     );
     await assert.rejects(gpu.read(theirs), InvalidArgumentError);
     await assert.rejects(gpu.write(theirs, new Uint8Array(4)), InvalidArgumentError);

@@ -10,7 +10,7 @@ import { requestWebGpuDevice } from '../../../src/device/webgpu/webgpu-adapter.j
 import { REDUCE_OUTPUT_BYTES, saxpyReference } from '../../../src/device/webgpu/webgpu-compute.js';
 import { WebGpuDevice } from '../../../src/device/webgpu/webgpu-device.js';
 import type { TtmBufferObject } from '../../../src/ttm/ttm-bo.js';
-import { TtmMemType } from '../../../src/ttm/ttm-resource.js';
+import { TtmMemType } from '../../../src/ttm/ttm-placement.js';
 import { firstDifference, makeDevice, pattern, webgpuSkip } from '../../helpers/webgpu.js';
 
 const skip = await webgpuSkip();

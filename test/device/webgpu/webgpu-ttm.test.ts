@@ -9,8 +9,9 @@ import { DmaBufError } from '../../../src/base/errors.js';
 import { DmaFence, fenceContextAlloc } from '../../../src/fence/dma-fence.js';
 import { DmaResvUsage } from '../../../src/resv/dma-resv.js';
 import { WebGpuVramResource } from '../../../src/device/webgpu/webgpu-vram-mgr.js';
-import { TtmOperationCtx, type TtmBufferObject } from '../../../src/ttm/ttm-bo.js';
-import { TtmMemType } from '../../../src/ttm/ttm-resource.js';
+import type { TtmBufferObject } from '../../../src/ttm/ttm-bo.js';
+import { TtmOperationCtx } from '../../../src/ttm/ttm-placement.js';
+import { TtmMemType } from '../../../src/ttm/ttm-placement.js';
 import { firstDifference, makeDevice, pattern, webgpuSkip } from '../../helpers/webgpu.js';
 
 const skip = await webgpuSkip();

@@ -10,7 +10,8 @@ import { WebGpuRing } from '../../../src/device/webgpu/webgpu-ring.js';
 import { VRAM_USAGE, WebGpuVramManager, WebGpuVramResource } from '../../../src/device/webgpu/webgpu-vram-mgr.js';
 import { DmaResv } from '../../../src/resv/dma-resv.js';
 import { TtmLruList } from '../../../src/ttm/ttm-lru.js';
-import { TtmMemType, type TtmResourceOwner } from '../../../src/ttm/ttm-resource.js';
+import { TtmMemType } from '../../../src/ttm/ttm-placement.js';
+import type { TtmResourceOwner } from '../../../src/ttm/ttm-resource.js';
 import { webgpuSkip } from '../../helpers/webgpu.js';
 
 const skip = await webgpuSkip();
