@@ -92,6 +92,24 @@ export const BENCHMARKS: readonly BenchEntry[] = [
       'validate() with 100,000 vs 100 BOs on the LRU (in place; one eviction; >= 0.5x) and range manager alloc at 100,000 vs 100 live ranges (>= 0.1x)',
     load: async () => (await import('./ttm-validate.bench.js')).definition,
   },
+  {
+    name: 'webgpu-submit',
+    summary:
+      'WebGpuRing submit + fence wait vs raw queue.submit + onSubmittedWorkDone on Dawn/SwiftShader (target <= 1.1x time)',
+    load: async () => (await import('./webgpu-submit.bench.js')).definition,
+  },
+  {
+    name: 'webgpu-evict',
+    summary:
+      'TTM eviction + restore bytes/s on the WebGPU device vs a raw copyBufferToBuffer + mapAsync / writeBuffer loop (target >= 0.8x)',
+    load: async () => (await import('./webgpu-evict.bench.js')).definition,
+  },
+  {
+    name: 'webgpu-alloc',
+    summary:
+      'VRAM as a GPUBuffer per buffer object vs ranges of one 64 MiB GPUBuffer: new and restored buffers (no target)',
+    load: async () => (await import('./webgpu-alloc.bench.js')).definition,
+  },
   // Last: it imports src/node.ts, whose promise hooks stay installed for the rest of the process.
   {
     name: 'lockdep',

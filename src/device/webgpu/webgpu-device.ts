@@ -81,6 +81,8 @@ export interface WebGpuDeviceOptions {
   readonly delayedDelete?: TtmDelayedDeleteMode;
   /** Keep TTM warnings without printing them. */
   readonly quiet?: boolean;
+  /** Per-submission error scopes (default true; see `WebGpuRingOptions.errorScopes`). */
+  readonly errorScopes?: boolean;
 }
 
 /** What {@link WebGpuDevice.createBuffer} takes. */
@@ -112,6 +114,7 @@ const OPTION_KEYS = new Set([
   'stagingBytes',
   'delayedDelete',
   'quiet',
+  'errorScopes',
 ]);
 
 let nextId = 1;
@@ -163,7 +166,10 @@ export class WebGpuDevice implements AsyncDisposable {
     this.gpu = gpu;
     this.#handle = handle;
     this.adapterName = handle !== null ? handle.adapterName : 'external device';
-    this.ring = new WebGpuRing(gpu, { name: `${this.name}-queue` });
+    this.ring = new WebGpuRing(gpu, {
+      name: `${this.name}-queue`,
+      ...(options.errorScopes === undefined ? {} : { errorScopes: options.errorScopes }),
+    });
     this.staging = new WebGpuStaging(
       this.ring,
       options.stagingBytes === undefined ? {} : { maxPooledBytes: options.stagingBytes },
@@ -184,9 +190,11 @@ export class WebGpuDevice implements AsyncDisposable {
     this.kernels = new WebGpuKernels(gpu);
     gpu.addEventListener('uncapturederror', (event) => {
       const error = (event as GPUUncapturedErrorEvent).error;
-      this.errors.push(
-        new DmaBufError('EIO', `${this.name}: uncaptured WebGPU error: ${error.message}`, { cause: error }),
-      );
+      const wrapped = new DmaBufError('EIO', `${this.name}: uncaptured WebGPU error: ${error.message}`, {
+        cause: error,
+      });
+      this.errors.push(wrapped);
+      this.ring.uncapturedError(wrapped);
     });
     this.lost = gpu.lost.then((info) => this.#lose(info.reason, info.message));
   }

@@ -24,8 +24,9 @@
  * Contract:
  * - Seqnos are 1, 2, 3... on {@link WebGpuRing.context}; fences signal in seqno order, never
  *   inside `submit()`, each once both its completion and its error scopes are known.
- * - A fence whose submission WebGPU rejected signals with a `DmaBufError('EIO')` (validation)
- *   or `('ENOMEM')` (out of memory) carrying the WebGPU error as `cause`.
+ * - With `errorScopes` (the default), a fence whose submission WebGPU rejected signals with a
+ *   `DmaBufError('EIO')` (validation) or `('ENOMEM')` (out of memory) carrying the WebGPU error
+ *   as `cause`. Without them, {@link WebGpuRing.uncapturedError} fails every pending fence.
  * - After {@link WebGpuRing.forceCompletion} (device lost) every fence not yet signalled
  *   signals with that error; later `submit()` calls throw it. A fence whose completion was
  *   reported before the loss keeps its success: WebGPU cannot say more.
@@ -53,6 +54,13 @@ import { lockdepTask, signallingSection } from '../../locking/lockdep.js';
 export interface WebGpuRingOptions {
   /** The fences' timeline name (default `'webgpu-queue'`). */
   readonly name?: string;
+  /**
+   * Wrap each submission in error scopes so its own fence gets its error (default true). They
+   * cost Dawn two extra promises per submission (about a third of an empty submission's time on
+   * SwiftShader, `bench/webgpu-submit.bench.ts`); without them, report the device's uncaptured
+   * errors to {@link WebGpuRing.uncapturedError}, which fails every fence still pending.
+   */
+  readonly errorScopes?: boolean;
 }
 
 /** One submission not yet signalled. */
@@ -83,6 +91,8 @@ export class WebGpuRing {
   /** Fence context of the ring. @see dma_fence_context_alloc() */
   readonly context: number;
   readonly device: GPUDevice;
+  /** Whether each submission runs in its own error scopes. */
+  readonly errorScopes: boolean;
   readonly #ops: DmaFenceOps;
   /** Pending submissions, oldest first: `#pending[#head..]`. */
   #pending: (RingEntry | undefined)[] = [];
@@ -101,6 +111,7 @@ export class WebGpuRing {
       throw new InvalidArgumentError(`WebGpuRing: name must be a string, got ${describeValue(name)}`);
     this.device = device;
     this.name = name;
+    this.errorScopes = options.errorScopes ?? true;
     this.context = fenceContextAlloc();
     this.#ops = Object.freeze({ getDriverName: () => 'webgpu', getTimelineName: () => this.name });
   }
@@ -138,13 +149,18 @@ export class WebGpuRing {
       );
     if (this.#dead !== null) throw this.#dead;
     const device = this.device;
-    device.pushErrorScope('out-of-memory');
-    device.pushErrorScope('validation');
+    const scoped = this.errorScopes;
+    if (scoped) {
+      device.pushErrorScope('out-of-memory');
+      device.pushErrorScope('validation');
+    }
     try {
       device.queue.submit(commandBuffers);
     } catch (error) {
-      void device.popErrorScope().catch(() => {});
-      void device.popErrorScope().catch(() => {});
+      if (scoped) {
+        void device.popErrorScope().catch(() => {});
+        void device.popErrorScope().catch(() => {});
+      }
       throw new InvalidArgumentError(
         `WebGpuRing ${this.name}: queue.submit() refused its argument: ${error instanceof Error ? error.message : String(error)}`,
         { cause: error },
@@ -152,7 +168,7 @@ export class WebGpuRing {
     }
     const seqno = ++this.#seqno;
     const fence = new DmaFence(this.#ops, this.context, seqno);
-    const entry: RingEntry = { fence, done: false, scopes: 2, error: null };
+    const entry: RingEntry = { fence, done: false, scopes: scoped ? 2 : 0, error: null };
     this.#pending.push(entry);
     this.#last = fence;
     const onScope = (error: GPUError | null): void => {
@@ -167,8 +183,10 @@ export class WebGpuRing {
       entry.scopes--;
       this.#process();
     };
-    device.popErrorScope().then(onScope, onScopeFailed);
-    device.popErrorScope().then(onScope, onScopeFailed);
+    if (scoped) {
+      device.popErrorScope().then(onScope, onScopeFailed);
+      device.popErrorScope().then(onScope, onScopeFailed);
+    }
     device.queue.onSubmittedWorkDone().then(
       () => this.#markDone(entry),
       (error: unknown) => {
@@ -193,6 +211,25 @@ export class WebGpuRing {
   async idle(): Promise<void> {
     const last = this.#last;
     if (last !== null) await last.wait();
+  }
+
+  /**
+   * An error WebGPU raised outside any scope. Without `errorScopes` it may come from any
+   * submission still pending, so each of them gets it (conservative: a fence may fail for a
+   * neighbour's error); with them, submissions have their own errors and this does nothing.
+   * @returns how many fences got the error.
+   */
+  uncapturedError(error: Error): number {
+    if (this.errorScopes) return 0;
+    let count = 0;
+    for (let i = this.#head; i < this.#pending.length; i++) {
+      const entry = this.#pending[i]!;
+      if (entry.error === null) {
+        entry.error = error;
+        count++;
+      }
+    }
+    return count;
   }
 
   /**

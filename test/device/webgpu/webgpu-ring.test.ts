@@ -135,6 +135,22 @@ describe('WebGpuRing', { skip }, () => {
     dst.destroy();
   });
 
+  it('without error scopes, an uncaptured error fails every pending fence and nothing else', async () => {
+    const ring = new WebGpuRing(device, { name: 'unscoped', errorScopes: false });
+    const done = ring.submit([]);
+    await done.wait();
+    const pending = [ring.submit([]), ring.submit([])];
+    const error = new DmaBufError('EIO', 'test: uncaptured');
+    assert.equal(ring.uncapturedError(error), 2, 'two pending fences got it');
+    await ring.idle();
+    assert.equal(done.error, undefined, 'the signalled fence keeps its success');
+    assert.ok(
+      pending.every((f) => f.error === error),
+      'both pending fences failed',
+    );
+    assert.equal(new WebGpuRing(device).uncapturedError(error), 0, 'a scoped ring ignores it');
+  });
+
   it('refuses a non-array argument before submitting anything', () => {
     const ring = new WebGpuRing(device);
     assert.throws(() => ring.submit('nope' as never), InvalidArgumentError);
