@@ -1,0 +1,171 @@
+/**
+ * The WebGPU device in a real browser: Debian's Chromium (headless, `--enable-unsafe-webgpu`),
+ * driven by playwright-core, runs an esbuild ESM bundle of `src/webgpu.ts` from a local static
+ * server and does the smoke test there: buffer objects over a budget (so TTM evicts to System
+ * and restores), saxpy through implicit-sync submissions, results checked against the
+ * JavaScript reference, fences in seqno order, teardown.
+ *
+ * Locally without Chromium the suite skips with a message; with `CI=true` it runs and fails.
+ * (The packaging helper's `test/helpers/browser.ts` had not landed when this was written, so
+ * the launch and the static server are here.)
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { chromium, type Browser } from 'playwright-core';
+
+const CHROMIUM = '/usr/bin/chromium';
+const inCi = process.env['CI'] === 'true';
+const skip =
+  existsSync(CHROMIUM) || inCi
+    ? undefined
+    : `no ${CHROMIUM}: install Debian's chromium package (apt-get install chromium) to run the browser test`;
+
+/** Chromium flags that give headless WebGPU on SwiftShader here (see README, "WebGPU"). */
+export const CHROMIUM_WEBGPU_FLAGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--enable-unsafe-swiftshader',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+const ENTRY = new URL('../../../src/webgpu.ts', import.meta.url).pathname;
+
+const SMOKE = `
+import { WebGpuDevice, saxpyReference, TtmMemType } from ${JSON.stringify(ENTRY)};
+globalThis.runSmoke = async () => {
+  const gpu = await WebGpuDevice.create({ budgetBytes: 64 * 1024, quiet: true });
+  const n = 8192; // 32 KiB vectors: four of them do not fit 64 KiB
+  const pairs = [];
+  for (let p = 0; p < 2; p++) {
+    const x = new Float32Array(n).map((_, i) => (i * (p + 3)) % 11);
+    const y = new Float32Array(n).map((_, i) => (i + p) % 7);
+    const bx = await gpu.createBuffer({ size: n * 4, name: 'x' + p });
+    const by = await gpu.createBuffer({ size: n * 4, name: 'y' + p });
+    await gpu.write(bx, x);
+    await gpu.write(by, y);
+    pairs.push({ x, y, bx, by, a: p + 2 });
+  }
+  const fences = [];
+  for (const { bx, by, a } of pairs) {
+    fences.push(await gpu.submit([{ bo: bx }, { bo: by, write: true }], (encoder, binding) =>
+      gpu.kernels.saxpy(encoder, { a, x: binding(bx), y: binding(by), n })));
+  }
+  const order = [];
+  for (const f of fences) f.addCallback(() => order.push(f.seqno));
+  await Promise.all(fences.map((f) => f.wait()));
+  let wrong = 0;
+  for (const { x, y, by, a } of pairs) {
+    const got = new Float32Array((await gpu.read(by)).buffer);
+    const want = saxpyReference(a, x, y);
+    for (let i = 0; i < n; i++) if (got[i] !== want[i]) wrong++;
+  }
+  const stats = gpu.ttm.stats();
+  const result = {
+    adapter: gpu.adapterName,
+    navigatorGpu: typeof navigator.gpu === 'object',
+    evictions: stats.evictions,
+    peak: gpu.vram.stats().peakBytes,
+    budget: gpu.budgetBytes,
+    wrong,
+    fenceErrors: fences.filter((f) => f.error !== undefined).length,
+    seqnos: fences.map((f) => f.seqno),
+    inVram: pairs.map(({ by }) => by.resource?.memType === TtmMemType.VRAM),
+  };
+  for (const { bx, by } of pairs) { bx.put(); by.put(); }
+  await gpu.destroy();
+  result.lost = gpu.isLost;
+  return result;
+};
+`;
+
+describe('WebGpuDevice in Chromium', { skip }, () => {
+  let dir: string;
+  let server: Server;
+  let browser: Browser;
+  let url: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'dmabuf-webgpu-browser-'));
+    writeFileSync(join(dir, 'smoke.ts'), SMOKE);
+    await build({
+      entryPoints: [join(dir, 'smoke.ts')],
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      outfile: join(dir, 'smoke.js'),
+      logLevel: 'error',
+    });
+    const files: Record<string, [string, string]> = {
+      '/': [
+        'text/html',
+        '<!doctype html><meta charset="utf-8"><title>dmabuf webgpu</title><script type="module" src="/smoke.js"></script>',
+      ],
+      '/smoke.js': ['text/javascript', join(dir, 'smoke.js')],
+    };
+    const { readFileSync } = await import('node:fs');
+    server = createServer((req, res) => {
+      const entry = files[req.url ?? '/'];
+      if (entry === undefined) {
+        res.writeHead(404).end();
+        return;
+      }
+      const [type, body] = entry;
+      res.writeHead(200, { 'content-type': type });
+      res.end(type === 'text/html' ? body : readFileSync(body));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_WEBGPU_FLAGS });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await new Promise((resolve) => server?.close(resolve));
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sanity: navigator.gpu gives an adapter in headless Chromium', async () => {
+    const page = await browser.newPage();
+    await page.goto(url);
+    const adapter = await page.evaluate(async () => {
+      const gpu = (navigator as unknown as { gpu?: GPU }).gpu;
+      return gpu === undefined ? 'no navigator.gpu' : (await gpu.requestAdapter()) === null ? 'null' : 'adapter';
+    });
+    assert.equal(adapter, 'adapter', `an adapter with ${CHROMIUM_WEBGPU_FLAGS.join(' ')}`);
+    await page.close();
+  });
+
+  it('runs the smoke test: eviction under the budget, saxpy right, fences in order, teardown', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(url);
+    await page.waitForFunction(() => typeof (globalThis as { runSmoke?: unknown }).runSmoke === 'function');
+    const result = (await page.evaluate(() =>
+      (globalThis as unknown as { runSmoke(): Promise<unknown> }).runSmoke(),
+    )) as Record<string, unknown>;
+    assert.deepEqual(errors, [], 'no page errors');
+    assert.equal(result['navigatorGpu'], true, 'navigator.gpu was used');
+    assert.equal(result['wrong'], 0, `every saxpy result matches the reference (${JSON.stringify(result)})`);
+    assert.equal(result['fenceErrors'], 0, 'no fence failed');
+    assert.ok((result['evictions'] as number) > 0, `TTM evicted under the budget (${JSON.stringify(result)})`);
+    assert.ok((result['peak'] as number) <= (result['budget'] as number), 'the budget was never exceeded');
+    const seqnos = result['seqnos'] as number[];
+    assert.ok(
+      seqnos.every((s, i) => i === 0 || s > seqnos[i - 1]!),
+      'seqnos increase',
+    );
+    assert.equal(result['lost'], true, 'the requested device was destroyed with the WebGpuDevice');
+    await page.close();
+  });
+});
