@@ -138,7 +138,7 @@ describe('WebGpuDevice in Chromium', { skip }, () => {
     const page = await browser.newPage();
     await page.goto(url);
     const adapter = await page.evaluate(async () => {
-      const gpu = (navigator as unknown as { gpu?: GPU }).gpu;
+      const gpu = (globalThis as unknown as { navigator: { gpu?: GPU } }).navigator.gpu;
       return gpu === undefined ? 'no navigator.gpu' : (await gpu.requestAdapter()) === null ? 'null' : 'adapter';
     });
     assert.equal(adapter, 'adapter', `an adapter with ${CHROMIUM_WEBGPU_FLAGS.join(' ')}`);
