@@ -12,16 +12,14 @@
  * were copied out by a submission queued before anything that could reuse the budget).
  *
  * Why one `GPUBuffer` per resource and not ranges of a few large ones (the kernel's range
- * manager over one VRAM aperture): measured in `bench/webgpu-alloc.bench.ts` (see
- * `bench/RESULTS.md`). In short: a range of a shared buffer must be cleared by a GPU
- * submission before its new owner may see it (WebGPU zeroes a fresh `GPUBuffer` itself, lazily
- * and only where the first use does not overwrite it), the large buffers commit the whole budget
- * up front, a buffer object can never exceed one large buffer (`maxStorageBufferBindingSize`,
- * 128 MiB on SwiftShader), every binding needs an offset aligned to
- * `minStorageBufferOffsetAlignment` and a range manager fragments; while `createBuffer` plus
- * `destroy` costs tens of microseconds for the sizes TTM moves, less than the copy it comes
- * with. Memory really returns to the implementation when its buffer is destroyed, which is what
- * "really freed" means here.
+ * manager over one VRAM aperture): measured in `bench/webgpu-alloc.bench.ts` (`bench/RESULTS.md`),
+ * a new buffer object costs the same either way (0.9-1.0x: a reused range must be cleared by a
+ * GPU submission, a fresh `GPUBuffer` is zeroed lazily by WebGPU) and a restored one is faster
+ * per object (1.1-1.4x). Large buffers would also commit the whole budget up front, cap a buffer
+ * object at one of them (`maxStorageBufferBindingSize`, 128 MiB on SwiftShader), fragment, and
+ * need every binding offset aligned to `minStorageBufferOffsetAlignment`. With a buffer per
+ * object, memory really returns to the implementation when its buffer is destroyed, which is
+ * what "really freed" means here.
  *
  * Models `drivers/gpu/drm/amd/amdgpu/amdgpu_vram_mgr.c` (`amdgpu_vram_mgr_new()`,
  * `amdgpu_vram_mgr_del()`, its usage counters), with the memory itself allocated by the API.
