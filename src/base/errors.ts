@@ -28,6 +28,7 @@
 export type ErrnoCode =
   | 'EPERM'
   | 'ENOENT'
+  | 'ESRCH'
   | 'EINTR'
   | 'EIO'
   | 'ENOMEM'
@@ -39,6 +40,7 @@ export type ErrnoCode =
   | 'ENODATA'
   | 'ETIME'
   | 'EOPNOTSUPP'
+  | 'ETIMEDOUT'
   | 'EALREADY'
   | 'ECANCELED';
 
@@ -46,6 +48,7 @@ export type ErrnoCode =
 export const ERRNO: Readonly<Record<ErrnoCode, number>> = Object.freeze({
   EPERM: 1,
   ENOENT: 2,
+  ESRCH: 3,
   EINTR: 4,
   EIO: 5,
   ENOMEM: 12,
@@ -57,6 +60,7 @@ export const ERRNO: Readonly<Record<ErrnoCode, number>> = Object.freeze({
   ENODATA: 61,
   ETIME: 62,
   EOPNOTSUPP: 95,
+  ETIMEDOUT: 110,
   EALREADY: 114,
   ECANCELED: 125,
 });

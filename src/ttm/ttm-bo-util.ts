@@ -22,9 +22,10 @@
  *
  * @example
  * ```ts
- * import { TtmBufferObject, TtmDevice, TtmMemType, ttmBoMoveMemcpy } from 'dmabuf';
+ * import { TtmBufferObject, TtmDevice, TtmMemType, ttmBoMoveMemcpy, type TtmDeviceFuncs } from 'dmabuf';
  * // A driver whose move always copies on the CPU.
- * await using device = new TtmDevice({ vramBytes: 1 << 20, funcs: { move: (bo, _evict, ctx, res) => ttmBoMoveMemcpy(bo, ctx, res) } });
+ * const funcs: TtmDeviceFuncs = { move: (bo, _evict, ctx, res) => ttmBoMoveMemcpy(bo, ctx, res) };
+ * await using device = new TtmDevice({ vramBytes: 1 << 20, funcs });
  * const bo = await TtmBufferObject.initValidate(device, { size: 4096, placement: [{ memType: TtmMemType.VRAM }] });
  * bo.put();
  * ```

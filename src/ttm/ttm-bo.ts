@@ -115,7 +115,10 @@ export type TtmMoveResult = void | { readonly hop: TtmPlace };
 export interface TtmDeviceFuncs {
   /** Whether evicting `bo` helps `place`; `ttmBoEvictionValuable` by default. */
   evictionValuable?(bo: TtmBufferObject, place: TtmPlace): boolean;
-  /** Where to evict `bo` to; an empty placement purges it. Default: VRAM to TT (System as fallback), anything else to System. */
+  /**
+   * Where to evict `bo` to; an empty placement purges it. Default: VRAM to TT (System as
+   * fallback), anything else to System.
+   */
   evictFlags?(bo: TtmBufferObject): TtmPlacement;
   /** Moves `bo` into `newRes` (see `ttm-bo-util.ts`); the device's default copies or pipelines. */
   move?(
@@ -452,7 +455,8 @@ export class TtmBufferObject implements TtmResourceOwner {
       if (this.#pinCount > 0) {
         throw new DmaBufError(
           'EINVAL',
-          `${this.name} is pinned in ${describeResource(this.#resource)} and cannot move to ${describePlacement(placement)}; unpin it first`,
+          `${this.name} is pinned in ${describeResource(this.#resource)} and cannot move to ` +
+            `${describePlacement(placement)}; unpin it first`,
         );
       }
       const res = await this.allocResource(placement, ctx, forceSpace);
@@ -467,7 +471,8 @@ export class TtmBufferObject implements TtmResourceOwner {
     if (noSpace) {
       throw new DmaBufError(
         this.device.propagateEnospc ? 'ENOSPC' : 'ENOMEM',
-        `${this.name}: no space in ${describePlacementSpace(this.device, placement, this.size)} even after evicting; free or unpin buffers, or add a fallback place`,
+        `${this.name}: no space in ${describePlacementSpace(this.device, placement, this.size)} even after ` +
+          'evicting; free or unpin buffers, or add a fallback place',
       );
     }
     if (this.#resource === null || this.#resource.memType === TtmMemType.System) this.#ensureTt();
@@ -545,7 +550,10 @@ export class TtmBufferObject implements TtmResourceOwner {
     return true;
   }
 
-  /** Allocates space per `placement` with the two passes: free space first, then forcing space. @see ttm_bo_mem_space() */
+  /**
+   * Allocates space per `placement` with the two passes: free space first, then forcing space.
+   * @see ttm_bo_mem_space()
+   */
   async memSpace(placement: TtmPlacement, ctx: TtmOperationCtx): Promise<TtmResource | 'ENOSPC'> {
     const res = await this.allocResource(placement, ctx, false);
     return res !== 'ENOSPC' ? res : this.allocResource(placement, ctx, true);

@@ -191,7 +191,8 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmD
     const mode = options.delayedDelete ?? 'per-object';
     if (mode !== 'per-object' && mode !== 'per-object-idle' && mode !== 'periodic-scan') {
       throw new InvalidArgumentError(
-        `TtmDevice: delayedDelete must be 'per-object', 'per-object-idle' or 'periodic-scan', got ${describeValue(mode)}`,
+        "TtmDevice: delayedDelete must be 'per-object', 'per-object-idle' or 'periodic-scan', " +
+          `got ${describeValue(mode)}`,
       );
     }
     const interval = options.scanIntervalMs ?? 10;
@@ -255,7 +256,8 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmD
   setManager(memType: number, man: TtmResourceManager | null): void {
     if (!Number.isInteger(memType) || memType < 0 || memType >= TTM_NUM_MEM_TYPES) {
       throw new InvalidArgumentError(
-        `TtmDevice.setManager: memType must be an integer in 0..${TTM_NUM_MEM_TYPES - 1}, got ${describeValue(memType)}`,
+        `TtmDevice.setManager: memType must be an integer in 0..${TTM_NUM_MEM_TYPES - 1}, ` +
+          `got ${describeValue(memType)}`,
       );
     }
     this.#managers[memType] = man;
@@ -270,7 +272,8 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmD
     }
     if (this.vram === null || res.manager !== this.#managers[TtmMemType.VRAM]) {
       throw new BugError(
-        `${bo.name}: manager ${res.manager.name} keeps no bytes (it neither uses a tt nor is the device's VRAM); give it useTt`,
+        `${bo.name}: manager ${res.manager.name} keeps no bytes (it neither uses a tt nor is the ` +
+          "device's VRAM); give it useTt",
       );
     }
     const offset = res.start * PAGE_SIZE;

@@ -22,11 +22,13 @@
  *
  * @example
  * ```ts
- * import { DmaResv, PAGE_SIZE, TtmLruBulkMove, TtmLruList, TtmMemType, TtmRangeManager, ttmResourceAlloc } from 'dmabuf';
+ * import { DmaResv, PAGE_SIZE, TtmLruBulkMove, TtmLruList, TtmMemType, TtmRangeManager } from 'dmabuf';
+ * import { ttmResourceAlloc } from 'dmabuf';
  * const vram = new TtmRangeManager({ unevictable: new TtmLruList() }, { size: 64 * PAGE_SIZE });
  * const vm = new DmaResv();
  * const bulk = new TtmLruBulkMove();
- * const owner = (bulkMove: TtmLruBulkMove | null) => ({ size: PAGE_SIZE, priority: 0, pinCount: 0, bulkMove, resource: null, resv: vm });
+ * const owner = (bulkMove: TtmLruBulkMove | null) =>
+ *   ({ size: PAGE_SIZE, priority: 0, pinCount: 0, bulkMove, resource: null, resv: vm });
  * const a = ttmResourceAlloc(owner(bulk), { memType: TtmMemType.VRAM }, vram);
  * ttmResourceAlloc(owner(null), { memType: TtmMemType.VRAM }, vram); // not in the bulk move
  * bulk.tail(); // the bulk move's resources become the most recently used
@@ -227,7 +229,8 @@ export class TtmLruBulkMove {
     if (pos.first !== null) {
       if (pos.first.bo?.resv !== bo.resv) {
         throw new BugError(
-          `TtmLruBulkMove.add: ${res} has another reservation object than the range it joins; all members must share one resv`,
+          `TtmLruBulkMove.add: ${res} has another reservation object than the range it joins; ` +
+            'all members must share one resv',
         );
       }
       if (pos.first.manager !== res.manager)

@@ -123,7 +123,8 @@ export function checkPlacement(placement: unknown, what: string): asserts placem
       throw new InvalidArgumentError(`${what}: place ${i} must be an object, got ${describeValue(place)}`);
     if (!Number.isInteger(p.memType) || p.memType < 0 || p.memType >= TTM_NUM_MEM_TYPES) {
       throw new InvalidArgumentError(
-        `${what}: place ${i} memType must be an integer in 0..${TTM_NUM_MEM_TYPES - 1}, got ${describeValue(p.memType)}`,
+        `${what}: place ${i} memType must be an integer in 0..${TTM_NUM_MEM_TYPES - 1}, ` +
+          `got ${describeValue(p.memType)}`,
       );
     }
     const flags = p.flags ?? 0;

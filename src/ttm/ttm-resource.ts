@@ -10,8 +10,9 @@
  * which keeps their resources contiguous per (memory type, priority) so one splice bumps them
  * all (the lists and bulk moves are in `ttm-lru.ts`). Eviction walks a manager with a
  * restartable {@link TtmResourceCursor}: it parks a hitch item behind the last resource it
- * returned, so the walk may sleep, let the list change, and carry on. Pipelined evictions leave their copy fence in the manager's eviction-fence slots so
- * the next allocation from that manager waits for the copy.
+ * returned, so the walk may sleep, let the list change, and carry on. Pipelined evictions leave
+ * their copy fence in the manager's eviction-fence slots so the next allocation from that manager
+ * waits for the copy. Places, placements and memory types are in `ttm-placement.ts`.
  *
  * Models `drivers/gpu/drm/ttm/ttm_resource.c` and `include/drm/ttm/ttm_resource.h` (7.0-era:
  * `unevictable`, `eviction_fences[]`, cursors registered with bulk moves).
@@ -32,7 +33,8 @@
  *
  * @example
  * ```ts
- * import { DmaResv, PAGE_SIZE, TtmLruList, TtmMemType, TtmRangeManager, ttmResourceAlloc, ttmResourceFree } from 'dmabuf';
+ * import { DmaResv, PAGE_SIZE, TtmLruList, TtmMemType, TtmRangeManager } from 'dmabuf';
+ * import { ttmResourceAlloc, ttmResourceFree } from 'dmabuf';
  * const host = { unevictable: new TtmLruList() };
  * const vram = new TtmRangeManager(host, { size: 64 * PAGE_SIZE });
  * const bo = { size: 2 * PAGE_SIZE, priority: 0, pinCount: 0, bulkMove: null, resource: null, resv: new DmaResv() };
@@ -369,7 +371,8 @@ export function ttmResourceInit(bo: TtmResourceOwner, place: TtmPlace, res: TtmR
   const size = bo.size;
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
     throw new InvalidArgumentError(
-      `ttmResourceInit on ${man.name}: owner size must be a positive multiple of ${PAGE_SIZE} bytes, got ${describeValue(size)}`,
+      `ttmResourceInit on ${man.name}: owner size must be a positive multiple of ${PAGE_SIZE} bytes, ` +
+        `got ${describeValue(size)}`,
     );
   }
   const memType = checkMemType(`ttmResourceInit on ${man.name}`, place.memType);
@@ -412,7 +415,8 @@ export function ttmResourceAlloc(
   if (typeof res === 'string') return res;
   if (!(res instanceof TtmResource) || res.manager !== man || res.list === null) {
     throw new BugError(
-      `${man.name}.alloc() must return a live resource of its own (made with ttmResourceInit), got ${describeValue(res)}`,
+      `${man.name}.alloc() must return a live resource of its own (made with ttmResourceInit), ` +
+        `got ${describeValue(res)}`,
     );
   }
   bo.bulkMove?.add(res);

@@ -34,6 +34,7 @@ describe('errors', () => {
     const expected: Record<ErrnoCode, number> = {
       EPERM: 1,
       ENOENT: 2,
+      ESRCH: 3,
       EINTR: 4,
       EIO: 5,
       ENOMEM: 12,
@@ -45,6 +46,7 @@ describe('errors', () => {
       ENODATA: 61,
       ETIME: 62,
       EOPNOTSUPP: 95,
+      ETIMEDOUT: 110,
       EALREADY: 114,
       ECANCELED: 125,
     };

@@ -19,6 +19,11 @@ import { DmaResv, DmaResvUsage } from '../../src/resv/dma-resv.js';
 import { TtmBufferObject } from '../../src/ttm/ttm-bo.js';
 import { TtmMemType, TtmOperationCtx } from '../../src/ttm/ttm-placement.js';
 import { TtmDevice, type TtmDeviceOptions } from '../../src/ttm/ttm-device.js';
+import {
+  TtmPerObjectDelete,
+  TtmPerObjectIdleDelete,
+  TtmPeriodicScanDelete,
+} from '../../src/ttm/ttm-bo-delayed-delete.js';
 import { mockFence } from '../helpers/mock-fence.js';
 import { asOtherTask } from '../helpers/other-task.js';
 import { settleWithin, watch } from '../helpers/completion.js';
@@ -437,4 +442,58 @@ describe('ttm delayed delete', () => {
     await dev.wq.drain();
     for (const b of [other, third]) b.put();
   });
+});
+
+describe('delayed-delete strategies', () => {
+  const KINDS = {
+    'per-object': TtmPerObjectDelete,
+    'per-object-idle': TtmPerObjectIdleDelete,
+    'periodic-scan': TtmPeriodicScanDelete,
+  } as const;
+
+  it('sanity: a device uses the strategy object of its mode (per-object by default)', async () => {
+    await using plain = new TtmDevice();
+    assert.ok(plain.delayedDelete instanceof TtmPerObjectDelete, 'the default is per-object');
+    for (const mode of MODES) {
+      await using dev = new TtmDevice({ delayedDelete: mode, scanIntervalMs: 25 });
+      assert.ok(dev.delayedDelete instanceof KINDS[mode], `${mode}: ${dev.delayedDelete.constructor.name}`);
+      assert.equal(dev.delayedDelete.mode, mode);
+      assert.equal(dev.delayedDeleteMode, mode);
+    }
+    await using scan = new TtmDevice({ delayedDelete: 'periodic-scan', scanIntervalMs: 25 });
+    assert.equal((scan.delayedDelete as TtmPeriodicScanDelete).intervalMs, 25);
+  });
+
+  for (const mode of MODES) {
+    it(`${mode}: counts each zombie queued, pending until freed, then done; drain frees what is left`, async () => {
+      const clock = new VirtualClock();
+      using _clock = useClock(clock);
+      const { dev } = device(mode);
+      await using _dev = dev;
+      using _leftovers = signalLeftovers();
+      const strategy = dev.delayedDelete;
+      const bos = [];
+      for (let i = 0; i < 3; i++) bos.push(await TtmBufferObject.initValidate(dev, { size: SIZE, placement: VRAM }));
+      const fences = [];
+      for (const bo of bos) fences.push(...(await makeBusy(bo)));
+      for (const bo of bos) bo.put();
+      assert.deepEqual([strategy.queued, strategy.pending, strategy.done], [3, 3, 0]);
+      fences[1]!.signal();
+      if (mode === 'periodic-scan') await clock.tick(10);
+      await settle();
+      assert.deepEqual([strategy.pending, strategy.done], [2, 1], 'the idle one is freed; the others wait');
+      assert.equal(bos[1]!.released, true);
+      assert.equal(bos[0]!.released, false, 'a busy zombie is never freed');
+      fences[0]!.signal();
+      fences[2]!.signal();
+      await strategy.drain();
+      assert.deepEqual([strategy.queued, strategy.pending, strategy.done], [3, 0, 3]);
+      assert.ok(
+        bos.every((bo) => bo.released),
+        'drain resolves once every zombie is freed',
+      );
+      assert.equal(dev.stats().zombies, 0);
+      assert.equal(dev.manager(TtmMemType.VRAM)!.usage, 0);
+    });
+  }
 });

@@ -5,36 +5,33 @@
  * and restores), saxpy through implicit-sync submissions, results checked against the
  * JavaScript reference, fences in seqno order, teardown.
  *
- * Locally without Chromium the suite skips with a message; with `CI=true` it runs and fails.
- * (The packaging helper's `test/helpers/browser.ts` had not landed when this was written, so
- * the launch and the static server are here.)
+ * Locally without Chromium the suite skips with a message; with `CI=true` it runs and fails
+ * (`test/helpers/browser.ts` launches Chromium and serves the bundle).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { chromium, type Browser } from 'playwright-core';
+import {
+  browserSkip,
+  CHROMIUM_ARGS,
+  type DisposableBrowser,
+  launchChromium,
+  openPage,
+  type StaticServer,
+  serveStatic,
+} from '../../helpers/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const inCi = process.env['CI'] === 'true';
-const skip =
-  existsSync(CHROMIUM) || inCi
-    ? undefined
-    : `no ${CHROMIUM}: install Debian's chromium package (apt-get install chromium) to run the browser test`;
-
-/** Chromium flags that give headless WebGPU on SwiftShader here (see README, "WebGPU"). */
-export const CHROMIUM_WEBGPU_FLAGS = [
-  '--headless=new',
-  '--no-sandbox',
+/**
+ * The helper's flags with WebGPU on SwiftShader: `--disable-gpu` hides `navigator.gpu`, so it goes
+ * (see README, "A real GPU underneath").
+ */
+const CHROMIUM_WEBGPU_FLAGS = [
+  ...CHROMIUM_ARGS.filter((flag) => flag !== '--disable-gpu'),
   '--enable-unsafe-webgpu',
   '--enable-unsafe-swiftshader',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
 ];
 
 const ENTRY = new URL('../../../src/webgpu.ts', import.meta.url).pathname;
@@ -87,15 +84,19 @@ globalThis.runSmoke = async () => {
 };
 `;
 
-describe('WebGpuDevice in Chromium', { skip }, () => {
+describe('WebGpuDevice in Chromium', { skip: browserSkip() }, () => {
   let dir: string;
-  let server: Server;
-  let browser: Browser;
+  let server: StaticServer;
+  let browser: DisposableBrowser;
   let url: string;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dmabuf-webgpu-browser-'));
     writeFileSync(join(dir, 'smoke.ts'), SMOKE);
+    writeFileSync(
+      join(dir, 'index.html'),
+      '<!doctype html><meta charset="utf-8"><title>dmabuf webgpu</title><script type="module" src="/smoke.js"></script>',
+    );
     await build({
       entryPoints: [join(dir, 'smoke.ts')],
       bundle: true,
@@ -105,56 +106,36 @@ describe('WebGpuDevice in Chromium', { skip }, () => {
       outfile: join(dir, 'smoke.js'),
       logLevel: 'error',
     });
-    const files: Record<string, [string, string]> = {
-      '/': [
-        'text/html',
-        '<!doctype html><meta charset="utf-8"><title>dmabuf webgpu</title><script type="module" src="/smoke.js"></script>',
-      ],
-      '/smoke.js': ['text/javascript', join(dir, 'smoke.js')],
-    };
-    const { readFileSync } = await import('node:fs');
-    server = createServer((req, res) => {
-      const entry = files[req.url ?? '/'];
-      if (entry === undefined) {
-        res.writeHead(404).end();
-        return;
-      }
-      const [type, body] = entry;
-      res.writeHead(200, { 'content-type': type });
-      res.end(type === 'text/html' ? body : readFileSync(body));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_WEBGPU_FLAGS });
+    server = await serveStatic(dir);
+    url = `${server.url}/index.html`;
+    browser = await launchChromium({ args: CHROMIUM_WEBGPU_FLAGS });
   });
 
   after(async () => {
     await browser?.close();
-    await new Promise((resolve) => server?.close(resolve));
+    await server?.close();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   it('sanity: navigator.gpu gives an adapter in headless Chromium', async () => {
-    const page = await browser.newPage();
-    await page.goto(url);
+    const { page, log } = await openPage(browser, url);
     const adapter = await page.evaluate(async () => {
       const gpu = (globalThis as unknown as { navigator: { gpu?: GPU } }).navigator.gpu;
       return gpu === undefined ? 'no navigator.gpu' : (await gpu.requestAdapter()) === null ? 'null' : 'adapter';
     });
     assert.equal(adapter, 'adapter', `an adapter with ${CHROMIUM_WEBGPU_FLAGS.join(' ')}`);
+    assert.deepEqual(log.errors, [], 'no page errors');
     await page.close();
   });
 
   it('runs the smoke test: eviction under the budget, saxpy right, fences in order, teardown', async () => {
-    const page = await browser.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(url);
+    const { page, log } = await openPage(browser, url);
     await page.waitForFunction(() => typeof (globalThis as { runSmoke?: unknown }).runSmoke === 'function');
     const result = (await page.evaluate(() =>
       (globalThis as unknown as { runSmoke(): Promise<unknown> }).runSmoke(),
     )) as Record<string, unknown>;
-    assert.deepEqual(errors, [], 'no page errors');
+    assert.deepEqual(log.errors, [], 'no page errors');
+    assert.deepEqual(log.externalRequests, [], 'the page stayed on the local server');
     assert.equal(result['navigatorGpu'], true, 'navigator.gpu was used');
     assert.equal(result['wrong'], 0, `every saxpy result matches the reference (${JSON.stringify(result)})`);
     assert.equal(result['fenceErrors'], 0, 'no fence failed');
