@@ -15,5 +15,6 @@ export * from './device/webgpu/webgpu-vram-mgr.js';
 export * from './device/webgpu/webgpu-staging.js';
 export * from './device/webgpu/webgpu-ttm.js';
 export * from './device/webgpu/webgpu-compute.js';
+export * from './device/webgpu/webgpu-sched.js';
 export * from './device/webgpu/webgpu-cs.js';
 export * from './device/webgpu/webgpu-device.js';

@@ -1,32 +1,35 @@
 /// <reference types="@webgpu/types" />
 /**
- * webgpu-cs: command submission with implicit synchronisation, straight onto the ring.
+ * webgpu-cs: command submission with implicit synchronisation, through the scheduler.
  *
  * Overview: {@link webGpuCs} is what a driver's command-submission ioctl does with a list of
  * buffer objects and a command stream: lock every object with one {@link DrmExec} (wound/wait,
  * no deadlock whatever the order), validate each into VRAM (TTM evicts others under the
- * budget; objects locked here are never evicted for each other), wait for the implicit
- * dependencies each object's reservation holds (a reader waits for writes, a writer for
- * everything) unless they come from this ring, whose queue orders them anyway, record the
- * commands with the objects' `GPUBuffer` bindings, submit them on the ring, add the hardware
- * fence to every reservation (write or read usage), and unlock. The fence is returned.
- *
- * Dependencies from other timelines are waited for on the CPU here; the scheduler path
- * (`drm_sched` jobs) turns them into job dependencies instead.
+ * budget; objects locked here are never evicted for each other), record the commands with the
+ * objects' `GPUBuffer` bindings into a {@link WebGpuJob}, make the job depend on each object's
+ * implicit fences (a reader on the writers, a writer on everything) and on the caller's explicit
+ * ones, arm it, add its `finished` fence to every reservation (write or read usage), push it to
+ * the scheduler, and unlock. The `finished` fence is returned at once: fences of other timelines
+ * are waited for by the scheduler, not here, and jobs of the same queue only for being scheduled
+ * (the queue runs in order).
  *
  * Models `drivers/gpu/drm/amd/amdgpu/amdgpu_cs.c` (`amdgpu_cs_parser_bos()` locking and
- * validating, `amdgpu_cs_sync_rings()` for implicit sync, `amdgpu_cs_submit()` fencing every
- * buffer), without a scheduler in between.
+ * validating, `amdgpu_cs_sync_rings()` for implicit sync, `amdgpu_cs_submit()` arming the job,
+ * fencing every buffer and pushing it to the entity).
  *
  * Contract:
  * - Every object must belong to `ttm`: one of another device is an {@link InvalidArgumentError}
  *   before anything is locked. An object listed twice counts once, as a writer if either says so.
  * - A working set larger than the VRAM budget is refused with `DmaBufError('ENOMEM')` before
  *   anything is locked or evicted.
- * - On any failure (no space even after eviction, a pinned object outside VRAM, a lost device,
- *   an `encode` that throws) nothing is submitted, every lock is released, no fence is added,
- *   and the error is rethrown; contents of every object are intact.
+ * - On any failure before the job is armed (no space even after eviction, a pinned object
+ *   outside VRAM, a lost device, an `encode` that throws, an aborted lock) nothing is submitted,
+ *   every lock is released, no fence is added, and the error is rethrown; contents of every
+ *   object are intact. Once armed the job is pushed: a failure after that (a dependency that
+ *   failed is not one; a lost device is) shows on its `finished` fence.
  * - `encode` is called once, with every object locked and resident in VRAM.
+ * - An explicit dependency that signalled with an error does not cancel the job (as in the
+ *   kernel, the scheduler only orders); check `fence.error` yourself when it matters.
  *
  * @example
  * ```ts
@@ -38,7 +41,7 @@
  * const fence = await gpu.submit([{ bo: x, write: true }], (encoder, binding) => {
  *   encoder.clearBuffer(binding(x).buffer);
  * });
- * await fence.wait();
+ * await fence.wait(); // the job's finished fence
  * console.log(x.resv.testSignaled(DmaResvUsage.Write)); // true
  * x.put();
  * ```
@@ -47,6 +50,7 @@
 import { DmaBufError, InvalidArgumentError, describeValue } from '../../base/errors.js';
 import type { DmaFence } from '../../fence/dma-fence.js';
 import { DrmExec } from '../../exec/drm-exec.js';
+import type { DrmSchedEntity } from '../../sched/sched-entity.js';
 import { DmaResvUsage } from '../../resv/dma-resv.js';
 import { TtmBufferObject } from '../../ttm/ttm-bo.js';
 import { TtmOperationCtx } from '../../ttm/ttm-placement.js';
@@ -54,6 +58,7 @@ import type { TtmDevice } from '../../ttm/ttm-device.js';
 import { TtmMemType } from '../../ttm/ttm-placement.js';
 import { describeResource } from '../../ttm/ttm-resource.js';
 import type { WebGpuRing } from './webgpu-ring.js';
+import { WebGpuJob } from './webgpu-sched.js';
 import { WebGpuVramResource } from './webgpu-vram-mgr.js';
 
 /** One object of a submission and how the commands use it. */
@@ -73,12 +78,16 @@ export type WebGpuEncode = (encoder: GPUCommandEncoder, binding: WebGpuBindingOf
 export interface WebGpuCsTarget {
   readonly ttm: TtmDevice;
   readonly ring: WebGpuRing;
+  /** The client's entity on the queue's scheduler. */
+  readonly entity: DrmSchedEntity;
 }
 
 /** Options of one submission. */
 export interface WebGpuCsOptions {
-  /** Aborts lock and dependency waits (the promise rejects with `signal.reason`). */
+  /** Aborts locking and validation (the promise rejects with `signal.reason`); not the job. */
   readonly signal?: AbortSignal;
+  /** Explicit dependencies: the job runs after each has signalled. */
+  readonly dependencies?: readonly DmaFence[];
 }
 
 const IN_VRAM = [{ memType: TtmMemType.VRAM }] as const;
@@ -145,8 +154,13 @@ export async function webGpuCs(
 ): Promise<DmaFence> {
   if (typeof encode !== 'function')
     throw new InvalidArgumentError(`WebGpu submit: encode must be a function, got ${describeValue(encode)}`);
-  const { ttm, ring } = target;
+  const { ttm, ring, entity } = target;
   const list = checkCsBuffers(ttm, buffers);
+  const dependencies = options.dependencies ?? [];
+  if (!Array.isArray(dependencies))
+    throw new InvalidArgumentError(
+      `WebGpu submit: dependencies must be an array of DmaFence, got ${describeValue(dependencies)}`,
+    );
   if (ring.deadError !== null) throw ring.deadError;
   checkFits(ttm, [...list.keys()]);
   const signal = options.signal;
@@ -156,13 +170,6 @@ export async function webGpuCs(
   });
   const ctx = new TtmOperationCtx(signal === undefined ? {} : { signal });
   for (const bo of list.keys()) await bo.validate(IN_VRAM, ctx);
-  for (const [bo, write] of list) {
-    const usage = write ? DmaResvUsage.Read : DmaResvUsage.Write;
-    for (const fence of bo.resv.getFences(usage)) {
-      if (fence.context === ring.context) continue;
-      await fence.wait(signal === undefined ? {} : { signal });
-    }
-  }
   const allowed = new Set(list.keys());
   const encoder = ring.device.createCommandEncoder();
   encode(encoder, (bo) => {
@@ -172,11 +179,19 @@ export async function webGpuCs(
       );
     return vramBinding(bo);
   });
-  const fence = ring.submit([encoder.finish()]);
+  const job = new WebGpuJob(entity, [encoder.finish()]);
+  try {
+    for (const fence of dependencies) job.addDependency(fence);
+    for (const [bo, write] of list) job.addImplicitDependencies(bo.resv, write);
+    job.arm();
+  } catch (error) {
+    job.cleanup();
+    throw error;
+  }
   for (const [bo, write] of list) {
-    bo.resv.reserveFences(1);
-    bo.resv.addFence(fence, write ? DmaResvUsage.Write : DmaResvUsage.Read);
+    bo.resv.addFence(job.finished, write ? DmaResvUsage.Write : DmaResvUsage.Read);
     bo.moveToLruTail();
   }
-  return fence;
+  job.push();
+  return job.finished;
 }

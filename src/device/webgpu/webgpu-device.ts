@@ -9,11 +9,15 @@
  * copied out through a staging buffer and back with `writeBuffer`), pinned and released exactly
  * as on any TTM device. The queue is a {@link WebGpuRing}: every submission is a hardware fence
  * with the next seqno on the ring's context, signalled when `onSubmittedWorkDone()` resolves.
- * {@link WebGpuDevice.submit} is the implicit-sync command submission; {@link WebGpuDevice.read}
- * and {@link WebGpuDevice.write} move bytes between a buffer object and JavaScript.
+ * {@link WebGpuDevice.submit} is the implicit-sync command submission: a job on the queue's
+ * {@link DrmGpuScheduler} (`webgpu-sched.ts`), whose `finished` fence follows the hardware fence.
+ * {@link WebGpuDevice.read} and {@link WebGpuDevice.write} move bytes between a buffer object and
+ * JavaScript. A buffer object put while work still uses it is freed once its fences signalled
+ * (TTM's delayed delete); {@link WebGpuDevice.free} puts it and resolves when its `GPUBuffer`
+ * and pages are really gone, which JavaScript GPU runtimes cannot tell their users.
  *
- * Device loss (`device.lost`, a `destroy()`, a driver crash): every pending fence signals with
- * a `DmaBufError('ENODEV')`, later submissions, reads, writes and moves reject with it, and
+ * Device loss (`device.lost`, a `destroy()`, a driver crash): every pending fence (hardware
+ * fences and the jobs' `finished` fences) signals with a `DmaBufError('ENODEV')`, later submissions, reads, writes and moves reject with it, and
  * teardown still completes. Errors WebGPU raises outside dmabuf's error scopes (the user's own
  * calls on the `GPUDevice`) are collected in {@link WebGpuDevice.errors}; a command buffer that
  * such an error made invalid fails its submission, whose fence gets the error.
@@ -56,10 +60,13 @@ import { TtmOperationCtx } from '../../ttm/ttm-placement.js';
 import type { TtmDelayedDeleteMode } from '../../ttm/ttm-bo-delayed-delete.js';
 import { TtmDevice } from '../../ttm/ttm-device.js';
 import { TtmMemType, type TtmPlacement } from '../../ttm/ttm-placement.js';
+import { DrmSchedEntity } from '../../sched/sched-entity.js';
+import type { DrmGpuScheduler } from '../../sched/sched-main.js';
 import { requestWebGpuDevice, type WebGpuHandle, type WebGpuRequestOptions } from './webgpu-adapter.js';
 import { WebGpuKernels } from './webgpu-compute.js';
 import { webGpuCs, type WebGpuCsBuffer, type WebGpuCsOptions, type WebGpuEncode } from './webgpu-cs.js';
 import { WebGpuRing } from './webgpu-ring.js';
+import { createWebGpuScheduler, type WebGpuJob } from './webgpu-sched.js';
 import { WebGpuStaging } from './webgpu-staging.js';
 import { webGpuTtmFuncs } from './webgpu-ttm.js';
 import { WebGpuVramManager, WebGpuVramResource } from './webgpu-vram-mgr.js';
@@ -132,6 +139,10 @@ export class WebGpuDevice implements AsyncDisposable {
   readonly ttm: TtmDevice;
   readonly vram: WebGpuVramManager;
   readonly ring: WebGpuRing;
+  /** The scheduler in front of the queue. */
+  readonly sched: DrmGpuScheduler<WebGpuJob>;
+  /** The entity `submit()` queues its jobs on. */
+  readonly entity: DrmSchedEntity;
   readonly staging: WebGpuStaging;
   readonly kernels: WebGpuKernels;
   /** Resolves when the device is lost (or destroyed). */
@@ -141,6 +152,8 @@ export class WebGpuDevice implements AsyncDisposable {
   /** Keeps Dawn's entry point alive while the device is used (see `webgpu-adapter.ts`). */
   readonly #handle: WebGpuHandle | null;
   #loss: WebGpuLoss | null = null;
+  /** Buffers someone awaits the freeing of (see {@link WebGpuDevice.free}). */
+  readonly #freeWaiters = new Map<TtmBufferObject, () => void>();
   #teardown: Promise<void> | null = null;
 
   /**
@@ -174,9 +187,18 @@ export class WebGpuDevice implements AsyncDisposable {
       this.ring,
       options.stagingBytes === undefined ? {} : { maxPooledBytes: options.stagingBytes },
     );
+    this.sched = createWebGpuScheduler(this.ring);
+    this.entity = new DrmSchedEntity({ schedulers: [this.sched], name: `${this.name}-submit` });
     this.ttm = new TtmDevice({
       name: this.name,
-      funcs: webGpuTtmFuncs(this.staging),
+      funcs: {
+        ...webGpuTtmFuncs(this.staging),
+        deleteMemNotify: (bo) => {
+          // Called just before TTM frees the memory synchronously; the waiter runs after that.
+          this.#freeWaiters.get(bo)?.();
+          this.#freeWaiters.delete(bo);
+        },
+      },
       ...(options.systemBytes === undefined ? {} : { systemBytes: options.systemBytes }),
       ...(options.delayedDelete === undefined ? {} : { delayedDelete: options.delayedDelete }),
       ...(options.quiet === undefined ? {} : { quiet: options.quiet }),
@@ -238,6 +260,31 @@ export class WebGpuDevice implements AsyncDisposable {
   async submit(buffers: readonly WebGpuCsBuffer[], encode: WebGpuEncode, options?: WebGpuCsOptions): Promise<DmaFence> {
     this.#checkLive('submit');
     return webGpuCs(this, buffers, encode, options);
+  }
+
+  /**
+   * Drops the caller's reference to `bo` and resolves once its memory (the `GPUBuffer`, or the
+   * system pages) is really freed: at once when it was idle and this was the last reference,
+   * after its fences when work still uses it (TTM's delayed delete), after the last other
+   * holder's `put()` otherwise. Resolves on a lost device too (failed fences still signal).
+   * @throws {InvalidArgumentError} for a buffer object of another device.
+   * @see ttm_bo_put(), ttm_bo_delayed_delete()
+   */
+  free(bo: TtmBufferObject): Promise<void> {
+    if (!this.owns(bo))
+      throw new InvalidArgumentError(
+        `${this.name}.free: expected a buffer object of this device, got ${bo instanceof TtmBufferObject ? `${bo.name} of another device` : describeValue(bo)}`,
+      );
+    if (this.#freeWaiters.has(bo))
+      throw new InvalidArgumentError(`${this.name}.free: ${bo.name} is being freed already; await the first free()`);
+    const freed = new Promise<void>((resolve) => this.#freeWaiters.set(bo, resolve));
+    try {
+      bo.put();
+    } catch (error) {
+      this.#freeWaiters.delete(bo);
+      throw error;
+    }
+    return freed;
   }
 
   /**
@@ -315,8 +362,10 @@ export class WebGpuDevice implements AsyncDisposable {
 
   async #finish(): Promise<void> {
     try {
+      await this.entity.destroy();
       await this.ring.idle();
       await this.ttm.fini();
+      this.sched.fini();
     } finally {
       this.staging.trim();
       if (this.#handle !== null) {

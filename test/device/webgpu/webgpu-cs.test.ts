@@ -1,5 +1,6 @@
 /**
- * webGpuCs: lock, validate, implicit sync, submit, fence; failures leave nothing behind.
+ * webGpuCs: lock, validate, implicit sync as scheduler dependencies, arm, fence, push; failures
+ * leave nothing behind.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +23,8 @@ describe('webGpuCs', { skip }, () => {
     const fence = await gpu.submit([{ bo: src }, { bo: dst, write: true }], (encoder, binding) =>
       encoder.copyBufferToBuffer(binding(src).buffer, 0, binding(dst).buffer, 0, 4 * KiB),
     );
-    assert.equal(fence.context, gpu.ring.context, 'a hardware fence of the ring');
+    assert.notEqual(fence.context, gpu.ring.context, "the job's finished fence, not the ring's");
+    assert.equal(fence.timelineName, gpu.sched.name, "on the queue's scheduler timeline");
     assert.deepEqual(dst.resv.getFences(DmaResvUsage.Write), [fence], 'dst: a write fence');
     assert.deepEqual(src.resv.getFences(DmaResvUsage.Write), [], 'src: no write fence');
     assert.deepEqual(src.resv.getFences(DmaResvUsage.Read), [fence], 'src: a read fence');
@@ -41,23 +43,59 @@ describe('webGpuCs', { skip }, () => {
     bo.resv.reserveFences(1);
     bo.resv.addFence(cpuWrite, DmaResvUsage.Write);
     bo.unreserve();
-    let submitted = false;
-    const submit = gpu
-      .submit([{ bo }, { bo: out, write: true }], (encoder, binding) =>
-        encoder.copyBufferToBuffer(binding(bo).buffer, 0, binding(out).buffer, 0, 4 * KiB),
-      )
-      .then((f) => ((submitted = true), f));
+    const seqno = gpu.ring.lastSeqno;
+    // bo is in System: placing it in VRAM waits for the CPU writer first (moves are not
+    // pipelined here); the job itself would wait for it in the scheduler.
+    const submitted = gpu.submit([{ bo }, { bo: out, write: true }], (encoder, binding) =>
+      encoder.copyBufferToBuffer(binding(bo).buffer, 0, binding(out).buffer, 0, 4 * KiB),
+    );
     await new Promise((r) => setTimeout(r, 20));
-    assert.equal(submitted, false, 'held back by the CPU write');
+    assert.equal(gpu.ring.lastSeqno, seqno, 'held back by the CPU write: nothing on the queue');
     // The CPU job writes the bytes, then signals: the submission must see them.
     mapped.fill(0x5a);
     cpuWrite.signal();
-    await (await submit).wait();
+    await (await submitted).wait();
+    assert.equal(gpu.ring.lastSeqno, seqno + 1, 'then submitted once');
     assert.ok(
       (await gpu.read(out)).every((b) => b === 0x5a),
       'the copy saw the CPU write',
     );
     for (const b of [bo, out]) b.put();
+  });
+
+  it('an explicit dependency holds the job back until it signals, even on an idle buffer', async () => {
+    await using gpu = await makeDevice(64 * KiB);
+    const a = await gpu.createBuffer({ size: 4 * KiB });
+    const gate = new DmaFence(ops, fenceContextAlloc(), 1);
+    const finished = await gpu.submit([{ bo: a, write: true }], () => {}, { dependencies: [gate] });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(finished.isSignaled(), false, 'waiting for the gate');
+    gate.signal();
+    await finished.wait();
+    assert.equal(finished.error, undefined, 'finished without error');
+    await assert.rejects(
+      gpu.submit([], () => {}, { dependencies: 'x' as never }),
+      InvalidArgumentError,
+    );
+    a.put();
+  });
+
+  it('device loss: a job still waiting in the scheduler and one on the queue finish with ENODEV', async () => {
+    const gpu = await makeDevice(64 * KiB);
+    const a = await gpu.createBuffer({ size: 4 * KiB });
+    const gate = new DmaFence(ops, fenceContextAlloc(), 1);
+    const waiting = await gpu.submit([{ bo: a, write: true }], () => {}, { dependencies: [gate] });
+    gpu.gpu.destroy();
+    await gpu.lost;
+    gate.signal();
+    await waiting.wait();
+    assert.equal((waiting.error as { code?: string } | undefined)?.code, 'ENODEV', `ENODEV, got ${waiting.error}`);
+    await assert.rejects(
+      gpu.submit([{ bo: a }], () => {}),
+      (e: unknown) => (e as { code?: string }).code === 'ENODEV',
+    );
+    a.put();
+    await gpu.destroy();
   });
 
   it('refuses a buffer of another device before locking anything', async () => {
