@@ -104,6 +104,24 @@ export const BENCHMARKS: readonly BenchEntry[] = [
       'two clients on one ring under FAIR, FIFO and RR (tests_scheduler.c workloads, virtual time): engine-time shares and latency p50/p99; FAIR within 10% of fair',
     load: async () => (await import('./sched-fairness.bench.js')).definition,
   },
+  {
+    name: 'webgpu-submit',
+    summary:
+      'WebGpuRing submit + fence wait vs raw queue.submit + onSubmittedWorkDone on Dawn/SwiftShader (target <= 1.1x time)',
+    load: async () => (await import('./webgpu-submit.bench.js')).definition,
+  },
+  {
+    name: 'webgpu-evict',
+    summary:
+      'TTM eviction + restore bytes/s on the WebGPU device vs a raw copyBufferToBuffer + mapAsync / writeBuffer loop (target >= 0.8x)',
+    load: async () => (await import('./webgpu-evict.bench.js')).definition,
+  },
+  {
+    name: 'webgpu-alloc',
+    summary:
+      'VRAM as a GPUBuffer per buffer object vs ranges of one 64 MiB GPUBuffer: new and restored buffers (no target)',
+    load: async () => (await import('./webgpu-alloc.bench.js')).definition,
+  },
   // Last: it imports src/node.ts, whose promise hooks stay installed for the rest of the process.
   {
     name: 'lockdep',
