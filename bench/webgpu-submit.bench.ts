@@ -11,8 +11,11 @@
  * - baseline: `queue.submit([encoder.finish()])` then `await queue.onSubmittedWorkDone()`.
  * Each op records a fresh command encoder with one 256-byte `clearBuffer` (so the queue has
  * work), on both sides. A second row submits 16 at a time and waits for the last (the
- * pipelined shape: fences signal in one pass). Both again with `errorScopes: false`, and a
- * diagnostic row against raw code that opens the same two error scopes.
+ * pipelined shape: fences signal in one pass). Both again with `errorScopes: false`, a
+ * diagnostic row against raw code that opens the same two error scopes, and the full path a
+ * `WebGpuDevice` user takes: `gpu.submit()` (lock the buffer object with `DrmExec`, validate it,
+ * record, a `DrmGpuScheduler` job, fence the reservation) then `await` the job's finished fence,
+ * with and without error scopes.
  *
  * Target: the candidate takes at most 1.1x the time (ops/s ratio >= 0.91).
  *
@@ -24,6 +27,7 @@
  * const report = await definition.run({ budget: budget(true), progress: console.error });
  * ```
  */
+import { WebGpuDevice } from '../src/device/webgpu/webgpu-device.js';
 import { WebGpuRing } from '../src/device/webgpu/webgpu-ring.js';
 import { VRAM_USAGE } from '../src/device/webgpu/webgpu-vram-mgr.js';
 import type { DmaFence } from '../src/fence/dma-fence.js';
@@ -124,6 +128,46 @@ export const definition: BenchDefinition = {
           },
         }),
       );
+      for (const errorScopes of [true, false]) {
+        ctx.progress(`webgpu-submit: WebGpuDevice.submit through the scheduler, errorScopes ${errorScopes}`);
+        const gpu = await WebGpuDevice.create({ budgetBytes: 1 << 20, device, quiet: true, errorScopes });
+        const bo = await gpu.createBuffer({ size: 4096, name: 'target' });
+        try {
+          rows.push(
+            await compare({
+              name: `WebGpuDevice.submit + wait (DrmExec, validate, scheduler job)${errorScopes ? '' : ', errorScopes: false'}`,
+              batch: 128,
+              rounds: ctx.budget.rounds,
+              warmup: ctx.budget.warmup,
+              target: TARGET,
+              candidate: {
+                label: 'WebGpuDevice.submit',
+                async run(n) {
+                  for (let i = 0; i < n; i++) {
+                    const fence = await gpu.submit([{ bo, write: true }], (encoder, binding) =>
+                      encoder.clearBuffer(binding(bo).buffer, 0, 256),
+                    );
+                    await fence.wait();
+                    if (fence.error !== undefined) throw fence.error;
+                  }
+                },
+              },
+              baseline: {
+                label: 'queue.submit + onSubmittedWorkDone',
+                async run(n) {
+                  for (let i = 0; i < n; i++) {
+                    device.queue.submit([commands()]);
+                    await device.queue.onSubmittedWorkDone();
+                  }
+                },
+              },
+            }),
+          );
+        } finally {
+          bo.put();
+          await gpu.destroy();
+        }
+      }
     } finally {
       await queueIdle(device);
       target.destroy();
@@ -135,7 +179,8 @@ export const definition: BenchDefinition = {
       rows,
       notes: [
         `one op = one submission of a 256-byte clearBuffer; adapter: ${handle.adapterName}; ` +
-          'the candidate creates a DmaFence per submission and pushes/pops two error scopes (validation, out-of-memory)',
+          'the candidate creates a DmaFence per submission and pushes/pops two error scopes (validation, out-of-memory); ' +
+          'the ring keeps one onSubmittedWorkDone() outstanding, which completes every submission before it',
       ],
     };
   },

@@ -5,9 +5,12 @@
  * Overview: WebGPU has no per-submission completion object; `queue.onSubmittedWorkDone()` is
  * queue-wide and its promises settle in call order. A {@link WebGpuRing} turns each
  * {@link WebGpuRing.submit} into a {@link DmaFence} with the next seqno on the ring's fence
- * context, signalled when the `onSubmittedWorkDone()` called right after that submission
- * resolves. Completion is processed like a GPU interrupt: when submission N is known done, every
- * fence up to N signals, in seqno order, in one pass. Each submission runs inside a
+ * context, signalled when an `onSubmittedWorkDone()` called after that submission resolves. The
+ * ring keeps one such call outstanding at a time: when it resolves, every submission made
+ * before it was called is done, and one more call covers whatever was submitted meanwhile (so
+ * 16 submissions in flight cost about two completion promises, not 16). Completion is processed
+ * like a GPU interrupt: when submission N is known done, every fence up to N signals, in seqno
+ * order, in one pass. Each submission runs inside a
  * `validation` and an `out-of-memory` error scope, so a submission WebGPU rejects (a destroyed
  * buffer, an invalid command buffer, an allocation failure) gives its own fence the error. When
  * the device is lost, {@link WebGpuRing.forceCompletion} signals every pending fence with the
@@ -18,15 +21,17 @@
  * `amdgpu_fence_process()` (signal everything up to the completed seqno),
  * `amdgpu_fence_driver_force_completion()` (after a reset or unplug) and
  * `amdgpu_fence_wait_empty()`. Differences: the "completed seqno" is learnt from promises, not
- * read from memory, so it advances one submission at a time; an error is known per submission
- * (error scopes) where a kernel ring learns of it by a reset.
+ * read from memory; an error is known per submission (error scopes, or Dawn's synchronous error
+ * report) where a kernel ring learns of it by a reset.
  *
  * Contract:
  * - Seqnos are 1, 2, 3... on {@link WebGpuRing.context}; fences signal in seqno order, never
  *   inside `submit()`, each once both its completion and its error scopes are known.
  * - With `errorScopes` (the default), a fence whose submission WebGPU rejected signals with a
  *   `DmaBufError('EIO')` (validation) or `('ENOMEM')` (out of memory) carrying the WebGPU error
- *   as `cause`. Without them, {@link WebGpuRing.uncapturedError} fails every pending fence.
+ *   as `cause`. Without them, errors forwarded to {@link WebGpuRing.uncapturedError} follow its
+ *   attribution rule: exact for an error raised inside `queue.submit()` (Dawn in Node), every
+ *   pending fence otherwise (browsers, which report errors asynchronously).
  * - After {@link WebGpuRing.forceCompletion} (device lost) every fence not yet signalled
  *   signals with that error; later `submit()` calls throw it. A fence whose completion was
  *   reported before the loss keeps its success: WebGPU cannot say more.
@@ -56,9 +61,11 @@ export interface WebGpuRingOptions {
   readonly name?: string;
   /**
    * Wrap each submission in error scopes so its own fence gets its error (default true). They
-   * cost Dawn two extra promises per submission (about a third of an empty submission's time on
-   * SwiftShader, `bench/webgpu-submit.bench.ts`); without them, report the device's uncaptured
-   * errors to {@link WebGpuRing.uncapturedError}, which fails every fence still pending.
+   * cost Dawn two extra promises per submission (a third to a half of an empty submission's time
+   * on SwiftShader, `bench/webgpu-submit.bench.ts`); without them, forward the device's
+   * uncaptured errors to {@link WebGpuRing.uncapturedError} (a `WebGpuDevice` does): on
+   * Dawn, which raises a submission's error inside `queue.submit()`, attribution stays exact;
+   * in a browser an error fails every fence still pending.
    */
   readonly errorScopes?: boolean;
 }
@@ -83,6 +90,12 @@ function submissionError(ring: string, seqno: number, error: GPUError): DmaBufEr
 }
 
 /**
+ * The ring inside `queue.submit()` right now. Dawn (Node) raises a submission's validation error
+ * synchronously inside that call, so an uncaptured error seen then belongs to that submission.
+ */
+let submittingRing: WebGpuRing | null = null;
+
+/**
  * A WebGPU queue whose submissions are hardware fences.
  * @see amdgpu_fence_emit()
  */
@@ -101,6 +114,12 @@ export class WebGpuRing {
   #completed = 0;
   #last: DmaFence | null = null;
   #dead: Error | null = null;
+  /** The seqno covered by the outstanding `onSubmittedWorkDone()`, 0 when none is. */
+  #requested = 0;
+  /** An uncaptured error raised inside the current `queue.submit()` call. */
+  #submitError: Error | null = null;
+  readonly #onWorkDone = (): void => this.#workDone(null);
+  readonly #onWorkDoneFailed = (error: unknown): void => this.#workDone(error);
 
   /** @throws {InvalidArgumentError} for a device that is not a GPUDevice-like object or a bad name. */
   constructor(device: GPUDevice, options: WebGpuRingOptions = {}) {
@@ -154,9 +173,12 @@ export class WebGpuRing {
       device.pushErrorScope('out-of-memory');
       device.pushErrorScope('validation');
     }
+    this.#submitError = null;
+    submittingRing = this;
     try {
       device.queue.submit(commandBuffers);
     } catch (error) {
+      this.#submitError = null;
       if (scoped) {
         void device.popErrorScope().catch(() => {});
         void device.popErrorScope().catch(() => {});
@@ -165,37 +187,43 @@ export class WebGpuRing {
         `WebGpuRing ${this.name}: queue.submit() refused its argument: ${error instanceof Error ? error.message : String(error)}`,
         { cause: error },
       );
+    } finally {
+      submittingRing = null;
     }
     const seqno = ++this.#seqno;
     const fence = new DmaFence(this.#ops, this.context, seqno);
     const entry: RingEntry = { fence, done: false, scopes: scoped ? 2 : 0, error: null };
+    if (this.#submitError !== null) {
+      // The device wraps WebGPU's error; name the submission after the original.
+      const cause = (this.#submitError as { cause?: unknown }).cause;
+      entry.error = submissionError(
+        this.name,
+        seqno,
+        (cause instanceof Object ? cause : this.#submitError) as GPUError,
+      );
+      this.#submitError = null;
+    }
     this.#pending.push(entry);
     this.#last = fence;
-    const onScope = (error: GPUError | null): void => {
-      if (error !== null && entry.error === null) entry.error = submissionError(this.name, seqno, error);
-      entry.scopes--;
-      this.#process();
-    };
-    const onScopeFailed = (error: unknown): void => {
-      entry.error ??= new DmaBufError('EIO', `${this.name} submission ${seqno}: popErrorScope() failed`, {
-        cause: error,
-      });
-      entry.scopes--;
-      this.#process();
-    };
     if (scoped) {
+      const onScope = (error: GPUError | null): void => {
+        if (error !== null && entry.error === null) entry.error = submissionError(this.name, seqno, error);
+        entry.scopes--;
+        this.#process();
+      };
+      const onScopeFailed = (error: unknown): void => {
+        entry.error ??= new DmaBufError('EIO', `${this.name} submission ${seqno}: popErrorScope() failed`, {
+          cause: error,
+        });
+        entry.scopes--;
+        this.#process();
+      };
       device.popErrorScope().then(onScope, onScopeFailed);
       device.popErrorScope().then(onScope, onScopeFailed);
     }
-    device.queue.onSubmittedWorkDone().then(
-      () => this.#markDone(entry),
-      (error: unknown) => {
-        entry.error ??= new DmaBufError('EIO', `${this.name} submission ${seqno}: onSubmittedWorkDone() rejected`, {
-          cause: error,
-        });
-        this.#markDone(entry);
-      },
-    );
+    // One outstanding onSubmittedWorkDone() at a time: when it resolves, everything submitted
+    // before it was called is done, and one more call covers whatever came in meanwhile.
+    if (this.#requested === 0) this.#request();
     return fence;
   }
 
@@ -214,13 +242,23 @@ export class WebGpuRing {
   }
 
   /**
-   * An error WebGPU raised outside any scope. Without `errorScopes` it may come from any
-   * submission still pending, so each of them gets it (conservative: a fence may fail for a
-   * neighbour's error); with them, submissions have their own errors and this does nothing.
-   * @returns how many fences got the error.
+   * An error WebGPU raised outside any scope (the owner forwards the device's
+   * `uncapturederror` events here). With error scopes, submissions have their own errors and this
+   * does nothing. Without them, the attribution rule is:
+   * - raised while this ring's `queue.submit()` runs (Dawn reports a submission's validation
+   *   error synchronously): that submission's fence gets it, and only that one;
+   * - raised while another ring submits: not this ring's;
+   * - raised at any other time (browsers report errors asynchronously; the user's own calls):
+   *   every fence still pending gets it (conservative: a fence may fail for a neighbour's error).
+   * @returns how many fences got (or will get) the error.
    */
   uncapturedError(error: Error): number {
     if (this.errorScopes) return 0;
+    if (submittingRing === this) {
+      this.#submitError ??= error;
+      return 1;
+    }
+    if (submittingRing !== null) return 0;
     let count = 0;
     for (let i = this.#head; i < this.#pending.length; i++) {
       const entry = this.#pending[i]!;
@@ -252,15 +290,26 @@ export class WebGpuRing {
     return `WebGpuRing ${this.name} (${this.#dead === null ? 'live' : 'dead'}, seqno ${this.#completed}/${this.#seqno})`;
   }
 
-  /** Submission `entry` is done, and so is everything before it (queue order). */
-  #markDone(entry: RingEntry): void {
-    if (entry.done) return;
-    const seqno = entry.fence.seqno;
+  /** Asks the queue for the completion of everything submitted so far. */
+  #request(): void {
+    this.#requested = this.#seqno;
+    this.device.queue.onSubmittedWorkDone().then(this.#onWorkDone, this.#onWorkDoneFailed);
+  }
+
+  /** The outstanding `onSubmittedWorkDone()` settled: every submission up to its seqno is done. */
+  #workDone(failure: unknown): void {
+    const upTo = this.#requested;
+    this.#requested = 0;
     for (let i = this.#head; i < this.#pending.length; i++) {
       const e = this.#pending[i]!;
-      if (e.fence.seqno > seqno) break;
+      if (e.fence.seqno > upTo) break;
+      if (failure !== null)
+        e.error ??= new DmaBufError('EIO', `${this.name} submission ${e.fence.seqno}: onSubmittedWorkDone() rejected`, {
+          cause: failure,
+        });
       e.done = true;
     }
+    if (this.#seqno > upTo && this.#dead === null) this.#request();
     this.#process();
   }
 

@@ -151,6 +151,49 @@ describe('WebGpuRing', { skip }, () => {
     assert.equal(new WebGpuRing(device).uncapturedError(error), 0, 'a scoped ring ignores it');
   });
 
+  it('without error scopes, an error raised inside queue.submit() (Dawn) fails that submission only', async () => {
+    const ring = new WebGpuRing(device, { name: 'attributed', errorScopes: false });
+    const other = new WebGpuRing(device, { name: 'bystander', errorScopes: false });
+    const forward = (event: Event): void => {
+      const error = (event as GPUUncapturedErrorEvent).error;
+      const wrapped = new DmaBufError('EIO', `uncaptured: ${error.message}`, { cause: error });
+      ring.uncapturedError(wrapped);
+      other.uncapturedError(wrapped);
+    };
+    device.addEventListener('uncapturederror', forward);
+    try {
+      const src = device.createBuffer({ size: 256, usage: STORAGE });
+      const dst = device.createBuffer({ size: 256, usage: STORAGE });
+      const encoder = device.createCommandEncoder();
+      encoder.copyBufferToBuffer(src, 0, dst, 0, 256);
+      const bad = encoder.finish();
+      src.destroy();
+      const bystander = other.submit([]);
+      const before = ring.submit([]);
+      const failed = ring.submit([bad]);
+      const afterIt = ring.submit([]);
+      await Promise.all([afterIt.wait(), bystander.wait()]);
+      assert.equal(before.error, undefined, 'the earlier submission succeeded');
+      assert.match(String(failed.error), /attributed submission 2 was rejected by WebGPU: .*destroyed/);
+      assert.equal(afterIt.error, undefined, 'the later submission succeeded');
+      assert.equal(bystander.error, undefined, "another ring's pending fence is not blamed");
+      dst.destroy();
+    } finally {
+      device.removeEventListener('uncapturederror', forward);
+    }
+  });
+
+  it('one onSubmittedWorkDone() at a time completes every submission before it', async () => {
+    const ring = new WebGpuRing(device, { name: 'batched', errorScopes: false });
+    const fences = Array.from({ length: 32 }, () => ring.submit([device.createCommandEncoder().finish()]));
+    await fences.at(-1)!.wait();
+    assert.ok(
+      fences.every((f) => f.signaledFlag && f.error === undefined),
+      'all 32 signalled without error',
+    );
+    assert.equal(ring.completedSeqno, 32, 'completed seqno is the last');
+  });
+
   it('refuses a non-array argument before submitting anything', () => {
     const ring = new WebGpuRing(device);
     assert.throws(() => ring.submit('nope' as never), InvalidArgumentError);
