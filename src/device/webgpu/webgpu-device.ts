@@ -14,7 +14,10 @@
  * {@link WebGpuDevice.read} and {@link WebGpuDevice.write} move bytes between a buffer object and
  * JavaScript. A buffer object put while work still uses it is freed once its fences signalled
  * (TTM's delayed delete); {@link WebGpuDevice.free} puts it and resolves when its `GPUBuffer`
- * and pages are really gone, which JavaScript GPU runtimes cannot tell their users.
+ * and pages are really gone, which JavaScript GPU runtimes cannot tell their users. Other
+ * freed VRAM buffers are kept idle within the budget and reused for the next buffer object of
+ * their size (`recycleBuffers`, on by default: creating a `GPUBuffer` dominates an eviction and
+ * restore round trip), and destroyed when the budget needs the room, on `destroy()` or on loss.
  *
  * Device loss (`device.lost`, a `destroy()`, a driver crash): every pending fence (hardware
  * fences and the jobs' `finished` fences) signals with a `DmaBufError('ENODEV')`, later submissions, reads, writes and moves reject with it, and
@@ -90,6 +93,12 @@ export interface WebGpuDeviceOptions {
   readonly quiet?: boolean;
   /** Per-submission error scopes (default true; see `WebGpuRingOptions.errorScopes`). */
   readonly errorScopes?: boolean;
+  /**
+   * Keep freed VRAM `GPUBuffer`s idle (within the budget) for the next buffer object of their
+   * size (default true; see `WebGpuVramManagerOptions.recycle`). {@link WebGpuDevice.free}
+   * always destroys its buffer.
+   */
+  readonly recycleBuffers?: boolean;
 }
 
 /** What {@link WebGpuDevice.createBuffer} takes. */
@@ -122,6 +131,7 @@ const OPTION_KEYS = new Set([
   'delayedDelete',
   'quiet',
   'errorScopes',
+  'recycleBuffers',
 ]);
 
 let nextId = 1;
@@ -195,7 +205,10 @@ export class WebGpuDevice implements AsyncDisposable {
         ...webGpuTtmFuncs(this.staging),
         deleteMemNotify: (bo) => {
           // Called just before TTM frees the memory synchronously; the waiter runs after that.
-          this.#freeWaiters.get(bo)?.();
+          const waiter = this.#freeWaiters.get(bo);
+          if (waiter === undefined) return;
+          if (bo.resource instanceof WebGpuVramResource) bo.resource.destroyOnFree = true;
+          waiter();
           this.#freeWaiters.delete(bo);
         },
       },
@@ -207,6 +220,7 @@ export class WebGpuDevice implements AsyncDisposable {
       size: options.budgetBytes,
       name: `${this.name}-vram`,
       onError: (_res, error) => this.errors.push(error),
+      recycle: options.recycleBuffers ?? true,
     });
     this.ttm.setManager(TtmMemType.VRAM, this.vram);
     this.kernels = new WebGpuKernels(gpu);
@@ -368,6 +382,7 @@ export class WebGpuDevice implements AsyncDisposable {
       this.sched.fini();
     } finally {
       this.staging.trim();
+      this.vram.trim();
       if (this.#handle !== null) {
         this.gpu.destroy();
         await this.lost;
@@ -386,6 +401,7 @@ export class WebGpuDevice implements AsyncDisposable {
     this.#loss = { reason, message, error };
     this.ring.forceCompletion(error);
     this.staging.trim();
+    this.vram.trim();
     return this.#loss;
   }
 

@@ -12,7 +12,8 @@
  * - System/TT → VRAM (restore): the tt's bytes go to the new `GPUBuffer` with
  *   `queue.writeBuffer`, which snapshots them at the call and lands before any later submission;
  *   the tt is freed at once. A buffer with no pages (new, or purged) needs no write: WebGPU
- *   zeroes a new `GPUBuffer`.
+ *   zeroes a new `GPUBuffer`; a recycled one (`WebGpuVramManager` option `recycle`) is cleared
+ *   by a `clearBuffer` on the ring, ordered before any later use.
  * - VRAM → VRAM: `copyBufferToBuffer` on the ring, waited for.
  * - Between System and TT the pages stay where they are (a null move).
  * Before copying, a move waits for the object's fences from other timelines (CPU work,
@@ -88,6 +89,13 @@ async function waitForeign(bo: TtmBufferObject, ctx: TtmOperationCtx, context: n
  */
 export function webGpuTtmFuncs(staging: WebGpuStaging): TtmDeviceFuncs {
   const ring = staging.ring;
+  /** A recycled buffer still holds its last owner's bytes; new contents read as zeros. */
+  const clearRecycled = (res: WebGpuVramResource): void => {
+    const encoder = ring.device.createCommandEncoder();
+    encoder.clearBuffer(res.buffer);
+    // Queue order puts the clear before every later use; nothing waits for its fence.
+    ring.submit([encoder.finish()]);
+  };
   return {
     async move(bo: TtmBufferObject, _evict: boolean, ctx: TtmOperationCtx, newRes: TtmResource): Promise<void> {
       const old = bo.resource;
@@ -102,6 +110,7 @@ export function webGpuTtmFuncs(staging: WebGpuStaging): TtmDeviceFuncs {
       if (!fromVram && toVram) {
         const tt = bo.tt;
         if (old !== null && tt?.populated === true) staging.upload(newRes.buffer, 0, tt.bytes());
+        else if (newRes.recycled) clearRecycled(newRes);
         ttmBoMoveSyncCleanup(bo, newRes);
         return;
       }

@@ -94,6 +94,25 @@ describe('WebGpuDevice', { skip }, () => {
     out.put();
   });
 
+  it('recycled VRAM buffers: a new buffer object reads as zeros; free() destroys its GPUBuffer', async () => {
+    await using gpu = await makeDevice(64 * KiB);
+    const first = await gpu.createBuffer({ size: 16 * KiB, name: 'first' });
+    await gpu.write(first, new Uint8Array(16 * KiB).fill(0xab));
+    first.put();
+    assert.equal(gpu.vram.stats().idleBytes, 16 * KiB, 'its buffer is idle');
+    const second = await gpu.createBuffer({ size: 16 * KiB, name: 'second' });
+    assert.equal(gpu.vram.stats().recycled, 1, 'the idle buffer was recycled');
+    const bytes = await gpu.read(second);
+    assert.ok(
+      bytes.every((b) => b === 0),
+      'a new buffer object reads as zeros on a recycled buffer',
+    );
+    const destroyedBefore = gpu.vram.stats().destroyed;
+    await gpu.free(second);
+    assert.equal(gpu.vram.stats().destroyed, destroyedBefore + 1, 'free() really destroyed the GPUBuffer');
+    assert.equal(gpu.vram.stats().idleBytes, 0, 'nothing kept idle for it');
+  });
+
   it('a buffer larger than the budget: ENOMEM, and nothing else moves or is lost', async () => {
     await using gpu = await makeDevice(64 * KiB);
     const keep = await gpu.createBuffer({ size: 32 * KiB });
