@@ -117,6 +117,12 @@ export const BENCHMARKS: readonly BenchEntry[] = [
     load: async () => (await import('./webgpu-evict.bench.js')).definition,
   },
   {
+    name: 'webgpu-infer',
+    summary:
+      'a model 3-4x the VRAM budget on the WebGPU device (TTM evicts and restores the weights) vs recreating buffers per layer; outputs exact',
+    load: async () => (await import('./webgpu-infer.bench.js')).definition,
+  },
+  {
     name: 'webgpu-alloc',
     summary:
       'VRAM as a GPUBuffer per buffer object vs ranges of one 64 MiB GPUBuffer: new and restored buffers (no target)',
