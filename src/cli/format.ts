@@ -20,9 +20,13 @@ export type Unit = 'bytes' | 'count' | 'us' | 'ms' | 'per_s' | 'percent' | 'rati
 /** Every unit, for the `--json` schema's documentation and its test. */
 export const UNITS: readonly Unit[] = ['bytes', 'count', 'us', 'ms', 'per_s', 'percent', 'ratio'];
 
-/** Three significant digits, without a trailing `.0` on integers of three or more digits. */
+/** Three significant digits (`1.23`, `12.3`, `123`, `12345`); from 100,000 on with k, M, G, T. */
 function digits3(value: number): string {
   const abs = Math.abs(value);
+  if (abs >= 1e5) {
+    const [scale, suffix] = abs >= 1e12 ? [1e12, 'T'] : abs >= 1e9 ? [1e9, 'G'] : abs >= 1e6 ? [1e6, 'M'] : [1e3, 'k'];
+    return `${digits3(value / scale)}${suffix}`;
+  }
   if (abs >= 100) return value.toFixed(0);
   if (abs >= 10) return value.toFixed(1);
   return value.toFixed(2);
@@ -49,10 +53,7 @@ export function formatMicros(us: number): string {
 /** A count: exact below 100,000 (`12,345`), then `123k`, `1.23M`. */
 export function formatCount(n: number): string {
   const abs = Math.abs(n);
-  if (abs < 100_000) return Math.round(n).toLocaleString('en-US');
-  if (abs < 1e6) return `${digits3(n / 1e3)}k`;
-  if (abs < 1e9) return `${digits3(n / 1e6)}M`;
-  return `${digits3(n / 1e9)}G`;
+  return abs < 100_000 ? Math.round(n).toLocaleString('en-US') : digits3(n);
 }
 
 /** `value` in `unit`, short and human (see the module contract). */

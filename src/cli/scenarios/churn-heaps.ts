@@ -134,8 +134,9 @@ export class InlineFreeHeap implements ChurnHeap {
   }
 
   allocate(size: number): ChurnBuffer {
-    const bytes = this.#pool.classFor(size)?.bytes ?? Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
-    let memory = this.#pool.take(bytes) as ArrayBuffer | undefined;
+    const cls = this.#pool.classFor(size);
+    const bytes = cls?.bytes ?? Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
+    let memory = cls === undefined ? undefined : (this.#pool.take(bytes) as ArrayBuffer | undefined);
     if (memory !== undefined) this.#hits++;
     else {
       const over = this.#held() + bytes - this.#budget;

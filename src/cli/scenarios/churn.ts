@@ -175,123 +175,133 @@ async function client(
   }
 }
 
-export const churn: Scenario = {
-  name: 'churn',
-  title: 'allocation churn through the dma-buf heap under a budget: allocation latency, memory held, shrinkers',
-  knobs: ['deferred-free'],
-  defaultDurationMs: 4000,
-  defaultClients: 4,
-  inDefaultSet: true,
-  async run(ctx) {
-    const { recorder } = ctx;
-    const deferredFree = ctx.knobs['deferred-free'] ?? 'on';
-    const tally: Tally = {
-      allocations: 0,
-      frees: 0,
-      enomem: 0,
-      notZero: 0,
-      allocReclaimedPages: 0,
-      allocShrinks: 0,
-      pressureReclaimedPages: 0,
-      allocUs: new Samples(),
-      freeUs: new Samples(),
-    };
-    const memory = recorder.series(
-      {
-        kind: 'stacked',
-        id: 'memory',
-        title: 'heap memory by type',
-        unit: 'bytes',
-        limit: { label: 'budget', value: ctx.budgetBytes },
-        counter: 'heap memory',
-      },
-      ['live', 'pending free', 'pooled'],
-    );
-    const reclaim = recorder.series(
-      { kind: 'bars', id: 'reclaim', title: 'pages reclaimed by shrinkers', unit: 'count' },
-      ['on allocation', 'memory pressure'],
-    );
-    const system = recorder.track('system', 'system');
-    const heap = churnHeap(deferredFree, ctx.budgetBytes);
-    let heldPeak = 0;
-    let heldSum = 0;
-    let pendingPeak = 0;
-    let samples = 0;
-    let lastAlloc = 0;
-    let lastPressure = 0;
-    const sample = (): void => {
-      const at = recorder.now();
+/**
+ * The churn scenario on heaps made by `makeHeap` (the two designs of `churn-heaps.ts` by default;
+ * tests pass a deliberately broken heap to see the zero check fail the scenario).
+ */
+export function churnScenario(
+  makeHeap: (deferredFree: string, budgetBytes: number) => ChurnHeap = churnHeap,
+): Scenario {
+  return {
+    name: 'churn',
+    title: 'allocation churn through the dma-buf heap under a budget: allocation latency, memory held, shrinkers',
+    knobs: ['deferred-free'],
+    defaultDurationMs: 4000,
+    defaultClients: 4,
+    inDefaultSet: true,
+    async run(ctx) {
+      const { recorder } = ctx;
+      const deferredFree = ctx.knobs['deferred-free'] ?? 'on';
+      const tally: Tally = {
+        allocations: 0,
+        frees: 0,
+        enomem: 0,
+        notZero: 0,
+        allocReclaimedPages: 0,
+        allocShrinks: 0,
+        pressureReclaimedPages: 0,
+        allocUs: new Samples(),
+        freeUs: new Samples(),
+      };
+      const memory = recorder.series(
+        {
+          kind: 'stacked',
+          id: 'memory',
+          title: 'heap memory by type',
+          unit: 'bytes',
+          limit: { label: 'budget', value: ctx.budgetBytes },
+          counter: 'heap memory',
+        },
+        ['live', 'pending free', 'pooled'],
+      );
+      const reclaim = recorder.series(
+        { kind: 'bars', id: 'reclaim', title: 'pages reclaimed by shrinkers', unit: 'count' },
+        ['on allocation', 'memory pressure'],
+      );
+      const system = recorder.track('system', 'system');
+      const heap = makeHeap(deferredFree, ctx.budgetBytes);
+      let heldPeak = 0;
+      let heldSum = 0;
+      let pendingPeak = 0;
+      let samples = 0;
+      let lastAlloc = 0;
+      let lastPressure = 0;
+      const sample = (): void => {
+        const at = recorder.now();
+        const s = heap.stats();
+        memory.sample(at, [s.liveBytes, s.pendingBytes, s.pooledBytes]);
+        reclaim.sample(at, [tally.allocReclaimedPages - lastAlloc, tally.pressureReclaimedPages - lastPressure]);
+        lastAlloc = tally.allocReclaimedPages;
+        lastPressure = tally.pressureReclaimedPages;
+        heldPeak = Math.max(heldPeak, s.heldBytes);
+        pendingPeak = Math.max(pendingPeak, s.pendingBytes);
+        heldSum += s.heldBytes;
+        samples++;
+        ctx.progress(
+          Math.min(1, at / ctx.durationMs),
+          `${formatValue(tally.allocations, 'count')} allocs, held ${formatValue(s.heldBytes, 'bytes')}`,
+        );
+      };
+      const sampleMs = Math.max(5, ctx.durationMs / SAMPLES);
+      const sampler = setInterval(sample, sampleMs);
+      const pressureTimers: ReturnType<typeof setTimeout>[] = [];
+      for (let i = 1; i < PRESSURE_EVENTS; i++) {
+        const at = ((i + ctx.random() - 0.5) * ctx.durationMs) / PRESSURE_EVENTS;
+        pressureTimers.push(
+          setTimeout(() => {
+            const pages = heap.shrinkers.shrinkPass();
+            tally.pressureReclaimedPages += pages;
+            recorder.instant(system, 'memory pressure', recorder.now(), { pages });
+          }, at),
+        );
+      }
+      const holdings: ChurnBuffer[][] = Array.from({ length: ctx.clients }, () => []);
+      try {
+        sample();
+        const clients = holdings.map((held, i) => client(ctx, heap, i, tally, held));
+        const settled = await Promise.allSettled(clients);
+        sample();
+        const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+        if (failed !== undefined) throw failed.reason;
+      } finally {
+        clearInterval(sampler);
+        for (const t of pressureTimers) clearTimeout(t);
+        // Teardown, after the last sample: the working sets go back, untimed.
+        for (const held of holdings) for (const buf of held) heap.free(buf);
+        await heap.drain();
+        await heap[Symbol.asyncDispose]();
+      }
+      const seconds = Math.max(recorder.now(), 1) / 1000;
       const s = heap.stats();
-      memory.sample(at, [s.liveBytes, s.pendingBytes, s.pooledBytes]);
-      reclaim.sample(at, [tally.allocReclaimedPages - lastAlloc, tally.pressureReclaimedPages - lastPressure]);
-      lastAlloc = tally.allocReclaimedPages;
-      lastPressure = tally.pressureReclaimedPages;
-      heldPeak = Math.max(heldPeak, s.heldBytes);
-      pendingPeak = Math.max(pendingPeak, s.pendingBytes);
-      heldSum += s.heldBytes;
-      samples++;
-      ctx.progress(
-        Math.min(1, at / ctx.durationMs),
-        `${formatValue(tally.allocations, 'count')} allocs, held ${formatValue(s.heldBytes, 'bytes')}`,
+      recorder.metric('allocations', 'allocations', tally.allocations, 'count');
+      recorder.metric('alloc_rate', 'allocation rate', tally.allocations / seconds, 'per_s', 'higher');
+      recorder.metric('alloc_p50', 'allocation p50', tally.allocUs.quantile(0.5), 'us', 'lower');
+      recorder.metric('alloc_p99', 'allocation p99', tally.allocUs.quantile(0.99), 'us', 'lower');
+      recorder.metric('alloc_max', 'allocation max', tally.allocUs.max, 'us', 'lower');
+      recorder.metric('free_p99', 'free p99', tally.freeUs.quantile(0.99), 'us', 'lower');
+      recorder.metric(
+        'pool_hit_rate',
+        'pool hit rate',
+        (100 * s.hits) / Math.max(1, s.hits + s.misses),
+        'percent',
+        'higher',
       );
-    };
-    const sampleMs = Math.max(5, ctx.durationMs / SAMPLES);
-    const sampler = setInterval(sample, sampleMs);
-    const pressureTimers: ReturnType<typeof setTimeout>[] = [];
-    for (let i = 1; i < PRESSURE_EVENTS; i++) {
-      const at = ((i + ctx.random() - 0.5) * ctx.durationMs) / PRESSURE_EVENTS;
-      pressureTimers.push(
-        setTimeout(() => {
-          const pages = heap.shrinkers.shrinkPass();
-          tally.pressureReclaimedPages += pages;
-          recorder.instant(system, 'memory pressure', recorder.now(), { pages });
-        }, at),
-      );
-    }
-    const holdings: ChurnBuffer[][] = Array.from({ length: ctx.clients }, () => []);
-    try {
-      sample();
-      const clients = holdings.map((held, i) => client(ctx, heap, i, tally, held));
-      const settled = await Promise.allSettled(clients);
-      sample();
-      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-      if (failed !== undefined) throw failed.reason;
-    } finally {
-      clearInterval(sampler);
-      for (const t of pressureTimers) clearTimeout(t);
-      // Teardown, after the last sample: the working sets go back, untimed.
-      for (const held of holdings) for (const buf of held) heap.free(buf);
-      await heap.drain();
-      await heap[Symbol.asyncDispose]();
-    }
-    const seconds = Math.max(recorder.now(), 1) / 1000;
-    const s = heap.stats();
-    recorder.metric('allocations', 'allocations', tally.allocations, 'count');
-    recorder.metric('alloc_rate', 'allocation rate', tally.allocations / seconds, 'per_s', 'higher');
-    recorder.metric('alloc_p50', 'allocation p50', tally.allocUs.quantile(0.5), 'us', 'lower');
-    recorder.metric('alloc_p99', 'allocation p99', tally.allocUs.quantile(0.99), 'us', 'lower');
-    recorder.metric('alloc_max', 'allocation max', tally.allocUs.max, 'us', 'lower');
-    recorder.metric('free_p99', 'free p99', tally.freeUs.quantile(0.99), 'us', 'lower');
-    recorder.metric(
-      'pool_hit_rate',
-      'pool hit rate',
-      (100 * s.hits) / Math.max(1, s.hits + s.misses),
-      'percent',
-      'higher',
-    );
-    recorder.metric('held_mean', 'memory held, mean', samples > 0 ? heldSum / samples : 0, 'bytes', 'lower');
-    recorder.metric('held_peak', 'memory held, peak', heldPeak, 'bytes', 'lower');
-    recorder.metric('pending_peak', 'waiting for the worker, peak', pendingPeak, 'bytes');
-    recorder.metric('shrink_alloc_pages', 'pages reclaimed on allocation', tally.allocReclaimedPages, 'count');
-    recorder.metric('shrink_alloc_events', 'allocations that reclaimed', tally.allocShrinks, 'count');
-    recorder.metric('shrink_pressure_pages', 'pages reclaimed under pressure', tally.pressureReclaimedPages, 'count');
-    recorder.metric('enomem', 'allocations refused (ENOMEM)', tally.enomem, 'count', 'lower');
-    recorder.histogram('alloc-latency', 'allocation latency', 'us', tally.allocUs);
-    recorder.histogram('free-latency', 'free latency', 'us', tally.freeUs);
-    recorder.note(`design: ${heap.design}`);
-    if (tally.notZero > 0) {
-      throw new Error(`${tally.notZero} of ${tally.allocations} allocations handed out memory that was not zero`);
-    }
-    recorder.note(`all ${formatValue(tally.allocations, 'count')} buffers handed out read zero at the bytes checked`);
-  },
-};
+      recorder.metric('held_mean', 'memory held, mean', samples > 0 ? heldSum / samples : 0, 'bytes', 'lower');
+      recorder.metric('held_peak', 'memory held, peak', heldPeak, 'bytes', 'lower');
+      recorder.metric('pending_peak', 'waiting for the worker, peak', pendingPeak, 'bytes');
+      recorder.metric('shrink_alloc_pages', 'pages reclaimed on allocation', tally.allocReclaimedPages, 'count');
+      recorder.metric('shrink_alloc_events', 'allocations that reclaimed', tally.allocShrinks, 'count');
+      recorder.metric('shrink_pressure_pages', 'pages reclaimed under pressure', tally.pressureReclaimedPages, 'count');
+      recorder.metric('enomem', 'allocations refused (ENOMEM)', tally.enomem, 'count', 'lower');
+      recorder.histogram('alloc-latency', 'allocation latency', 'us', tally.allocUs);
+      recorder.histogram('free-latency', 'free latency', 'us', tally.freeUs);
+      recorder.note(`design: ${heap.design}`);
+      if (tally.notZero > 0) {
+        throw new Error(`${tally.notZero} of ${tally.allocations} allocations handed out memory that was not zero`);
+      }
+      recorder.note(`all ${formatValue(tally.allocations, 'count')} buffers handed out read zero at the bytes checked`);
+    },
+  };
+}
+
+export const churn: Scenario = churnScenario();
