@@ -102,6 +102,8 @@ class BarView implements ProgressView {
       hideCursor: true,
       fps: 10,
       barsize: 20,
+      barCompleteChar: '\u2588',
+      barIncompleteChar: '\u2591',
       forceRedraw: true,
       autopadding: true,
       format: (options, params, payload: { label: string; status: string }) => {
@@ -124,8 +126,8 @@ class BarView implements ProgressView {
   finished(status: Status, wallMs: number, error?: string): void {
     const bar = this.#bar;
     if (bar === null) return;
+    // The bar stays in the list (a finished bar shows how its variant ended) until stop().
     bar.update(status === 'ok' ? 1 : bar.getProgress(), { status: outcome(status, wallMs, error) });
-    bar.stop();
     this.#bar = null;
   }
 

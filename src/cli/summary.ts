@@ -90,7 +90,7 @@ export function renderSummary(
   lines.push(...wrap(`machine: ${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.platform}`, SUMMARY_WIDTH));
   if (outputs.report !== null) lines.push(...wrap(`report: ${outputs.report}`, SUMMARY_WIDTH));
   if (outputs.trace !== null) {
-    lines.push(...wrap(`trace:  ${outputs.trace} (open it in Perfetto or chrome://tracing)`, SUMMARY_WIDTH));
+    lines.push(...wrap(`trace: ${outputs.trace} (open it in Perfetto or chrome://tracing)`, SUMMARY_WIDTH));
   }
   return lines.join('\n');
 }
