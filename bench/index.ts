@@ -92,6 +92,11 @@ export const BENCHMARKS: readonly BenchEntry[] = [
       'validate() with 100,000 vs 100 BOs on the LRU (in place; one eviction; >= 0.5x) and range manager alloc at 100,000 vs 100 live ranges (>= 0.1x)',
     load: async () => (await import('./ttm-validate.bench.js')).definition,
   },
+  {
+    name: 'run-cost',
+    summary: 'dmabuf run: churn throughput with trace, live progress and report on vs all off (target >= 0.9x)',
+    load: async () => (await import('./run-cost.bench.js')).definition,
+  },
   // Last: it imports src/node.ts, whose promise hooks stay installed for the rest of the process.
   {
     name: 'lockdep',
