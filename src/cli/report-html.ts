@@ -89,6 +89,7 @@ function pageChart(element: string, chart: Chart): PageChart {
       unit: chart.unit,
       x: chart.edges.slice(0, -1),
       xEnd: chart.edges[chart.edges.length - 1] ?? 1,
+      yUnit: chart.share === true ? 'percent' : 'count',
       series: chart.series.map((s) => ({ label: s.label, values: s.counts })),
     };
   }
@@ -109,7 +110,10 @@ function pageChart(element: string, chart: Chart): PageChart {
   };
 }
 
-/** One histogram with a series per variant, on the union of their (shared-grid) buckets. */
+/**
+ * One histogram with a series per variant, on the union of their (shared-grid) buckets, each in
+ * percent of its own samples: variants of one duration run different numbers of operations.
+ */
 function overlayHistogram(charts: readonly HistogramChart[], labels: readonly string[]): HistogramChart {
   const step = (edge: number): number => Math.round(Math.log2(edge) * 4);
   const present = charts.filter((c) => c.edges.length > 1);
@@ -118,13 +122,18 @@ function overlayHistogram(charts: readonly HistogramChart[], labels: readonly st
   const edges = Array.from({ length: Math.max(0, hi - lo) + 1 }, (_, i) => 2 ** ((lo + i) / 4));
   const series = charts.map((c, v) => {
     const counts = new Array<number>(Math.max(0, edges.length - 1)).fill(0);
-    c.series[0]?.counts.forEach((n, i) => {
+    const own = c.series[0]?.counts ?? [];
+    const total = Math.max(
+      1,
+      own.reduce((a, b) => a + b, 0),
+    );
+    own.forEach((n, i) => {
       const at = step(c.edges[i]!) - lo;
-      if (at >= 0 && at < counts.length) counts[at]! += n;
+      if (at >= 0 && at < counts.length) counts[at]! += (100 * n) / total;
     });
     return { label: labels[v]!, counts };
   });
-  return { ...charts[0]!, edges, series };
+  return { ...charts[0]!, title: `${charts[0]!.title} (share of each variant's samples)`, edges, series, share: true };
 }
 
 /** One time chart with each variant's lines (a stacked chart: each variant's total). */
@@ -216,8 +225,9 @@ h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em
 table.metrics { border-collapse: collapse; margin: 0.5em 0 1em; }
 table.metrics th, table.metrics td { padding: 2px 10px; border-bottom: 1px solid #eee; text-align: left; }
 table.metrics td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.grid { display: flex; flex-wrap: wrap; gap: 1em 2em; } .variant { flex: 1 1 560px; min-width: 340px; }
-.chart { min-height: 260px; } li.failed { color: #b00; } code { background: #f4f4f4; padding: 0 3px; }
+.grid { display: flex; flex-wrap: wrap; gap: 1em 2em; align-items: flex-start; }
+.variant { flex: 1 1 480px; min-width: 340px; } .numbers { flex: 0 1 auto; max-width: 600px; }
+.chart { min-height: 260px; margin-bottom: 1.2em; } li.failed { color: #b00; } code { background: #f4f4f4; padding: 0 3px; }
 `;
 
 /** The report of `run` (see the module contract). */
@@ -252,31 +262,34 @@ export function renderReportHtml(run: RunResult, library = loadChartLibrary()): 
     );
   }
   body.push('</header>');
-  body.push('<section id="summary"><h2>Summary</h2>');
+  // A contents line, then one section per scenario: its numbers next to its first charts.
+  body.push(
+    `<nav class="meta">${run.scenarios
+      .map(
+        (s) =>
+          `<a href="#scenario-${escapeHtml(s.name)}">${escapeHtml(s.name)}</a>${s.status === 'ok' ? '' : ` (${s.status})`}`,
+      )
+      .join(' · ')}</nav>`,
+  );
   for (const s of run.scenarios) {
-    const status = s.status === 'ok' ? '' : ` <span class="status">[${s.status}]</span>`;
-    body.push(`<h3>${escapeHtml(s.name)}${status}</h3><p>${escapeHtml(s.title)}</p>${summaryTable(s)}`);
-  }
-  body.push('</section>');
-  for (const s of run.scenarios) {
-    if (s.variants.length === 0) continue;
     const compared = s.variants.length > 1 && run.compare !== null;
-    body.push(`<section class="scenario" id="scenario-${escapeHtml(s.name)}"><h2>${escapeHtml(s.name)}</h2>`);
+    const status = s.status === 'ok' ? '' : ` <span class="status">[${s.status}]</span>`;
+    body.push(`<section class="scenario" id="scenario-${escapeHtml(s.name)}"><h2>${escapeHtml(s.name)}${status}</h2>`);
     body.push(`<p>${escapeHtml(s.title)}</p>`);
-    body.push(`<ul>${s.variants.map((v) => variantNotes(v, compared)).join('')}</ul>`);
+    body.push('<div class="grid">');
+    body.push(
+      `<div class="numbers">${summaryTable(s)}<ul>${s.variants.map((v) => variantNotes(v, compared)).join('')}</ul></div>`,
+    );
     if (compared && run.compare !== null) {
-      const views = overlays(s.variants, run.compare.knob);
-      if (views.length > 0) {
-        body.push(`<h3>Side by side: ${escapeHtml(run.compare.knob)}</h3><div class="grid">`);
-        for (const c of views) body.push(`<div class="variant">${chartDiv(c)}</div>`);
+      for (const c of overlays(s.variants, run.compare.knob)) body.push(`<div class="variant">${chartDiv(c)}</div>`);
+      body.push('</div><div class="grid">');
+      for (const v of s.variants) {
+        body.push(`<div class="variant"><h3>${escapeHtml(v.label)}</h3>`);
+        for (const c of v.charts) body.push(chartDiv(c));
         body.push('</div>');
       }
-    }
-    body.push('<div class="grid">');
-    for (const v of s.variants) {
-      body.push(`<div class="variant">${compared ? `<h3>${escapeHtml(v.label)}</h3>` : ''}`);
-      for (const c of v.charts) body.push(chartDiv(c));
-      body.push('</div>');
+    } else {
+      for (const c of s.variants[0]?.charts ?? []) body.push(`<div class="variant">${chartDiv(c)}</div>`);
     }
     body.push('</div></section>');
   }

@@ -45,6 +45,8 @@ export interface PageChart {
   readonly x: readonly number[];
   /** For a histogram, the last bucket's upper edge (the x axis ends there). */
   readonly xEnd?: number;
+  /** Unit of the y values when it is not `unit` (a histogram's counts: `count` or `percent`). */
+  readonly yUnit?: Unit;
   readonly series: readonly {
     readonly label: string;
     /** What is drawn (for `stacked`: the running sum). */
@@ -117,7 +119,7 @@ export const REPORT_SCRIPT = `(function () {
         stroke: color,
         width: 1.5,
         value: function (u, v, si, idx) {
-          if (histogram) return v === null ? '-' : String(v);
+          if (histogram) return format(v, chart.yUnit);
           var shown = s.own && idx !== null && idx !== undefined ? s.own[idx] : v;
           return format(shown, chart.unit);
         },
@@ -157,7 +159,7 @@ export const REPORT_SCRIPT = `(function () {
           return ticks.map(function (t) { return t === null ? '' : histogram ? format(t, chart.unit) : t + ' s'; });
         } },
         { size: 70, values: function (u, ticks) {
-          return ticks.map(function (t) { return t === null ? '' : format(t, histogram ? 'count' : chart.unit); });
+          return ticks.map(function (t) { return t === null ? '' : format(t, chart.yUnit || chart.unit); });
         } },
       ],
       legend: { live: true },

@@ -60,6 +60,8 @@ export interface HistogramChart {
   /** `counts.length + 1` bucket edges in `unit`. */
   readonly edges: readonly number[];
   readonly series: readonly { readonly label: string; readonly counts: readonly number[] }[];
+  /** The counts are percentages of each series' samples (compare views of unequal runs). */
+  readonly share?: boolean;
 }
 
 export type Chart = SeriesChart | HistogramChart;
