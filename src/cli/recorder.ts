@@ -30,7 +30,7 @@
  */
 
 import type { Unit } from './format.js';
-import type { Chart, Metric, TraceArgs, TraceRecord, TrackInfo } from './run-result.js';
+import type { Chart, Metric, Recorded, TraceArgs, TraceRecord, TrackInfo } from './run-result.js';
 import type { Samples } from './stats.js';
 
 export interface RecorderOptions {
@@ -50,16 +50,6 @@ export interface RecorderOptions {
 export interface SeriesRecorder {
   /** One sample of every series of the chart, at `atMs` (ms since the variant started). */
   sample(atMs: number, values: readonly number[]): void;
-}
-
-/** What a recorder hands to the runner. */
-export interface RecordedOutput {
-  readonly metrics: readonly Metric[];
-  readonly charts: readonly Chart[];
-  readonly tracks: readonly TrackInfo[];
-  readonly events: readonly TraceRecord[];
-  readonly droppedEvents: number;
-  readonly notes: readonly string[];
 }
 
 interface SeriesState {
@@ -197,7 +187,7 @@ export class Recorder {
   }
 
   /** Everything recorded, with the occupancy chart first when there are engine tracks. */
-  result(): RecordedOutput {
+  result(): Recorded {
     const charts: Chart[] = [];
     const occupancy = this.#occupancy();
     if (occupancy !== null) charts.push(occupancy);

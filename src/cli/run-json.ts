@@ -21,54 +21,36 @@
  * ```
  */
 
-import type { Unit } from './format.js';
-import type { MachineInfo, RunOptions, RunResult, Status } from './run-result.js';
+import type { Metric, RunResult, ScenarioResult, VariantResult } from './run-result.js';
 
 export const RUN_JSON_SCHEMA = 'dmabuf-run/1';
 
 /** Exit codes of `dmabuf run`. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
-export interface RunJsonMetric {
-  /** Stable name, unique within the variant (`alloc_p99`). */
-  readonly key: string;
-  readonly label: string;
-  /** `null` when nothing was measured (a latency without samples). */
+/** A metric as `--json` writes it: `value` is `null` when nothing was measured (no samples). */
+export interface RunJsonMetric extends Omit<Metric, 'value'> {
   readonly value: number | null;
-  readonly unit: Unit;
-  /** Which direction is good; absent when neither is. */
-  readonly better?: 'lower' | 'higher';
 }
 
-export interface RunJsonVariant {
-  /** `default`, or `knob=value` under `--compare`. */
-  readonly label: string;
-  readonly knobs: Readonly<Record<string, string>>;
-  readonly status: Status;
-  readonly error?: string;
-  readonly wallMs: number;
+/** A variant as `--json` shows it: its outcome, metrics and notes (charts and trace stay out). */
+export interface RunJsonVariant
+  extends Pick<VariantResult, 'label' | 'knobs' | 'status' | 'error' | 'wallMs' | 'notes'> {
   readonly metrics: readonly RunJsonMetric[];
-  readonly notes: readonly string[];
 }
 
-export interface RunJsonScenario {
-  readonly name: string;
-  readonly title: string;
-  readonly status: Status | 'skipped';
+export interface RunJsonScenario extends Pick<ScenarioResult, 'name' | 'title' | 'status'> {
   readonly variants: readonly RunJsonVariant[];
 }
 
-/** The document `dmabuf run --json` prints. */
-export interface RunJson {
+/**
+ * The document `dmabuf run --json` prints: the run's options and facts (as in {@link RunResult}),
+ * and the fields below.
+ */
+export interface RunJson
+  extends Pick<RunResult, 'date' | 'command' | 'options' | 'compare' | 'machine' | 'wallMs' | 'interrupted'> {
   readonly schema: typeof RUN_JSON_SCHEMA;
   readonly tool: 'dmabuf run';
-  readonly date: string;
-  readonly command: string;
-  readonly options: RunOptions;
-  readonly compare: { readonly knob: string; readonly values: readonly string[] } | null;
-  readonly machine: MachineInfo;
-  readonly wallMs: number;
-  readonly interrupted: boolean;
   readonly exitCode: number;
   /** Absolute paths of the files written; `null` when turned off (or not written). */
   readonly outputs: { readonly report: string | null; readonly trace: string | null };

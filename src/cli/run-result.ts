@@ -106,8 +106,20 @@ export type TraceRecord =
 /** How a scenario (or one variant of it) ended. */
 export type Status = 'ok' | 'failed' | 'interrupted';
 
+/** What a scenario recorded in one run (see `recorder.ts`). */
+export interface Recorded {
+  readonly metrics: readonly Metric[];
+  readonly charts: readonly Chart[];
+  readonly tracks: readonly TrackInfo[];
+  readonly events: readonly TraceRecord[];
+  /** Trace events left out because the variant recorded more than the cap. */
+  readonly droppedEvents: number;
+  /** Sentences for the summary and the report (what was checked, what to read in the charts). */
+  readonly notes: readonly string[];
+}
+
 /** One run of a scenario, under one value of the compared knob (or the defaults). */
-export interface VariantResult {
+export interface VariantResult extends Recorded {
   /** `deferred-free=off`, or `default` when nothing is compared. */
   readonly label: string;
   /** Every knob the scenario honours, with the value this variant used. */
@@ -118,14 +130,6 @@ export interface VariantResult {
   /** When the variant started, ms since the run started. */
   readonly startMs: number;
   readonly wallMs: number;
-  readonly metrics: readonly Metric[];
-  readonly charts: readonly Chart[];
-  readonly tracks: readonly TrackInfo[];
-  readonly events: readonly TraceRecord[];
-  /** Trace events left out because the variant recorded more than the cap. */
-  readonly droppedEvents: number;
-  /** Sentences for the summary and the report (what was checked, what to read in the charts). */
-  readonly notes: readonly string[];
 }
 
 export interface ScenarioResult {

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { Recorder } from '../../src/cli/recorder.js';
 import { runScenarios } from '../../src/cli/runner.js';
 import type { RunResult } from '../../src/cli/run-result.js';
+import { runOf, variant } from '../helpers/run-fixture.js';
 import { churn } from '../../src/cli/scenarios/churn.js';
 import { type TraceEvent, toTraceJson } from '../../src/cli/trace.js';
 import { traceProblems } from '../helpers/trace-check.js';
@@ -20,24 +21,14 @@ function engineRun(): RunResult {
   rec.slice(compute, 'job 3', 5, 40, { client: 'client A' });
   rec.slice(client, 'frame', 0, 40);
   rec.counter('vram', 0, { used: 10 });
-  const out = rec.result();
-  return {
-    date: '2026-01-01T00:00:00.000Z',
-    command: 'dmabuf run test',
-    options: { seed: 1, budgetBytes: 1 << 24, device: 'soft' },
-    compare: null,
-    machine: { cpu: 'cpu', cores: 2, node: 'v20', platform: 'linux x64' },
-    wallMs: 50,
-    interrupted: false,
-    scenarios: [
-      {
-        name: 'test',
-        title: 'test',
-        status: 'ok',
-        variants: [{ label: 'default', knobs: {}, status: 'ok', startMs: 1000, wallMs: 50, ...out }],
-      },
-    ],
-  };
+  return runOf([
+    {
+      name: 'test',
+      title: 'test',
+      status: 'ok',
+      variants: [variant('default', [], { startMs: 1000, ...rec.result() })],
+    },
+  ]);
 }
 
 describe('toTraceJson', () => {

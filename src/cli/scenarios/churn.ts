@@ -79,6 +79,9 @@ interface Tally {
   allocReclaimedPages: number;
   allocShrinks: number;
   pressureReclaimedPages: number;
+  /** Exact peaks: read after every allocation and every free, not only at the samples. */
+  heldPeak: number;
+  pendingPeak: number;
   readonly allocUs: Samples;
   readonly freeUs: Samples;
 }
@@ -118,6 +121,7 @@ async function client(
     heap.free(buf);
     tally.freeUs.add((performance.now() - t0) * 1000);
     tally.frees++;
+    tally.pendingPeak = Math.max(tally.pendingPeak, heap.stats().pendingBytes);
     slice.frees++;
   };
   const allocate = (): void => {
@@ -135,6 +139,7 @@ async function client(
     }
     tally.allocUs.add((performance.now() - t0) * 1000);
     const after = heap.stats();
+    tally.heldPeak = Math.max(tally.heldPeak, after.heldBytes);
     // A hit takes its buffer from the pool; anything else that left the caches was reclaimed.
     const taken = after.hits > before.hits ? buf.size : 0;
     const reclaimed = before.pooledBytes + before.pendingBytes - after.pooledBytes - after.pendingBytes - taken;
@@ -200,6 +205,8 @@ export function churnScenario(
         allocReclaimedPages: 0,
         allocShrinks: 0,
         pressureReclaimedPages: 0,
+        heldPeak: 0,
+        pendingPeak: 0,
         allocUs: new Samples(),
         freeUs: new Samples(),
       };
@@ -220,9 +227,7 @@ export function churnScenario(
       );
       const system = recorder.track('system', 'system');
       const heap = makeHeap(deferredFree, ctx.budgetBytes);
-      let heldPeak = 0;
       let heldSum = 0;
-      let pendingPeak = 0;
       let samples = 0;
       let lastAlloc = 0;
       let lastPressure = 0;
@@ -233,8 +238,6 @@ export function churnScenario(
         reclaim.sample(at, [tally.allocReclaimedPages - lastAlloc, tally.pressureReclaimedPages - lastPressure]);
         lastAlloc = tally.allocReclaimedPages;
         lastPressure = tally.pressureReclaimedPages;
-        heldPeak = Math.max(heldPeak, s.heldBytes);
-        pendingPeak = Math.max(pendingPeak, s.pendingBytes);
         heldSum += s.heldBytes;
         samples++;
         ctx.progress(
@@ -287,8 +290,8 @@ export function churnScenario(
         'higher',
       );
       recorder.metric('held_mean', 'memory held, mean', samples > 0 ? heldSum / samples : 0, 'bytes', 'lower');
-      recorder.metric('held_peak', 'memory held, peak', heldPeak, 'bytes', 'lower');
-      recorder.metric('pending_peak', 'waiting for the worker, peak', pendingPeak, 'bytes');
+      recorder.metric('held_peak', 'memory held, peak', tally.heldPeak, 'bytes', 'lower');
+      recorder.metric('pending_peak', 'waiting for the worker, peak', tally.pendingPeak, 'bytes');
       recorder.metric('shrink_alloc_pages', 'pages reclaimed on allocation', tally.allocReclaimedPages, 'count');
       recorder.metric('shrink_alloc_events', 'allocations that reclaimed', tally.allocShrinks, 'count');
       recorder.metric('shrink_pressure_pages', 'pages reclaimed under pressure', tally.pressureReclaimedPages, 'count');
