@@ -14,7 +14,8 @@
  * - Every summary cell carries `data-scenario`, `data-variant`, `data-metric` and `data-value`
  *   (the raw number, as in `--json`); its text is `formatValue` of it, as in the summary.
  * - Each chart is a `<div class="chart" data-chart-id="…">`; the page script draws into it and
- *   sets `data-drawn="true"`.
+ *   sets `data-drawn="true"`. A chart without samples (a latency nobody measured in a short run)
+ *   is a `<div class="chart-empty">` saying so instead.
  *
  * @example
  * ```ts
@@ -57,6 +58,12 @@ export function loadChartLibrary(): { readonly script: string; readonly css: str
       { cause: err },
     );
   }
+}
+
+/** A chart with nothing to draw: no samples, or a histogram whose buckets are all empty. */
+function isEmpty(chart: Chart): boolean {
+  if (chart.kind === 'histogram') return !chart.series.some((s) => s.counts.some((n) => n > 0));
+  return chart.x.length === 0;
 }
 
 export function escapeHtml(text: string): string {
@@ -117,6 +124,7 @@ function pageChart(element: string, chart: Chart): PageChart {
 function overlayHistogram(charts: readonly HistogramChart[], labels: readonly string[]): HistogramChart {
   const step = (edge: number): number => Math.round(Math.log2(edge) * 4);
   const present = charts.filter((c) => c.edges.length > 1);
+  if (present.length === 0) return { ...charts[0]!, edges: [], series: labels.map((label) => ({ label, counts: [] })) };
   const lo = Math.min(...present.map((c) => step(c.edges[0]!)));
   const hi = Math.max(...present.map((c) => step(c.edges[c.edges.length - 1]!)));
   const edges = Array.from({ length: Math.max(0, hi - lo) + 1 }, (_, i) => 2 ** ((lo + i) / 4));
@@ -172,7 +180,7 @@ function overlays(variants: readonly VariantResult[], knob: string): Chart[] {
     if (charts.some((c) => c === undefined)) continue;
     const all = charts as Chart[];
     if (all.every((c) => c.kind === 'histogram')) {
-      if (all.some((c) => c.edges.length > 1)) out.push(overlayHistogram(all, labels));
+      out.push(overlayHistogram(all, labels));
     } else if (all.every((c) => c.kind !== 'histogram')) {
       if (all.reduce((n, c) => n + (c.kind === 'stacked' ? 1 : c.series.length), 0) <= PALETTE.length) {
         out.push(overlaySeries(all, labels));
@@ -227,13 +235,16 @@ table.metrics th, table.metrics td { padding: 2px 10px; border-bottom: 1px solid
 table.metrics td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .grid { display: flex; flex-wrap: wrap; gap: 1em 2em; align-items: flex-start; }
 .variant { flex: 1 1 480px; min-width: 340px; } .numbers { flex: 0 1 auto; max-width: 600px; }
-.chart { min-height: 260px; margin-bottom: 1.2em; } li.failed { color: #b00; } code { background: #f4f4f4; padding: 0 3px; }
+.chart { min-height: 260px; margin-bottom: 1.2em; } .chart-empty { color: #555; margin: 1em 0; } li.failed { color: #b00; } code { background: #f4f4f4; padding: 0 3px; }
 `;
 
 /** The report of `run` (see the module contract). */
 export function renderReportHtml(run: RunResult, library = loadChartLibrary()): string {
   const charts: PageChart[] = [];
   const chartDiv = (chart: Chart): string => {
+    if (isEmpty(chart)) {
+      return `<div class="chart-empty" data-chart-id="${escapeHtml(chart.id)}"><b>${escapeHtml(chart.title)}</b>: no samples in this run</div>`;
+    }
     const element = `chart-${charts.length + 1}`;
     charts.push(pageChart(element, chart));
     return `<div class="chart" id="${element}" data-chart-id="${escapeHtml(chart.id)}"></div>`;

@@ -117,7 +117,11 @@ describe('report.html in Chromium', { skip: skip ?? false }, () => {
 
       // Every chart drew, and drew its series (pixels in the series colours, not just the axes).
       const charts = await chartPixels(page);
-      assert.ok(charts.length >= 8, `${charts.length} charts: memory, reclaim, 2 histograms per variant, overlays`);
+      // A very slow run (the validator pass on a loaded machine) may free nothing in its 300 ms:
+      // a chart without samples is a note, not an empty canvas, and the rest still draw.
+      const empty = await page.$$eval('.chart-empty', (els) => els.length);
+      assert.ok(charts.length >= 6, `${charts.length} charts drawn (${empty} without samples)`);
+      assert.equal(charts.length + empty, 12, 'memory, reclaim, 2 histograms per variant, and 4 overlays');
       for (const c of charts) {
         assert.ok(c.drawn, `${c.id} drawn`);
         assert.ok(c.seriesPixels > 30, `${c.id} has ${c.seriesPixels} pixels of its series' colours`);
@@ -226,3 +230,31 @@ if (skip !== null) {
     });
   });
 }
+
+describe('renderReportHtml (no browser)', () => {
+  it('sanity: a chart without samples becomes a note, not an empty canvas', () => {
+    const empty = {
+      kind: 'histogram' as const,
+      id: 'free-latency',
+      title: 'free latency',
+      unit: 'us' as const,
+      edges: [],
+      series: [{ label: 'default', counts: [] }],
+    };
+    const html = renderReportHtml(
+      runOf([{ name: 'churn', title: 'churn', status: 'ok', variants: [variant('default', [], { charts: [empty] })] }]),
+    );
+    assert.match(
+      html,
+      /<div class="chart-empty" data-chart-id="free-latency"><b>free latency<\/b>: no samples in this run<\/div>/,
+    );
+    assert.doesNotMatch(html, /<div class="chart" /);
+  });
+
+  it('inlines uPlot and forbids every fetch with a Content-Security-Policy', () => {
+    const html = renderReportHtml(runOf([]));
+    assert.match(html, /<meta http-equiv="Content-Security-Policy" content="default-src 'none';/);
+    assert.ok(html.includes('uPlot'), 'the chart library is in the page');
+    assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=/);
+  });
+});
