@@ -151,15 +151,20 @@ async function runCommand(names: string[], flags: RunFlags, argv: readonly strin
   const options = runOptions(flags);
   const scenarios = resolveScenarios(names, compare);
   const controller = new AbortController();
+  const view = createProgressView(io.stderr, flags.progress !== false);
   const onSignal = (): void => {
-    if (controller.signal.aborted) process.exit(EXIT.interrupted);
-    io.stderr.write('\ndmabuf run: stopping (Ctrl-C again to quit at once); writing what ran so far\n');
+    if (controller.signal.aborted) {
+      view.stop(); // gives the terminal its cursor back
+      process.exit(EXIT.interrupted);
+    }
+    const notice = 'dmabuf run: stopping (Ctrl-C again to quit at once); writing what ran so far';
+    if (flags.progress === false) io.stderr.write(`${notice}\n`);
+    else view.log(notice);
     controller.abort(new Error('interrupted by Ctrl-C'));
   };
   const onOuterAbort = (): void => controller.abort(io.signal?.reason);
   io.signal?.addEventListener('abort', onOuterAbort, { once: true });
   if (io.handleSignals) process.on('SIGINT', onSignal);
-  const view = createProgressView(io.stderr, flags.progress !== false);
   let run: Awaited<ReturnType<typeof runScenarios>>;
   try {
     run = await runScenarios({

@@ -15,7 +15,8 @@
  * - A variant that has not settled `graceMs` after its duration is aborted and marked failed; the
  *   runner waits for it a further `graceMs` before it moves on (a hung scenario does not hang the
  *   run, though whatever it left running may still use the machine).
- * - Every variant of a scenario gets the same seed, so a comparison sees the same workload.
+ * - Every variant of a scenario gets the same seed, so a comparison sees the same workload, and
+ *   each variant first runs briefly unmeasured (`warmup`), so none pays alone for the JIT.
  *
  * @example
  * ```ts
@@ -51,7 +52,16 @@ export interface RunPlan {
   readonly command?: string;
   /** Time a variant gets past its duration before it is aborted (default 10 s). */
   readonly graceMs?: number;
+  /**
+   * Before the variants of a compared scenario, run each briefly unmeasured (default true):
+   * see {@link warmUp}.
+   */
+  readonly warmup?: boolean;
 }
+
+/** Longest warm-up per variant; a quarter of the duration when that is shorter. */
+const WARMUP_MS = 500;
+const SILENT = createProgressView(process.stderr, false);
 
 /** The facts of the machine line. */
 export function machineInfo(): MachineInfo {
@@ -156,6 +166,27 @@ async function runVariant(
   };
 }
 
+/**
+ * Runs each variant of a compared scenario briefly, unrecorded, so the first one measured is not
+ * the one that pays for compiling the code and growing the heap (measured: the first variant's
+ * allocation p99 was 2-5x worse than the same variant run second).
+ */
+async function warmUp(
+  plan: RunPlan,
+  scenario: Scenario,
+  variants: readonly Variant[],
+  view: ProgressView,
+): Promise<void> {
+  const durationMs = Math.min(WARMUP_MS, (plan.options.durationMs ?? scenario.defaultDurationMs) / 4);
+  view.log(`${scenario.name}: warming up each variant for ${durationMs} ms (not measured)`);
+  const scratch: RunPlan = { ...plan, trace: false, options: { ...plan.options, durationMs } };
+  for (const variant of variants) {
+    if (plan.signal?.aborted === true) return;
+    // A failure here shows again in the measured run; the warm-up itself reports nothing.
+    await runVariant(scratch, scenario, variant, 0, SILENT).catch(() => undefined);
+  }
+}
+
 function scenarioStatus(variants: readonly VariantResult[]): Status {
   if (variants.some((v) => v.status === 'failed')) return 'failed';
   if (variants.some((v) => v.status === 'interrupted')) return 'interrupted';
@@ -177,11 +208,16 @@ export async function runScenarios(plan: RunPlan): Promise<RunResult> {
         continue;
       }
       const variants: VariantResult[] = [];
-      for (const variant of variantsOf(scenario, plan.compare)) {
+      const planned = variantsOf(scenario, plan.compare);
+      if (planned.length > 1 && (plan.warmup ?? true)) await warmUp(plan, scenario, planned, view);
+      for (const variant of planned) {
         if (aborted()) break;
         variants.push(await runVariant(plan, scenario, variant, runStart, view));
       }
-      scenarios.push({ name: scenario.name, title: scenario.title, status: scenarioStatus(variants), variants });
+      // Stopped before every variant ran (in the warm-up, or between variants): interrupted.
+      const cut = variants.length < planned.length && aborted();
+      const status = cut && scenarioStatus(variants) === 'ok' ? 'interrupted' : scenarioStatus(variants);
+      scenarios.push({ name: scenario.name, title: scenario.title, status, variants });
     }
   } finally {
     view.stop();

@@ -129,6 +129,7 @@ describe('runScenarios', () => {
       trace: false,
       signal: controller.signal,
       view,
+      warmup: false,
     });
     assert.equal(run.interrupted, true);
     assert.deepEqual(
@@ -142,6 +143,58 @@ describe('runScenarios', () => {
     assert.equal(v.status, 'interrupted');
     assert.ok((v.metrics[0]?.value ?? 0) > 0, 'partial numbers kept');
     assert.ok(view.lines.includes('measured: skipped (interrupted)'), view.lines.join('\n'));
+  });
+
+  it('warms each compared variant up briefly, unmeasured, before measuring any', async () => {
+    const calls: [string, number][] = [];
+    const counted = scenario('counted', async (ctx) => {
+      calls.push([ctx.knobs['deferred-free']!, ctx.durationMs]);
+      ctx.recorder.metric('calls', 'calls', calls.length, 'count');
+    });
+    const view = new SpyView();
+    const run = await runScenarios({
+      scenarios: [counted],
+      options: { ...OPTIONS, durationMs: 400 },
+      compare: { knob: 'deferred-free', values: ['on', 'off'] },
+      trace: false,
+      view,
+    });
+    assert.deepEqual(calls, [
+      ['on', 100],
+      ['off', 100],
+      ['on', 400],
+      ['off', 400],
+    ]);
+    assert.deepEqual(
+      run.scenarios[0]!.variants.map((v) => v.metrics[0]?.value),
+      [3, 4],
+      'only the measured runs are kept',
+    );
+    assert.equal(view.lines[0], 'counted: warming up each variant for 100 ms (not measured)');
+    assert.deepEqual(view.lines.slice(1), [
+      'start counted [deferred-free=on]',
+      'end ok',
+      'start counted [deferred-free=off]',
+      'end ok',
+    ]);
+  });
+
+  it('marks a scenario interrupted in its warm-up as interrupted, not ok', async () => {
+    const controller = new AbortController();
+    const aborting = scenario('aborting', async () => {
+      controller.abort(new Error('Ctrl-C'));
+    });
+    const run = await runScenarios({
+      scenarios: [aborting],
+      options: OPTIONS,
+      compare: { knob: 'deferred-free', values: ['on', 'off'] },
+      trace: false,
+      signal: controller.signal,
+    });
+    assert.deepEqual(
+      run.scenarios.map((s) => [s.status, s.variants.length]),
+      [['interrupted', 0]],
+    );
   });
 
   it('fails a scenario that does not stop after its duration plus the grace time, and moves on', async () => {
