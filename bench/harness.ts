@@ -41,7 +41,7 @@
  * ```
  */
 
-import { NO_GC_NOTE, exposedGc, type RatioStats, type Row, type TargetResult } from '../src/cli/report.js';
+import { NO_GC_NOTE, exposedGc, type RatioStats, type Row, type TargetResult } from './report.js';
 
 export {
   NO_GC_NOTE,
@@ -60,7 +60,7 @@ export {
   type RatioStats,
   type Row,
   type TargetResult,
-} from '../src/cli/report.js';
+} from './report.js';
 
 /** One side of a comparison. */
 export interface Side {

@@ -1,5 +1,5 @@
 /**
- * The benchmark registry: every question `dmabuf bench` can answer, loaded on demand.
+ * The benchmark registry: every question `npm run bench` can answer, loaded on demand.
  *
  * Overview: each entry names one `bench/<name>.bench.ts` file and imports it only when that
  * benchmark runs, so a module that is being rewritten breaks its own benchmark and no other.
@@ -91,6 +91,18 @@ export const BENCHMARKS: readonly BenchEntry[] = [
     summary:
       'validate() with 100,000 vs 100 BOs on the LRU (in place; one eviction; >= 0.5x) and range manager alloc at 100,000 vs 100 live ranges (>= 0.1x)',
     load: async () => (await import('./ttm-validate.bench.js')).definition,
+  },
+  {
+    name: 'sched',
+    summary:
+      'DrmGpuScheduler no-op and chained jobs vs p-queue (target >= 1x); per-job cost at 10,000 entities / 100,000 jobs vs 10 / 100 (>= 0.5x)',
+    load: async () => (await import('./sched.bench.js')).definition,
+  },
+  {
+    name: 'sched-fairness',
+    summary:
+      'two clients on one ring under FAIR, FIFO and RR (tests_scheduler.c workloads, virtual time): engine-time shares and latency p50/p99; FAIR within 10% of fair',
+    load: async () => (await import('./sched-fairness.bench.js')).definition,
   },
   {
     name: 'run-cost',

@@ -4,6 +4,8 @@
  * This entry point is browser-safe: nothing below it imports `node:` modules. Node-only
  * additions live in `dmabuf/node`.
  */
+// The global Disposable types that the declarations below use (types only, see the module).
+export type {} from './base/disposable.js';
 export * from './base/errors.js';
 export * from './base/clock.js';
 export * from './base/lifecycle.js';
@@ -39,3 +41,10 @@ export * from './ttm/ttm-bo-util.js';
 export * from './ttm/ttm-bo-delayed-delete.js';
 export * from './ttm/ttm-device-funcs.js';
 export * from './ttm/ttm-device.js';
+export * from './sched/sched-fence.js';
+export * from './sched/sched-rq.js';
+export * from './sched/sched-executor.js';
+export * from './sched/sched-job.js';
+export * from './sched/sched-entity.js';
+export * from './sched/sched-main.js';
+export * from './sched/sched-submit.js';

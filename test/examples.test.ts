@@ -15,9 +15,13 @@ describe('examples', () => {
   it('there are examples to run', () => assert.ok(examples.length >= 2));
   for (const file of examples) {
     it(`examples/${file} runs`, async () => {
-      const { stdout } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', `examples/${file}`], {
-        timeout: 30_000,
-      });
+      const { stdout } = await run(
+        process.execPath,
+        ['--conditions=@dmabuf/source', '--import', 'tsx', `examples/${file}`],
+        {
+          timeout: 30_000,
+        },
+      );
       assert.ok(stdout.length > 0, 'an example prints what it shows');
     });
   }

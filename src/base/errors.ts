@@ -28,16 +28,19 @@
 export type ErrnoCode =
   | 'EPERM'
   | 'ENOENT'
+  | 'ESRCH'
   | 'EINTR'
   | 'EIO'
   | 'ENOMEM'
   | 'EBUSY'
+  | 'ENODEV'
   | 'EINVAL'
   | 'ENOSPC'
   | 'EDEADLK'
   | 'ENODATA'
   | 'ETIME'
   | 'EOPNOTSUPP'
+  | 'ETIMEDOUT'
   | 'EALREADY'
   | 'ECANCELED';
 
@@ -45,16 +48,19 @@ export type ErrnoCode =
 export const ERRNO: Readonly<Record<ErrnoCode, number>> = Object.freeze({
   EPERM: 1,
   ENOENT: 2,
+  ESRCH: 3,
   EINTR: 4,
   EIO: 5,
   ENOMEM: 12,
   EBUSY: 16,
+  ENODEV: 19,
   EINVAL: 22,
   ENOSPC: 28,
   EDEADLK: 35,
   ENODATA: 61,
   ETIME: 62,
   EOPNOTSUPP: 95,
+  ETIMEDOUT: 110,
   EALREADY: 114,
   ECANCELED: 125,
 });

@@ -1,12 +1,7 @@
 /**
- * Seeded randomness for stress tests, benchmarks and generated workloads.
- *
- * Overview: anything random in dmabuf's tests, benchmarks and scenarios draws from a
- * {@link seededRandom} generator, so a run that found a problem can be replayed from its seed.
- *
- * Contract:
- * - The same seed yields the same sequence on every platform (32-bit integer arithmetic only).
- * - Values are floats in [0, 1). Not for cryptography.
+ * Seeded randomness, so that a test, benchmark or workload that found a problem replays from its
+ * seed: the same sequence on every platform (32-bit integer arithmetic), floats in [0, 1), not for
+ * cryptography.
  *
  * @example
  * ```ts

@@ -194,7 +194,7 @@ export class Syncobj implements Disposable {
     return this.#waiters.size;
   }
 
-  /** Whether {@link Symbol.dispose} has run. */
+  /** Whether `[Symbol.dispose]()` has run. */
   get disposed(): boolean {
     return this.#disposed;
   }

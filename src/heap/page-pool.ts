@@ -88,7 +88,8 @@ export interface PagePoolStats {
   classes: PagePoolClassStats[];
 }
 
-type PoolBuffer = ArrayBuffer | SharedArrayBuffer;
+/** The memory a pool holds and hands out. */
+export type PoolBuffer = ArrayBuffer | SharedArrayBuffer;
 
 interface SizeClass {
   readonly order: number;

@@ -198,7 +198,7 @@ export function lockdepPrime(order: readonly LockClass[]): void {
  * @see dma_fence_begin_signalling()
  */
 export function beginSignalling(): SignallingCookie {
-  return openSection(dmaFenceMap, true);
+  return openSection(dmaFenceMap, beginSignalling);
 }
 
 /** Closes a section opened by {@link beginSignalling}. @see dma_fence_end_signalling() */
@@ -212,17 +212,17 @@ export function endSignalling(cookie: SignallingCookie): void {
  * async signalling paths: the section is exactly `fn`, however it is called and awaited.
  */
 export function signallingSection<T>(fn: () => T): T {
-  return scopedSection(dmaFenceMap, fn);
+  return scopedSection(dmaFenceMap, fn, signallingSection);
 }
 
 /** {@link signallingSection} for long-running fences. */
 export function lrSignallingSection<T>(fn: () => T): T {
-  return scopedSection(dmaFenceLrMap, fn);
+  return scopedSection(dmaFenceLrMap, fn, lrSignallingSection);
 }
 
 /** {@link beginSignalling} for long-running fences (seed 001): their own pseudo-lock. */
 export function lrBeginSignalling(): SignallingCookie {
-  return openSection(dmaFenceLrMap, true);
+  return openSection(dmaFenceLrMap, lrBeginSignalling);
 }
 
 /** Closes a section opened by {@link lrBeginSignalling}. */
@@ -242,7 +242,7 @@ export function lockdepTask<T>(fn: () => T): T {
 
 /** Declares that the caller may allocate memory with reclaim here (the kernel's `fs_reclaim` annotation). */
 export function mightReclaim(): void {
-  if (enabled) hooks.mightReclaim();
+  if (enabled) recordReclaim(mightReclaim);
 }
 
 // Prime the kernel's fence rules: reclaim may wait for fences; long-running work may take
@@ -253,7 +253,7 @@ lockdepPrime([dmaFenceLrMap, fsReclaim]);
 
 const hooks: LockdepHooks = {
   request(cls, instance, ctx, trylock) {
-    const entry: Entry = { cls, instance, ctx, site: site(), read: false, state: 'pending' };
+    const entry: Entry = { cls, instance, ctx, site: site(hooks.request), read: false, state: 'pending' };
     // A trylock cannot wait, so it can neither deadlock nor recurse: nothing to check or record
     // (the lock still counts as held once taken, for what is taken under it).
     if (trylock) return entry;
@@ -287,15 +287,15 @@ const hooks: LockdepHooks = {
   },
   mightWait(longRunning) {
     const target = longRunning ? dmaFenceLrMap : dmaFenceMap;
-    const wait: Entry = { cls: target, instance: target, ctx: null, site: site(), read: false, state: 'dead' };
+    const where = site(hooks.mightWait);
+    const wait: Entry = { cls: target, instance: target, ctx: null, site: where, read: false, state: 'dead' };
     for (const h of heldNow()) if (h.cls !== target) addEdge(h, wait);
   },
   mightReclaim() {
-    const alloc: Entry = { cls: fsReclaim, instance: fsReclaim, ctx: null, site: site(), read: false, state: 'dead' };
-    for (const h of heldNow()) if (h.cls !== fsReclaim) addEdge(h, alloc);
+    recordReclaim(hooks.mightReclaim);
   },
   beginSignalling(longRunning) {
-    return openSection(longRunning ? dmaFenceLrMap : dmaFenceMap, false);
+    return openSection(longRunning ? dmaFenceLrMap : dmaFenceMap, null);
   },
   endSignalling(cookie) {
     closeSection(cookie);
@@ -307,12 +307,25 @@ const hooks: LockdepHooks = {
     report(
       'long-running-callback',
       [dmaFenceLrMap.name],
-      `WARNING: plain callback on a long-running fence\n  fence: ${what}\n  added at: ${site()}\n` +
+      `WARNING: plain callback on a long-running fence\n  fence: ${what}\n  added at: ${site(hooks.plainCallbackOnLongRunning)}\n` +
         '  A long-running fence may never complete; acknowledge that with lrAddCallback().',
       `lr-callback:${what}`,
     );
   },
 };
+
+/** Records that the caller of `entry` may allocate with reclaim. */
+function recordReclaim(entry: ValidatorEntry): void {
+  const alloc: Entry = {
+    cls: fsReclaim,
+    instance: fsReclaim,
+    ctx: null,
+    site: site(entry),
+    read: false,
+    state: 'dead',
+  };
+  for (const h of heldNow()) if (h.cls !== fsReclaim) addEdge(h, alloc);
+}
 
 /** Held locks of the current async context plus the synchronous signalling sections, still valid. */
 function heldNow(): HeldLock[] {
@@ -339,28 +352,33 @@ function push(entry: Entry): void {
   tracker.set(next);
 }
 
-function openSection(map: LockClass, async: boolean): SignallingCookie {
+/**
+ * Opens a signalling section for the caller of `entry`; with `entry` null, the synchronous
+ * section of `DmaFence.signal()`.
+ */
+function openSection(map: LockClass, entry: ValidatorEntry | null): SignallingCookie {
   if (!enabled) return NESTED;
   for (const h of heldNow()) if (h.cls === map) return NESTED;
   const cookie = {};
   // signal() opens a section for every fence with callbacks: no stack for those (it would cost
   // more than the signal), the lock taken inside still shows where it was taken.
-  const where = async
-    ? site()
-    : `inside ${map === dmaFenceMap ? 'DmaFence' : 'long-running DmaFence'}.signal(), in a fence callback`;
-  const entry: Entry = { cls: map, instance: cookie, ctx: null, site: where, read: true, state: 'held' };
-  current.set(cookie, entry);
-  if (async) push(entry);
-  else syncSections.push(entry);
+  const where =
+    entry !== null
+      ? site(entry)
+      : `inside ${map === dmaFenceMap ? 'DmaFence' : 'long-running DmaFence'}.signal(), in a fence callback`;
+  const section: Entry = { cls: map, instance: cookie, ctx: null, site: where, read: true, state: 'held' };
+  current.set(cookie, section);
+  if (entry !== null) push(section);
+  else syncSections.push(section);
   return cookie;
 }
 
-function scopedSection<T>(map: LockClass, fn: () => T): T {
+function scopedSection<T>(map: LockClass, fn: () => T, caller: ValidatorEntry): T {
   if (!enabled || tracker === null) return fn();
   const held = heldNow();
   if (held.some((h) => h.cls === map)) return fn();
   const cookie = {};
-  const entry: Entry = { cls: map, instance: cookie, ctx: null, site: site(), read: true, state: 'held' };
+  const entry: Entry = { cls: map, instance: cookie, ctx: null, site: site(caller), read: true, state: 'held' };
   current.set(cookie, entry);
   const close = (): void => {
     entry.state = 'dead';
@@ -407,19 +425,41 @@ function prime(order: readonly LockClass[]): void {
   }
 }
 
-// This module's own path, to drop its frames from acquisition sites (works wherever
-// import.meta.url is a URL: Node, bundlers, browsers).
-const SELF = new URL(import.meta.url).pathname;
+/** A function through which code outside the validator called in: a hook or an exported function. */
+// biome-ignore lint/suspicious/noExplicitAny: any function object can mark a stack boundary
+type ValidatorEntry = (...args: any[]) => unknown;
 
-function site(): string {
+/** Frames kept per acquisition site. */
+const SITE_FRAMES = 8;
+
+/**
+ * Where the validator was called from: the stack of the caller of `entry`, which must be the
+ * validator function that the caller called (a hook or an exported function).
+ *
+ * Why not filter frames by this module's file name: in a single-file bundle every frame has the
+ * bundle's name, so the filter would drop the whole stack or nothing; and reading
+ * `import.meta.url` crashes CJS and IIFE bundles. `Error.captureStackTrace(target, fn)` (V8, so
+ * Node and Chromium; JavaScriptCore since 2023) leaves out `fn` and every frame above it,
+ * wherever the code lives. Where it is missing, the validator's own frames stay in the site.
+ */
+function site(entry: ValidatorEntry): string {
   if (!captureStacks) return '(stacks off)';
-  const stack = new Error().stack ?? '';
-  // Drop the message line and the validator's own frames.
-  return stack
+  const limit = Error.stackTraceLimit;
+  const target: { stack?: string } = {};
+  try {
+    if (typeof Error.captureStackTrace === 'function') {
+      Error.stackTraceLimit = SITE_FRAMES;
+      Error.captureStackTrace(target, entry);
+    } else {
+      target.stack = new Error().stack ?? '';
+    }
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+  // The first line is the message line of the capture, not a frame.
+  return (target.stack ?? '')
     .split('\n')
-    .slice(1)
-    .filter((line) => !line.includes(SELF))
-    .slice(0, 8)
+    .slice(1, SITE_FRAMES + 1)
     .join('\n');
 }
 

@@ -10,31 +10,26 @@ import { formatValue } from '../../src/cli/format.js';
 import { renderReportHtml } from '../../src/cli/report-html.js';
 import { PALETTE } from '../../src/cli/report-script.js';
 import type { RunJson } from '../../src/cli/run-json.js';
-import { chromiumMissing, launchChromium } from '../helpers/chromium.js';
+import { type PageLog, browserSkip, launchChromium, recordPage } from '../helpers/browser.js';
 import { runMain, tempDir } from '../helpers/cli-run.js';
 import { runOf, variant } from '../helpers/run-fixture.js';
 
-const skip = chromiumMissing();
-
 interface Loaded {
   readonly page: Page;
-  readonly consoleErrors: string[];
+  readonly log: PageLog;
+  /** Every URL the page requested, the file itself included. */
   readonly requests: string[];
 }
 
-/** Opens `file` and waits for the page script to have drawn. */
+/** Opens `file`, recording console, errors and requests, and waits for the page script to draw. */
 async function open(browser: Browser, file: string): Promise<Loaded> {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  const consoleErrors: string[] = [];
+  const log = recordPage(page, 'file://');
   const requests: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') consoleErrors.push(m.text());
-  });
-  page.on('pageerror', (e) => consoleErrors.push(e.message));
   page.on('request', (r) => requests.push(r.url()));
   await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
   await page.waitForSelector('body[data-charts-drawn]', { timeout: 10_000 });
-  return { page, consoleErrors, requests };
+  return { page, log, requests };
 }
 
 /** The little of the DOM the in-page check uses (the tests compile without the DOM library). */
@@ -78,7 +73,7 @@ function chartPixels(page: Page): Promise<{ id: string; drawn: boolean; seriesPi
   }, PALETTE as string[]);
 }
 
-describe('report.html in Chromium', { skip: skip ?? false }, () => {
+describe('report.html in Chromium', { skip: browserSkip() }, () => {
   let browser: Browser;
   before(async () => {
     browser = await launchChromium();
@@ -105,10 +100,15 @@ describe('report.html in Chromium', { skip: skip ?? false }, () => {
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout) as RunJson;
     const file = doc.outputs.report!;
-    const { page, consoleErrors, requests } = await open(browser, file);
+    const { page, log, requests } = await open(browser, file);
     try {
-      assert.deepEqual(consoleErrors, []);
-      assert.deepEqual(requests, [pathToFileURL(file).href], 'the page fetched nothing else');
+      log.assertClean();
+      assert.deepEqual(
+        log.console.filter((c) => c.type === 'warning'),
+        [],
+        'no console warning either',
+      );
+      assert.deepEqual(requests, [pathToFileURL(file).href], 'the page fetched nothing but itself');
       assert.doesNotMatch(
         readFileSync(file, 'utf8'),
         /<script[^>]+src=|<link[^>]+href=/,
@@ -201,9 +201,9 @@ describe('report.html in Chromium', { skip: skip ?? false }, () => {
       { interrupted: true },
     );
     writeFileSync(file, renderReportHtml(run));
-    const { page, consoleErrors } = await open(browser, file);
+    const { page, log } = await open(browser, file);
     try {
-      assert.deepEqual(consoleErrors, []);
+      log.assertClean();
       const charts = await chartPixels(page);
       assert.deepEqual(
         charts.map((c) => [c.drawn, c.series]),
@@ -221,15 +221,6 @@ describe('report.html in Chromium', { skip: skip ?? false }, () => {
     }
   });
 });
-
-if (skip !== null) {
-  describe('report.html in Chromium (skipped)', () => {
-    it('says why the browser test did not run', () => {
-      assert.match(skip, /apt-get install chromium/);
-      console.log(`# ${skip}`);
-    });
-  });
-}
 
 describe('renderReportHtml (no browser)', () => {
   it('sanity: a chart without samples becomes a note, not an empty canvas', () => {

@@ -69,7 +69,7 @@ export function runBin(
     // tsx by absolute URL: the child runs in the temporary directory, where `tsx` alone resolves to nothing.
     const child = spawn(
       process.execPath,
-      ['--conditions=source', '--import', import.meta.resolve('tsx'), BIN, ...args],
+      ['--conditions=@dmabuf/source', '--import', import.meta.resolve('tsx'), BIN, ...args],
       {
         cwd,
         env: { ...process.env, FORCE_COLOR: '0' },

@@ -1,13 +1,14 @@
 /**
- * The `dmabuf` command-line program.
+ * The benchmark runner: `npm run bench -- [names...]`.
  *
- * Overview: `dmabuf bench [names...]` runs the benchmarks in `bench/` (each compares a dmabuf
- * object with the JavaScript baseline it replaces, in one process) and prints one comparison
- * table: case, dmabuf rate or size, baseline rate or size, median ratio with its inter-quartile
- * range, target, pass/miss; then notes, the machine (CPU model, cores, Node version) and the wall
- * time. Progress goes to stderr, results to stdout; `--json` prints a single JSON document
- * instead of the table. Run through `npm run bench` (full) or `npm start` (`--quick`), or the
- * `dmabuf` bin, all of which give node `--expose-gc` so memory can be measured.
+ * Overview: runs the benchmarks registered in `bench/index.ts` (each compares a dmabuf object
+ * with the JavaScript baseline it replaces, in one process) and prints one comparison table:
+ * case, dmabuf rate or size, baseline rate or size, median ratio with its inter-quartile range,
+ * target, pass/miss; then notes, the machine (CPU model, cores, Node version) and the wall time.
+ * Progress goes to stderr, results to stdout; `--json` prints a single JSON document instead of
+ * the table. It lives in the repository, not in the package: `npm run bench` (full) and
+ * `npm start` (`--quick`) run it from the TypeScript sources through tsx, with node's
+ * `--expose-gc` so memory can be measured.
  *
  * Contract:
  * - Exit code 0 when every requested benchmark ran, even if a target was missed: a benchmark is
@@ -18,8 +19,9 @@
  *
  * @example
  * ```ts
- * import { buildProgram, loadRegistry } from './main.js';
- * await buildProgram(await loadRegistry()).parseAsync(['node', 'dmabuf', 'bench', 'fence-signal', '--quick']);
+ * import { buildProgram } from './cli.js';
+ * import { BENCHMARKS } from './index.js';
+ * await buildProgram(BENCHMARKS).parseAsync(['node', 'bench/cli.ts', 'fence-signal', '--quick']);
  * ```
  */
 
@@ -27,28 +29,8 @@ import { realpathSync } from 'node:fs';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
+import { BENCHMARKS } from './index.js';
 import { NO_GC_NOTE, budget, exposedGc, formatMeasured, formatRatio, type BenchEntry, type Row } from './report.js';
-
-/**
- * Where the benchmarks are: `bench/index.ts` beside `src/`. It is imported by a computed URL so
- * that the package build (`rootDir: src`) never compiles `bench/`; running it needs the
- * TypeScript sources and tsx, which `npm run bench` and `bin/dmabuf.js` provide.
- */
-const REGISTRY_URL = new URL('../../bench/index.ts', import.meta.url);
-
-/** Loads the benchmark registry. @throws with a message saying how to run the benchmarks. */
-export async function loadRegistry(): Promise<readonly BenchEntry[]> {
-  try {
-    const registry = (await import(REGISTRY_URL.href)) as { BENCHMARKS: readonly BenchEntry[] };
-    return registry.BENCHMARKS;
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new Error(
-      `cannot load the benchmarks from ${REGISTRY_URL.pathname} (${why}); they need the TypeScript sources and tsx: run \`npm run bench\` or bin/dmabuf.js`,
-      { cause: err },
-    );
-  }
-}
 
 /** The machine line's facts. */
 export interface MachineInfo {
@@ -189,7 +171,7 @@ export function resolveNames(names: readonly string[], registry: readonly BenchE
   if (unknown.length > 0) {
     const valid = registry.map((b) => b.name).join(', ');
     throw new UnknownBenchmarkError(
-      `unknown benchmark${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}. Valid names: ${valid} (see dmabuf bench --list)`,
+      `unknown benchmark${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}. Valid names: ${valid} (see npm run bench -- --list)`,
     );
   }
   return [...new Set(names)];
@@ -256,16 +238,13 @@ interface BenchOptions {
   list?: boolean;
 }
 
-/** The `dmabuf` program. Exit codes are set on `process.exitCode`, never by exiting early. */
+/** The runner's program. Exit codes are set on `process.exitCode`, never by exiting early. */
 export function buildProgram(registry: readonly BenchEntry[]): Command {
   const program = new Command();
   program
-    .name('dmabuf')
-    .description("The Linux kernel's GPU buffer-sharing and synchronisation stack for JavaScript")
-    .showHelpAfterError();
-  program
-    .command('bench')
-    .description('run benchmarks side by side with their JavaScript baselines and print a comparison table')
+    .name('npm run bench --')
+    .description('run the dmabuf benchmarks side by side with their JavaScript baselines and print a comparison table')
+    .showHelpAfterError()
     .argument('[names...]', `benchmarks to run (default: all): ${registry.map((b) => b.name).join(', ')}`)
     .option('--quick', 'fewer rounds: the whole suite in about 25-35 s on 2 cores, with wider error bars')
     .option('--json', 'print one machine-readable JSON document on stdout instead of the table')
@@ -311,16 +290,8 @@ export function buildProgram(registry: readonly BenchEntry[]): Command {
   return program;
 }
 
-/** Runs the program on `argv` (as in `process.argv`). */
-export async function main(argv: readonly string[]): Promise<void> {
-  let registry: readonly BenchEntry[];
-  try {
-    registry = await loadRegistry();
-  } catch (err) {
-    process.stderr.write(`dmabuf: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-    return;
-  }
+/** Runs the program on `argv` (as in `process.argv`) over `registry` (default: every benchmark). */
+export async function main(argv: readonly string[], registry: readonly BenchEntry[] = BENCHMARKS): Promise<void> {
   try {
     await buildProgram(registry).parseAsync([...argv]);
   } catch (err) {

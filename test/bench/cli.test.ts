@@ -2,13 +2,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { tmpdir } from 'node:os';
 import { BENCHMARKS } from '../../bench/index.js';
-import { renderColumns, resolveNames, UnknownBenchmarkError } from '../../src/cli/main.js';
+import { renderColumns, resolveNames, UnknownBenchmarkError } from '../../bench/cli.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-const bin = fileURLToPath(new URL('../../bin/dmabuf.js', import.meta.url));
+const main = fileURLToPath(new URL('../../bench/cli.ts', import.meta.url));
 
 interface Ran {
   code: number | null;
@@ -16,12 +14,12 @@ interface Ran {
   stderr: string;
 }
 
-/** Runs a node program with `args`, collecting its output and exit code (never rejects). */
-function run(nodeArgs: readonly string[], options: { cwd?: string; timeout?: number } = {}): Promise<Ran> {
+/** Runs `file` with `args` (default: node), collecting its output and exit code (never rejects). */
+function run(args: readonly string[], options: { cwd?: string; timeout?: number; file?: string } = {}): Promise<Ran> {
   return new Promise((resolve) => {
     execFile(
-      process.execPath,
-      [...nodeArgs],
+      options.file ?? process.execPath,
+      [...args],
       { cwd: options.cwd ?? root, timeout: options.timeout ?? 30_000, maxBuffer: 16 << 20 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
@@ -33,16 +31,16 @@ function run(nodeArgs: readonly string[], options: { cwd?: string; timeout?: num
 
 const cli = (...args: string[]): Promise<Ran> => run(['--expose-gc', '--import', 'tsx', main, ...args]);
 
-describe('dmabuf CLI', () => {
-  it('sanity: bench --list prints every registered benchmark and exits 0', async () => {
-    const r = await cli('bench', '--list');
+describe('benchmark runner', () => {
+  it('sanity: --list prints every registered benchmark and exits 0', async () => {
+    const r = await cli('--list');
     assert.equal(r.code, 0, r.stderr);
     for (const b of BENCHMARKS)
       assert.match(r.stdout, new RegExp(`^${b.name}\\s`, 'm'), `${b.name} missing from --list`);
   });
 
-  it('bench --list --json prints the names as JSON', async () => {
-    const r = await cli('bench', '--list', '--json');
+  it('--list --json prints the names as JSON', async () => {
+    const r = await cli('--list', '--json');
     assert.equal(r.code, 0, r.stderr);
     const list = JSON.parse(r.stdout) as { name: string }[];
     assert.deepEqual(
@@ -52,15 +50,15 @@ describe('dmabuf CLI', () => {
   });
 
   it('an unknown benchmark name exits 2 naming it and listing the valid names', async () => {
-    const r = await cli('bench', 'fence-signal', 'no-such-bench');
+    const r = await cli('fence-signal', 'no-such-bench');
     assert.equal(r.code, 2);
     assert.match(r.stderr, /unknown benchmark: no-such-bench/);
     for (const b of BENCHMARKS) assert.ok(r.stderr.includes(b.name), `valid name ${b.name} not listed in: ${r.stderr}`);
     assert.equal(r.stdout, '', 'nothing ran');
   });
 
-  it('bench fence-signal --quick --json prints one parseable document with ratios and targets', async () => {
-    const r = await cli('bench', 'fence-signal', '--quick', '--json');
+  it('fence-signal --quick --json prints one parseable document with ratios and targets', async () => {
+    const r = await cli('fence-signal', '--quick', '--json');
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout) as {
       quick: boolean;
@@ -90,16 +88,17 @@ describe('dmabuf CLI', () => {
     assert.match(r.stderr, /fence-signal/, 'progress goes to stderr');
   });
 
-  it('the bin launcher runs from any directory and passes the exit code through', async () => {
-    const listed = await run([bin, 'bench', '--list'], { cwd: tmpdir() });
+  it('npm run bench runs it from the repository and passes the exit code through', async () => {
+    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+    const listed = await run(['run', '--silent', 'bench', '--', '--list'], { file: npm });
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /fence-chain/);
-    const unknown = await run([bin, 'bench', 'nope'], { cwd: tmpdir() });
-    assert.equal(unknown.code, 2);
+    const unknown = await run(['run', '--silent', 'bench', '--', 'nope'], { file: npm });
+    assert.equal(unknown.code, 2, unknown.stderr);
   });
 });
 
-describe('dmabuf CLI helpers', () => {
+describe('benchmark runner helpers', () => {
   it('sanity: resolveNames with no names selects every benchmark in registry order', () => {
     assert.deepEqual(
       resolveNames([], BENCHMARKS),
@@ -120,15 +119,5 @@ describe('dmabuf CLI helpers', () => {
     const [header, rule, line] = text.split('\n');
     assert.equal(header!.indexOf('long header'), line!.indexOf('x'));
     assert.equal(rule, '---------  -----------');
-  });
-});
-
-describe('dmabuf CLI registry', () => {
-  it('sanity: loadRegistry finds the same benchmarks as bench/index.ts', async () => {
-    const { loadRegistry } = await import('../../src/cli/main.js');
-    assert.deepEqual(
-      (await loadRegistry()).map((b) => b.name),
-      BENCHMARKS.map((b) => b.name),
-    );
   });
 });

@@ -1,11 +1,10 @@
 /**
- * What the `dmabuf bench` command and the benchmarks in `bench/` agree on: result rows, run
+ * What the benchmark runner (`bench/cli.ts`) and the benchmarks agree on: result rows, run
  * budgets, the benchmark interface, and how numbers are printed.
  *
- * Overview: the benchmarks live outside `src/` (in `bench/`, one file per question) and are
- * loaded by the CLI at run time, so the package build never compiles them. This module holds
- * the part both sides need, so the CLI type-checks against it without importing `bench/`.
- * `bench/harness.ts` re-exports all of it next to the measuring code.
+ * Overview: the runner loads each benchmark only when it runs (`bench/index.ts`), so it depends
+ * on this small module rather than on the measuring code; `bench/harness.ts` re-exports all of
+ * it next to that code for the benchmarks.
  *
  * Contract:
  * - A {@link Row}'s ratio is dmabuf / baseline of the measured quantity (ops/s or bytes), the

@@ -1,0 +1,178 @@
+// The tarball as `npm pack` makes it and `npm install` unpacks it: only the library, its types,
+// sources and maps, the README, LICENSE and CHANGELOG (and the compiled CLI once it exists), small
+// enough, and with a manifest that tells the truth.
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type PackedPackage, packedPackage } from '../helpers/packed.js';
+
+/** What may be in the tarball. `dist/cli/` is the compiled `dmabuf` command (issue 12). */
+const ALLOWED: readonly RegExp[] = [
+  /^package\.json$/,
+  /^README\.md$/,
+  /^LICENSE$/,
+  /^CHANGELOG\.md$/,
+  /^dist\/cli\//,
+  /^dist\/.+\.(js|js\.map|d\.ts|d\.ts\.map)$/,
+  /^src\/.+(?<!\.test)\.ts$/,
+];
+
+/** Development tools that a user of the library must never have to install. */
+const DEV_TOOLS = [
+  'tsx',
+  'esbuild',
+  'typescript',
+  '@types/node',
+  'c8',
+  'typedoc',
+  'playwright-core',
+  'fast-check',
+  '@biomejs/biome',
+  'async-mutex',
+  'generic-pool',
+];
+
+/**
+ * The largest a consumer's `node_modules` may be after `npm install dmabuf`. It was 2 MB; the
+ * `dmabuf run` command (issue 12) made it 3 MB: measured at the merge, dmabuf itself 2.11 MB (the
+ * library's dist, maps and sources 1.75 MB, the compiled CLI 0.36 MB) and the CLI's three
+ * dependencies 0.95 MB (uplot 0.55, commander 0.22, cli-progress with string-width 0.17). The
+ * lead decides whether to keep this budget or trim the packaging (declaration maps, sources).
+ */
+const NODE_MODULES_LIMIT = 3 * 1024 * 1024;
+
+interface Manifest {
+  name: string;
+  type?: string;
+  engines?: { node?: string };
+  sideEffects?: boolean | string[];
+  exports?: Record<string, Record<string, string> | string>;
+  dependencies?: Record<string, string>;
+  bin?: Record<string, string> | string;
+  repository?: { url?: string };
+  homepage?: string;
+  bugs?: { url?: string };
+  license?: string;
+}
+
+let pkg: PackedPackage;
+let paths: Set<string>;
+let manifest: Manifest;
+
+/** Sum of file sizes under `dir` (apparent size: independent of the file system's blocks). */
+function treeBytes(dir: string): number {
+  let total = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += treeBytes(full);
+    else total += fs.lstatSync(full).size;
+  }
+  return total;
+}
+
+describe('the tarball', () => {
+  before(async () => {
+    pkg = await packedPackage();
+    paths = new Set(pkg.files.map((f) => f.path));
+    manifest = JSON.parse(fs.readFileSync(path.join(pkg.installed, 'package.json'), 'utf8')) as Manifest;
+  });
+
+  it('sanity: npm pack made a tarball that npm install unpacked into node_modules/dmabuf', () => {
+    assert.ok(fs.statSync(pkg.tarball).size > 0, pkg.tarball);
+    assert.equal(manifest.name, 'dmabuf');
+    for (const file of ['package.json', 'dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts'])
+      assert.ok(paths.has(file) && fs.existsSync(path.join(pkg.installed, file)), `${file} is packed and installed`);
+  });
+
+  it('holds only the library, its types, sources and maps, README, LICENSE and CHANGELOG', () => {
+    const stray = [...paths].filter((p) => !ALLOWED.some((re) => re.test(p)));
+    assert.deepEqual(stray, [], `files that do not belong in the package:\n${stray.join('\n')}`);
+    for (const file of ['README.md', 'LICENSE', 'CHANGELOG.md']) assert.ok(paths.has(file), `${file} is missing`);
+    assert.match(fs.readFileSync(path.join(pkg.installed, 'LICENSE'), 'utf8'), /MIT License[\s\S]*dmabuf contributors/);
+  });
+
+  it('has the compiled module, declarations and both maps for every source file', () => {
+    const sources = [...paths].filter((p) => p.startsWith('src/') && !p.endsWith('.d.ts'));
+    assert.ok(sources.length >= 30, `${sources.length} source files`);
+    const missing: string[] = [];
+    for (const src of sources) {
+      const base = `dist/${src.slice('src/'.length, -'.ts'.length)}`;
+      for (const ext of ['.js', '.js.map', '.d.ts', '.d.ts.map']) if (!paths.has(base + ext)) missing.push(base + ext);
+    }
+    assert.deepEqual(missing, []);
+  });
+
+  it('every source map and declaration map points at a source file that is in the package', () => {
+    const broken: string[] = [];
+    for (const map of [...paths].filter((p) => p.endsWith('.map'))) {
+      const { sources } = JSON.parse(fs.readFileSync(path.join(pkg.installed, map), 'utf8')) as { sources: string[] };
+      for (const source of sources) {
+        const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(map), source));
+        if (!paths.has(resolved)) broken.push(`${map} -> ${source}`);
+      }
+    }
+    assert.deepEqual(broken, []);
+  });
+
+  it(`installs into a node_modules under ${NODE_MODULES_LIMIT / 1024 / 1024} MB`, () => {
+    const bytes = treeBytes(path.join(pkg.consumer, 'node_modules'));
+    assert.ok(bytes < NODE_MODULES_LIMIT, `node_modules holds ${bytes} bytes`);
+  });
+
+  it('needs no development tool at run time, and has a bin only for a compiled CLI in dist/cli', () => {
+    const deps = Object.keys(manifest.dependencies ?? {});
+    assert.deepEqual(
+      deps.filter((d) => DEV_TOOLS.includes(d)),
+      [],
+      `runtime dependencies: ${deps.join(', ')}`,
+    );
+    const bins = typeof manifest.bin === 'string' ? [manifest.bin] : Object.values(manifest.bin ?? {});
+    for (const bin of bins) {
+      const file = path.posix.normalize(bin);
+      assert.match(file, /^dist\/cli\//, `bin ${bin}`);
+      assert.ok(paths.has(file), `bin ${bin} is in the package`);
+    }
+  });
+
+  it("declares dmabuf/node's side effect (compiled and source), and only that", () => {
+    assert.ok(Array.isArray(manifest.sideEffects), `sideEffects: ${JSON.stringify(manifest.sideEffects)}`);
+    const declared = manifest.sideEffects.map((p) => path.posix.normalize(p));
+    assert.deepEqual(declared, ['dist/node.js', 'src/node.ts']);
+    for (const file of declared) assert.ok(paths.has(file), `${file} is in the package`);
+  });
+
+  it('exports the two entry points with types first, and the repository-only source condition namespaced', () => {
+    for (const [subpath, stem] of [
+      ['.', 'index'],
+      ['./node', 'node'],
+    ] as const) {
+      const entry = manifest.exports?.[subpath];
+      assert.ok(typeof entry === 'object', `exports["${subpath}"]`);
+      const conditions = Object.keys(entry);
+      assert.deepEqual(
+        conditions.filter((c) => c !== '@dmabuf/source'),
+        ['types', 'default'],
+      );
+      assert.equal(entry['types'], `./dist/${stem}.d.ts`);
+      assert.equal(entry['default'], `./dist/${stem}.js`);
+      assert.ok(!('source' in entry), 'no un-namespaced source condition');
+    }
+  });
+
+  it('states the Node range that require() of an ES module needs, and where to find the project', () => {
+    assert.equal(manifest.type, 'module');
+    assert.equal(manifest.engines?.node, '^20.19.0 || >=22.12.0');
+    assert.equal(manifest.license, 'MIT');
+    for (const url of [manifest.repository?.url, manifest.homepage, manifest.bugs?.url])
+      assert.match(url ?? '', /github\.com\/dmabuf-js\/dmabuf/);
+  });
+
+  it("the README's links work on the registry page: relative ones only to files in the package", () => {
+    const readme = fs.readFileSync(path.join(pkg.installed, 'README.md'), 'utf8');
+    const links = [...readme.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!);
+    assert.ok(links.length > 5, `${links.length} links`);
+    const broken = links.filter((l) => !/^(https?:|mailto:|#)/.test(l) && !paths.has(path.posix.normalize(l)));
+    assert.deepEqual(broken, [], 'use absolute repository URLs for files outside the package');
+  });
+});
