@@ -105,6 +105,24 @@ export const BENCHMARKS: readonly BenchEntry[] = [
     load: async () => (await import('./sched-fairness.bench.js')).definition,
   },
   {
+    name: 'webgpu-submit',
+    summary:
+      'WebGpuRing submit + fence wait vs raw queue.submit + onSubmittedWorkDone on Dawn/SwiftShader (target <= 1.1x time)',
+    load: async () => (await import('./webgpu-submit.bench.js')).definition,
+  },
+  {
+    name: 'webgpu-evict',
+    summary:
+      'TTM eviction + restore bytes/s on the WebGPU device vs a raw copyBufferToBuffer + mapAsync / writeBuffer loop (target >= 0.8x)',
+    load: async () => (await import('./webgpu-evict.bench.js')).definition,
+  },
+  {
+    name: 'webgpu-alloc',
+    summary:
+      'VRAM as a GPUBuffer per buffer object vs ranges of one 64 MiB GPUBuffer: new and restored buffers (no target)',
+    load: async () => (await import('./webgpu-alloc.bench.js')).definition,
+  },
+  {
     name: 'run-cost',
     summary: 'dmabuf run: churn throughput with trace, live progress and report on vs all off (target >= 0.9x)',
     load: async () => (await import('./run-cost.bench.js')).definition,
