@@ -79,8 +79,22 @@ interface RunFlags {
   list?: boolean;
 }
 
-/** The scenarios `names` asks for (see the module overview). @throws {UsageError} */
-export function resolveScenarios(names: readonly string[], compare: CompareSpec | null): Scenario[] {
+/** Whether `scenario` runs on `device` (a scenario without devices runs anywhere). */
+export function runsOn(scenario: Scenario, device: DeviceName): boolean {
+  return scenario.devices === undefined || scenario.devices.includes(device);
+}
+
+/**
+ * The scenarios `names` asks for (see the module overview); a default set leaves out the
+ * scenarios that do not run on `device`.
+ * @throws {UsageError} for unknown names, a knob none of them uses, or a named scenario that
+ *   does not run on `device`.
+ */
+export function resolveScenarios(
+  names: readonly string[],
+  compare: CompareSpec | null,
+  device: DeviceName = DEFAULTS.device,
+): Scenario[] {
   const valid = SCENARIOS.map((s) => s.name).join(', ');
   const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
   if (unknown.length > 0) {
@@ -90,8 +104,19 @@ export function resolveScenarios(names: readonly string[], compare: CompareSpec 
     );
   }
   const honours = (s: Scenario): boolean => compare === null || s.knobs.includes(compare.knob as KnobName);
-  if (names.length === 0) return compare === null ? [...defaultScenarios()] : SCENARIOS.filter(honours);
+  if (names.length === 0) {
+    const set = compare === null ? [...defaultScenarios()] : SCENARIOS.filter(honours);
+    return set.filter((s) => runsOn(s, device));
+  }
   const chosen = [...new Set(names)].map((n) => SCENARIOS.find((s) => s.name === n)!);
+  const elsewhere = chosen.filter((s) => !runsOn(s, device));
+  if (elsewhere.length > 0) {
+    const s = elsewhere[0]!;
+    throw new UsageError(
+      `${s.name} does not run on --device ${device}; it runs on --device ${s.devices!.join(' or --device ')}` +
+        (device === 'soft' ? ' (the soft device is not part of this build yet)' : ''),
+    );
+  }
   if (compare !== null && !chosen.some(honours)) {
     const users = SCENARIOS.filter(honours).map((s) => s.name);
     throw new UsageError(
@@ -107,6 +132,7 @@ export function renderList(): string {
   const lines = ['scenarios (* = run when none is named):'];
   for (const s of SCENARIOS) {
     lines.push(`  ${s.inDefaultSet ? '*' : ' '} ${s.name.padEnd(14)} ${s.title}`);
+    if (s.devices !== undefined) lines.push(`    ${''.padEnd(14)} devices: ${s.devices.join(', ')}`);
     if (s.knobs.length > 0) lines.push(`    ${''.padEnd(14)} knobs: ${s.knobs.join(', ')}`);
   }
   lines.push('', 'knobs for --compare (default first is marked *):');
@@ -149,7 +175,7 @@ async function runCommand(names: string[], flags: RunFlags, argv: readonly strin
   }
   const compare = flags.compare === undefined ? null : parseCompare(flags.compare, knobValues());
   const options = runOptions(flags);
-  const scenarios = resolveScenarios(names, compare);
+  const scenarios = resolveScenarios(names, compare, options.device);
   const controller = new AbortController();
   const view = createProgressView(io.stderr, flags.progress !== false);
   const onSignal = (): void => {

@@ -108,6 +108,8 @@ export interface Scenario {
   readonly title: string;
   /** The knobs it honours; `--compare` of any other knob does not apply to it. */
   readonly knobs: readonly KnobName[];
+  /** The devices it runs on (`--device`); absent when it needs none. */
+  readonly devices?: readonly DeviceName[];
   readonly defaultDurationMs: number;
   readonly defaultClients: number;
   /** Run when no scenario is named. */

@@ -6,6 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { RunJson } from '../../src/cli/run-json.js';
 import { KNOBS } from '../../src/cli/scenario.js';
+import { runsOn } from '../../src/cli/program.js';
 import { SCENARIOS } from '../../src/cli/scenarios/index.js';
 import { traceProblems } from '../helpers/trace-check.js';
 import { runBin, runMain } from '../helpers/cli-run.js';
@@ -57,7 +58,8 @@ describe('dmabuf run', () => {
     const doc = JSON.parse(r.stdout) as RunJson;
     assert.deepEqual(
       doc.scenarios.map((s) => s.name),
-      SCENARIOS.filter((s) => s.inDefaultSet).map((s) => s.name),
+      SCENARIOS.filter((s) => s.inDefaultSet && runsOn(s, 'soft')).map((s) => s.name),
+      'the default set, less what does not run on the default device',
     );
     assert.ok(existsSync(path.join(r.cwd, 'dmabuf-run/report.html')), 'the default --out');
   });
@@ -132,6 +134,14 @@ describe('dmabuf run: bad input exits 2 with a message and runs nothing', () => 
     await bad(['run', '--device', 'gpu'], /Allowed choices are soft, webgpu/);
     await bad(['run', '--compare', 'gc=on,off'], /unknown knob "gc"; valid knobs and values: chain-gc=walk,queue/);
     await bad(['run', '--compare', 'deferred-free=on,maybe'], /unknown value "maybe"; valid values: on, off/);
+  });
+
+  it('a scenario named for a device it does not run on says which devices it runs on', async () => {
+    await bad(
+      ['run', 'inference'],
+      /inference does not run on --device soft; it runs on --device webgpu \(the soft device is not part of this build yet\)/,
+    );
+    await bad(['run', 'churn', 'inference', '--device', 'soft'], /inference does not run on --device soft/);
   });
 
   it('--compare of a knob none of the named scenarios uses says which scenarios use it', async () => {

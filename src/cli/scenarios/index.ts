@@ -13,8 +13,9 @@
 
 import type { Scenario } from '../scenario.js';
 import { churn } from './churn.js';
+import { inference } from './inference.js';
 
-export const SCENARIOS: readonly Scenario[] = [churn];
+export const SCENARIOS: readonly Scenario[] = [churn, inference];
 
 /** The scenarios of a run that names none. */
 export function defaultScenarios(): readonly Scenario[] {
