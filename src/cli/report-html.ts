@@ -5,7 +5,8 @@
  * summary tables (the same numbers as the terminal summary and `--json`), then per scenario its
  * charts per variant (engine occupancy, memory by type over time, latency histograms, whatever
  * the scenario recorded) and, under `--compare`, overlay views that put the variants on the same
- * axes. uPlot's script and stylesheet are read from its npm package at run time and inlined, the
+ * axes. uPlot's script and stylesheet are read at run time and inlined (from `vendor/uplot/` beside the
+ * compiled CLI, where `npm run build` copies them, or from the `uplot` package in the repository), the
  * chart data is inlined as JSON, and a Content-Security-Policy forbids every fetch, so the file
  * works offline and makes no network request.
  *
@@ -25,7 +26,7 @@
  * ```
  */
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatValue } from './format.js';
 import { PALETTE, REPORT_SCRIPT, type PageChart, type ReportPageData } from './report-script.js';
@@ -43,8 +44,19 @@ import { KNOBS } from './scenario.js';
 /** Points of an overlay chart's common time grid. */
 const OVERLAY_POINTS = 200;
 
-/** The chart library, from its npm package. @throws Error saying how to install it when missing. */
+/**
+ * The chart library: the copy the package build vendors beside this module, else the `uplot`
+ * development dependency (running from the repository's sources).
+ * @throws Error saying what to do when neither is there.
+ */
 export function loadChartLibrary(): { readonly script: string; readonly css: string } {
+  const vendored = new URL('./vendor/uplot/', import.meta.url);
+  if (existsSync(new URL('uPlot.iife.min.js', vendored))) {
+    return {
+      script: readFileSync(new URL('uPlot.iife.min.js', vendored), 'utf8'),
+      css: readFileSync(new URL('uPlot.min.css', vendored), 'utf8'),
+    };
+  }
   const require = createRequire(import.meta.url);
   try {
     return {
@@ -54,7 +66,8 @@ export function loadChartLibrary(): { readonly script: string; readonly css: str
   } catch (err) {
     throw new Error(
       `cannot read the chart library uPlot (${err instanceof Error ? err.message : String(err)}); ` +
-        'reinstall dmabuf with its dependencies (npm install), or run with --no-report',
+        'in the repository run `npm ci`; in an installed package reinstall dmabuf (its dist/cli/vendor/ ' +
+        'is missing); or run with --no-report',
       { cause: err },
     );
   }
