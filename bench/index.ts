@@ -128,6 +128,11 @@ export const BENCHMARKS: readonly BenchEntry[] = [
       'VRAM as a GPUBuffer per buffer object vs ranges of one 64 MiB GPUBuffer: new and restored buffers (no target)',
     load: async () => (await import('./webgpu-alloc.bench.js')).definition,
   },
+  {
+    name: 'run-cost',
+    summary: 'dmabuf run: churn throughput with trace, live progress and report on vs all off (target >= 0.9x)',
+    load: async () => (await import('./run-cost.bench.js')).definition,
+  },
   // Last: it imports src/node.ts, whose promise hooks stay installed for the rest of the process.
   {
     name: 'lockdep',
