@@ -31,6 +31,7 @@ export type ErrnoCode =
   | 'ESRCH'
   | 'EINTR'
   | 'EIO'
+  | 'EBADF'
   | 'ENOMEM'
   | 'EBUSY'
   | 'ENODEV'
@@ -51,6 +52,7 @@ export const ERRNO: Readonly<Record<ErrnoCode, number>> = Object.freeze({
   ESRCH: 3,
   EINTR: 4,
   EIO: 5,
+  EBADF: 9,
   ENOMEM: 12,
   EBUSY: 16,
   ENODEV: 19,

@@ -37,6 +37,7 @@ describe('errors', () => {
       ESRCH: 3,
       EINTR: 4,
       EIO: 5,
+      EBADF: 9,
       ENOMEM: 12,
       EBUSY: 16,
       ENODEV: 19,
