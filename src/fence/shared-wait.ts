@@ -151,6 +151,18 @@ export class SharedWordWaiter {
   }
 }
 
+/**
+ * Resolves once `view[index]` no longer holds `seen` (or after a spurious wake; callers re-check),
+ * or returns `undefined` at once when it already differs. One-shot, for loops that wait on a
+ * word themselves (an engine worker waiting for its ring's write pointer).
+ */
+export function waitForChange(view: Int32Array, index: number, seen: number): Promise<unknown> | undefined {
+  if (Atomics.load(view, index) !== seen) return undefined;
+  if (waitAsync === undefined) return new Promise((resolve) => setTimeout(resolve, 1));
+  const result = waitAsync(view, index, seen);
+  return result.async ? (result.value as Promise<WaitValue>) : undefined;
+}
+
 /** Wall-clock milliseconds, comparable between threads (`performance.timeOrigin` differs per thread). */
 export function sharedNow(): number {
   return performance.timeOrigin + performance.now();

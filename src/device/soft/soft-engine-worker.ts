@@ -1,0 +1,202 @@
+/**
+ * soft-engine-worker: the engine itself, the code that runs in each engine's worker thread.
+ *
+ * Overview: an engine worker is the soft device's command processor. It reads job descriptors
+ * from its ring in shared memory in seqno order, runs each job's kernel on views of device
+ * memory, writes the job's status into its slot, publishes the completed seqno and wakes the
+ * host. When the ring is empty it waits on the write pointer with `Atomics.waitAsync`, so its
+ * event loop stays free for the host's few messages: memory mappings (`map` / `unmap`) and
+ * kernel modules to load (`kernels`). A job that names a mapping or a kernel that has not
+ * arrived yet waits for it (the host posted it before publishing the job, so it is on its way).
+ *
+ * Models the fetch-execute loop of a GPU's command processor writing the fence value back to
+ * memory and raising an end-of-pipe interrupt.
+ *
+ * Contract:
+ * - Jobs complete in seqno order, one at a time; `Running` names the job being executed (0 when
+ *   none), `Completed` the last finished one, and `Completed` is stored after the job's status.
+ * - A kernel that throws completes its job with status `EIO`; the loop goes on.
+ * - A fresh worker (after an engine reset) resumes at `Completed + 1`: the host decides there
+ *   what happens to the job that was running when the previous worker died.
+ * - The worker never exits by itself; the host terminates it.
+ *
+ * @example
+ * ```ts
+ * // Started by the soft device, not imported by applications:
+ * //   platform.spawn(new URL('./soft-engine-worker.js', import.meta.url), data, events)
+ * import type { EngineWorkerData } from 'dmabuf';
+ * const data: Partial<EngineWorkerData> = { name: 'gfx.0' };
+ * console.log(data.name);
+ * ```
+ */
+
+import { ERRNO } from '../../base/errors.js';
+import { waitForChange } from '../../fence/shared-wait.js';
+import {
+  PARAM_ELEMENT_BYTES,
+  isSoftKernel,
+  viewOf,
+  type SoftKernel,
+  type SoftKernelArgs,
+  type SoftKernelParam,
+  type SoftKernelParams,
+} from './soft-kernel.js';
+import { BUILTIN_KERNELS } from './soft-kernels.js';
+import { RingWord, SlotWord, seqnoAfter, slotArg, slotOf, slotWord } from './soft-ring-layout.js';
+import type { WorkerEndpoint } from './soft-worker-platform.js';
+
+/** A module of user kernels and the ids the host gave its exports. */
+export interface KernelModule {
+  readonly url: string;
+  readonly ids: Readonly<Record<string, number>>;
+}
+
+/** What an engine worker starts with. */
+export interface EngineWorkerData {
+  readonly name: string;
+  readonly ring: SharedArrayBuffer;
+  /** Device memory mapped so far, by id. */
+  readonly memory: readonly (readonly [number, SharedArrayBuffer])[];
+  /** User kernel modules registered so far. */
+  readonly kernelModules: readonly KernelModule[];
+}
+
+/** Host to worker. */
+export type EngineMessage =
+  | { readonly type: 'map'; readonly id: number; readonly buffer: SharedArrayBuffer }
+  | { readonly type: 'unmap'; readonly id: number }
+  | { readonly type: 'kernels'; readonly module: KernelModule };
+
+/** Worker to host. */
+export type EngineReport =
+  | { readonly type: 'ready' }
+  | { readonly type: 'kernels-loaded'; readonly url: string; readonly error?: string };
+
+/** Runs an engine on `endpoint`'s ring until the host terminates the worker. */
+export async function main(endpoint: WorkerEndpoint, data: EngineWorkerData): Promise<void> {
+  const engine = new EngineLoop(endpoint, data);
+  endpoint.onMessage((message) => engine.message(message as EngineMessage));
+  for (const module of data.kernelModules) engine.loadKernels(module);
+  endpoint.postMessage({ type: 'ready' } satisfies EngineReport);
+  await engine.run();
+}
+
+const BUILTIN_IDS: readonly SoftKernel[] = Object.values(BUILTIN_KERNELS);
+
+class EngineLoop {
+  readonly #endpoint: WorkerEndpoint;
+  readonly #i32: Int32Array;
+  readonly #f64: Float64Array;
+  readonly #size: number;
+  readonly #memory = new Map<number, SharedArrayBuffer>();
+  readonly #kernels = new Map<number, SoftKernel>();
+  /** Resolvers of jobs waiting for a mapping or a kernel that has not arrived yet. */
+  readonly #arrivals: (() => void)[] = [];
+
+  constructor(endpoint: WorkerEndpoint, data: EngineWorkerData) {
+    this.#endpoint = endpoint;
+    this.#i32 = new Int32Array(data.ring);
+    this.#f64 = new Float64Array(data.ring);
+    this.#size = this.#i32[RingWord.Size]!;
+    for (const [id, buffer] of data.memory) this.#memory.set(id, buffer);
+    for (const [i, kernel] of BUILTIN_IDS.entries()) this.#kernels.set(i + 1, kernel);
+  }
+
+  message(message: EngineMessage): void {
+    switch (message.type) {
+      case 'map':
+        this.#memory.set(message.id, message.buffer);
+        this.#arrived();
+        break;
+      case 'unmap':
+        this.#memory.delete(message.id);
+        break;
+      case 'kernels':
+        this.loadKernels(message.module);
+        break;
+    }
+  }
+
+  loadKernels(module: KernelModule): void {
+    import(module.url).then(
+      (exports: Record<string, unknown>) => {
+        for (const [name, id] of Object.entries(module.ids)) {
+          const kernel = exports[name];
+          if (isSoftKernel(kernel)) this.#kernels.set(id, kernel);
+        }
+        this.#arrived();
+        this.#endpoint.postMessage({ type: 'kernels-loaded', url: module.url } satisfies EngineReport);
+      },
+      (err: unknown) => {
+        const error = err instanceof Error ? err.message : String(err);
+        this.#endpoint.postMessage({ type: 'kernels-loaded', url: module.url, error } satisfies EngineReport);
+      },
+    );
+  }
+
+  #arrived(): void {
+    for (const wake of this.#arrivals.splice(0)) wake();
+  }
+
+  async run(): Promise<void> {
+    const i32 = this.#i32;
+    let next = (Atomics.load(i32, RingWord.Completed) + 1) | 0;
+    for (;;) {
+      const submitted = Atomics.load(i32, RingWord.Submitted);
+      while (!seqnoAfter(next, submitted)) {
+        const waiting = this.#execute(next);
+        if (waiting !== undefined) await waiting;
+        next = (next + 1) | 0;
+      }
+      const change = waitForChange(i32, RingWord.Submitted, submitted);
+      if (change !== undefined) await change;
+    }
+  }
+
+  /** Runs job `seqno`; returns a promise only when it has to wait for a mapping or a kernel. */
+  #execute(seqno: number): Promise<void> | undefined {
+    const i32 = this.#i32;
+    const slot = slotOf(seqno, this.#size);
+    Atomics.store(i32, RingWord.Running, seqno);
+    const kernel = this.#kernels.get(i32[slotWord(slot, SlotWord.Kernel)]!);
+    if (kernel === undefined) return this.#later(seqno);
+    const args: Record<string, SoftKernelArgs<SoftKernelParams>[string]> = {};
+    let word = 0;
+    for (const [name, kind] of Object.entries(kernel.params) as [string, SoftKernelParam][]) {
+      if (kind === 'number') {
+        args[name] = this.#f64[slotArg(slot, word++)]!;
+        continue;
+      }
+      const buffer = this.#memory.get(this.#f64[slotArg(slot, word)]!);
+      if (buffer === undefined) return this.#later(seqno);
+      const offset = this.#f64[slotArg(slot, word + 1)]!;
+      const length = this.#f64[slotArg(slot, word + 2)]!;
+      word += 3;
+      if (offset + length > buffer.byteLength || length % PARAM_ELEMENT_BYTES[kind] !== 0) {
+        return this.#complete(slot, seqno, ERRNO.EINVAL);
+      }
+      args[name] = viewOf(kind, buffer, offset, length);
+    }
+    Atomics.add(i32, RingWord.Started, 1);
+    let status = 0;
+    try {
+      kernel.run(args);
+    } catch {
+      status = ERRNO.EIO;
+    }
+    return this.#complete(slot, seqno, status);
+  }
+
+  #later(seqno: number): Promise<void> {
+    return new Promise<void>((resolve) => this.#arrivals.push(resolve)).then(() => this.#execute(seqno));
+  }
+
+  #complete(slot: number, seqno: number, status: number): undefined {
+    const i32 = this.#i32;
+    i32[slotWord(slot, SlotWord.Status)] = status;
+    Atomics.store(i32, RingWord.Completed, seqno);
+    Atomics.store(i32, RingWord.Running, 0);
+    Atomics.notify(i32, RingWord.Completed);
+    return undefined;
+  }
+}
