@@ -19,6 +19,9 @@ export * from './fence/dma-fence-array.js';
 export * from './fence/dma-fence-unwrap.js';
 export * from './fence/sync-file.js';
 export * from './fence/syncobj.js';
+export * from './fence/shared-wait.js';
+export * from './fence/shared-fence.js';
+export * from './fence/shared-timeline.js';
 export * from './locking/lockdep.js';
 export * from './locking/mutex.js';
 export * from './locking/ww-mutex.js';
@@ -48,3 +51,19 @@ export * from './sched/sched-job.js';
 export * from './sched/sched-entity.js';
 export * from './sched/sched-main.js';
 export * from './sched/sched-submit.js';
+export * from './device/soft/soft-worker-platform.js';
+export * from './device/soft/soft-ring-layout.js';
+export * from './device/soft/soft-kernel.js';
+export * from './device/soft/soft-kernels.js';
+export * from './device/soft/soft-kernel-table.js';
+export * from './device/soft/soft-memory.js';
+export * from './device/soft/soft-fence.js';
+export * from './device/soft/soft-ring.js';
+export * from './device/soft/soft-engine.js';
+export * from './device/soft/soft-device.js';
+export type {
+  EngineMessage,
+  EngineReport,
+  EngineWorkerData,
+  KernelModule,
+} from './device/soft/soft-engine-worker.js';

@@ -4,6 +4,8 @@
  * Overview: importing this entry installs the lock validator's per-async-context tracking, built
  * on `AsyncLocalStorage`, and turns the validator on when the environment says
  * `DMABUF_LOCKDEP=1` (`DMABUF_LOCKDEP_MODE=record` records reports instead of throwing them).
+ * It also installs `worker_threads` as the soft device's default worker platform
+ * ({@link nodeWorkerPlatform}), so `new SoftDevice()` works in Node.
  *
  * How held locks follow `await`: a lock taken in a function must count as held in that
  * function's continuations and in work it starts later, but not in code that runs next to it in
@@ -26,8 +28,13 @@
  */
 import { AsyncLocalStorage, createHook, executionAsyncId } from 'node:async_hooks';
 import { installHeldLockTracker, enableLockdep, type HeldLock, type LockdepMode } from './locking/lockdep.js';
+import { installWorkerPlatform } from './device/soft/soft-worker-platform.js';
+import { nodeWorkerPlatform } from './device/soft/soft-worker-node.js';
 
 export * from './index.js';
+export { nodeWorkerPlatform } from './device/soft/soft-worker-node.js';
+
+installWorkerPlatform(nodeWorkerPlatform);
 
 const EMPTY: readonly HeldLock[] = Object.freeze([]);
 // Both hooks slow every promise in the process, so they start with the validator's first use

@@ -81,6 +81,7 @@ const S_ERRNO = 2;
 const S_REFS = 3; // holders: the exporter until it signals, plus every import right
 const S_TS = 4; // float64 wall-clock timestamp (words 4-5)
 const S_RIGHTS = 6; // imports still allowed
+const S_TAG = 7; // the exporter's tag (a reservation usage, for buffers' implicit fences)
 const SLOT_WORDS = 8;
 // Slot states.
 const FREE = 0;
@@ -94,8 +95,9 @@ const MAX_SLOTS = 1 << 20;
 /** The transferable form of an exported fence: send it with `postMessage`. */
 export interface SharedFenceDescriptor {
   readonly type: 'dmabuf-shared-fence';
-  /** The exporting thread's region. */
+  /** The memory of the exporting thread's region, and where in it the region starts. */
   readonly region: SharedArrayBuffer;
+  readonly regionOffset: number;
   readonly slot: number;
   readonly generation: number;
   /** The fence's context and seqno on the exporting thread. */
@@ -112,14 +114,30 @@ export interface SharedFenceDescriptor {
 export interface SharedFenceRegionOptions {
   /** Slots in the table (default 1024): fences exported and not yet released at once. */
   readonly slots?: number;
+  /**
+   * Lay the region into this zero-filled memory (at `byteOffset`, a multiple of 8) instead of
+   * a new buffer: several regions can then travel as one buffer. See {@link sharedFenceRegionBytes}.
+   */
+  readonly buffer?: SharedArrayBuffer;
+  readonly byteOffset?: number;
 }
 
 /** Options of {@link exportFence}. */
 export interface SharedFenceExportOptions {
-  /** How many times the descriptor may be imported (default 1). */
+  /**
+   * How many times the descriptor may be imported (default 1). 0 only publishes the fence in
+   * its region, for threads that watch the region ({@link watchSharedFences}).
+   */
   readonly importers?: number;
+  /** A number (0 .. 2^31-1) stored with the slot for watchers to filter on. */
+  readonly tag?: number;
   /** The region to export through; this thread's default regions when omitted. */
   readonly region?: SharedFenceRegion;
+}
+
+/** Bytes a region of `slots` slots takes (a multiple of 8). */
+export function sharedFenceRegionBytes(slots: number): number {
+  return (HEADER_WORDS + slots * SLOT_WORDS + slots + (slots & 1)) * 4;
 }
 
 function regionId(i32: Int32Array): string {
@@ -135,6 +153,8 @@ function regionId(i32: Int32Array): string {
 export class SharedFenceRegion {
   /** The memory; other threads reach the region through descriptors that carry it. */
   readonly buffer: SharedArrayBuffer;
+  /** Where the region starts in {@link buffer}. */
+  readonly byteOffset: number;
   /** Number of slots. */
   readonly slots: number;
   /** Identity of the region, the same in every thread. */
@@ -147,7 +167,11 @@ export class SharedFenceRegion {
   #exported = 0;
   #notifyQueued = false;
 
-  /** @throws {InvalidArgumentError} for a slot count that is not an integer in 1 .. 2^20. */
+  /**
+   * Creates a region owned by this thread.
+   * @throws {InvalidArgumentError} for a slot count that is not an integer in 1 .. 2^20, or
+   *   memory that is too small, misaligned or already holds a region.
+   */
   constructor(options?: SharedFenceRegionOptions) {
     const slots = options?.slots ?? DEFAULT_SLOTS;
     if (!Number.isSafeInteger(slots) || slots < 1 || slots > MAX_SLOTS) {
@@ -155,14 +179,30 @@ export class SharedFenceRegion {
         `SharedFenceRegion: slots must be an integer in 1 .. ${MAX_SLOTS}, got ${describeValue(slots)}`,
       );
     }
+    const bytes = sharedFenceRegionBytes(slots);
+    const byteOffset = options?.byteOffset ?? 0;
+    const buffer = options?.buffer ?? new SharedArrayBuffer(bytes);
+    if (
+      !(buffer instanceof SharedArrayBuffer) ||
+      !Number.isSafeInteger(byteOffset) ||
+      byteOffset < 0 ||
+      byteOffset % 8 !== 0 ||
+      byteOffset + bytes > buffer.byteLength
+    ) {
+      throw new InvalidArgumentError(
+        `SharedFenceRegion: ${slots} slots need ${bytes} bytes of a SharedArrayBuffer at an offset that is a multiple of 8`,
+      );
+    }
     this.slots = slots;
-    // The log is padded to a whole float64, so the buffer can be viewed as Float64Array.
-    this.buffer = new SharedArrayBuffer((HEADER_WORDS + slots * SLOT_WORDS + slots + (slots & 1)) * 4);
-    this.#i32 = new Int32Array(this.buffer);
-    this.#f64 = new Float64Array(this.buffer);
-    this.#log = new Int32Array(this.buffer, (HEADER_WORDS + slots * SLOT_WORDS) * 4, slots);
+    this.buffer = buffer;
+    this.byteOffset = byteOffset;
+    this.#i32 = new Int32Array(buffer, byteOffset, bytes / 4);
+    this.#f64 = new Float64Array(buffer, byteOffset, bytes / 8);
+    this.#log = new Int32Array(buffer, byteOffset + (HEADER_WORDS + slots * SLOT_WORDS) * 4, slots);
+    if (Atomics.compareExchange(this.#i32, H_MAGIC, 0, MAGIC) !== 0) {
+      throw new InvalidArgumentError(`SharedFenceRegion: the memory at ${byteOffset} already holds a region`);
+    }
     this.#i32[H_SLOTS] = slots;
-    this.#i32[H_MAGIC] = MAGIC;
     const random = new Uint32Array(4);
     crypto.getRandomValues(random);
     this.#i32.set(new Int32Array(random.buffer), H_ID);
@@ -184,7 +224,7 @@ export class SharedFenceRegion {
    * does. `undefined` when every slot is taken.
    * @throws {DmaBufError} `ENODEV` when the region was abandoned.
    */
-  tryExport(fence: DmaFence, importers: number, name?: string): SharedFenceDescriptor | undefined {
+  tryExport(fence: DmaFence, importers: number, name?: string, tag = 0): SharedFenceDescriptor | undefined {
     if (this.abandoned) {
       throw new DmaBufError(
         'ENODEV',
@@ -200,10 +240,12 @@ export class SharedFenceRegion {
     Atomics.store(i32, base + S_ERRNO, 0);
     Atomics.store(i32, base + S_REFS, 1 + importers);
     Atomics.store(i32, base + S_RIGHTS, importers);
+    Atomics.store(i32, base + S_TAG, tag);
     Atomics.store(i32, base + S_STATE, PENDING);
     const descriptor: SharedFenceDescriptor = {
       type: 'dmabuf-shared-fence',
       region: this.buffer,
+      regionOffset: this.byteOffset,
       slot,
       generation,
       context: fence.context,
@@ -276,8 +318,12 @@ export class SharedFenceRegion {
  * @returns `false` when the region had already been abandoned (the first code stays).
  * @throws {InvalidArgumentError} when `region` is not a fence region or `code` is not an errno name.
  */
-export function abandonSharedFenceRegion(region: SharedArrayBuffer, code: ErrnoCode = 'ENODEV'): boolean {
-  const i32 = checkRegion('abandonSharedFenceRegion', region);
+export function abandonSharedFenceRegion(
+  region: SharedArrayBuffer,
+  code: ErrnoCode = 'ENODEV',
+  byteOffset = 0,
+): boolean {
+  const i32 = checkRegion('abandonSharedFenceRegion', region, byteOffset);
   if (!Object.hasOwn(ERRNO, code)) {
     throw new InvalidArgumentError(`abandonSharedFenceRegion: code must be an errno name, got ${describeValue(code)}`);
   }
@@ -287,32 +333,42 @@ export function abandonSharedFenceRegion(region: SharedArrayBuffer, code: ErrnoC
   return true;
 }
 
-function checkRegion(what: string, region: unknown): Int32Array {
+function checkRegion(what: string, region: unknown, byteOffset: unknown): Int32Array {
   if (
     !(typeof SharedArrayBuffer !== 'undefined' && region instanceof SharedArrayBuffer) ||
-    region.byteLength < HEADER_WORDS * 4
+    typeof byteOffset !== 'number' ||
+    !Number.isSafeInteger(byteOffset) ||
+    byteOffset < 0 ||
+    byteOffset % 8 !== 0 ||
+    region.byteLength < byteOffset + HEADER_WORDS * 4
   ) {
     throw new InvalidArgumentError(
-      `${what}: region must be a SharedFenceRegion's buffer, got ${describeValue(region)}`,
+      `${what}: region must be a SharedFenceRegion's buffer and offset, got ${describeValue(region)} at ${describeValue(byteOffset)}`,
     );
   }
-  const i32 = new Int32Array(region);
-  if (i32[H_MAGIC] !== MAGIC) {
+  const header = new Int32Array(region, byteOffset, HEADER_WORDS);
+  const slots = header[H_SLOTS]!;
+  if (header[H_MAGIC] !== MAGIC || byteOffset + sharedFenceRegionBytes(slots) > region.byteLength) {
     throw new InvalidArgumentError(`${what}: the SharedArrayBuffer is not a SharedFenceRegion (no region header)`);
   }
-  return i32;
+  return new Int32Array(region, byteOffset, sharedFenceRegionBytes(slots) / 4);
 }
 
 // This thread's default regions: new ones are added when all are full.
 const ownRegions: SharedFenceRegion[] = [];
 
-function exportThroughDefault(fence: DmaFence, importers: number, name?: string): SharedFenceDescriptor {
+function exportThroughDefault(
+  fence: DmaFence,
+  importers: number,
+  name: string | undefined,
+  tag: number,
+): SharedFenceDescriptor {
   const last = ownRegions[ownRegions.length - 1];
-  const first = last?.tryExport(fence, importers, name);
+  const first = last?.tryExport(fence, importers, name, tag);
   if (first !== undefined) return first;
   for (const region of ownRegions) {
     if (region === last) continue;
-    const descriptor = region.tryExport(fence, importers, name);
+    const descriptor = region.tryExport(fence, importers, name, tag);
     if (descriptor !== undefined) {
       // Keep exporting where there was room.
       ownRegions.splice(ownRegions.indexOf(region), 1);
@@ -322,14 +378,14 @@ function exportThroughDefault(fence: DmaFence, importers: number, name?: string)
   }
   const region = new SharedFenceRegion();
   ownRegions.push(region);
-  return region.tryExport(fence, importers, name)!;
+  return region.tryExport(fence, importers, name, tag)!;
 }
 
-function checkImporters(what: string, importers: unknown): number {
-  if (typeof importers !== 'number' || !Number.isSafeInteger(importers) || importers < 1 || importers > 0x3fff_ffff) {
-    throw new InvalidArgumentError(`${what}: importers must be a positive integer, got ${describeValue(importers)}`);
+function checkCount(what: string, name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > 0x3fff_ffff) {
+    throw new InvalidArgumentError(`${what}: ${name} must be an integer in 0 .. 2^30-1, got ${describeValue(value)}`);
   }
-  return importers;
+  return value;
 }
 
 /**
@@ -352,13 +408,14 @@ function exportWithName(
   options: SharedFenceExportOptions | undefined,
   name: string | undefined,
 ): SharedFenceDescriptor {
-  const importers = checkImporters(what, options?.importers ?? 1);
+  const importers = checkCount(what, 'importers', options?.importers ?? 1);
+  const tag = checkCount(what, 'tag', options?.tag ?? 0);
   const region = options?.region;
-  if (region === undefined) return exportThroughDefault(fence, importers, name);
+  if (region === undefined) return exportThroughDefault(fence, importers, name, tag);
   if (!(region instanceof SharedFenceRegion)) {
     throw new InvalidArgumentError(`${what}: options.region must be a SharedFenceRegion, got ${describeValue(region)}`);
   }
-  const descriptor = region.tryExport(fence, importers, name);
+  const descriptor = region.tryExport(fence, importers, name, tag);
   if (descriptor === undefined) {
     throw new DmaBufError(
       'ENOSPC',
@@ -397,9 +454,9 @@ class ImportRegion {
 
   constructor(i32: Int32Array, id: string) {
     this.i32 = i32;
-    this.f64 = new Float64Array(i32.buffer);
     this.slots = i32[H_SLOTS]!;
-    this.log = new Int32Array(i32.buffer, (HEADER_WORDS + this.slots * SLOT_WORDS) * 4, this.slots);
+    this.f64 = new Float64Array(i32.buffer, i32.byteOffset, sharedFenceRegionBytes(this.slots) / 8);
+    this.log = new Int32Array(i32.buffer, i32.byteOffset + (HEADER_WORDS + this.slots * SLOT_WORDS) * 4, this.slots);
     this.id = id;
     this.cursor = Atomics.load(i32, H_LOGGED);
     this.waiter = new SharedWordWaiter(i32, H_WAKE, () => this.#wake());
@@ -414,15 +471,25 @@ class ImportRegion {
     return local;
   }
 
-  /** Signals `fence` from its slot (or from the region's loss) when that has happened. */
+  /**
+   * Signals `fence` from its slot (or from the region's loss) when that has happened. A
+   * watcher (no import right) also counts a reused slot as signalled: slots are reused only
+   * after their fence signalled.
+   */
   complete(fence: ImportedFence): boolean {
     if (fence.signaledFlag) return true;
     const base = HEADER_WORDS + fence.slot * SLOT_WORDS;
     let errno: number;
     let timestamp: number;
-    if (Atomics.load(this.i32, base + S_STATE) === SIGNALED) {
+    const reused = Atomics.load(this.i32, base + S_GEN) !== fence.generation;
+    if (reused && fence.watcher) {
+      errno = 0;
+      timestamp = localTime(sharedNow());
+    } else if (Atomics.load(this.i32, base + S_STATE) === SIGNALED) {
       errno = Atomics.load(this.i32, base + S_ERRNO);
       timestamp = localTime(this.f64[(base + S_TS) >> 1]!);
+      // Read again: a watcher's slot may have been reused while we read it.
+      if (fence.watcher && Atomics.load(this.i32, base + S_GEN) !== fence.generation) errno = 0;
     } else {
       errno = Atomics.load(this.i32, H_LOST);
       if (errno === 0) return false;
@@ -452,6 +519,7 @@ class ImportRegion {
       if (list!.length === 0) this.watched.delete(fence.slot);
       if (this.watched.size === 0) this.waiter.stop();
     }
+    if (fence.watcher) return;
     releaseRegistry.unregister(fence);
     Atomics.sub(this.i32, HEADER_WORDS + fence.slot * SLOT_WORDS + S_REFS, 1);
   }
@@ -491,6 +559,9 @@ export class ImportedFence extends DmaFence {
   /** The exporter's context and seqno (this fence's own context is local). */
   readonly exportedContext: number;
   readonly slot: number;
+  readonly generation: number;
+  /** Made by {@link watchSharedFences}: holds no import right. */
+  readonly watcher: boolean;
   readonly #region: ImportRegion;
 
   static readonly #ops: DmaFenceOps<ImportedFence> = Object.freeze({
@@ -501,12 +572,15 @@ export class ImportedFence extends DmaFence {
     signaled: (f: ImportedFence) => f.#region.complete(f),
   });
 
-  /** @internal use {@link importFence}. */
-  constructor(region: ImportRegion, descriptor: SharedFenceDescriptor) {
-    super(ImportedFence.#ops, region.localContext(descriptor.context), descriptor.seqno, {
-      seqno64: descriptor.seqno64,
-    });
+  /** @internal use {@link importFence} or {@link watchSharedFences}. */
+  constructor(region: ImportRegion, descriptor: SharedFenceDescriptor, watcher = false) {
+    // A watcher does not know the exporter's context: each gets a context of its own, so that a
+    // reservation object never takes one for a later fence of another.
+    const context = watcher ? fenceContextAlloc() : region.localContext(descriptor.context);
+    super(ImportedFence.#ops, context, descriptor.seqno, { seqno64: descriptor.seqno64 });
     this.#region = region;
+    this.watcher = watcher;
+    this.generation = descriptor.generation;
     this.slot = descriptor.slot;
     this.exportedContext = descriptor.context;
     this.exportedDriverName = descriptor.driverName;
@@ -526,6 +600,7 @@ function checkDescriptor(what: string, descriptor: unknown): SharedFenceDescript
     d === null ||
     d.type !== 'dmabuf-shared-fence' ||
     !Number.isSafeInteger(d.slot) ||
+    !Number.isSafeInteger(d.regionOffset) ||
     !Number.isSafeInteger(d.generation) ||
     !Number.isSafeInteger(d.context) ||
     !Number.isSafeInteger(d.seqno) ||
@@ -548,21 +623,64 @@ function checkDescriptor(what: string, descriptor: unknown): SharedFenceDescript
  */
 export function importFence(descriptor: SharedFenceDescriptor): ImportedFence {
   const d = checkDescriptor('importFence', descriptor);
-  const i32 = checkRegion('importFence', d.region);
-  const slots = i32[H_SLOTS]!;
-  if (d.slot < 0 || d.slot >= slots) {
-    throw new InvalidArgumentError(`importFence: slot ${d.slot} is outside the region's ${slots} slots`);
+  const region = importRegion('importFence', d.region, d.regionOffset);
+  if (d.slot < 0 || d.slot >= region.slots) {
+    throw new InvalidArgumentError(`importFence: slot ${d.slot} is outside the region's ${region.slots} slots`);
   }
+  claimRight(region, d);
+  const fence = new ImportedFence(region, d);
+  if (!region.complete(fence)) releaseRegistry.register(fence, { i32: region.i32, slot: d.slot }, fence);
+  return fence;
+}
+
+function importRegion(what: string, buffer: SharedArrayBuffer, byteOffset: number): ImportRegion {
+  const i32 = checkRegion(what, buffer, byteOffset);
   const id = regionId(i32);
   let region = importRegions.get(id);
   if (region === undefined) {
     region = new ImportRegion(i32, id);
     importRegions.set(id, region);
   }
-  claimRight(region, d);
-  const fence = new ImportedFence(region, d);
-  if (!region.complete(fence)) releaseRegistry.register(fence, { i32: region.i32, slot: d.slot }, fence);
-  return fence;
+  return region;
+}
+
+/**
+ * Fences of this thread for every fence still pending in a region whose tag `accept`s, without
+ * using import rights: for threads that share a table of fences (a shared buffer's implicit
+ * fences, see `dma-buf-export.ts`). Each signals when its slot does, or when the slot is seen
+ * reused (which only happens after it signalled). They carry the exporter's error, but their
+ * names are generic and each has a context of its own.
+ * @throws {InvalidArgumentError} when the memory holds no region there.
+ */
+export function watchSharedFences(
+  buffer: SharedArrayBuffer,
+  byteOffset: number,
+  accept: (tag: number) => boolean,
+): ImportedFence[] {
+  const region = importRegion('watchSharedFences', buffer, byteOffset);
+  const i32 = region.i32;
+  const fences: ImportedFence[] = [];
+  for (let slot = 0; slot < region.slots; slot++) {
+    const base = HEADER_WORDS + slot * SLOT_WORDS;
+    if (Atomics.load(i32, base + S_STATE) !== PENDING) continue;
+    const generation = Atomics.load(i32, base + S_GEN);
+    if (!accept(Atomics.load(i32, base + S_TAG))) continue;
+    const descriptor: SharedFenceDescriptor = {
+      type: 'dmabuf-shared-fence',
+      region: buffer,
+      regionOffset: byteOffset,
+      slot,
+      generation,
+      context: 0,
+      seqno: 1,
+      seqno64: false,
+      driverName: 'shared',
+      timelineName: `region-${region.id.slice(0, 8)}`,
+    };
+    const fence = new ImportedFence(region, descriptor, true);
+    if (!region.complete(fence)) fences.push(fence);
+  }
+  return fences;
 }
 
 function claimRight(region: ImportRegion, d: SharedFenceDescriptor): void {
@@ -596,7 +714,7 @@ export function importSyncFile(descriptor: SharedFenceDescriptor): SyncFile {
 }
 
 /** The errno name a fence region was abandoned with, or `undefined` while it lives. */
-export function sharedFenceRegionLost(region: SharedArrayBuffer): ErrnoCode | undefined {
-  const errno = Atomics.load(checkRegion('sharedFenceRegionLost', region), H_LOST);
+export function sharedFenceRegionLost(region: SharedArrayBuffer, byteOffset = 0): ErrnoCode | undefined {
+  const errno = Atomics.load(checkRegion('sharedFenceRegionLost', region, byteOffset), H_LOST);
   return errno === 0 ? undefined : (errnoCode(errno) ?? 'EIO');
 }

@@ -11,7 +11,9 @@ import {
   exportSyncFile,
   importFence,
   importSyncFile,
+  sharedFenceRegionBytes,
   sharedFenceRegionLost,
+  watchSharedFences,
   type SharedFenceDescriptor,
 } from '../../src/fence/shared-fence.js';
 import { mockFence, testSeed } from '../helpers/mock-fence.js';
@@ -104,7 +106,12 @@ describe('shared fences (exportFence / importFence)', () => {
     const [x, y] = [importFence(twice), importFence(twice)];
     fence.signal();
     assert.ok(x.isSignaled() && y.isSignaled(), 'both imports signal');
-    assert.throws(() => exportFence(fence, { importers: 0 }), InvalidArgumentError);
+    assert.throws(() => exportFence(fence, { importers: -1 }), InvalidArgumentError);
+    const published = exportFence(mockFence(), { importers: 0 });
+    assert.throws(
+      () => importFence(published),
+      (err: unknown) => err instanceof DmaBufError && err.code === 'EBADF',
+    );
   });
 
   it('two imports of one descriptor in one thread are both woken', async () => {
@@ -174,6 +181,37 @@ describe('shared fences (exportFence / importFence)', () => {
     fence.signal();
     assert.equal(await imported.wait({ timeout: 1000 }), true);
     assert.ok(imported instanceof ImportedFence);
+  });
+
+  it('regions can share one buffer; watchers see the pending fences of a region by tag, without import rights', async () => {
+    const bytes = sharedFenceRegionBytes(4);
+    const buffer = new SharedArrayBuffer(2 * bytes);
+    const first = new SharedFenceRegion({ slots: 4, buffer });
+    const second = new SharedFenceRegion({ slots: 4, buffer, byteOffset: bytes });
+    assert.notEqual(first.id, second.id);
+    assert.throws(() => new SharedFenceRegion({ slots: 4, buffer }), /already holds a region/);
+    assert.throws(() => new SharedFenceRegion({ slots: 4, buffer, byteOffset: 4 }), InvalidArgumentError);
+    const [write, read, done] = [mockFence(), mockFence(), mockFence()];
+    done.signal();
+    exportFence(write, { region: second, importers: 0, tag: 1 });
+    exportFence(read, { region: second, importers: 0, tag: 2 });
+    exportFence(done, { region: second, importers: 0, tag: 1 });
+    const writes = watchSharedFences(buffer, bytes, (tag) => tag === 1);
+    assert.equal(writes.length, 1, 'only the pending fence with tag 1');
+    assert.equal(watchSharedFences(buffer, bytes, () => true).length, 2);
+    assert.equal(watchSharedFences(buffer, 0, () => true).length, 0, 'the other region is empty');
+    const [w] = writes;
+    assert.notEqual(w!.context, watchSharedFences(buffer, bytes, () => true)[0]!.context, 'a context each');
+    write.setError('EIO');
+    write.signal();
+    assert.equal(await w!.wait({ timeout: 1000 }), true);
+    assert.equal(codeOf(w!), 'EIO');
+    // A watcher whose slot was reused meanwhile counts it as signalled.
+    const late = watchSharedFences(buffer, bytes, (tag) => tag === 2)[0]!;
+    read.signal();
+    await Promise.resolve();
+    for (let i = 0; i < 4; i++) exportFence(mockFence(), { region: second, importers: 0 });
+    assert.equal(await late.wait({ timeout: 1000 }), true);
   });
 
   it('a sync file crosses with its name', async () => {
