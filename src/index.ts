@@ -33,6 +33,8 @@ export * from './heap/page-pool.js';
 export * from './heap/deferred-free.js';
 export * from './heap/dma-buf.js';
 export * from './heap/dma-heap.js';
+export * from './heap/dma-buf-sync-file.js';
+export * from './heap/dma-buf-export.js';
 export * from './ttm/ttm-placement.js';
 export { TTM_MAX_BO_PRIORITY, TtmLruBulkMove, TtmLruItem, TtmLruList } from './ttm/ttm-lru.js';
 export * from './ttm/ttm-resource.js';

@@ -333,6 +333,12 @@ export function abandonSharedFenceRegion(
   return true;
 }
 
+/** Whether a region has been laid out at `byteOffset` of `buffer` (its owner created it). */
+export function isSharedFenceRegion(buffer: SharedArrayBuffer, byteOffset = 0): boolean {
+  if (byteOffset < 0 || byteOffset % 8 !== 0 || byteOffset + HEADER_WORDS * 4 > buffer.byteLength) return false;
+  return Atomics.load(new Int32Array(buffer, byteOffset, HEADER_WORDS), H_MAGIC) === MAGIC;
+}
+
 function checkRegion(what: string, region: unknown, byteOffset: unknown): Int32Array {
   if (
     !(typeof SharedArrayBuffer !== 'undefined' && region instanceof SharedArrayBuffer) ||
@@ -562,6 +568,8 @@ export class ImportedFence extends DmaFence {
   readonly generation: number;
   /** Made by {@link watchSharedFences}: holds no import right. */
   readonly watcher: boolean;
+  /** The slot's tag (see {@link SharedFenceExportOptions.tag}), read when the fence was made. */
+  readonly tag: number;
   readonly #region: ImportRegion;
 
   static readonly #ops: DmaFenceOps<ImportedFence> = Object.freeze({
@@ -573,13 +581,14 @@ export class ImportedFence extends DmaFence {
   });
 
   /** @internal use {@link importFence} or {@link watchSharedFences}. */
-  constructor(region: ImportRegion, descriptor: SharedFenceDescriptor, watcher = false) {
+  constructor(region: ImportRegion, descriptor: SharedFenceDescriptor, watcher = false, tag = 0) {
     // A watcher does not know the exporter's context: each gets a context of its own, so that a
     // reservation object never takes one for a later fence of another.
     const context = watcher ? fenceContextAlloc() : region.localContext(descriptor.context);
     super(ImportedFence.#ops, context, descriptor.seqno, { seqno64: descriptor.seqno64 });
     this.#region = region;
     this.watcher = watcher;
+    this.tag = tag;
     this.generation = descriptor.generation;
     this.slot = descriptor.slot;
     this.exportedContext = descriptor.context;
@@ -664,7 +673,8 @@ export function watchSharedFences(
     const base = HEADER_WORDS + slot * SLOT_WORDS;
     if (Atomics.load(i32, base + S_STATE) !== PENDING) continue;
     const generation = Atomics.load(i32, base + S_GEN);
-    if (!accept(Atomics.load(i32, base + S_TAG))) continue;
+    const tag = Atomics.load(i32, base + S_TAG);
+    if (!accept(tag)) continue;
     const descriptor: SharedFenceDescriptor = {
       type: 'dmabuf-shared-fence',
       region: buffer,
@@ -677,7 +687,7 @@ export function watchSharedFences(
       driverName: 'shared',
       timelineName: `region-${region.id.slice(0, 8)}`,
     };
-    const fence = new ImportedFence(region, descriptor, true);
+    const fence = new ImportedFence(region, descriptor, true, tag);
     if (!region.complete(fence)) fences.push(fence);
   }
   return fences;

@@ -14,7 +14,8 @@
  * `_QUERY`, `_TIMELINE_WAIT`), as Vulkan timeline semaphores use them, in shared memory.
  *
  * Contract:
- * - Points are positive safe integers. The counter only grows: signalling a point at or below
+ * - Points are positive safe integers (point 0, the start, is always reached: its fence and
+ *   wait are done at once). The counter only grows: signalling a point at or below
  *   it changes nothing and returns `false` (the kernel would chain an out-of-order point; a
  *   counter cannot go back, which is what Vulkan requires).
  * - A point signals carry no error, as the timeline-signal ioctl's do not. What a timeline can
@@ -167,9 +168,11 @@ function heapPop(heap: SharedTimelinePoint[]): void {
 // This thread's watches by timeline id, so every handle of one timeline shares one waiter.
 const watches = new Map<string, TimelineWatch>();
 
-function checkPoint(what: string, point: unknown): number {
-  if (typeof point !== 'number' || !Number.isSafeInteger(point) || point < 1) {
-    throw new InvalidArgumentError(`${what}: point must be a positive safe integer, got ${describeValue(point)}`);
+function checkPoint(what: string, point: unknown, lowest = 1): number {
+  if (typeof point !== 'number' || !Number.isSafeInteger(point) || point < lowest) {
+    throw new InvalidArgumentError(
+      `${what}: point must be a safe integer of at least ${lowest}, got ${describeValue(point)}`,
+    );
   }
   return point;
 }
@@ -313,11 +316,11 @@ export class SharedTimeline {
   /**
    * A fence of this thread for `point`: signalled once the counter reaches it (or with the
    * timeline's error, once it failed below it).
-   * @throws {InvalidArgumentError} unless `point` is a positive safe integer.
+   * @throws {InvalidArgumentError} unless `point` is a non-negative safe integer.
    * @see drm_syncobj_find_fence()
    */
   fence(point: number): SharedTimelinePoint {
-    const f = new SharedTimelinePoint(this.#watch, checkPoint(`SharedTimeline.fence on ${this.name}`, point));
+    const f = new SharedTimelinePoint(this.#watch, checkPoint(`SharedTimeline.fence on ${this.name}`, point, 0));
     this.#watch.complete(f);
     return f;
   }

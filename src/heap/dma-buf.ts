@@ -63,6 +63,16 @@ export interface DmaBufExportInfo {
   readonly release: (buffer: ArrayBuffer | SharedArrayBuffer, buf: DmaBuf) => void;
 }
 
+/**
+ * How a buffer shared with other threads brackets CPU access (installed by `dma-buf-export.ts`):
+ * `begin` waits for this thread's and the other threads' fences and publishes the access as a
+ * fence; `end` signals it.
+ */
+export interface DmaBufAccessHook {
+  begin(write: boolean, options: { readonly timeout?: number; readonly signal?: AbortSignal }): Promise<void>;
+  end(): void;
+}
+
 /** Options for {@link DmaBuf.beginCpuAccess}. */
 export interface CpuAccessOptions {
   /** True for a CPU write (waits for readers too), false for a read (waits for writers only). */
@@ -95,6 +105,7 @@ export class DmaBuf implements Disposable {
   #refcount = 1;
   #creatorPut = false;
   #cpuAccess = 0;
+  #accessHook: DmaBufAccessHook | null = null;
   readonly #release: DmaBufExportInfo['release'];
 
   /**
@@ -229,7 +240,9 @@ export class DmaBuf implements Disposable {
     const waitOptions: { usage: typeof usage; timeout?: number; signal?: AbortSignal } = { usage };
     if (limit !== undefined) waitOptions.timeout = limit;
     if (signal !== undefined) waitOptions.signal = signal;
-    if (!(await this.resv.wait(waitOptions))) {
+    if (this.#accessHook !== null) {
+      await this.#accessHook.begin(write, waitOptions);
+    } else if (!(await this.resv.wait(waitOptions))) {
       const pending = this.resv.getFences(usage).map((f) => f.describe());
       throw new FenceTimeoutError(
         `DmaBuf.beginCpuAccess on ${this.name}: the fences a CPU ${write ? 'write' : 'read'} must wait for did not signal within ${limit} ms ` +
@@ -248,6 +261,15 @@ export class DmaBuf implements Disposable {
       );
     }
     this.#cpuAccess--;
+    this.#accessHook?.end();
+  }
+
+  /**
+   * Installs (or, with null, removes) the cross-thread access hook. For `dma-buf-export.ts`,
+   * which shares the buffer with other threads.
+   */
+  setAccessHook(hook: DmaBufAccessHook | null): void {
+    this.#accessHook = hook;
   }
 
   toString(): string {
