@@ -6,7 +6,7 @@ import { SharedTimeline } from '../../src/fence/shared-timeline.js';
 import { SyncFile } from '../../src/fence/sync-file.js';
 import { DmaHeap } from '../../src/heap/dma-heap.js';
 import {
-  DmaBufShare,
+  type DmaBufShare,
   MAX_DMA_BUF_PARTIES,
   importDmaBuf,
   shareDmaBuf,
