@@ -133,6 +133,28 @@ export const BENCHMARKS: readonly BenchEntry[] = [
     summary: 'dmabuf run: churn throughput with trace, live progress and report on vs all off (target >= 0.9x)',
     load: async () => (await import('./run-cost.bench.js')).definition,
   },
+  {
+    name: 'soft-wake',
+    summary:
+      'soft device: job completion to fence signal on the main thread, p50/p99, vs half a postMessage round trip (target <= 1x latency)',
+    load: async () => (await import('./soft-wake.bench.js')).definition,
+  },
+  {
+    name: 'soft-ring',
+    summary:
+      'soft device: no-op jobs/s through the command ring vs one postMessage per job with a reply (target >= 5x)',
+    load: async () => (await import('./soft-ring.bench.js')).definition,
+  },
+  {
+    name: 'soft-matmul',
+    summary: 'soft device: f32 matmul split over 2 compute workers vs 1 (target >= 1.6x on 2 cores)',
+    load: async () => (await import('./soft-matmul.bench.js')).definition,
+  },
+  {
+    name: 'soft-copy',
+    summary: 'soft device: copy-engine bytes/s vs Uint8Array.set on the main thread (target >= 0.7x)',
+    load: async () => (await import('./soft-copy.bench.js')).definition,
+  },
   // Last: it imports src/node.ts, whose promise hooks stay installed for the rest of the process.
   {
     name: 'lockdep',

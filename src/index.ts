@@ -1,8 +1,9 @@
 /**
  * dmabuf: the Linux kernel's GPU buffer-sharing and synchronisation stack for JavaScript.
  *
- * This entry point is browser-safe: nothing below it imports `node:` modules. Node-only
- * additions live in `dmabuf/node`.
+ * This entry point is browser-safe: nothing below it imports `node:` modules, and it bundles
+ * into any format (no `import.meta`). Node-only additions live in `dmabuf/node`; the soft device,
+ * whose engines are workers started from files next to its modules, in `dmabuf/soft`.
  */
 // The global Disposable types that the declarations below use (types only, see the module).
 export type {} from './base/disposable.js';
@@ -53,19 +54,3 @@ export * from './sched/sched-job.js';
 export * from './sched/sched-entity.js';
 export * from './sched/sched-main.js';
 export * from './sched/sched-submit.js';
-export * from './device/soft/soft-worker-platform.js';
-export * from './device/soft/soft-ring-layout.js';
-export * from './device/soft/soft-kernel.js';
-export * from './device/soft/soft-kernels.js';
-export * from './device/soft/soft-kernel-table.js';
-export * from './device/soft/soft-memory.js';
-export * from './device/soft/soft-fence.js';
-export * from './device/soft/soft-ring.js';
-export * from './device/soft/soft-engine.js';
-export * from './device/soft/soft-device.js';
-export type {
-  EngineMessage,
-  EngineReport,
-  EngineWorkerData,
-  KernelModule,
-} from './device/soft/soft-engine-worker.js';

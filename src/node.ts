@@ -32,6 +32,7 @@ import { installWorkerPlatform } from './device/soft/soft-worker-platform.js';
 import { nodeWorkerPlatform } from './device/soft/soft-worker-node.js';
 
 export * from './index.js';
+export * from './soft.js';
 export { nodeWorkerPlatform } from './device/soft/soft-worker-node.js';
 
 installWorkerPlatform(nodeWorkerPlatform);

@@ -79,7 +79,14 @@ describe('the tarball', () => {
   it('sanity: npm pack made a tarball that npm install unpacked into node_modules/dmabuf', () => {
     assert.ok(fs.statSync(pkg.tarball).size > 0, pkg.tarball);
     assert.equal(manifest.name, 'dmabuf');
-    for (const file of ['package.json', 'dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts'])
+    for (const file of [
+      'package.json',
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/node.js',
+      'dist/node.d.ts',
+      'dist/soft.js',
+    ])
       assert.ok(paths.has(file) && fs.existsSync(path.join(pkg.installed, file)), `${file} is packed and installed`);
   });
 
@@ -152,10 +159,11 @@ describe('the tarball', () => {
     assert.ok(paths.has('dist/node.js'), 'dist/node.js is in the package');
   });
 
-  it('exports the two entry points with types first, and the repository-only source condition namespaced', () => {
+  it('exports the three entry points with types first, and the repository-only source condition namespaced', () => {
     for (const [subpath, stem] of [
       ['.', 'index'],
       ['./node', 'node'],
+      ['./soft', 'soft'],
     ] as const) {
       const entry = manifest.exports?.[subpath];
       assert.ok(typeof entry === 'object', `exports["${subpath}"]`);

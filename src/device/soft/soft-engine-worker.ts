@@ -24,7 +24,7 @@
  * ```ts
  * // Started by the soft device, not imported by applications:
  * //   platform.spawn(new URL('./soft-engine-worker.js', import.meta.url), data, events)
- * import type { EngineWorkerData } from 'dmabuf';
+ * import type { EngineWorkerData } from 'dmabuf/soft';
  * const data: Partial<EngineWorkerData> = { name: 'gfx.0' };
  * console.log(data.name);
  * ```

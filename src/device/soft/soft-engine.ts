@@ -67,7 +67,9 @@ export interface SoftEngineHost {
 }
 
 /** The worker entry, next to this module (`.ts` from sources, `.js` from the package). */
-const WORKER_ENTRY = new URL(`./soft-engine-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+function workerEntry(): URL {
+  return new URL(`./soft-engine-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+}
 
 /** One ring and its worker. */
 export class SoftEngine {
@@ -154,7 +156,7 @@ export class SoftEngine {
     this.#holds++;
     let failure: Error | undefined;
     this.#worker = this.#host.platform.spawn(
-      WORKER_ENTRY,
+      workerEntry(),
       data,
       {
         message: (message) => {

@@ -24,7 +24,7 @@
  *
  * @example
  * ```ts
- * import { RingWord, SoftFenceDriver, ringBytes } from 'dmabuf';
+ * import { RingWord, SoftFenceDriver, ringBytes } from 'dmabuf/soft';
  * const ring = new Int32Array(new SharedArrayBuffer(ringBytes(4)));
  * ring[RingWord.Size] = 4;
  * const driver = new SoftFenceDriver(ring, 'gfx.0');
@@ -100,6 +100,11 @@ export class SoftFenceDriver {
   /** Fences emitted and not yet signalled. */
   get pendingCount(): number {
     return this.#emitted - this.#processed;
+  }
+
+  /** The pending fence that will signal next, or undefined when none is pending. */
+  oldestPending(): SoftHwFence | undefined {
+    return this.#processed < this.#emitted ? this.#pending[slotOf(this.#processed + 1, this.#size)] : undefined;
   }
 
   /** Free slots: jobs that may still be written before one completes. */

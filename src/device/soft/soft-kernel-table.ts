@@ -19,7 +19,7 @@
  *
  * @example
  * ```ts
- * import { SoftKernelTable, SoftMemoryMap } from 'dmabuf';
+ * import { SoftKernelTable, SoftMemoryMap } from 'dmabuf/soft';
  * const memory = new SoftMemoryMap('demo', () => {});
  * const table = new SoftKernelTable('demo', memory);
  * const buf = memory.map(new SharedArrayBuffer(64));

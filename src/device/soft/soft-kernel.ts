@@ -21,7 +21,7 @@
  *
  * @example
  * ```ts
- * import { defineKernel } from 'dmabuf';
+ * import { defineKernel } from 'dmabuf/soft';
  * export const invert = defineKernel({
  *   params: { src: 'bytes', dst: 'bytes' },
  *   run({ src, dst }) {

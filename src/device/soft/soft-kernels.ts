@@ -22,7 +22,7 @@
  *
  * @example
  * ```ts
- * import { BUILTIN_KERNELS } from 'dmabuf';
+ * import { BUILTIN_KERNELS } from 'dmabuf/soft';
  * console.log(Object.keys(BUILTIN_KERNELS).join(' ')); // noop copy fill saxpy matmul reduce conv2d checksum
  * ```
  */

@@ -19,7 +19,7 @@
  *
  * @example
  * ```ts
- * import { SoftMemoryMap } from 'dmabuf';
+ * import { SoftMemoryMap } from 'dmabuf/soft';
  * const map = new SoftMemoryMap('demo', () => {});
  * const memory = map.map(new SharedArrayBuffer(4096));
  * console.log(memory.range(1024, 512).length, map.map(memory.buffer) === memory); // 512 true

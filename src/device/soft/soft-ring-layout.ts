@@ -26,7 +26,7 @@
  *
  * @example
  * ```ts
- * import { RING_HEADER_BYTES, RingWord, SLOT_BYTES, ringBytes } from 'dmabuf';
+ * import { RING_HEADER_BYTES, RingWord, SLOT_BYTES, ringBytes } from 'dmabuf/soft';
  * const ring = new Int32Array(new SharedArrayBuffer(ringBytes(64)));
  * console.log(ring.length * 4 === RING_HEADER_BYTES + 64 * SLOT_BYTES, RingWord.Completed); // true 1
  * ```

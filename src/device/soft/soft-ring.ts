@@ -20,7 +20,7 @@
  *
  * @example
  * ```ts
- * import { SoftRing } from 'dmabuf';
+ * import { SoftRing } from 'dmabuf/soft';
  * const ring = new SoftRing('copy.0', 8);
  * const fence = ring.emit(1, []); // kernel 1 is the built-in noop
  * console.log(fence.seqno, ring.fences.credits); // 1 7

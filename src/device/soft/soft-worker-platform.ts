@@ -20,7 +20,7 @@
  *
  * @example
  * ```ts
- * import { defaultWorkerPlatform } from 'dmabuf';
+ * import { defaultWorkerPlatform } from 'dmabuf/soft';
  * const platform = defaultWorkerPlatform(); // Web Workers in a page; dmabuf/node installs worker_threads
  * console.log(platform.name);
  * ```

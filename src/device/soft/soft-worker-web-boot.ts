@@ -12,7 +12,7 @@
  * @example
  * ```ts
  * // Not imported by applications: webWorkerPlatform points new Workers at this module.
- * import { webWorkerPlatform } from 'dmabuf';
+ * import { webWorkerPlatform } from 'dmabuf/soft';
  * console.log(webWorkerPlatform.name); // 'web'
  * ```
  */
