@@ -53,16 +53,26 @@ const waitAsync: WaitAsync | undefined = (Atomics as unknown as { waitAsync?: Wa
 /** Whether this platform has `Atomics.waitAsync` (otherwise waiters poll every millisecond). */
 export const hasWaitAsync: boolean = typeof waitAsync === 'function';
 
-// One interval timer holds the thread open for every running waiter together.
+// One interval timer holds the thread open for every running waiter together. Where timers can
+// be (un)ref'ed (Node) it is made once and toggled, which is cheap enough to do per job; a
+// browser never exits a thread on its own, so there the timer only has to exist.
+interface Refable {
+  ref?(): unknown;
+  unref?(): unknown;
+}
 let holders = 0;
-let keepAlive: ReturnType<typeof setInterval> | undefined;
+let keepAlive: (ReturnType<typeof setInterval> & Refable) | undefined;
 
 function hold(): void {
-  if (holders++ === 0) keepAlive = setInterval(() => {}, 1 << 30);
+  if (holders++ !== 0) return;
+  if (keepAlive === undefined) keepAlive = setInterval(() => {}, 1 << 30);
+  else keepAlive.ref?.();
 }
 
 function release(): void {
-  if (--holders === 0 && keepAlive !== undefined) {
+  if (--holders !== 0 || keepAlive === undefined) return;
+  if (typeof keepAlive.unref === 'function') keepAlive.unref();
+  else {
     clearInterval(keepAlive);
     keepAlive = undefined;
   }

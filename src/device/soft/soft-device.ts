@@ -125,10 +125,33 @@ class EngineQueue {
 
   push(id: number, words: readonly number[], options: SoftSubmitOptions | undefined): DmaFence {
     const fence = new DmaFence(this.ops, this.context, ++this.#seqno);
-    this.#jobs.push({ id, words, dependencies: options?.dependencies, ring: options?.ring, fence });
+    const job: QueuedJob = { id, words, dependencies: options?.dependencies, ring: options?.ring, fence };
+    // Nothing queued before it and nothing to wait for: straight into a ring.
+    if (this.#head === this.#jobs.length && job.dependencies === undefined) {
+      const engine = this.#pick(job.ring);
+      if (engine !== undefined) {
+        this.#emit(engine, job);
+        return fence;
+      }
+    }
+    this.#jobs.push(job);
     this.pump();
     return fence;
   }
+
+  #emit(engine: SoftEngine, job: QueuedJob): void {
+    const hw = engine.emit(job.id, job.words);
+    const fence = job.fence;
+    const done = this.onDone;
+    hw.addCallback((finished) => {
+      if (finished.error !== undefined) fence.setError(finished.error);
+      fence.signal();
+      done();
+    });
+  }
+
+  /** Called after each job's fence signalled (the device counts unfinished jobs). */
+  onDone: () => void = () => {};
 
   /** Writes ready jobs into rings with room, in order; stops at the first that must wait. */
   pump(): void {
@@ -147,13 +170,8 @@ class EngineQueue {
       }
       const engine = this.#pick(job.ring);
       if (engine === undefined) return; // refilled on progress
-      const hw = engine.emit(job.id, job.words);
       this.#jobs[this.#head++] = undefined as unknown as QueuedJob;
-      const fence = job.fence;
-      hw.addCallback((done) => {
-        if (done.error !== undefined) fence.setError(done.error);
-        fence.signal();
-      });
+      this.#emit(engine, job);
     }
     this.#jobs = [];
     this.#head = 0;
@@ -180,6 +198,7 @@ class EngineQueue {
     for (const job of jobs) {
       job.fence.setError(new DmaBufError(code, `soft job ${job.fence.seqno} on ${this.kind} ${why} (${code})`));
       job.fence.signal();
+      this.onDone();
     }
   }
 }
@@ -253,7 +272,9 @@ export class SoftDevice implements AsyncDisposable {
     for (const [kind, count] of entries) {
       const rings = Array.from({ length: count }, (_, i) => new SoftEngine(host, kind, i, ringSize, hangTimeoutMs));
       all.push(...rings);
-      this.#queues.set(kind, new EngineQueue(name, kind, rings));
+      const queue = new EngineQueue(name, kind, rings);
+      queue.onDone = this.#jobDone;
+      this.#queues.set(kind, queue);
     }
     this.engines = all;
   }
@@ -357,12 +378,8 @@ export class SoftDevice implements AsyncDisposable {
         );
       }
     }
-    const fence = queue.push(job.id, job.words, options);
-    if (!fence.signaledFlag) {
-      this.#unfinished++;
-      fence.addCallback(this.#jobDone);
-    }
-    return fence;
+    this.#unfinished++;
+    return queue.push(job.id, job.words, options);
   }
 
   readonly #jobDone = (): void => {

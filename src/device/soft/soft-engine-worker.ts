@@ -15,6 +15,10 @@
  * Contract:
  * - Jobs complete in seqno order, one at a time; `Running` names the job being executed (0 when
  *   none), `Completed` the last finished one, and `Completed` is stored after the job's status.
+ * - The host is woken (`Atomics.notify` on `Completed`) when the engine is about to go idle, and
+ *   while it is busy at least every 64 jobs or 20 µs: coalesced, like a GPU's interrupts.
+ * - Before waiting for work the engine sets `Idle`, and the host rings the doorbell (notifies
+ *   `Submitted`) only then, so a busy engine is never woken for nothing.
  * - A kernel that throws completes its job with status `EIO`; the loop goes on.
  * - A fresh worker (after an engine reset) resumes at `Completed + 1`: the host decides there
  *   what happens to the job that was running when the previous worker died.
@@ -83,13 +87,27 @@ export async function main(endpoint: WorkerEndpoint, data: EngineWorkerData): Pr
 
 const BUILTIN_IDS: readonly SoftKernel[] = Object.values(BUILTIN_KERNELS);
 
+/** A kernel with its parameter list unpacked. */
+interface LoadedKernel {
+  readonly kernel: SoftKernel;
+  readonly params: readonly (readonly [string, SoftKernelParam])[];
+}
+
+function loaded(kernel: SoftKernel): LoadedKernel {
+  return { kernel, params: Object.entries(kernel.params) };
+}
+
 class EngineLoop {
   readonly #endpoint: WorkerEndpoint;
   readonly #i32: Int32Array;
   readonly #f64: Float64Array;
   readonly #size: number;
   readonly #memory = new Map<number, SharedArrayBuffer>();
-  readonly #kernels = new Map<number, SoftKernel>();
+  /** Kernels by id, with their parameter lists unpacked once. */
+  readonly #kernels = new Map<number, LoadedKernel>();
+  /** Jobs completed since the host was last woken, and when that was (see {@link #complete}). */
+  #unannounced = 0;
+  #announcedAt = 0;
   /** Resolvers of jobs waiting for a mapping or a kernel that has not arrived yet. */
   readonly #arrivals: (() => void)[] = [];
 
@@ -99,7 +117,7 @@ class EngineLoop {
     this.#f64 = new Float64Array(data.ring);
     this.#size = this.#i32[RingWord.Size]!;
     for (const [id, buffer] of data.memory) this.#memory.set(id, buffer);
-    for (const [i, kernel] of BUILTIN_IDS.entries()) this.#kernels.set(i + 1, kernel);
+    for (const [i, kernel] of BUILTIN_IDS.entries()) this.#kernels.set(i + 1, loaded(kernel));
   }
 
   message(message: EngineMessage): void {
@@ -122,7 +140,7 @@ class EngineLoop {
       (exports: Record<string, unknown>) => {
         for (const [name, id] of Object.entries(module.ids)) {
           const kernel = exports[name];
-          if (isSoftKernel(kernel)) this.#kernels.set(id, kernel);
+          if (isSoftKernel(kernel)) this.#kernels.set(id, loaded(kernel));
         }
         this.#arrived();
         this.#endpoint.postMessage({ type: 'kernels-loaded', url: module.url } satisfies EngineReport);
@@ -148,8 +166,14 @@ class EngineLoop {
         if (waiting !== undefined) await waiting;
         next = (next + 1) | 0;
       }
-      const change = waitForChange(i32, RingWord.Submitted, submitted);
-      if (change !== undefined) await change;
+      this.#announce();
+      // Going idle: say so, so the host rings the doorbell; look once more, then wait.
+      Atomics.store(i32, RingWord.Idle, 1);
+      if (Atomics.load(i32, RingWord.Submitted) === submitted) {
+        const change = waitForChange(i32, RingWord.Submitted, submitted);
+        if (change !== undefined) await change;
+      }
+      Atomics.store(i32, RingWord.Idle, 0);
     }
   }
 
@@ -162,7 +186,7 @@ class EngineLoop {
     if (kernel === undefined) return this.#later(seqno);
     const args: Record<string, SoftKernelArgs<SoftKernelParams>[string]> = {};
     let word = 0;
-    for (const [name, kind] of Object.entries(kernel.params) as [string, SoftKernelParam][]) {
+    for (const [name, kind] of kernel.params) {
       if (kind === 'number') {
         args[name] = this.#f64[slotArg(slot, word++)]!;
         continue;
@@ -180,23 +204,37 @@ class EngineLoop {
     Atomics.add(i32, RingWord.Started, 1);
     let status = 0;
     try {
-      kernel.run(args);
+      kernel.kernel.run(args);
     } catch {
       status = ERRNO.EIO;
     }
     return this.#complete(slot, seqno, status);
   }
 
+  /** Wakes the host for the completions since the last wake. */
+  #announce(): void {
+    if (this.#unannounced === 0) return;
+    this.#unannounced = 0;
+    this.#announcedAt = performance.now();
+    Atomics.notify(this.#i32, RingWord.Completed);
+  }
+
   #later(seqno: number): Promise<void> {
     return new Promise<void>((resolve) => this.#arrivals.push(resolve)).then(() => this.#execute(seqno));
   }
 
+  /**
+   * Publishes job `seqno` as done. The host is woken at once when the engine is about to go
+   * idle (see {@link run}), and in between after 64 jobs or 20 µs, whichever comes first: an
+   * interrupt per job would cost the host a wake per job, none until idle would hold long
+   * jobs' fences back behind short ones.
+   */
   #complete(slot: number, seqno: number, status: number): undefined {
     const i32 = this.#i32;
     i32[slotWord(slot, SlotWord.Status)] = status;
     Atomics.store(i32, RingWord.Completed, seqno);
     Atomics.store(i32, RingWord.Running, 0);
-    Atomics.notify(i32, RingWord.Completed);
+    if (++this.#unannounced >= 64 || performance.now() - this.#announcedAt > 0.02) this.#announce();
     return undefined;
   }
 }

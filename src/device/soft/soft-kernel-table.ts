@@ -28,7 +28,7 @@
  */
 
 import { InvalidArgumentError, describeValue } from '../../base/errors.js';
-import { PARAM_ELEMENT_BYTES, isSoftKernel, paramWords, type SoftKernel } from './soft-kernel.js';
+import { PARAM_ELEMENT_BYTES, isSoftKernel, paramWords, type SoftKernel, type SoftKernelParam } from './soft-kernel.js';
 import { BUILTIN_KERNELS } from './soft-kernels.js';
 import type { KernelModule } from './soft-engine-worker.js';
 import type { SoftMemoryMap } from './soft-memory.js';
@@ -46,6 +46,12 @@ export interface EncodedJob {
 interface Entry {
   readonly id: number;
   readonly kernel: SoftKernel;
+  /** `kernel.params` unpacked once. */
+  readonly params: readonly (readonly [string, SoftKernelParam])[];
+}
+
+function entry(id: number, kernel: SoftKernel): Entry {
+  return { id, kernel, params: Object.entries(kernel.params) };
 }
 
 /** The kernels of one device. */
@@ -60,7 +66,7 @@ export class SoftKernelTable {
     this.#name = name;
     this.#memory = memory;
     for (const [i, [kernelName, kernel]] of Object.entries(BUILTIN_KERNELS).entries()) {
-      this.#byName.set(kernelName, { id: i + 1, kernel });
+      this.#byName.set(kernelName, entry(i + 1, kernel));
     }
   }
 
@@ -105,7 +111,7 @@ export class SoftKernelTable {
     for (const [name, kernel] of found) {
       const id = this.#nextId++;
       ids[name] = id;
-      this.#byName.set(name, { id, kernel });
+      this.#byName.set(name, entry(id, kernel));
     }
     const module: KernelModule = { url: href, ids };
     this.#modules.push(module);
@@ -117,8 +123,8 @@ export class SoftKernelTable {
    * @throws {InvalidArgumentError} see the module contract.
    */
   encode(kernelName: string, args: Readonly<Record<string, unknown>> = {}): EncodedJob {
-    const entry = typeof kernelName === 'string' ? this.#byName.get(kernelName) : undefined;
-    if (entry === undefined) {
+    const found = typeof kernelName === 'string' ? this.#byName.get(kernelName) : undefined;
+    if (found === undefined) {
       throw new InvalidArgumentError(
         `${this.#name}: unknown kernel ${describeValue(kernelName)}; known: ${this.names.join(', ')} ` +
           '(register your own with registerKernels(moduleUrl))',
@@ -129,8 +135,8 @@ export class SoftKernelTable {
         `${this.#name}: ${kernelName} arguments must be an object, got ${describeValue(args)}`,
       );
     }
-    const params = entry.kernel.params;
-    for (const name of Object.keys(args)) {
+    const params = found.kernel.params;
+    for (const name in args) {
       if (!Object.hasOwn(params, name)) {
         throw new InvalidArgumentError(
           `${this.#name}: ${kernelName} has no parameter ${JSON.stringify(name)}; it takes ${Object.keys(params).join(', ') || 'none'}`,
@@ -138,7 +144,7 @@ export class SoftKernelTable {
       }
     }
     const words: number[] = [];
-    for (const [name, kind] of Object.entries(params)) {
+    for (const [name, kind] of found.params) {
       const what = `${this.#name}: ${kernelName}(${name})`;
       const value = args[name];
       if (value === undefined) throw new InvalidArgumentError(`${what} is missing`);
@@ -158,6 +164,6 @@ export class SoftKernelTable {
       }
       words.push(range.memory.id, range.offset, range.length);
     }
-    return { id: entry.id, words };
+    return { id: found.id, words };
   }
 }

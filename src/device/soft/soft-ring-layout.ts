@@ -44,6 +44,8 @@ export const RingWord = {
   Size: 3,
   /** Jobs the engine has started (all workers of the ring together): a heartbeat for hang detection. */
   Started: 4,
+  /** Non-zero while the engine waits for work: the host then wakes it after publishing jobs. */
+  Idle: 5,
 } as const;
 
 export const RING_HEADER_BYTES = 64;

@@ -84,7 +84,8 @@ export class SoftRing {
     const base = slotArg(slot, 0);
     for (let i = 0; i < args.length; i++) this.#f64[base + i] = args[i]!;
     Atomics.store(i32, RingWord.Submitted, seqno | 0);
-    Atomics.notify(i32, RingWord.Submitted);
+    // The doorbell: only an idle engine waits for it (it looks once more after saying so).
+    if (Atomics.load(i32, RingWord.Idle) !== 0) Atomics.notify(i32, RingWord.Submitted);
     return fence;
   }
 
