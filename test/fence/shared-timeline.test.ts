@@ -129,7 +129,7 @@ describe('SharedTimeline', () => {
         ),
       );
       assert.deepEqual(counts, [500, 500, 500], 'each worker signalled its own points');
-      assert.equal(await timeline.wait(last, { timeout: 10_000 }), true);
+      assert.equal(await points.at(-1)!.wait({ timeout: 10_000 }), true);
       assert.equal(timeline.value, last);
       assert.deepEqual(seen, [1, 500, 1000, last]);
     } finally {

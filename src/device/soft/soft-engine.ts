@@ -19,7 +19,9 @@
  * - A worker keeps the process alive while it boots, not after (it is unref'ed once ready);
  *   pending fences do (see `SoftFenceDriver`).
  * - The watchdog is a progress timer on the device clock: armed while jobs are in flight,
- *   pushed back whenever one completes, cancelled when the ring is idle.
+ *   pushed back whenever one completes, cancelled when the ring is idle. When it fires while the
+ *   engine executes nothing (its worker boots, or waits for a kernel module or a mapping), it
+ *   is pushed back instead: slow is not hung.
  * - Events of a worker that was replaced are ignored. Resets are serialized: a reset asked for
  *   while one is running joins it.
  * - {@link SoftEngine.stop} terminates the worker for good; with a code it first signals every
@@ -261,6 +263,12 @@ export class SoftEngine {
     const timer = clock.setTimer(this.#hangTimeoutMs, () => {
       this.#watchdog = null;
       if (this.ring.fences.process() > 0) return; // progress after all: re-armed by onProgress
+      // Not executing anything: the worker boots or waits for a kernel module or a mapping to
+      // arrive. That is slow, not hung.
+      if (this.ring.running === 0) {
+        this.#armWatchdog(true);
+        return;
+      }
       void this.reset('ETIMEDOUT', `${this.name} made no progress for ${this.#hangTimeoutMs} ms`);
     });
     this.#watchdog = { clock, timer };

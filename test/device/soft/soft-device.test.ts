@@ -234,6 +234,21 @@ describe('SoftDevice hangs and faults', () => {
     }
   });
 
+  it('a slow start is not a hang: the watchdog waits while the engine executes nothing', async () => {
+    const clock = new VirtualClock();
+    using _clock = useClock(clock);
+    const gpu = device({ engines: { copy: 1 }, hangTimeoutMs: 50 });
+    try {
+      const fence = gpu.submit('copy', 'noop'); // the worker is still booting
+      clock.advance(500);
+      await fence.wait();
+      assert.equal(fence.error, undefined);
+      assert.equal(gpu.resets.length, 0);
+    } finally {
+      await gpu.destroy();
+    }
+  });
+
   it('a worker that exits or runs out of memory is replaced; its job fails with EIO', async () => {
     const gpu = device({ engines: { compute: 1 }, workerResourceLimits: { maxOldGenerationSizeMb: 24 } });
     try {
