@@ -138,6 +138,10 @@ export interface DmaBufExporter {
   readonly resv: DmaResv;
   /** Where the bytes are now. */
   memory(): { readonly buffer: SharedArrayBuffer; readonly offset: number };
+  /** Takes a reference, held until the share is released (optional). */
+  get?(): void;
+  /** Drops the reference {@link get} took. */
+  put?(): void;
 }
 
 /** A mapping on the share's channel: where generation `generation` of the buffer is. */
@@ -248,15 +252,21 @@ class SharedResvParty {
 
   /** Brings the other parties' pending fences into the local reservation object. */
   async pull(options?: AccessOptions): Promise<number> {
-    const entries = this.remote(DmaResvUsage.Read);
-    if (entries.length === 0) return 0;
+    if (this.remote(DmaResvUsage.Read).length === 0) return 0;
     await this.resv.lock(null, options?.signal === undefined ? undefined : { signal: options.signal });
     try {
-      this.resv.reserveFences(entries.length);
-      for (const { fence } of entries) this.resv.addFence(fence, (fence.tag - 1) as DmaResvUsage);
+      return this.pullLocked();
     } finally {
       this.resv.unlock();
     }
+  }
+
+  /** {@link pull} for a caller holding the reservation lock. */
+  pullLocked(): number {
+    const entries = this.remote(DmaResvUsage.Read);
+    if (entries.length === 0) return 0;
+    this.resv.reserveFences(entries.length);
+    for (const { fence } of entries) this.resv.addFence(fence, (fence.tag - 1) as DmaResvUsage);
     return entries.length;
   }
 
@@ -381,6 +391,7 @@ export class DmaBufShare implements Disposable {
     this.#channel.onmessage = (event) => {
       if ((event.data as Partial<WantMessage>).kind === 'want' && !this.#closed) this.#announce();
     };
+    exporter.get?.();
     if (buf !== undefined) {
       buf.get();
       const party = this.#party;
@@ -466,6 +477,17 @@ export class DmaBufShare implements Disposable {
   }
 
   /**
+   * {@link pull} for an exporter holding its reservation lock (a move does this before it waits).
+   * @throws {BugError} without the lock.
+   */
+  pullLocked(): number {
+    if (!this.#exporter.resv.isLocked) {
+      throw new BugError(`DmaBufShare.pullLocked on ${this.name}: hold the exporter's reservation lock`);
+    }
+    return this.#party.pullLocked();
+  }
+
+  /**
    * The exporter moved the buffer (its `memory()` now says where): importers are told, and
    * dynamic attachments map again. Call it with the reservation lock held, after the move's
    * fence was published and the importers' fences were waited for.
@@ -538,6 +560,7 @@ export class DmaBufShare implements Disposable {
       this.#buf.setAccessHook(null);
       this.#buf.put();
     }
+    this.#exporter.put?.();
   }
 
   [Symbol.dispose](): void {

@@ -2,36 +2,42 @@
  * soft-device: the embedded GPU, made of worker threads over shared memory.
  *
  * Overview: a {@link SoftDevice} has named engines (`gfx`, `compute`, `copy` by default), each
- * one or more rings with a worker thread behind every ring ({@link SoftEngine}). Memory the
- * engines may touch is mapped once ({@link SoftDevice.map}); kernels are the built-ins or user
- * modules ({@link SoftDevice.registerKernels}). {@link SoftDevice.submit} queues a job for an
- * engine and returns its finished fence at once; the job is written into a ring when its
- * dependencies have signalled and a ring has a free slot, and its fence signals (with the job's
- * error, if any) when the engine has run it. Hangs and crashes reset the engine; past
- * `maxResets` resets the device is lost: every pending fence signals with `ENODEV` and every
- * later call fails with `ENODEV`.
+ * one or more rings with a worker thread behind every ring ({@link SoftEngine}), and each ring
+ * fronted by a {@link DrmGpuScheduler} whose credit limit is the ring size. Clients are
+ * {@link SoftContext}s (one entity per engine, a shared guilty flag); {@link SoftDevice.submit}
+ * queues a job on the default context (or the one given) and returns its `finished` fence at
+ * once: the scheduler writes the job into a ring when its dependencies have signalled and a ring
+ * has a free slot, and the fence signals, with the job's error if any, when the engine has run
+ * it. Memory the engines may touch is either mapped (`map()`, any shared buffer) or, with
+ * `vramBytes`, buffer objects of the device's VRAM arena, managed by a `TtmDevice`
+ * ({@link SoftDevice.createBuffer}, {@link SoftDevice.execute}); TTM moves and evictions run as
+ * copy jobs on the copy engine. Kernels are the built-ins or user modules
+ * ({@link SoftDevice.registerKernels}). Buffers and fences cross to other threads with
+ * {@link SoftDevice.shareBuffer} and the shared fences of `dmabuf`.
+ *
+ * Hangs: the scheduler's watchdog resets a ring that makes no progress for `hangTimeoutMs` (the
+ * hung job fails with `ETIMEDOUT`, its context becomes guilty, the ring's other jobs run on the
+ * fresh engine; see `soft-job.ts`). A worker that dies resets its ring too (the job it ran fails
+ * with `EIO`). Past `maxResets` resets the device is lost: every pending fence signals with
+ * `ENODEV` and every later call fails with `ENODEV`.
  *
  * Models an amdgpu-like device (`amdgpu_device.c`: init and fini, the reset counter, the
- * "device lost" state after a failed recovery). Until the scheduler (drm_sched) fronts the
- * engines, a first-in first-out queue per engine stands in for it: it keeps submission order
- * per engine, waits for dependencies, spreads jobs over the engine's rings (the one with the
- * most free slots, as `drm_sched_pick_best` picks the least loaded scheduler), and, as
- * drm_sched does, does not pass a dependency's error on to the job.
+ * "device lost" state after a failed recovery, the TTM device with its VRAM, the kernel's own
+ * high-priority entity for buffer moves).
  *
  * Contract:
- * - Jobs of one engine start in submission order; on an engine with several rings, jobs may
- *   finish out of order (pin a job with `ring` to keep order on one ring). A job's fence is on
- *   the engine's context with seqnos 1, 2, 3... in submission order.
- * - Bad input is refused at submit with a typed error and changes nothing: an unknown kernel,
- *   bad arguments, memory of another device or unmapped ({@link InvalidArgumentError},
- *   `ENOENT`), an unknown engine.
- * - A kernel that throws fails its job with `EIO`; a hang (no progress for `hangTimeoutMs`)
- *   fails the running job with `ETIMEDOUT`, a dying worker fails it with `EIO`; the engine is
- *   reset and later jobs run. Other engines are not disturbed.
+ * - Jobs of one context on one engine start in submission order (pin a job to a ring with
+ *   `ring` to keep order with that ring's other jobs across contexts). Dependencies' errors are
+ *   not passed on, as in drm_sched.
+ * - Bad input is refused at submit with a typed error and changes nothing: an unknown engine,
+ *   kernel or ring, bad arguments, memory of another device or unmapped
+ *   ({@link InvalidArgumentError}, `ENOENT`).
+ * - A kernel that throws fails its job with `EIO`; the ring goes on without a reset.
  * - Every fence settles: device loss signals all pending work with `ENODEV`;
- *   {@link SoftDevice.destroy} waits for pending work (hangs still end through the watchdog),
- *   or with `cancel: true` signals it with `ECANCELED` at once. Afterwards workers are gone,
- *   nothing keeps the process alive, and every method fails with `DmaBufError` `ENODEV`.
+ *   {@link SoftDevice.destroy} waits for pending work (hangs still end through the watchdog), or
+ *   with `cancel: true` ends it at once (queued jobs `ESRCH` as killed entities' jobs, jobs on a
+ *   ring `ECANCELED`). Afterwards workers are gone, shares are revoked with `ENODEV`, nothing
+ *   keeps the process alive, and every method fails with `DmaBufError` `ENODEV`.
  * - While idle, the device keeps nothing alive: a program that forgets `destroy()` still exits.
  *
  * @example
@@ -48,12 +54,22 @@
  */
 
 import { DmaBufError, InvalidArgumentError, describeValue, type ErrnoCode } from '../../base/errors.js';
-import { DmaFence, fenceContextAlloc, type DmaFenceOps } from '../../fence/dma-fence.js';
+import { DmaFence } from '../../fence/dma-fence.js';
 import type { DmaBuf } from '../../heap/dma-buf.js';
+import { DmaHeap } from '../../heap/dma-heap.js';
+import { shareDmaBuf, type DmaBufShare } from '../../heap/dma-buf-export.js';
+import type { DrmGpuScheduler } from '../../sched/sched-main.js';
+import { TtmBufferObject } from '../../ttm/ttm-bo.js';
+import { TtmDevice } from '../../ttm/ttm-device.js';
+import { TtmMemType, type TtmPlacement } from '../../ttm/ttm-placement.js';
+import { boOf, softCs, type SoftCsOptions } from './soft-cs.js';
+import { SoftContext, type SoftContextHost, type SoftContextInit } from './soft-ctx.js';
 import type { EngineMessage, EngineReport } from './soft-engine-worker.js';
 import { SoftEngine, type SoftEngineHost, type SoftResetCause } from './soft-engine.js';
+import { SoftJob, createSoftScheduler } from './soft-job.js';
 import { SoftKernelTable } from './soft-kernel-table.js';
-import { SoftMemoryMap, type SoftMemory } from './soft-memory.js';
+import { SoftMemoryMap, type SoftBufferRange, type SoftMemory } from './soft-memory.js';
+import { softTtmFuncs } from './soft-ttm.js';
 import { defaultWorkerPlatform, type SoftWorkerOptions, type WorkerPlatform } from './soft-worker-platform.js';
 
 /** Options of {@link SoftDevice}. */
@@ -72,14 +88,31 @@ export interface SoftDeviceOptions {
   readonly platform?: WorkerPlatform;
   /** Heap limits per worker (Node), e.g. to test out-of-memory workers. */
   readonly workerResourceLimits?: SoftWorkerOptions['resourceLimits'];
+  /** VRAM: a `SharedArrayBuffer` arena of this many bytes managed by a `TtmDevice` (none by default). */
+  readonly vramBytes?: number;
+  /** Budget of the TT (system pages) manager in bytes; default four times `vramBytes`. */
+  readonly ttBytes?: number;
 }
 
-/** Options of {@link SoftDevice.submit}. */
+/** Options of {@link SoftDevice.submit} and {@link SoftDevice.execute}. */
 export interface SoftSubmitOptions {
   /** Fences the job waits for before it is written into a ring (errors are not passed on). */
   readonly dependencies?: readonly DmaFence[];
   /** Run on this ring of the engine (its index), keeping order with the ring's other jobs. */
   readonly ring?: number;
+  /** The client; the device's default context when omitted. */
+  readonly context?: SoftContext;
+  /** Aborts locking and placing buffer objects ({@link SoftDevice.execute} only). */
+  readonly signal?: AbortSignal;
+}
+
+/** Options of {@link SoftDevice.createBuffer}. */
+export interface SoftBufferInit {
+  /** Bytes, rounded up to whole pages. */
+  readonly size: number;
+  readonly name?: string;
+  /** Where the buffer starts out (default VRAM). */
+  readonly placement?: TtmPlacement;
 }
 
 /** Options of {@link SoftDevice.destroy}. */
@@ -93,126 +126,29 @@ export interface SoftResetRecord extends SoftResetCause {
   readonly engine: string;
 }
 
-interface QueuedJob {
-  readonly id: number;
-  readonly words: readonly number[];
-  readonly dependencies: readonly DmaFence[] | undefined;
-  readonly ring: number | undefined;
-  readonly fence: DmaFence;
-}
-
-/** The stand-in for the scheduler: one FIFO per engine (see the module overview). */
-class EngineQueue {
-  readonly kind: string;
-  readonly engines: readonly SoftEngine[];
-  readonly context = fenceContextAlloc();
-  readonly ops: DmaFenceOps;
-  #seqno = 0;
-  #jobs: QueuedJob[] = [];
-  #head = 0;
-  #waitingOn: DmaFence | null = null;
-
-  constructor(deviceName: string, kind: string, engines: readonly SoftEngine[]) {
-    this.kind = kind;
-    this.engines = engines;
-    const timeline = `${deviceName}.${kind}`;
-    this.ops = Object.freeze({ getDriverName: () => 'soft', getTimelineName: () => timeline });
-  }
-
-  get queued(): number {
-    return this.#jobs.length - this.#head;
-  }
-
-  push(id: number, words: readonly number[], options: SoftSubmitOptions | undefined): DmaFence {
-    const fence = new DmaFence(this.ops, this.context, ++this.#seqno);
-    const job: QueuedJob = { id, words, dependencies: options?.dependencies, ring: options?.ring, fence };
-    // Nothing queued before it and nothing to wait for: straight into a ring.
-    if (this.#head === this.#jobs.length && job.dependencies === undefined) {
-      const engine = this.#pick(job.ring);
-      if (engine !== undefined) {
-        this.#emit(engine, job);
-        return fence;
-      }
-    }
-    this.#jobs.push(job);
-    this.pump();
-    return fence;
-  }
-
-  #emit(engine: SoftEngine, job: QueuedJob): void {
-    const hw = engine.emit(job.id, job.words);
-    const fence = job.fence;
-    const done = this.onDone;
-    hw.addCallback((finished) => {
-      if (finished.error !== undefined) fence.setError(finished.error);
-      fence.signal();
-      done();
-    });
-  }
-
-  /** Called after each job's fence signalled (the device counts unfinished jobs). */
-  onDone: () => void = () => {};
-
-  /** Writes ready jobs into rings with room, in order; stops at the first that must wait. */
-  pump(): void {
-    while (this.#head < this.#jobs.length) {
-      const job = this.#jobs[this.#head]!;
-      const blocker = job.dependencies?.find((f) => !f.isSignaled());
-      if (blocker !== undefined) {
-        if (this.#waitingOn !== blocker) {
-          this.#waitingOn = blocker;
-          blocker.addCallback(() => {
-            this.#waitingOn = null;
-            this.pump();
-          });
-        }
-        return;
-      }
-      const engine = this.#pick(job.ring);
-      if (engine === undefined) return; // refilled on progress
-      this.#jobs[this.#head++] = undefined as unknown as QueuedJob;
-      this.#emit(engine, job);
-    }
-    this.#jobs = [];
-    this.#head = 0;
-  }
-
-  #pick(ring: number | undefined): SoftEngine | undefined {
-    if (ring !== undefined) {
-      const engine = this.engines[ring]!;
-      return engine.ring.fences.credits > 0 ? engine : undefined;
-    }
-    let best: SoftEngine | undefined;
-    for (const engine of this.engines) {
-      const credits = engine.ring.fences.credits;
-      if (credits > 0 && (best === undefined || credits > best.ring.fences.credits)) best = engine;
-    }
-    return best;
-  }
-
-  /** Signals every queued job's fence with `code` (loss, cancelled teardown). */
-  cancel(code: ErrnoCode, why: string): void {
-    const jobs = this.#jobs.slice(this.#head);
-    this.#jobs = [];
-    this.#head = 0;
-    for (const job of jobs) {
-      job.fence.setError(new DmaBufError(code, `soft job ${job.fence.seqno} on ${this.kind} ${why} (${code})`));
-      job.fence.signal();
-      this.onDone();
-    }
-  }
-}
-
 let nextDevice = 0;
+
+const IN_VRAM: TtmPlacement = Object.freeze([{ memType: TtmMemType.VRAM }]);
 
 /** The embedded soft GPU (see the module overview). */
 export class SoftDevice implements AsyncDisposable {
   readonly name: string;
   /** Every ring's engine, grouped by engine kind in option order. */
   readonly engines: readonly SoftEngine[];
+  /** The VRAM arena's TTM device, with `vramBytes`; null otherwise. */
+  readonly ttm: TtmDevice | null;
+  /** The context `submit` and `execute` use when given none. */
+  readonly defaultContext: SoftContext;
   readonly #memory: SoftMemoryMap;
   readonly #kernels: SoftKernelTable;
-  readonly #queues = new Map<string, EngineQueue>();
+  readonly #rings = new Map<string, SoftEngine[]>();
+  readonly #schedulers = new Map<SoftEngine, DrmGpuScheduler<SoftJob>>();
+  readonly #contexts = new Set<SoftContext>();
+  /** TTM's own context (kernel priority) for moves on the copy engine. */
+  readonly #ttmContext: SoftContext;
+  readonly #ttmEngine: string;
+  readonly #shares = new WeakMap<TtmBufferObject, DmaBufShare>();
+  readonly #allShares = new Set<DmaBufShare>();
   readonly #maxResets: number;
   readonly #resetLog: SoftResetRecord[] = [];
   #state: 'alive' | 'lost' | 'destroying' | 'destroyed' = 'alive';
@@ -265,18 +201,39 @@ export class SoftDevice implements AsyncDisposable {
       workerState: () => ({ memory: this.#memory.snapshot(), kernelModules: this.#kernels.modules }),
       engineReset: (engine, cause) => this.#engineReset(engine, cause),
       engineReport: (engine, report) => this.#engineReport(engine, report),
-      engineProgress: (engine) => this.#queues.get(engine.kind)?.pump(),
+      engineProgress: () => {},
     };
     const all: SoftEngine[] = [];
     const ringSize = options.ringSize ?? 64;
     for (const [kind, count] of entries) {
-      const rings = Array.from({ length: count }, (_, i) => new SoftEngine(host, kind, i, ringSize, hangTimeoutMs));
+      // The scheduler's watchdog finds hangs (soft-job.ts), so the engines run none of their own.
+      const rings = Array.from({ length: count }, (_, i) => new SoftEngine(host, kind, i, ringSize, Infinity));
       all.push(...rings);
-      const queue = new EngineQueue(name, kind, rings);
-      queue.onDone = this.#jobDone;
-      this.#queues.set(kind, queue);
+      this.#rings.set(kind, rings);
+      for (const engine of rings)
+        this.#schedulers.set(engine, createSoftScheduler(engine, { timeoutMs: hangTimeoutMs }));
     }
     this.engines = all;
+    this.defaultContext = new SoftContext(this.#contextHost, { name: `${name}.default` });
+    this.#contexts.add(this.defaultContext);
+    this.#ttmContext = new SoftContext(this.#contextHost, { name: `${name}.ttm`, priority: 'kernel' });
+    this.#ttmEngine = this.#rings.has('copy') ? 'copy' : entries[0]![0];
+    this.ttm = options.vramBytes === undefined ? null : this.#createTtm(options.vramBytes, options.ttBytes);
+  }
+
+  #createTtm(vramBytes: number, ttBytes: number | undefined): TtmDevice {
+    return new TtmDevice({
+      name: `${this.name}.ttm`,
+      vramBytes,
+      ttBytes: ttBytes ?? 4 * vramBytes,
+      // System pages must be shared: the engines copy from and to them.
+      heap: new DmaHeap({ name: `${this.name}-system`, shared: true }),
+      funcs: softTtmFuncs({
+        range: (bytes) => this.#range(bytes),
+        ttmJob: (kernel, args, dependencies) => this.#ttmJob(kernel, args, dependencies),
+        shareOf: (bo) => this.#shares.get(bo),
+      }),
+    });
   }
 
   /** Resolves once every worker has started. */
@@ -301,8 +258,36 @@ export class SoftDevice implements AsyncDisposable {
 
   /** The rings of engine `kind`. @throws {InvalidArgumentError} for an unknown engine. */
   rings(kind: string): readonly SoftEngine[] {
-    return this.#queue(kind).engines;
+    const rings = this.#rings.get(kind);
+    if (rings === undefined) {
+      throw new InvalidArgumentError(
+        `${this.name}: no engine ${describeValue(kind)}; this device has ${[...this.#rings.keys()].join(', ')}`,
+      );
+    }
+    return rings;
   }
+
+  /** The scheduler in front of `engine`'s ring. */
+  scheduler(engine: SoftEngine): DrmGpuScheduler<SoftJob> {
+    const sched = this.#schedulers.get(engine);
+    if (sched === undefined) throw new InvalidArgumentError(`${this.name}: ${engine} is not one of its engines`);
+    return sched;
+  }
+
+  /**
+   * A new client of the device (see {@link SoftContext}).
+   * @throws `ENODEV` once lost or destroyed.
+   */
+  createContext(init?: SoftContextInit): SoftContext {
+    this.#checkAlive('createContext');
+    const ctx = new SoftContext(this.#contextHost, init);
+    this.#contexts.add(ctx);
+    return ctx;
+  }
+
+  readonly #contextHost: SoftContextHost = {
+    schedulers: (kind) => this.#rings.get(kind)?.map((e) => this.#schedulers.get(e)!),
+  };
 
   /**
    * Makes `memory` visible to every engine (once per buffer).
@@ -311,6 +296,10 @@ export class SoftDevice implements AsyncDisposable {
   map(memory: SharedArrayBuffer | DmaBuf): SoftMemory {
     this.#checkAlive('map');
     return this.#memory.map(memory);
+  }
+
+  #range(bytes: Uint8Array): SoftBufferRange {
+    return this.#memory.map(bytes.buffer as SharedArrayBuffer).range(bytes.byteOffset, bytes.byteLength);
   }
 
   /**
@@ -348,10 +337,12 @@ export class SoftDevice implements AsyncDisposable {
   }
 
   /**
-   * Queues `kernel` with `args` on engine `engine`.
-   * @returns the job's fence: it signals once the job ran, with its error if it failed.
-   * @throws {InvalidArgumentError} for an unknown engine, kernel or ring, or bad arguments;
-   *   `DmaBufError` `ENOENT` for unmapped memory, `ENODEV` once lost or destroyed.
+   * Queues `kernel` with `args` (numbers and mapped memory) on engine `engine`.
+   * @returns the job's `finished` fence: it signals once the job ran, with its error if it failed.
+   * @throws {InvalidArgumentError} for an unknown engine, kernel or ring, bad arguments or a
+   *   buffer object (use {@link execute}); `DmaBufError` `ENOENT` for unmapped memory, `ENODEV`
+   *   once lost or destroyed.
+   * @see amdgpu_cs_ioctl()
    */
   submit(
     engine: string,
@@ -360,31 +351,153 @@ export class SoftDevice implements AsyncDisposable {
     options?: SoftSubmitOptions,
   ): DmaFence {
     this.#checkAlive('submit');
-    const queue = this.#queue(engine);
-    const job = this.#kernels.encode(kernel, args);
-    if (options !== undefined) {
-      const { dependencies, ring } = options;
-      if (ring !== undefined && (!Number.isSafeInteger(ring) || ring < 0 || ring >= queue.engines.length)) {
-        throw new InvalidArgumentError(
-          `${this.name}: ${engine} has rings 0 .. ${queue.engines.length - 1}, got ring ${describeValue(ring)}`,
-        );
+    this.rings(engine);
+    const dependencies = this.#checkDependencies(options?.dependencies);
+    const job = this.#kernels.encode(kernel, args, (what, value) => {
+      if (boOf(value) !== undefined) {
+        throw new InvalidArgumentError(`${what}: a buffer object needs execute(), which locks and places it`);
       }
-      if (
-        dependencies !== undefined &&
-        (!Array.isArray(dependencies) || !dependencies.every((f) => f instanceof DmaFence))
-      ) {
-        throw new InvalidArgumentError(
-          `${this.name}: dependencies must be an array of DmaFence, got ${describeValue(dependencies)}`,
-        );
-      }
+      return undefined;
+    });
+    const entity = this.#context(options?.context).entity(engine, options?.ring);
+    const schedJob = new SoftJob(entity, job.id, job.words);
+    try {
+      for (const fence of dependencies) schedJob.addDependency(fence);
+      schedJob.arm();
+    } catch (err) {
+      schedJob.cleanup();
+      throw err;
     }
+    schedJob.push();
+    return this.#track(schedJob.finished);
+  }
+
+  /**
+   * Queues a job whose arguments may be buffer objects of this device (see `soft-cs.ts`): they
+   * are locked, placed in VRAM, synchronised implicitly and fenced.
+   * @returns the job's `finished` fence, once the job is queued.
+   * @throws rejects like {@link submit}, and with `ENOMEM` when the buffer objects never fit
+   *   VRAM together.
+   */
+  async execute(
+    engine: string,
+    kernel: string,
+    args: Readonly<Record<string, unknown>> = {},
+    options?: SoftSubmitOptions,
+  ): Promise<DmaFence> {
+    this.#checkAlive('execute');
+    const ttm = this.#needTtm('execute');
+    this.rings(engine);
+    const dependencies = this.#checkDependencies(options?.dependencies);
+    const entity = this.#context(options?.context).entity(engine, options?.ring);
+    const csOptions: SoftCsOptions = {
+      dependencies,
+      ...(options?.signal === undefined ? {} : { signal: options.signal }),
+    };
+    const fence = await softCs(
+      { ttm, kernels: this.#kernels, range: (bytes) => this.#range(bytes) },
+      entity,
+      kernel,
+      args,
+      csOptions,
+    );
+    return this.#track(fence);
+  }
+
+  /**
+   * A buffer object in the device's VRAM (or `placement`), unreserved, with one reference.
+   * @throws rejects with `ENODEV` once lost or destroyed, {@link InvalidArgumentError} without VRAM.
+   */
+  async createBuffer(init: SoftBufferInit): Promise<TtmBufferObject> {
+    this.#checkAlive('createBuffer');
+    const ttm = this.#needTtm('createBuffer');
+    return TtmBufferObject.initValidate(ttm, {
+      size: init.size,
+      placement: init.placement ?? IN_VRAM,
+      ...(init.name === undefined ? {} : { name: init.name }),
+    });
+  }
+
+  /**
+   * Shares buffer object `bo` with other threads (see `dma-buf-export.ts`); moves of a shared
+   * buffer notify its importers, a static importer pins it. One share per buffer.
+   * @throws {InvalidArgumentError} for a buffer of another device.
+   */
+  shareBuffer(bo: TtmBufferObject): DmaBufShare {
+    this.#checkAlive('shareBuffer');
+    const ttm = this.#needTtm('shareBuffer');
+    if (!(bo instanceof TtmBufferObject) || bo.device !== ttm) {
+      throw new InvalidArgumentError(
+        `${this.name}: shareBuffer takes a buffer object of this device, got ${describeValue(bo)}`,
+      );
+    }
+    const existing = this.#shares.get(bo);
+    if (existing !== undefined && !existing.released) return existing;
+    const share = shareDmaBuf({
+      name: bo.name,
+      size: bo.size,
+      resv: bo.resv,
+      memory: () => {
+        const bytes = ttm.resourceBytes(bo, bo.resource!);
+        return { buffer: bytes.buffer as SharedArrayBuffer, offset: bytes.byteOffset };
+      },
+      get: () => bo.get(),
+      put: () => bo.put(),
+    });
+    this.#shares.set(bo, share);
+    this.#allShares.add(share);
+    return share;
+  }
+
+  #ttmJob(
+    kernel: 'copy' | 'fill',
+    args: Readonly<Record<string, unknown>>,
+    dependencies: readonly DmaFence[],
+  ): DmaFence {
+    const job = this.#kernels.encode(kernel, args);
+    const schedJob = new SoftJob(this.#ttmContext.entity(this.#ttmEngine), job.id, job.words);
+    for (const fence of dependencies) schedJob.addDependency(fence);
+    schedJob.arm();
+    schedJob.push();
+    return schedJob.finished;
+  }
+
+  #track(fence: DmaFence): DmaFence {
     this.#unfinished++;
-    return queue.push(job.id, job.words, options);
+    if (!fence.addCallback(this.#jobDone)) this.#jobDone();
+    return fence;
   }
 
   readonly #jobDone = (): void => {
     if (--this.#unfinished === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
   };
+
+  #checkDependencies(dependencies: unknown): readonly DmaFence[] {
+    if (dependencies === undefined) return [];
+    if (!Array.isArray(dependencies) || !dependencies.every((f) => f instanceof DmaFence)) {
+      throw new InvalidArgumentError(
+        `${this.name}: dependencies must be an array of DmaFence, got ${describeValue(dependencies)}`,
+      );
+    }
+    return dependencies;
+  }
+
+  #context(ctx: SoftContext | undefined): SoftContext {
+    if (ctx === undefined) return this.defaultContext;
+    if (!this.#contexts.has(ctx)) {
+      throw new InvalidArgumentError(`${this.name}: ${describeValue(ctx)} is not a context of this device`);
+    }
+    return ctx;
+  }
+
+  #needTtm(what: string): TtmDevice {
+    if (this.ttm === null) {
+      throw new InvalidArgumentError(
+        `SoftDevice.${what} on ${this.name}: the device has no VRAM; create it with vramBytes`,
+      );
+    }
+    return this.ttm;
+  }
 
   /**
    * Declares the device lost: every engine stops, every pending job signals with `ENODEV`,
@@ -394,7 +507,11 @@ export class SoftDevice implements AsyncDisposable {
     if (this.#lostReason !== undefined || this.#state === 'destroyed') return;
     if (this.#state === 'alive') this.#state = 'lost';
     this.#lostReason = reason;
-    await this.#stopAll('ENODEV', `device ${this.name} lost: ${reason}`);
+    for (const share of this.#allShares) share.revoke('ENODEV');
+    for (const load of this.#kernelLoads.values()) load.reject(new DmaBufError('ENODEV', `registerKernels: ${reason}`));
+    this.#kernelLoads.clear();
+    // Jobs on a ring signal with ENODEV; queued ones fail in runJob on the stopped engine.
+    await Promise.all(this.engines.map((e) => e.stop('ENODEV')));
   }
 
   /**
@@ -410,7 +527,16 @@ export class SoftDevice implements AsyncDisposable {
       this.#state = 'destroying';
       if (!cancel) await this.#drain();
     }
-    await this.#stopAll('ECANCELED', `device ${this.name} destroyed`);
+    for (const share of this.#allShares) share.revoke('ENODEV');
+    const contexts = [...this.#contexts, this.#ttmContext];
+    if (cancel) await Promise.all(contexts.map((c) => c.kill()));
+    else await Promise.all(contexts.map((c) => c.destroy()));
+    // Jobs still on a ring (a cancel, a lost device) end with ECANCELED; then the workers go.
+    for (const sched of this.#schedulers.values()) sched.fini();
+    await Promise.all(this.engines.map((e) => e.stop('ECANCELED')));
+    for (const load of this.#kernelLoads.values()) load.reject(new DmaBufError('ENODEV', 'registerKernels: destroyed'));
+    this.#kernelLoads.clear();
+    if (this.ttm !== null) await this.#finiTtm(this.ttm);
     this.#state = 'destroyed';
   }
 
@@ -420,11 +546,13 @@ export class SoftDevice implements AsyncDisposable {
     await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  async #stopAll(code: ErrnoCode, why: string): Promise<void> {
-    for (const queue of this.#queues.values()) queue.cancel(code, why);
-    await Promise.all(this.engines.map((e) => e.stop(code)));
-    for (const load of this.#kernelLoads.values()) load.reject(new DmaBufError(code, `registerKernels: ${why}`));
-    this.#kernelLoads.clear();
+  /** Frees what TTM still holds; the heap goes with it. */
+  async #finiTtm(ttm: TtmDevice): Promise<void> {
+    try {
+      await ttm.fini();
+    } finally {
+      await ttm.heap[Symbol.asyncDispose]().catch(() => {});
+    }
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -460,16 +588,6 @@ export class SoftDevice implements AsyncDisposable {
 
   #broadcast(message: EngineMessage): void {
     for (const engine of this.engines) engine.post(message);
-  }
-
-  #queue(kind: string): EngineQueue {
-    const queue = this.#queues.get(kind);
-    if (queue === undefined) {
-      throw new InvalidArgumentError(
-        `${this.name}: no engine ${describeValue(kind)}; this device has ${[...this.#queues.keys()].join(', ')}`,
-      );
-    }
-    return queue;
   }
 
   #checkAlive(what: string): void {

@@ -31,7 +31,7 @@ import { InvalidArgumentError, describeValue } from '../../base/errors.js';
 import { PARAM_ELEMENT_BYTES, isSoftKernel, paramWords, type SoftKernel, type SoftKernelParam } from './soft-kernel.js';
 import { BUILTIN_KERNELS } from './soft-kernels.js';
 import type { KernelModule } from './soft-engine-worker.js';
-import type { SoftMemoryMap } from './soft-memory.js';
+import type { SoftBufferRange, SoftMemoryMap } from './soft-memory.js';
 import { MAX_ARGS } from './soft-ring-layout.js';
 
 /** First id of registered kernels. */
@@ -43,15 +43,32 @@ export interface EncodedJob {
   readonly words: readonly number[];
 }
 
-interface Entry {
+/**
+ * Turns a buffer argument that is not a mapped range (a buffer object, say) into one; returns
+ * undefined for values it does not know, which are then checked as mapped ranges.
+ */
+export type SoftBufferResolver = (what: string, value: unknown) => SoftBufferRange | undefined;
+
+/** What a job planner needs to know of a kernel. */
+export interface SoftKernelInfo {
   readonly id: number;
+  /** Buffer parameters, each with whether the kernel writes it. */
+  readonly buffers: readonly { readonly name: string; readonly write: boolean }[];
+}
+
+interface Entry extends SoftKernelInfo {
   readonly kernel: SoftKernel;
   /** `kernel.params` unpacked once. */
   readonly params: readonly (readonly [string, SoftKernelParam])[];
 }
 
 function entry(id: number, kernel: SoftKernel): Entry {
-  return { id, kernel, params: Object.entries(kernel.params) };
+  const params = Object.entries(kernel.params);
+  const writes = kernel.writes;
+  const buffers = params
+    .filter(([, kind]) => kind !== 'number')
+    .map(([name]) => ({ name, write: writes === undefined || writes.includes(name) }));
+  return { id, kernel, params, buffers };
 }
 
 /** The kernels of one device. */
@@ -118,11 +135,12 @@ export class SoftKernelTable {
     return module;
   }
 
-  /**
-   * Checks a job's arguments and encodes them for the ring.
-   * @throws {InvalidArgumentError} see the module contract.
-   */
-  encode(kernelName: string, args: Readonly<Record<string, unknown>> = {}): EncodedJob {
+  /** @throws {InvalidArgumentError} for an unknown kernel. */
+  info(kernelName: string): SoftKernelInfo {
+    return this.#entry(kernelName);
+  }
+
+  #entry(kernelName: string): Entry {
     const found = typeof kernelName === 'string' ? this.#byName.get(kernelName) : undefined;
     if (found === undefined) {
       throw new InvalidArgumentError(
@@ -130,6 +148,16 @@ export class SoftKernelTable {
           '(register your own with registerKernels(moduleUrl))',
       );
     }
+    return found;
+  }
+
+  /**
+   * Checks a job's arguments and encodes them for the ring; `resolve` may turn buffer arguments
+   * of its own kind (buffer objects) into ranges.
+   * @throws {InvalidArgumentError} see the module contract.
+   */
+  encode(kernelName: string, args: Readonly<Record<string, unknown>> = {}, resolve?: SoftBufferResolver): EncodedJob {
+    const found = this.#entry(kernelName);
     if (typeof args !== 'object' || args === null) {
       throw new InvalidArgumentError(
         `${this.#name}: ${kernelName} arguments must be an object, got ${describeValue(args)}`,
@@ -155,7 +183,7 @@ export class SoftKernelTable {
         words.push(value);
         continue;
       }
-      const range = this.#memory.check(what, value);
+      const range = resolve?.(what, value) ?? this.#memory.check(what, value);
       const element = PARAM_ELEMENT_BYTES[kind];
       if (range.offset % element !== 0 || range.length % element !== 0) {
         throw new InvalidArgumentError(

@@ -16,6 +16,8 @@
  * Contract:
  * - Parameter order is the key order of `params`; at most 14 words in total (a buffer takes 3).
  * - A typed buffer's offset and length must be multiples of its element size (checked at submit).
+ * - `writes` lists the buffer parameters the kernel writes (all of them when omitted): buffer
+ *   objects passed as the others are only read, and their implicit fences say so.
  * - `run` is synchronous and must not keep the views after it returns (the memory may move).
  *   Whatever it throws fails that job with `EIO`; the engine goes on with the next job.
  *
@@ -24,6 +26,7 @@
  * import { defineKernel } from 'dmabuf/soft';
  * export const invert = defineKernel({
  *   params: { src: 'bytes', dst: 'bytes' },
+ *   writes: ['dst'],
  *   run({ src, dst }) {
  *     for (let i = 0; i < src.length; i++) dst[i] = 255 - src[i]!;
  *   },
@@ -54,6 +57,12 @@ export type SoftKernelArgs<P extends SoftKernelParams> = { readonly [K in keyof 
 /** A kernel: its parameters and the function an engine runs. */
 export interface SoftKernel<P extends SoftKernelParams = SoftKernelParams> {
   readonly params: P;
+  /**
+   * The buffer parameters the kernel writes; the others are only read. Implicit
+   * synchronisation of buffer objects depends on it (a write waits for every reader). Every
+   * buffer parameter counts as written when omitted.
+   */
+  readonly writes?: readonly (keyof P & string)[];
   run(args: SoftKernelArgs<P>): void;
 }
 
@@ -75,8 +84,9 @@ export function paramWords(params: SoftKernelParams): number {
 /** Whether `value` looks like a kernel (a module export registerKernels() picks up). */
 export function isSoftKernel(value: unknown): value is SoftKernel {
   if (typeof value !== 'object' || value === null) return false;
-  const { params, run } = value as Partial<SoftKernel>;
+  const { params, run, writes } = value as Partial<SoftKernel>;
   if (typeof run !== 'function' || typeof params !== 'object' || params === null) return false;
+  if (writes !== undefined && !(Array.isArray(writes) && writes.every((w) => Object.hasOwn(params, w)))) return false;
   return Object.values(params).every((kind) => kind in PARAM_ELEMENT_BYTES || kind === 'number');
 }
 
@@ -87,7 +97,8 @@ export function isSoftKernel(value: unknown): value is SoftKernel {
 export function defineKernel<const P extends SoftKernelParams>(kernel: SoftKernel<P>): SoftKernel<P> {
   if (!isSoftKernel(kernel)) {
     throw new TypeError(
-      'defineKernel: a kernel is { params: { name: kind }, run(args) } with kinds bytes, f32, f64, u32 or number',
+      'defineKernel: a kernel is { params: { name: kind }, writes?: [names], run(args) } with kinds bytes, f32, ' +
+        'f64, u32 or number, and writes naming parameters',
     );
   }
   if (paramWords(kernel.params) > MAX_ARGS) {

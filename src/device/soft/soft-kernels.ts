@@ -34,11 +34,12 @@ function check(condition: boolean, message: string): void {
 }
 
 /** Does nothing: the cost of a job itself. */
-const noop = defineKernel({ params: {}, run() {} });
+const noop = defineKernel({ params: {}, writes: [], run() {} });
 
 /** `dst = src`, byte for byte. */
 const copy = defineKernel({
   params: { src: 'bytes', dst: 'bytes' },
+  writes: ['dst'],
   run({ src, dst }) {
     check(src.length === dst.length, `copy: src has ${src.length} bytes, dst ${dst.length}`);
     dst.set(src);
@@ -48,6 +49,7 @@ const copy = defineKernel({
 /** Every byte of `dst` becomes `value & 0xff`. */
 const fill = defineKernel({
   params: { dst: 'bytes', value: 'number' },
+  writes: ['dst'],
   run({ dst, value }) {
     dst.fill(value & 0xff);
   },
@@ -56,6 +58,7 @@ const fill = defineKernel({
 /** `y = a * x + y` on f32 vectors. */
 const saxpy = defineKernel({
   params: { a: 'number', x: 'f32', y: 'f32' },
+  writes: ['y'],
   run({ a, x, y }) {
     check(x.length === y.length, `saxpy: x has ${x.length} elements, y ${y.length}`);
     for (let i = 0; i < x.length; i++) y[i] = a * x[i]! + y[i]!;
@@ -65,6 +68,7 @@ const saxpy = defineKernel({
 /** Rows `row0 .. row1 - 1` of `c = a x b` (m x k times k x n), f32 stored, float64 sums. */
 const matmul = defineKernel({
   params: { m: 'number', n: 'number', k: 'number', row0: 'number', row1: 'number', a: 'f32', b: 'f32', c: 'f32' },
+  writes: ['c'],
   run({ m, n, k, row0, row1, a, b, c }) {
     check(a.length === m * k && b.length === k * n && c.length === m * n, 'matmul: buffer sizes do not match m, n, k');
     check(0 <= row0 && row0 <= row1 && row1 <= m, `matmul: rows ${row0} .. ${row1} outside 0 .. ${m}`);
@@ -85,6 +89,7 @@ const matmul = defineKernel({
 /** `out[0] = sum(src)` in float64. */
 const reduce = defineKernel({
   params: { src: 'f32', out: 'f64' },
+  writes: ['out'],
   run({ src, out }) {
     check(out.length >= 1, 'reduce: out needs room for one float64');
     let sum = 0;
@@ -96,6 +101,7 @@ const reduce = defineKernel({
 /** Same-size 2D correlation of a `width` x `height` f32 image with a `kw` x `kh` filter. */
 const conv2d = defineKernel({
   params: { width: 'number', height: 'number', kw: 'number', kh: 'number', src: 'f32', filter: 'f32', dst: 'f32' },
+  writes: ['dst'],
   run({ width, height, kw, kh, src, filter, dst }) {
     check(kw % 2 === 1 && kh % 2 === 1, `conv2d: filter ${kw} x ${kh} must have odd sides`);
     check(src.length === width * height && dst.length === width * height, 'conv2d: image sizes do not match');
@@ -123,6 +129,7 @@ const conv2d = defineKernel({
 /** `out[0] = FNV-1a 32-bit hash of src`. */
 const checksum = defineKernel({
   params: { src: 'bytes', out: 'u32' },
+  writes: ['out'],
   run({ src, out }) {
     check(out.length >= 1, 'checksum: out needs room for one u32');
     out[0] = fnv1a(src);
@@ -146,4 +153,4 @@ export const BUILTIN_KERNELS: Readonly<Record<string, SoftKernel>> = Object.free
   reduce,
   conv2d,
   checksum,
-} as Record<string, SoftKernel>);
+} as unknown as Record<string, SoftKernel>);
