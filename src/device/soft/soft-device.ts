@@ -53,7 +53,7 @@
  * ```
  */
 
-import { DmaBufError, InvalidArgumentError, describeValue, type ErrnoCode } from '../../base/errors.js';
+import { DmaBufError, InvalidArgumentError, describeValue } from '../../base/errors.js';
 import { DmaFence } from '../../fence/dma-fence.js';
 import type { DmaBuf } from '../../heap/dma-buf.js';
 import { DmaHeap } from '../../heap/dma-heap.js';
@@ -201,13 +201,11 @@ export class SoftDevice implements AsyncDisposable {
       workerState: () => ({ memory: this.#memory.snapshot(), kernelModules: this.#kernels.modules }),
       engineReset: (engine, cause) => this.#engineReset(engine, cause),
       engineReport: (engine, report) => this.#engineReport(engine, report),
-      engineProgress: () => {},
     };
     const all: SoftEngine[] = [];
     const ringSize = options.ringSize ?? 64;
     for (const [kind, count] of entries) {
-      // The scheduler's watchdog finds hangs (soft-job.ts), so the engines run none of their own.
-      const rings = Array.from({ length: count }, (_, i) => new SoftEngine(host, kind, i, ringSize, Infinity));
+      const rings = Array.from({ length: count }, (_, i) => new SoftEngine(host, kind, i, ringSize));
       all.push(...rings);
       this.#rings.set(kind, rings);
       for (const engine of rings)

@@ -3,10 +3,10 @@
  *
  * Overview: a {@link SoftEngine} starts an engine worker (`soft-engine-worker.ts`) on its
  * {@link SoftRing}, passes the device's memory mappings and kernel modules to it, and keeps it
- * healthy. Three things end a worker early, and each is answered with an engine reset
- * ({@link SoftEngine.reset}): a job that makes no progress for `hangTimeoutMs` (the watchdog,
- * like drm_sched's timeout handler), a worker that dies (`process.exit`, out of memory, an error
- * outside a kernel), or a caller that asks. A reset terminates the worker, completes the job it
+ * healthy. Two things end a worker early, and each is answered with an engine reset
+ * ({@link SoftEngine.reset}): a worker that dies (`process.exit`, out of memory, an error outside
+ * a kernel), or the scheduler's watchdog finding the ring hung (`soft-job.ts`, through
+ * `timedOutJob`). A reset terminates the worker, completes the job it
  * was running with an error (`ETIMEDOUT` for a hang, `EIO` for a crash) and starts a fresh
  * worker on the same ring, which resumes with the next job: the jobs queued behind the guilty
  * one are run, not lost (what the kernel's ring reset does when it re-emits the innocent jobs'
@@ -18,10 +18,6 @@
  * Contract:
  * - A worker keeps the process alive while it boots, not after (it is unref'ed once ready);
  *   pending fences do (see `SoftFenceDriver`).
- * - The watchdog is a progress timer on the device clock: armed while jobs are in flight,
- *   pushed back whenever one completes, cancelled when the ring is idle. When it fires while the
- *   engine executes nothing (its worker boots, or waits for a kernel module or a mapping), it
- *   is pushed back instead: slow is not hung.
  * - Events of a worker that was replaced are ignored. Resets are serialized: a reset asked for
  *   while one is running joins it.
  * - {@link SoftEngine.stop} terminates the worker for good; with a code it first signals every
@@ -38,7 +34,6 @@
  */
 
 import { DmaBufError, type ErrnoCode } from '../../base/errors.js';
-import { getClock, type Clock, type TimerHandle } from '../../base/clock.js';
 import type { EngineMessage, EngineReport, EngineWorkerData, KernelModule } from './soft-engine-worker.js';
 import type { SoftHwFence } from './soft-fence.js';
 import { SoftRing } from './soft-ring.js';
@@ -64,8 +59,6 @@ export interface SoftEngineHost {
   engineReset(engine: SoftEngine, cause: SoftResetCause): boolean;
   /** A worker's report (kernel modules loaded). */
   engineReport(engine: SoftEngine, report: EngineReport): void;
-  /** Called after every batch of completed jobs (the device refills rings from its queues). */
-  engineProgress(engine: SoftEngine): void;
 }
 
 /** The worker entry, next to this module (`.ts` from sources, `.js` from the package). */
@@ -81,7 +74,6 @@ export class SoftEngine {
   readonly kind: string;
   readonly ring: SoftRing;
   readonly #host: SoftEngineHost;
-  readonly #hangTimeoutMs: number;
   #worker: SoftWorker | null = null;
   #generation = 0;
   /** Reasons to keep the process alive for this worker: see {@link hold}. */
@@ -91,20 +83,14 @@ export class SoftEngine {
   #resetting: Promise<void> | null = null;
   #resets = 0;
   #lastReset: SoftResetCause | undefined = undefined;
-  #watchdog: { readonly clock: Clock; readonly timer: TimerHandle } | null = null;
   #ready!: Promise<void>;
   #readyResolve: (() => void) | undefined;
 
-  constructor(host: SoftEngineHost, kind: string, index: number, ringSize: number, hangTimeoutMs: number) {
+  constructor(host: SoftEngineHost, kind: string, index: number, ringSize: number) {
     this.#host = host;
     this.kind = kind;
     this.name = `${kind}.${index}`;
-    this.#hangTimeoutMs = hangTimeoutMs;
     this.ring = new SoftRing(this.name, ringSize);
-    this.ring.fences.onProgress = () => {
-      this.#armWatchdog(true);
-      this.#host.engineProgress(this);
-    };
     this.#spawn();
   }
 
@@ -134,16 +120,14 @@ export class SoftEngine {
   }
 
   /**
-   * Writes a job into the ring (there must be a credit) and arms the watchdog.
+   * Writes a job into the ring (there must be a credit).
    * @throws {DmaBufError} `ENODEV` once stopped.
    */
   emit(kernel: number, words: readonly number[]): SoftHwFence {
     if (this.#state === 'stopped') {
       throw new DmaBufError('ENODEV', `${this.name}: the engine was stopped (device lost or destroyed)`);
     }
-    const fence = this.ring.emit(kernel, words);
-    this.#armWatchdog(false);
-    return fence;
+    return this.ring.emit(kernel, words);
   }
 
   #spawn(): void {
@@ -213,7 +197,6 @@ export class SoftEngine {
     if (this.#state === 'stopped') return Promise.resolve();
     this.#state = 'resetting';
     this.#generation++;
-    this.#clearWatchdog();
     const worker = this.#worker;
     this.#worker = null;
     this.#resetting = (async () => {
@@ -227,7 +210,6 @@ export class SoftEngine {
       if (!this.#host.engineReset(this, cause) || (this.#state as string) === 'stopped') return;
       this.#state = 'running';
       this.#spawn();
-      this.#armWatchdog(false);
     })().finally(() => {
       this.#resetting = null;
     });
@@ -243,40 +225,10 @@ export class SoftEngine {
     if (this.#state === 'stopped') return;
     this.#state = 'stopped';
     this.#generation++;
-    this.#clearWatchdog();
     this.#readyResolve?.();
     const worker = this.#worker;
     this.#worker = null;
     await worker?.terminate();
-  }
-
-  /** Starts (or, on progress, restarts) the hang timer while jobs are in flight. */
-  #armWatchdog(progress: boolean): void {
-    if (this.#state !== 'running' || !Number.isFinite(this.#hangTimeoutMs)) return;
-    if (this.ring.fences.pendingCount === 0) {
-      this.#clearWatchdog();
-      return;
-    }
-    if (this.#watchdog !== null && !progress) return;
-    this.#clearWatchdog();
-    const clock = getClock();
-    const timer = clock.setTimer(this.#hangTimeoutMs, () => {
-      this.#watchdog = null;
-      if (this.ring.fences.process() > 0) return; // progress after all: re-armed by onProgress
-      // Not executing anything: the worker boots or waits for a kernel module or a mapping to
-      // arrive. That is slow, not hung.
-      if (this.ring.running === 0) {
-        this.#armWatchdog(true);
-        return;
-      }
-      void this.reset('ETIMEDOUT', `${this.name} made no progress for ${this.#hangTimeoutMs} ms`);
-    });
-    this.#watchdog = { clock, timer };
-  }
-
-  #clearWatchdog(): void {
-    if (this.#watchdog !== null) this.#watchdog.clock.clearTimer(this.#watchdog.timer);
-    this.#watchdog = null;
   }
 
   toString(): string {
