@@ -76,8 +76,6 @@ export class SoftFenceDriver {
   #processed = 0;
   #forced: ErrnoCode | undefined = undefined;
   readonly #waiter: SharedWordWaiter;
-  /** Called after each batch of signals (the engine re-arms its watchdog, refills the ring). */
-  onProgress: (() => void) | undefined = undefined;
 
   constructor(ring: Int32Array, name: string) {
     this.#i32 = ring;
@@ -150,7 +148,6 @@ export class SoftFenceDriver {
       count++;
     }
     if (this.#processed === this.#emitted) this.#waiter.stop();
-    if (count > 0) this.onProgress?.();
     return count;
   }
 
