@@ -9,9 +9,10 @@
  *
  * Sides, in interleaved rounds of {@link SAMPLES} samples each (the main thread idle between
  * samples, waiting, so every sample is a wake):
- * - candidate: a `stamp` job on a one-ring engine writes the engine's wall-clock time into a
- *   mapped buffer as its last act; the job fence's callback reads the main thread's time. The
- *   latency is the difference (both clocks are `performance.timeOrigin + performance.now()`).
+ * - candidate: a `stamp` job, written straight into a one-ring engine's ring (the hardware path,
+ *   without the scheduler in front), writes the engine's wall-clock time into a mapped buffer as
+ *   its last act; the hardware fence's callback reads the main thread's time. The latency is the
+ *   difference (both clocks are `performance.timeOrigin + performance.now()`).
  * - baseline (the target's): half a `postMessage` round trip to an echo worker, from posting to
  *   the answer's message event.
  * - diagnostic: the one-way time of that answer, the worker's time to the message event.
@@ -45,14 +46,16 @@ export const SAMPLES = 200;
 
 const TARGET = { op: '>=', value: 1, text: '>= 1x (latency <= half a round trip)' } as const;
 
-/** Wake latencies (ms) of `n` stamp jobs. */
+/** Wake latencies (ms) of `n` stamp jobs, written straight into the ring (no scheduler in between). */
 export async function wakeSamples(device: SoftDevice, n: number): Promise<number[]> {
   const memory = device.map(new SharedArrayBuffer(8));
   const stamped = new Float64Array(memory.buffer);
+  const ring = device.rings('gfx')[0]!;
+  const job = device.kernels.encode('stamp', { out: memory });
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     let signalled = 0;
-    const fence = device.submit('gfx', 'stamp', { out: memory });
+    const fence = ring.emit(job.id, job.words);
     fence.addCallback(() => {
       signalled = sharedClock();
     });

@@ -17,6 +17,7 @@ import { DmaResv, DmaResvUsage } from '../../src/resv/dma-resv.js';
 import { mockFence, testSeed } from '../helpers/mock-fence.js';
 import { readFrame, writeFrame } from '../helpers/frames.js';
 import { WorkerPeer } from '../helpers/worker-peer.js';
+import { readWhileMoving } from '../helpers/read-while-moving.js';
 
 const PEER = new URL('../helpers/buffer-peer.worker.ts', import.meta.url);
 
@@ -270,26 +271,13 @@ describe('buffer sharing between real worker threads', () => {
     const exporter = new MovableBuffer(32 << 10);
     writeFrame(exporter.bytes(), 1, seed);
     const share = shareDmaBuf(exporter);
-    const stop = new SharedTimeline({ name: 'stop' });
-    const started = new SharedTimeline({ name: 'started' });
     await using consumer = WorkerPeer.start(PEER);
-    const watching = consumer.request<{
-      problems: string[];
-      reads: number;
-      moves: number;
-      lockedDuringNotify: boolean;
-      lastOk: boolean;
-    }>('watch', { descriptor: share.descriptor(), stop: stop.descriptor, started: started.descriptor, seed });
-    await started.wait(1);
-    for (let move = 1; move <= 25; move++) {
+    const result = await readWhileMoving(consumer, share.descriptor(), seed, 25, async (move) => {
       await share.beginCpuAccess({ write: true, timeout: 10_000 });
       writeFrame(exporter.bytes(), move + 1, seed);
       share.endCpuAccess();
       await exporter.moveTo(share, 8 * ((move * 37) % 64));
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
-    stop.signal(1);
-    const result = await watching;
+    });
     assert.deepEqual(result.problems, [], `seed ${seed} (TEST_SEED=${seed} replays): a read saw a torn or stale frame`);
     assert.ok(result.reads > 25, `the consumer kept reading (${result.reads} reads)`);
     assert.ok(result.moves >= 1 && result.moves <= 25, `moves notified: ${result.moves}`);

@@ -140,7 +140,11 @@ export class SoftDevice implements AsyncDisposable {
   /** The context `submit` and `execute` use when given none. */
   readonly defaultContext: SoftContext;
   readonly #memory: SoftMemoryMap;
-  readonly #kernels: SoftKernelTable;
+  /**
+   * The kernels the device runs, and their encoding into ring words (for code that writes into a
+   * ring itself, bypassing the scheduler, as the benchmarks do).
+   */
+  readonly kernels: SoftKernelTable;
   readonly #rings = new Map<string, SoftEngine[]>();
   readonly #schedulers = new Map<SoftEngine, DrmGpuScheduler<SoftJob>>();
   readonly #contexts = new Set<SoftContext>();
@@ -194,11 +198,11 @@ export class SoftDevice implements AsyncDisposable {
     this.#maxResets = maxResets;
     const platform = options.platform ?? defaultWorkerPlatform();
     this.#memory = new SoftMemoryMap(name, (message) => this.#broadcast(message));
-    this.#kernels = new SoftKernelTable(name, this.#memory);
+    this.kernels = new SoftKernelTable(name, this.#memory);
     const host: SoftEngineHost = {
       platform,
       workerOptions: options.workerResourceLimits === undefined ? {} : { resourceLimits: options.workerResourceLimits },
-      workerState: () => ({ memory: this.#memory.snapshot(), kernelModules: this.#kernels.modules }),
+      workerState: () => ({ memory: this.#memory.snapshot(), kernelModules: this.kernels.modules }),
       engineReset: (engine, cause) => this.#engineReset(engine, cause),
       engineReport: (engine, report) => this.#engineReport(engine, report),
     };
@@ -251,7 +255,7 @@ export class SoftDevice implements AsyncDisposable {
 
   /** Names of the kernels this device runs. */
   get kernelNames(): string[] {
-    return this.#kernels.names;
+    return this.kernels.names;
   }
 
   /** The rings of engine `kind`. @throws {InvalidArgumentError} for an unknown engine. */
@@ -308,7 +312,7 @@ export class SoftDevice implements AsyncDisposable {
    */
   async registerKernels(url: URL | string): Promise<string[]> {
     this.#checkAlive('registerKernels');
-    const module = await this.#kernels.load(url);
+    const module = await this.kernels.load(url);
     const pending = new Set(this.engines.filter((e) => !e.stopped));
     for (const engine of pending) engine.hold();
     const releaseAll = (): void => {
@@ -351,7 +355,7 @@ export class SoftDevice implements AsyncDisposable {
     this.#checkAlive('submit');
     this.rings(engine);
     const dependencies = this.#checkDependencies(options?.dependencies);
-    const job = this.#kernels.encode(kernel, args, (what, value) => {
+    const job = this.kernels.encode(kernel, args, (what, value) => {
       if (boOf(value) !== undefined) {
         throw new InvalidArgumentError(`${what}: a buffer object needs execute(), which locks and places it`);
       }
@@ -393,7 +397,7 @@ export class SoftDevice implements AsyncDisposable {
       ...(options?.signal === undefined ? {} : { signal: options.signal }),
     };
     const fence = await softCs(
-      { ttm, kernels: this.#kernels, range: (bytes) => this.#range(bytes) },
+      { ttm, kernels: this.kernels, range: (bytes) => this.#range(bytes) },
       entity,
       kernel,
       args,
@@ -452,7 +456,7 @@ export class SoftDevice implements AsyncDisposable {
     args: Readonly<Record<string, unknown>>,
     dependencies: readonly DmaFence[],
   ): DmaFence {
-    const job = this.#kernels.encode(kernel, args);
+    const job = this.kernels.encode(kernel, args);
     const schedJob = new SoftJob(this.#ttmContext.entity(this.#ttmEngine), job.id, job.words);
     for (const fence of dependencies) schedJob.addDependency(fence);
     schedJob.arm();

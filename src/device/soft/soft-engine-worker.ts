@@ -13,8 +13,9 @@
  * memory and raising an end-of-pipe interrupt.
  *
  * Contract:
- * - Jobs complete in seqno order, one at a time; `Running` names the job being executed (0 when
- *   none), `Completed` the last finished one, and `Completed` is stored after the job's status.
+ * - Jobs complete in seqno order, one at a time; `Running` names the job being executed (or the
+ *   last one, when not after `Completed`), `Completed` the last finished one, and `Completed` is
+ *   stored after the job's status.
  * - The host is woken (`Atomics.notify` on `Completed`) when the engine is about to go idle, and
  *   while it is busy at least every 64 jobs or 20 µs: coalesced, like a GPU's interrupts.
  * - Before waiting for work the engine sets `Idle`, and the host rings the doorbell (notifies
@@ -201,7 +202,8 @@ class EngineLoop {
       }
       args[name] = viewOf(kind, buffer, offset, length);
     }
-    Atomics.add(i32, RingWord.Started, 1);
+    // A heartbeat only (one writer: this engine); no need for an atomic read-modify-write.
+    i32[RingWord.Started]!++;
     let status = 0;
     try {
       kernel.kernel.run(args);
@@ -232,8 +234,8 @@ class EngineLoop {
   #complete(slot: number, seqno: number, status: number): undefined {
     const i32 = this.#i32;
     i32[slotWord(slot, SlotWord.Status)] = status;
+    // `Running` keeps this seqno: at or below `Completed` it means idle.
     Atomics.store(i32, RingWord.Completed, seqno);
-    Atomics.store(i32, RingWord.Running, 0);
     if (++this.#unannounced >= 64 || performance.now() - this.#announcedAt > 0.02) this.#announce();
     return undefined;
   }

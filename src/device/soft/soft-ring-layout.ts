@@ -38,7 +38,10 @@ export const RingWord = {
   Submitted: 0,
   /** Last seqno the engine completed (the fence value written back). The host waits on it. */
   Completed: 1,
-  /** Seqno the engine is executing, 0 when idle: what a hang or a crash is blamed on. */
+  /**
+   * Seqno the engine is executing, while it is after `Completed` (else the engine is idle): what a
+   * hang or a crash is blamed on.
+   */
   Running: 2,
   /** Number of slots. */
   Size: 3,

@@ -6,6 +6,7 @@ import { DmaResvUsage } from '../../../src/resv/dma-resv.js';
 import { SoftDevice } from '../../../src/device/soft/soft-device.js';
 import { nodeWorkerPlatform } from '../../../src/device/soft/soft-worker-node.js';
 import type { TtmBufferObject } from '../../../src/ttm/ttm-bo.js';
+import { withBytes } from '../../helpers/soft-bo.js';
 import { TtmMemType } from '../../../src/ttm/ttm-placement.js';
 
 const TEST_KERNELS = new URL('./test-kernels.ts', import.meta.url);
@@ -13,17 +14,6 @@ const KiB = 1024;
 
 function isCode(code: string) {
   return (err: unknown): boolean => err instanceof DmaBufError && err.code === code;
-}
-
-/** Runs `fn` on `bo`'s bytes with the lock held, once its moves and jobs are done. */
-async function withBytes<T>(bo: TtmBufferObject, fn: (bytes: Uint8Array) => T): Promise<T> {
-  await bo.reserve();
-  try {
-    await bo.waitIdle();
-    return fn(bo.kmap());
-  } finally {
-    bo.unreserve();
-  }
 }
 
 async function until(condition: () => boolean, what: string): Promise<void> {

@@ -1,16 +1,16 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DmaBufError } from '../../../src/base/errors.js';
-import { SharedTimeline } from '../../../src/fence/shared-timeline.js';
 import { importDmaBuf, type DmaBufDescriptor } from '../../../src/heap/dma-buf-export.js';
 import { DmaResvUsage } from '../../../src/resv/dma-resv.js';
 import { SoftDevice } from '../../../src/device/soft/soft-device.js';
 import { nodeWorkerPlatform } from '../../../src/device/soft/soft-worker-node.js';
-import type { TtmBufferObject } from '../../../src/ttm/ttm-bo.js';
 import { TtmMemType } from '../../../src/ttm/ttm-placement.js';
 import { testSeed } from '../../helpers/mock-fence.js';
 import { readFrame, writeFrame } from '../../helpers/frames.js';
 import { WorkerPeer } from '../../helpers/worker-peer.js';
+import { readWhileMoving } from '../../helpers/read-while-moving.js';
+import { withBytes } from '../../helpers/soft-bo.js';
 
 const PEER = new URL('../../helpers/buffer-peer.worker.ts', import.meta.url);
 const KiB = 1024;
@@ -19,16 +19,6 @@ const TT = [{ memType: TtmMemType.TT }];
 
 function device(vramBytes = 64 * KiB): SoftDevice {
   return new SoftDevice({ platform: nodeWorkerPlatform, engines: { compute: 1, copy: 1 }, vramBytes });
-}
-
-async function withBytes<T>(bo: TtmBufferObject, fn: (bytes: Uint8Array) => T): Promise<T> {
-  await bo.reserve();
-  try {
-    await bo.waitIdle();
-    return fn(bo.kmap());
-  } finally {
-    bo.unreserve();
-  }
 }
 
 describe('soft-ttm: TTM on the soft device', () => {
@@ -60,31 +50,20 @@ describe('soft-ttm: TTM on the soft device', () => {
     await withBytes(bo, (b) => writeFrame(b, 1, seed));
     const share = gpu.shareBuffer(bo);
     assert.equal(gpu.shareBuffer(bo), share, 'one share per buffer');
-    const stop = new SharedTimeline({ name: 'stop' });
-    const started = new SharedTimeline({ name: 'started' });
     await using consumer = WorkerPeer.start(PEER);
-    const watching = consumer.request<{
-      problems: string[];
-      reads: number;
-      moves: number;
-      lockedDuringNotify: boolean;
-    }>('watch', { descriptor: share.descriptor(), stop: stop.descriptor, started: started.descriptor, seed });
-    await started.wait(1);
-    for (let n = 2; n <= 21; n++) {
+    const result = await readWhileMoving(consumer, share.descriptor(), seed, 20, async (n) => {
       await bo.reserve();
       await share.beginCpuAccess({ write: true, timeout: 10_000 }); // moves and the consumer's reads
-      writeFrame(bo.kmap(), n, seed);
+      writeFrame(bo.kmap(), n + 1, seed);
       share.endCpuAccess();
-      await bo.validate(n % 2 === 0 ? TT : VRAM); // a pipelined copy job; the importer is told
+      await bo.validate(n % 2 === 1 ? TT : VRAM); // a pipelined copy job; the importer is told
       bo.unreserve();
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
-    stop.signal(1);
-    const result = await watching;
+    });
     assert.deepEqual(result.problems, [], `seed ${seed} (TEST_SEED=${seed} replays): a read saw a torn or stale frame`);
     assert.ok(result.reads > 20, `the consumer kept reading (${result.reads} reads)`);
     assert.ok(result.moves >= 1, `moves were notified (${result.moves})`);
     assert.equal(result.lockedDuringNotify, true);
+    assert.equal(result.lastOk, true);
     share.close();
     bo.put();
   });
