@@ -207,5 +207,5 @@ export function errnoCode(errno: number): ErrnoCode | undefined {
 /** A `DmaBufError` for an errno number that arrived from another thread (unknown numbers: `EIO`). */
 export function errorFromErrno(errno: number, what: string): DmaBufError {
   const code = errnoCode(errno) ?? 'EIO';
-  return new DmaBufError(code, `${what} failed with ${code} in another thread`);
+  return new DmaBufError(code, `${what} failed with ${code} (the errno its signaller set)`);
 }

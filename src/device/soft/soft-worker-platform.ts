@@ -20,9 +20,9 @@
  *
  * @example
  * ```ts
- * import { defaultWorkerPlatform } from 'dmabuf/soft';
- * const platform = defaultWorkerPlatform(); // Web Workers in a page; dmabuf/node installs worker_threads
- * console.log(platform.name);
+ * import { defaultWorkerPlatform } from 'dmabuf/node';
+ * const platform = defaultWorkerPlatform(); // dmabuf/node installed worker_threads; a page gets Web Workers
+ * console.log(platform.name); // 'node'
  * ```
  */
 
