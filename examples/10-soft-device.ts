@@ -63,13 +63,19 @@ if (isMainThread) {
     (role) =>
       new Promise<void>((resolve, reject) => {
         const data: Role = { role, buffer: share.descriptor(), ready: ready.descriptor, consumed: consumed.descriptor };
-        const worker = nodeWorkerPlatform.spawn(new URL(import.meta.url), data, {
-          message: (message) => {
-            if (message === 'done') void worker.terminate().then(resolve);
-            else lines.push(String(message));
+        // The descriptor's port (the import's line to the exporter) moves with it.
+        const worker = nodeWorkerPlatform.spawn(
+          new URL(import.meta.url),
+          data,
+          {
+            message: (message) => {
+              if (message === 'done') void worker.terminate().then(resolve);
+              else lines.push(String(message));
+            },
+            error: reject,
           },
-          error: reject,
-        });
+          { transfer: [data.buffer.port] },
+        );
       }),
   );
   await Promise.all(finished);

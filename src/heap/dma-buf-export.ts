@@ -6,6 +6,8 @@
  * side, made by {@link shareDmaBuf}) gives out a {@link DmaBufDescriptor}: the memory (a
  * `SharedArrayBuffer` and where the buffer sits in it) and a control block in shared memory.
  * {@link importDmaBuf} turns the descriptor into an {@link ImportedDmaBuf} in another thread.
+ * Each descriptor also carries a `MessagePort` (the import's line to the exporter, for moves):
+ * post it with the port in the transfer list, `postMessage(descriptor, [descriptor.port])`.
  *
  * Implicit fences cross through the control block: each party (the exporter and up to seven
  * imports) owns a table of fence slots there and publishes its fences into it with their usage
@@ -37,8 +39,10 @@
  *   threads are the "devices" here. Two threads starting conflicting accesses at the same time
  *   both publish and look again; the later-joined party withdraws and retries (wait-die by
  *   party index), so neither deadlocks nor overtakes.
- * - New memory after a move reaches importers by a message on a `BroadcastChannel` named after
- *   the share; the control block's generation says which mapping is current.
+ * - New memory after a move reaches an importer as a message on the `MessagePort` its descriptor
+ *   carried (memory cannot be written into shared memory, and browsers do not carry a
+ *   `SharedArrayBuffer` over a `BroadcastChannel`); the control block's generation says which
+ *   mapping is current, and an importer that finds its mapping stale asks on the port.
  *
  * Contract:
  * - The exporter's buffer lives (its reference is held) until the share is closed and every
@@ -46,7 +50,8 @@
  *   the share's `revoke` code after {@link DmaBufShare.revoke} (e.g. `ENODEV`: the device that
  *   exported it was destroyed), as does every access of the imports.
  * - At most seven imports per share (import once per thread and keep it); each party keeps at
- *   most 64 unsignaled published fences (`ENOSPC` beyond).
+ *   most 64 unsignaled published fences (`ENOSPC` beyond). A descriptor is imported once (its
+ *   port goes with it): call `descriptor()` once per receiving thread.
  * - Every wait is bounded by its `timeout` (`FenceTimeoutError`) and abortable; nothing is left
  *   published when it fails.
  *
@@ -56,7 +61,7 @@
  * await using heap = new DmaHeap({ shared: true });
  * using buf = heap.allocate(4096);
  * using share = shareDmaBuf(buf);
- * const descriptor = share.descriptor(); // postMessage(descriptor) to a worker; there:
+ * const descriptor = share.descriptor(); // worker.postMessage(descriptor, [descriptor.port]); there:
  * using view = importDmaBuf(descriptor);
  * await buf.beginCpuAccess({ write: true });
  * buf.bytes().fill(7);
@@ -127,6 +132,8 @@ export interface DmaBufDescriptor {
   readonly memory: SharedArrayBuffer;
   readonly offset: number;
   readonly generation: number;
+  /** The import's line to the exporter (new mappings after moves): transfer it with the descriptor. */
+  readonly port: MessagePortLike;
 }
 
 /** What a share exports: a DmaBuf, or a buffer object whose memory may move (a TTM object). */
@@ -163,8 +170,8 @@ interface AccessOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The parts of `BroadcastChannel` used here (Node's channels can also be (un)ref'ed). */
-interface Channel {
+/** The parts of a `MessagePort` used here (Node's ports can also be (un)ref'ed). */
+export interface MessagePortLike {
   postMessage(message: unknown): void;
   close(): void;
   onmessage: ((event: { readonly data: unknown }) => void) | null;
@@ -172,8 +179,20 @@ interface Channel {
   unref?(): void;
 }
 
-function channelName(id: string): string {
-  return `dmabuf-share-${id}`;
+/** The importer is done: the exporter forgets its port. */
+interface ByeMessage {
+  readonly kind: 'bye';
+}
+
+/** A new `MessageChannel`; its ports do not keep a Node process alive by themselves. */
+function messageChannel(): { port1: MessagePortLike; port2: MessagePortLike } {
+  const Ctor = (
+    globalThis as unknown as { MessageChannel?: new () => { port1: MessagePortLike; port2: MessagePortLike } }
+  ).MessageChannel;
+  if (Ctor === undefined) {
+    throw new DmaBufError('EOPNOTSUPP', 'dma-buf sharing needs MessageChannel (browsers, Node 15 and later)');
+  }
+  return new Ctor();
 }
 
 const accessOps: DmaFenceOps = Object.freeze({
@@ -366,7 +385,8 @@ export class DmaBufShare implements Disposable {
   readonly #control: Int32Array;
   readonly #party: SharedResvParty;
   readonly #buf: DmaBuf | undefined;
-  readonly #channel: Channel;
+  /** The exporter's ends of every descriptor's port. */
+  readonly #ports = new Set<MessagePortLike>();
   #closed = false;
   #released = false;
   #releaseWaiter: SharedWordWaiter | undefined;
@@ -387,10 +407,6 @@ export class DmaBufShare implements Disposable {
     this.#control[C_PARTIES] = 1;
     this.#control[C_MAGIC] = MAGIC;
     this.#party = new SharedResvParty(buffer, 0, exporter.name, exporter.resv);
-    this.#channel = openChannel(this.id);
-    this.#channel.onmessage = (event) => {
-      if ((event.data as Partial<WantMessage>).kind === 'want' && !this.#closed) this.#announce();
-    };
     exporter.get?.();
     if (buf !== undefined) {
       buf.get();
@@ -406,6 +422,17 @@ export class DmaBufShare implements Disposable {
   descriptor(): DmaBufDescriptor {
     if (this.#closed) throw new DmaBufError('EBADF', `DmaBufShare ${this.name}: closed; share the buffer again`);
     const { buffer, offset } = this.#exporter.memory();
+    const { port1, port2 } = messageChannel();
+    port1.onmessage = (event) => {
+      const kind = (event.data as Partial<WantMessage | ByeMessage> | null)?.kind;
+      if (kind === 'want') this.#announce(port1);
+      else if (kind === 'bye') {
+        this.#ports.delete(port1);
+        port1.close();
+      }
+    };
+    port1.unref?.();
+    this.#ports.add(port1);
     return Object.freeze({
       type: 'dmabuf-buffer',
       name: this.name,
@@ -414,6 +441,7 @@ export class DmaBufShare implements Disposable {
       memory: buffer,
       offset,
       generation: Atomics.load(this.#control, C_GENERATION),
+      port: port2,
     });
   }
 
@@ -504,17 +532,17 @@ export class DmaBufShare implements Disposable {
       throw new BugError(`DmaBufShare.moved on ${this.name}: a static importer pins the buffer; do not move it`);
     }
     const generation = (Atomics.load(this.#control, C_GENERATION) + 1) | 0;
-    this.#announce(generation);
+    for (const port of this.#ports) this.#announce(port, generation);
     Atomics.store(this.#control, C_GENERATION, generation);
     Atomics.add(this.#control, C_WAKE, 1);
     Atomics.notify(this.#control, C_WAKE);
   }
 
-  /** Posts where the buffer is (for a move, before the generation changes). */
-  #announce(generation = Atomics.load(this.#control, C_GENERATION)): void {
+  /** Tells an importer where the buffer is (for a move, before the generation changes). */
+  #announce(port: MessagePortLike, generation = Atomics.load(this.#control, C_GENERATION)): void {
     const { buffer, offset } = this.#exporter.memory();
     const message: MappingMessage = { kind: 'mapping', generation, buffer, offset };
-    this.#channel.postMessage(message);
+    port.postMessage(message);
   }
 
   /**
@@ -555,7 +583,8 @@ export class DmaBufShare implements Disposable {
     if (this.#released) return;
     this.#released = true;
     this.#releaseWaiter?.stop();
-    this.#channel.close();
+    for (const port of this.#ports) port.close();
+    this.#ports.clear();
     if (this.#buf !== undefined) {
       this.#buf.setAccessHook(null);
       this.#buf.put();
@@ -570,17 +599,6 @@ export class DmaBufShare implements Disposable {
   toString(): string {
     return `DmaBufShare(${this.name}, ${this.attached} imports${this.pinned ? ', pinned' : ''}${this.#closed ? ', closed' : ''})`;
   }
-}
-
-function openChannel(id: string): Channel {
-  const Ctor = (globalThis as unknown as { BroadcastChannel?: new (name: string) => Channel }).BroadcastChannel;
-  if (Ctor === undefined) {
-    throw new DmaBufError('EOPNOTSUPP', 'dma-buf sharing needs BroadcastChannel (browsers, Node 18 and later)');
-  }
-  // Channels must not keep a Node process alive by themselves.
-  const channel = new Ctor(channelName(id));
-  channel.unref?.();
-  return channel;
 }
 
 /**
@@ -713,9 +731,9 @@ export class ImportedDmaBuf implements Disposable {
   readonly resv: DmaResv;
   readonly #control: Int32Array;
   readonly #party: SharedResvParty;
-  readonly #channel: Channel;
+  readonly #port: MessagePortLike;
   #mapping: MappingMessage;
-  /** Mappings announced on the channel, newest kept. */
+  /** Mappings announced on the port, newest kept. */
   #latest: MappingMessage;
   #waitingForMapping: (() => void)[] = [];
   readonly #attachments = new Set<DmaBufAttachment>();
@@ -736,13 +754,12 @@ export class ImportedDmaBuf implements Disposable {
       offset: descriptor.offset,
     };
     this.#latest = this.#mapping;
-    let id = '';
-    for (let i = 0; i < 4; i++) id += (control[C_ID + i]! >>> 0).toString(16).padStart(8, '0');
-    this.#channel = openChannel(id);
-    this.#channel.onmessage = (event) => {
-      const message = event.data as Partial<MappingMessage>;
-      if (message.kind === 'mapping') this.#announced(message as MappingMessage);
+    this.#port = descriptor.port;
+    this.#port.onmessage = (event) => {
+      const message = event.data as Partial<MappingMessage> | null;
+      if (message?.kind === 'mapping') this.#announced(message as MappingMessage);
     };
+    this.#port.unref?.();
   }
 
   /** The generation of the mapping this import holds. */
@@ -781,15 +798,15 @@ export class ImportedDmaBuf implements Disposable {
     for (;;) {
       const generation = Atomics.load(this.#control, C_GENERATION);
       if (this.#latest.generation === generation) break;
-      // A move's mapping is posted before the generation moves, but only to channels open then:
-      // ask the exporter again in case this import joined later.
+      // A move's mapping is posted before the generation moves, but a descriptor sent before
+      // the move may carry an older one: ask the exporter.
       const want: WantMessage = { kind: 'want' };
-      this.#channel.postMessage(want);
-      this.#channel.ref?.();
+      this.#port.postMessage(want);
+      this.#port.ref?.();
       try {
         await new Promise<void>((resolve) => this.#waitingForMapping.push(resolve));
       } finally {
-        this.#channel.unref?.();
+        this.#port.unref?.();
       }
       this.#checkLive('map');
     }
@@ -903,7 +920,9 @@ export class ImportedDmaBuf implements Disposable {
     for (const attachment of [...this.#attachments]) attachment.detach();
     while (this.#cpuAccess > 0) this.endCpuAccess();
     this.#closed = true;
-    this.#channel.close();
+    const bye: ByeMessage = { kind: 'bye' };
+    this.#port.postMessage(bye);
+    this.#port.close();
     for (const wake of this.#waitingForMapping.splice(0)) wake();
     leave(this.#control);
   }
@@ -940,7 +959,10 @@ export function importDmaBuf(descriptor: DmaBufDescriptor): ImportedDmaBuf {
     !(d.memory instanceof SharedArrayBuffer) ||
     !Number.isSafeInteger(d.offset) ||
     !Number.isSafeInteger(d.size) ||
-    d.offset! + d.size! > d.memory.byteLength
+    d.offset! + d.size! > d.memory.byteLength ||
+    typeof d.port !== 'object' ||
+    d.port === null ||
+    typeof d.port.postMessage !== 'function'
   ) {
     throw new InvalidArgumentError(
       `importDmaBuf: expected a descriptor from DmaBufShare.descriptor(), got ${describeValue(descriptor)}`,

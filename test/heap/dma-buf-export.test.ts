@@ -77,7 +77,10 @@ describe('shareDmaBuf / importDmaBuf (one thread, two parties)', () => {
     await using heap = new DmaHeap({ shared: true });
     using buf = heap.allocate(4096);
     using share = shareDmaBuf(buf);
-    using view = importDmaBuf(structuredClone(share.descriptor()));
+    const sent = share.descriptor();
+    using view = importDmaBuf(
+      structuredClone(sent, { transfer: [sent.port as unknown as import('node:worker_threads').MessagePort] }),
+    );
     await buf.beginCpuAccess({ write: true });
     const reading = view.beginCpuAccess({ write: false });
     assert.equal(await pending(reading), true, 'the read waits for the open write');
@@ -197,11 +200,15 @@ describe('shareDmaBuf / importDmaBuf (one thread, two parties)', () => {
     await using heap = new DmaHeap({ shared: true });
     using buf = heap.allocate(4096);
     const share = shareDmaBuf(buf);
+    const imports = Array.from({ length: MAX_DMA_BUF_PARTIES - 1 }, () => importDmaBuf(share.descriptor()));
+    assert.throws(() => importDmaBuf(share.descriptor()), isCode('EBUSY'));
     const descriptor = share.descriptor();
-    const imports = Array.from({ length: MAX_DMA_BUF_PARTIES - 1 }, () => importDmaBuf(descriptor));
-    assert.throws(() => importDmaBuf(descriptor), isCode('EBUSY'));
     assert.throws(() => importDmaBuf({ ...descriptor, control: new SharedArrayBuffer(64) }), InvalidArgumentError);
     assert.throws(() => importDmaBuf({} as DmaBufDescriptor), InvalidArgumentError);
+    assert.throws(
+      () => importDmaBuf({ ...descriptor, port: null as unknown as DmaBufDescriptor['port'] }),
+      /descriptor/,
+    );
     using unshared = heap.allocate(4096, { shared: false });
     assert.throws(() => shareDmaBuf(unshared), /not in shared memory/);
     share.revoke('ENODEV');

@@ -5,6 +5,8 @@
  * built with `serveRequests`) through `nodeWorkerPlatform`, so TypeScript entries work under tsx.
  * `peer.request(op, payload)` posts `{ id, op, ...payload }` and resolves with the worker's
  * result, or rejects with its error message; every pending request rejects if the worker exits.
+ * `MessagePort`s anywhere in a payload or a result (those of shared-buffer descriptors) are
+ * transferred with it.
  * Always `await peer.terminate()` (or `await using`) so no worker outlives its test.
  */
 import { nodeWorkerPlatform } from '../../src/device/soft/soft-worker-node.js';
@@ -56,7 +58,7 @@ export class WorkerPeer implements AsyncDisposable {
     const id = this.#nextId++;
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      this.#worker.postMessage({ id, op, ...payload });
+      this.#worker.postMessage({ id, op, ...payload }, portsIn(payload));
     });
   }
 
@@ -106,7 +108,7 @@ export function serveRequests(
         return handler(payload, endpoint);
       })
       .then(
-        (result) => endpoint.postMessage({ id, ok: true, result }),
+        (result) => endpoint.postMessage({ id, ok: true, result }, portsIn(result)),
         (err: unknown) =>
           endpoint.postMessage({
             id,
@@ -115,4 +117,14 @@ export function serveRequests(
           }),
       );
   });
+}
+
+/** Every `MessagePort` inside `value` (arrays and plain objects), to transfer along with it. */
+export function portsIn(value: unknown, out: unknown[] = []): unknown[] {
+  if (value instanceof MessagePort) out.push(value);
+  else if (Array.isArray(value)) for (const v of value) portsIn(v, out);
+  else if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) portsIn(v, out);
+  }
+  return out;
 }

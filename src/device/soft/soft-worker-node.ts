@@ -24,13 +24,13 @@
  * ```
  */
 
-import { Worker } from 'node:worker_threads';
+import { Worker, type TransferListItem } from 'node:worker_threads';
 import type { SoftWorker, SoftWorkerEvents, SoftWorkerOptions, WorkerPlatform } from './soft-worker-platform.js';
 
 const BOOTSTRAP = `
 const { parentPort, workerData } = require('node:worker_threads');
 const endpoint = {
-  postMessage: (message) => parentPort.postMessage(message),
+  postMessage: (message, transfer) => parentPort.postMessage(message, transfer),
   onMessage: (handler) => parentPort.on('message', handler),
 };
 (async () => {
@@ -58,6 +58,7 @@ export const nodeWorkerPlatform: WorkerPlatform = Object.freeze({
       workerData: { entry: entry.href, tsx: tsxFor(entry), data },
       ...(options?.name !== undefined ? { name: options.name } : {}),
       ...(options?.resourceLimits !== undefined ? { resourceLimits: { ...options.resourceLimits } } : {}),
+      ...(options?.transfer !== undefined ? { transferList: [...options.transfer] as TransferListItem[] } : {}),
     });
     let exited = false;
     let exitPromise: Promise<void> | undefined;
@@ -68,8 +69,8 @@ export const nodeWorkerPlatform: WorkerPlatform = Object.freeze({
       events.exit?.(code);
     });
     return {
-      postMessage: (message: unknown) => {
-        if (!exited) worker.postMessage(message);
+      postMessage: (message: unknown, transfer?: readonly unknown[]) => {
+        if (!exited) worker.postMessage(message, transfer as TransferListItem[] | undefined);
       },
       terminate: () => {
         exitPromise ??= exited ? Promise.resolve() : worker.terminate().then(() => {});

@@ -30,7 +30,8 @@ import { DmaBufError } from '../../base/errors.js';
 
 /** The worker's side of the channel to its parent. */
 export interface WorkerEndpoint {
-  postMessage(message: unknown): void;
+  /** Posts `message`; `transfer` lists the `MessagePort`s (and buffers) it moves along. */
+  postMessage(message: unknown, transfer?: readonly unknown[]): void;
   /** Installs the one handler for the parent's messages. */
   onMessage(handler: (message: unknown) => void): void;
 }
@@ -50,11 +51,14 @@ export interface SoftWorkerOptions {
   readonly name?: string;
   /** Heap limits of the worker (Node only), e.g. to observe a worker running out of memory. */
   readonly resourceLimits?: { readonly maxOldGenerationSizeMb?: number; readonly maxYoungGenerationSizeMb?: number };
+  /** What `data` moves to the worker (the `MessagePort`s of shared-buffer descriptors). */
+  readonly transfer?: readonly unknown[];
 }
 
 /** A running worker, seen from its parent. */
 export interface SoftWorker {
-  postMessage(message: unknown): void;
+  /** Posts `message`; `transfer` lists the `MessagePort`s (and buffers) it moves along. */
+  postMessage(message: unknown, transfer?: readonly unknown[]): void;
   /** Stops the worker; resolves once it is gone. Idempotent. */
   terminate(): Promise<void>;
   /** Let the worker keep the process alive (Node; no-op in browsers). */
@@ -75,7 +79,7 @@ export interface WorkerPlatform {
 
 /** The parts of the browser's `Worker` this file uses (the DOM library is not compiled in). */
 interface WebWorker {
-  postMessage(message: unknown): void;
+  postMessage(message: unknown, transfer?: unknown[]): void;
   terminate(): void;
   addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
   addEventListener(type: 'error', listener: (event: { message?: string; error?: unknown }) => void): void;
@@ -124,10 +128,10 @@ export const webWorkerPlatform: WorkerPlatform = Object.freeze({
       exit(1);
     });
     const message: WebBoot = { type: 'dmabuf-boot', entry: entry.href, data };
-    worker.postMessage(message);
+    worker.postMessage(message, [...(options?.transfer ?? [])]);
     return {
-      postMessage: (m: unknown) => {
-        if (!gone) worker.postMessage(m);
+      postMessage: (m: unknown, transfer?: readonly unknown[]) => {
+        if (!gone) worker.postMessage(m, [...(transfer ?? [])]);
       },
       terminate: async () => exit(1),
       ref: () => {},

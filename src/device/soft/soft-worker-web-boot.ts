@@ -20,7 +20,7 @@
 import type { WorkerEndpoint } from './soft-worker-platform.js';
 
 interface WorkerScope {
-  postMessage(message: unknown): void;
+  postMessage(message: unknown, transfer?: unknown[]): void;
   addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
 }
 
@@ -30,7 +30,7 @@ let booted = false;
 const early: unknown[] = [];
 
 const endpoint: WorkerEndpoint = {
-  postMessage: (message) => scope.postMessage(message),
+  postMessage: (message, transfer) => scope.postMessage(message, [...(transfer ?? [])]),
   onMessage(next) {
     handler = next;
     for (const message of early.splice(0)) next(message);

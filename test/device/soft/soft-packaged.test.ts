@@ -9,8 +9,10 @@ import { browserSkip, launchChromium, openPage, serveStatic } from '../../helper
 import { type PackedPackage, cleanEnv, packedPackage, runTool, scratchDir } from '../../helpers/packed.js';
 // @ts-expect-error: a plain JavaScript module shared with the browser page, without declarations
 import { SOFT_SMOKE_EXPECTED } from './packaged/soft-smoke.mjs';
+// @ts-expect-error: the same
+import { SHARING_EXPECTED } from './packaged/sharing-smoke.mjs';
 
-const FILES = ['soft-smoke.mjs', 'kernels.mjs'];
+const FILES = ['soft-smoke.mjs', 'kernels.mjs', 'sharing-smoke.mjs', 'sharing-worker.mjs'];
 
 let pkg: PackedPackage;
 let dir: string;
@@ -32,8 +34,12 @@ describe('the soft device from the packed package', () => {
 import * as core from '../node_modules/dmabuf/dist/index.js';
 import * as soft from '../node_modules/dmabuf/dist/soft.js';
 import { softSmoke } from './soft-smoke.mjs';
+import { sharingSmoke } from './sharing-smoke.mjs';
 console.log('isolated: ' + globalThis.crossOriginIsolated);
-softSmoke({ ...core, ...soft }, new URL('./kernels.mjs', location.href), (line) => console.log(line)).then(
+const print = (line) => console.log(line);
+softSmoke({ ...core, ...soft }, new URL('./kernels.mjs', location.href), print)
+  .then(() => sharingSmoke(core, new URL('./sharing-worker.mjs', location.href), print))
+  .then(
   () => { globalThis.done = true; },
   (err) => { console.error(err && err.stack ? err.stack : String(err)); globalThis.done = true; },
 );
@@ -48,7 +54,9 @@ softSmoke({ ...core, ...soft }, new URL('./kernels.mjs', location.href), (line) 
     assert.equal(stderr, '');
   });
 
-  it('runs on Web Workers in Chromium from a cross-origin isolated page', { skip: browserSkip() }, async () => {
+  it('runs on Web Workers in Chromium from a cross-origin isolated page, and shares fences and buffers with one', {
+    skip: browserSkip(),
+  }, async () => {
     // The consumer project is the site: the page in its directory, the package in node_modules.
     await using server = await serveStatic(pkg.consumer, { crossOriginIsolated: true });
     await using browser = await launchChromium();
@@ -62,7 +70,13 @@ softSmoke({ ...core, ...soft }, new URL('./kernels.mjs', location.href), (line) 
       assert.fail(`the page did not finish: ${err}\nconsole:\n${seen}\nerrors:\n${log.errors.join('\n')}`);
     }
     log.assertClean();
-    assert.deepEqual(log.lines(), ['isolated: true', ...SOFT_SMOKE_EXPECTED]);
+    const lines = log.lines();
+    assert.deepEqual(lines.slice(0, SOFT_SMOKE_EXPECTED.length + 1), ['isolated: true', ...SOFT_SMOKE_EXPECTED]);
+    assert.deepEqual(
+      new Set(lines.slice(SOFT_SMOKE_EXPECTED.length + 1)),
+      new Set(SHARING_EXPECTED),
+      'a fence, a timeline and a moving buffer shared with a Web Worker',
+    );
     assert.ok(
       server.requested.some((p) => p.endsWith('/dist/device/soft/soft-worker-web-boot.js')),
       'the workers booted from the package',
