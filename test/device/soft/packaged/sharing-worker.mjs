@@ -14,7 +14,7 @@ self.onmessage = async (event) => {
   view.endCpuAccess();
   points.signal(3);
   await points.wait(4); // the page moved the buffer
-  await view.beginCpuAccess({ write: false }); // maps it again (a BroadcastChannel message)
+  await view.beginCpuAccess({ write: false }); // maps it again (a message on the descriptor's port)
   const second = view.bytes()[0];
   view.endCpuAccess();
   view.close();
