@@ -36,6 +36,7 @@ export * from './heap/dma-buf.js';
 export * from './heap/dma-heap.js';
 export * from './heap/dma-buf-sync-file.js';
 export * from './heap/dma-buf-export.js';
+export * from './heap/dma-buf-import.js';
 export * from './ttm/ttm-placement.js';
 export { TTM_MAX_BO_PRIORITY, TtmLruBulkMove, TtmLruItem, TtmLruList } from './ttm/ttm-lru.js';
 export * from './ttm/ttm-resource.js';

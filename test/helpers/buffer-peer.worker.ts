@@ -8,7 +8,8 @@ import { SharedTimeline, type SharedTimelineDescriptor } from '../../src/fence/s
 import { SyncFile } from '../../src/fence/sync-file.js';
 import { DmaHeap } from '../../src/heap/dma-heap.js';
 import type { DmaBuf } from '../../src/heap/dma-buf.js';
-import { importDmaBuf, shareDmaBuf, type DmaBufDescriptor, type DmaBufShare } from '../../src/heap/dma-buf-export.js';
+import { shareDmaBuf, type DmaBufDescriptor, type DmaBufShare } from '../../src/heap/dma-buf-export.js';
+import { importDmaBuf } from '../../src/heap/dma-buf-import.js';
 import { DmaResvUsage } from '../../src/resv/dma-resv.js';
 import type { WorkerEndpoint } from '../../src/device/soft/soft-worker-platform.js';
 import { readAck, readFrame, writeAck, writeFrame } from './frames.js';

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DmaBufError } from '../../../src/base/errors.js';
-import { importDmaBuf, type DmaBufDescriptor } from '../../../src/heap/dma-buf-export.js';
+import type { DmaBufDescriptor } from '../../../src/heap/dma-buf-export.js';
+import { importDmaBuf } from '../../../src/heap/dma-buf-import.js';
 import { DmaResvUsage } from '../../../src/resv/dma-resv.js';
 import { SoftDevice } from '../../../src/device/soft/soft-device.js';
 import { nodeWorkerPlatform } from '../../../src/device/soft/soft-worker-node.js';
