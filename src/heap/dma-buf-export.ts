@@ -397,4 +397,3 @@ export function shareDmaBuf(buffer: DmaBuf | DmaBufExporter): DmaBufShare {
   }
   return new DmaBufShare(buffer);
 }
-

@@ -414,4 +414,3 @@ export function importDmaBuf(descriptor: DmaBufDescriptor): ImportedDmaBuf {
   }
   return new ImportedDmaBuf(d as DmaBufDescriptor, control, index);
 }
-
