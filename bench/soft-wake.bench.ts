@@ -122,23 +122,23 @@ export const definition: BenchDefinition = {
       all.half.push(...trips.halfTrip);
     }
     const median = (v: number[]): number => quantile(v, 0.5);
+    const targetRows = (
+      [
+        ['p50', series.wakeP50, series.halfP50],
+        ['p99', series.wakeP99, series.halfP99],
+      ] as const
+    ).map(([q, wake, half]) =>
+      latencyRow({
+        name: `wake ${q}, fence vs half a postMessage round trip`,
+        candidate: { label: 'hw fence wake', perRoundMs: wake },
+        baseline: { label: 'postMessage RTT/2', perRoundMs: half },
+        batch: SAMPLES,
+        target: TARGET,
+        note: `${q} ${us(median(wake))} vs ${us(median(half))}`,
+      }),
+    );
     const rows: Row[] = [
-      latencyRow({
-        name: 'wake p50, fence vs half a postMessage round trip',
-        candidate: { label: 'hw fence wake', perRoundMs: series.wakeP50 },
-        baseline: { label: 'postMessage RTT/2', perRoundMs: series.halfP50 },
-        batch: SAMPLES,
-        target: TARGET,
-        note: `p50 ${us(median(series.wakeP50))} vs ${us(median(series.halfP50))}`,
-      }),
-      latencyRow({
-        name: 'wake p99, fence vs half a postMessage round trip',
-        candidate: { label: 'hw fence wake', perRoundMs: series.wakeP99 },
-        baseline: { label: 'postMessage RTT/2', perRoundMs: series.halfP99 },
-        batch: SAMPLES,
-        target: TARGET,
-        note: `p99 ${us(median(series.wakeP99))} vs ${us(median(series.halfP99))}`,
-      }),
+      ...targetRows,
       latencyRow({
         name: 'wake p50, fence vs one-way postMessage answer',
         candidate: { label: 'hw fence wake', perRoundMs: series.wakeP50 },
