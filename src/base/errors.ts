@@ -93,11 +93,23 @@ export class BugError extends DmaBufError {
   }
 }
 
-/** An argument outside its domain (a negative seqno, a non-finite timeout). */
+/** Options of an {@link InvalidArgumentError}: the standard `cause`, and the argument's name. */
+export interface InvalidArgumentErrorOptions extends ErrorOptions {
+  /** The argument or option at fault, as the message names it (`'seqno'`, `'options.timeout'`). */
+  readonly argument?: string;
+}
+
+/**
+ * An argument outside its domain (a negative seqno, a non-finite timeout, an unknown option, a
+ * `signal` that is not an AbortSignal). Thrown before the call changed anything.
+ */
 export class InvalidArgumentError extends DmaBufError {
   override name = 'InvalidArgumentError';
-  constructor(message: string, options?: ErrorOptions) {
+  /** The argument or option at fault (`'options.signal'`), when the thrower named one. */
+  readonly argument: string | undefined;
+  constructor(message: string, options?: InvalidArgumentErrorOptions) {
     super('EINVAL', message, options);
+    this.argument = options?.argument;
   }
 }
 
@@ -145,8 +157,15 @@ export function describeValue(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
   if (value === null || typeof value !== 'object') return `${String(value)} (${typeof value})`;
-  const ctor = (value as { constructor?: { name?: string } }).constructor?.name;
-  return ctor ? `a ${ctor}` : 'an object';
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  let ctor: unknown;
+  try {
+    ctor = (value as { constructor?: { name?: unknown } }).constructor?.name;
+  } catch {
+    ctor = undefined; // a hostile getter or a revoked proxy: describe it without its name
+  }
+  if (typeof ctor !== 'string' || ctor === '') return 'an object';
+  return `${/^[AEIOU]/.test(ctor) ? 'an' : 'a'} ${ctor}`;
 }
 
 /**

@@ -109,7 +109,8 @@ describe('errors', () => {
     assert.equal(describeValue(undefined), 'undefined (undefined)');
     assert.equal(describeValue(null), 'null (object)');
     assert.equal(describeValue(true), 'true (boolean)');
-    assert.equal(describeValue([1]), 'a Array');
+    assert.equal(describeValue([1]), 'an array of 1');
+    assert.equal(describeValue(new AbortController()), 'an AbortController');
     assert.equal(describeValue(new Map()), 'a Map');
     assert.equal(describeValue(Object.create(null)), 'an object');
   });

@@ -1,0 +1,313 @@
+/**
+ * Argument and option checks: the one gate every public entry point passes its inputs through.
+ *
+ * Overview: dmabuf is called from plain JavaScript as often as from TypeScript, so the types
+ * promise nothing at run time. Every public constructor and method checks its arguments and its
+ * options object here, before it changes anything, and a bad input becomes an
+ * {@link InvalidArgumentError} naming the function, the argument, what arrived and what was
+ * expected. A check is a small function ({@link Check}); {@link defineOptions} turns a table of
+ * them into a parser for one function's options object, which also refuses unknown option names
+ * (a misspelt `timout` would otherwise be silently ignored).
+ *
+ * The kernel checks its ioctl arguments at the user/kernel boundary (`copy_from_user`, then
+ * `-EINVAL` for unknown flags or out-of-range values) and trusts them inside; this module is that
+ * boundary. Internal calls between dmabuf modules may skip it.
+ *
+ * Contract:
+ * - A parser reads each option once, so a getter cannot pass the check and then hand the caller
+ *   something else. It returns a fresh record holding every option of its table (absent ones
+ *   `undefined`); for `undefined` options it returns a shared frozen record and allocates nothing.
+ * - Options must be a plain object (`{ ... }`, or one made with `Object.create(null)`); class
+ *   instances, arrays, functions and primitives are refused, because passing an `AbortController`
+ *   or a signal where the options go is a common slip that would otherwise read as "no options".
+ * - {@link isAbortSignal} is a brand check (it asks `AbortSignal.prototype`'s own `aborted`
+ *   getter, which throws for anything else), so a look-alike object is refused and a signal from
+ *   another realm (an iframe) is accepted.
+ * - Number checks refuse `NaN` always and `±Infinity` unless they mean something (a timeout of
+ *   `Infinity` waits for ever); counts and sizes must be safe integers.
+ * - Messages read `<function>: <argument> must be <expected>, got <value>` (or `<function>:
+ *   unknown option "<name>" ...`); the error's `argument` field holds the argument's name
+ *   (`'options.timeout'`).
+ *
+ * @example
+ * ```ts
+ * import { InvalidArgumentError } from 'dmabuf';
+ * import { defineOptions, optionalSignal, optionalTimeout } from './options.js';
+ * const parseWait = defineOptions('Job.wait', { timeout: optionalTimeout, signal: optionalSignal });
+ * const { timeout } = parseWait({ timeout: 50 });
+ * console.log(timeout); // 50
+ * try {
+ *   parseWait({ timout: 50 });
+ * } catch (err) {
+ *   if (err instanceof InvalidArgumentError) console.log(err.argument); // 'options.timout'
+ * }
+ * ```
+ */
+
+import { InvalidArgumentError, describeValue } from './errors.js';
+
+/**
+ * Checks one input. Returns the value to use (possibly normalised: an `Infinity` timeout becomes
+ * `undefined`, "no limit") or throws {@link InvalidArgumentError}. `fn` and `name` only feed the
+ * message, which is built when the check fails.
+ */
+export type Check<T> = (value: unknown, fn: string, name: string) => T;
+
+/** Builds the error every check throws: `<fn>: <name> must be <expected>, got <value>[; hint]`. */
+export function invalidArgument(
+  fn: string,
+  name: string,
+  value: unknown,
+  expected: string,
+  hint?: string,
+): InvalidArgumentError {
+  const got = describeValue(value);
+  const advice = hint ?? signalHint(value);
+  return new InvalidArgumentError(`${fn}: ${name} must be ${expected}, got ${got}${advice ? `; ${advice}` : ''}`, {
+    argument: name,
+  });
+}
+
+// The slip this check exists for: passing the controller, or something that only looks like a
+// signal. Naming it saves the caller a debugging session.
+function signalHint(value: unknown): string | undefined {
+  if (typeof AbortController === 'function' && value instanceof AbortController) {
+    return 'pass controller.signal, not the AbortController itself';
+  }
+  return undefined;
+}
+
+const abortedGetter: ((this: unknown) => boolean) | undefined =
+  typeof AbortSignal === 'function'
+    ? Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')?.get
+    : undefined;
+
+/**
+ * Whether `value` is a real `AbortSignal`, from this realm or another. `instanceof` alone is
+ * fooled both ways: by `Object.create(AbortSignal.prototype)` and by a signal from an iframe.
+ */
+export function isAbortSignal(value: unknown): value is AbortSignal {
+  if (typeof value !== 'object' || value === null || abortedGetter === undefined) return false;
+  try {
+    abortedGetter.call(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `value` is a plain object: a literal, `Object.create(null)`, or either from another realm. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === null || proto === Object.prototype || Object.getPrototypeOf(proto) === null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks for one value. `optional*` accept `undefined` (and return it); the others do not.
+
+/** `undefined`, or a real `AbortSignal` (see {@link isAbortSignal}). */
+export const optionalSignal: Check<AbortSignal | undefined> = (value, fn, name) => {
+  if (value === undefined || isAbortSignal(value)) return value;
+  throw invalidArgument(fn, name, value, 'an AbortSignal (or omitted)');
+};
+
+/**
+ * A timeout in milliseconds: `undefined` or `Infinity` (returned as `undefined`: no limit), or a
+ * finite number >= 0 (0 polls once).
+ */
+export const optionalTimeout: Check<number | undefined> = (value, fn, name) => {
+  if (value === undefined || value === Infinity) return undefined;
+  if (typeof value === 'number' && value >= 0 && value < Infinity) return value;
+  throw invalidArgument(
+    fn,
+    name,
+    value,
+    'a number of milliseconds >= 0 (0 polls once; Infinity or omitted waits for ever)',
+  );
+};
+
+/** `undefined` or a boolean. */
+export const optionalBoolean: Check<boolean | undefined> = (value, fn, name) => {
+  if (value === undefined || typeof value === 'boolean') return value;
+  throw invalidArgument(fn, name, value, 'a boolean (or omitted)');
+};
+
+/** A boolean. */
+export const requiredBoolean: Check<boolean> = (value, fn, name) => {
+  if (typeof value === 'boolean') return value;
+  throw invalidArgument(fn, name, value, 'a boolean');
+};
+
+/** `undefined` or a string. */
+export const optionalString: Check<string | undefined> = (value, fn, name) => {
+  if (value === undefined || typeof value === 'string') return value;
+  throw invalidArgument(fn, name, value, 'a string (or omitted)');
+};
+
+/** A string. */
+export const requiredString: Check<string> = (value, fn, name) => {
+  if (typeof value === 'string') return value;
+  throw invalidArgument(fn, name, value, 'a string');
+};
+
+/** A non-empty string. */
+export const requiredName: Check<string> = (value, fn, name) => {
+  if (typeof value === 'string' && value !== '') return value;
+  throw invalidArgument(fn, name, value, 'a non-empty string');
+};
+
+/** `undefined` or a function. */
+export const optionalFunction: Check<((...args: never[]) => unknown) | undefined> = (value, fn, name) => {
+  if (value === undefined || typeof value === 'function') return value as ((...args: never[]) => unknown) | undefined;
+  throw invalidArgument(fn, name, value, 'a function (or omitted)');
+};
+
+/** A function. */
+export const requiredFunction: Check<(...args: never[]) => unknown> = (value, fn, name) => {
+  if (typeof value === 'function') return value as (...args: never[]) => unknown;
+  throw invalidArgument(fn, name, value, 'a function');
+};
+
+/** A safe integer >= 0 (seqnos, counts, sizes, indices). */
+export const requiredIndex: Check<number> = (value, fn, name) => {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
+  throw invalidArgument(fn, name, value, 'an integer from 0 to 2^53-1');
+};
+
+/** `undefined` or a safe integer >= 0. */
+export const optionalIndex: Check<number | undefined> = (value, fn, name) =>
+  value === undefined ? undefined : requiredIndex(value, fn, name);
+
+/** A safe integer >= 1. */
+export const requiredPositiveInteger: Check<number> = (value, fn, name) => {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1) return value;
+  throw invalidArgument(fn, name, value, 'an integer from 1 to 2^53-1');
+};
+
+/** `undefined` or a safe integer >= 1. */
+export const optionalPositiveInteger: Check<number | undefined> = (value, fn, name) =>
+  value === undefined ? undefined : requiredPositiveInteger(value, fn, name);
+
+/** A finite number (clock times, deadlines, timestamps). */
+export const requiredFinite: Check<number> = (value, fn, name) => {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  throw invalidArgument(fn, name, value, 'a finite number');
+};
+
+/** `undefined` or a finite number. */
+export const optionalFinite: Check<number | undefined> = (value, fn, name) =>
+  value === undefined ? undefined : requiredFinite(value, fn, name);
+
+/** A check accepting exactly the listed primitive values (`oneOf(['walk', 'queue'])`). */
+export function oneOf<const T extends readonly (string | number | boolean)[]>(values: T): Check<T[number]> {
+  const expected = `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`;
+  return (value, fn, name) => {
+    if (values.includes(value as T[number])) return value as T[number];
+    throw invalidArgument(fn, name, value, expected);
+  };
+}
+
+/** A check accepting instances of `ctor` (same realm: these are dmabuf's own classes). */
+export function instanceOf<T>(ctor: abstract new (...args: never[]) => T, expected = `a ${ctor.name}`): Check<T> {
+  return (value, fn, name) => {
+    if (value instanceof ctor) return value;
+    throw invalidArgument(fn, name, value, expected);
+  };
+}
+
+/** Makes `check` accept `undefined` too (and return it). */
+export function optional<T>(check: Check<T>): Check<T | undefined> {
+  return (value, fn, name) => (value === undefined ? undefined : check(value, fn, name));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options objects
+
+/** A table of checks, one per option name. */
+export type OptionsSchema = Readonly<Record<string, Check<unknown>>>;
+
+/** What a parser returns: every option of the table, checked (absent ones `undefined`). */
+export type ParsedOptions<S extends OptionsSchema> = { readonly [K in keyof S]: ReturnType<S[K]> };
+
+/** Checks one function's options object; see {@link defineOptions}. */
+export type OptionsParser<S extends OptionsSchema> = (options: unknown) => ParsedOptions<S>;
+
+/**
+ * Compiles `schema` into the options parser of function `fn` (named as in messages:
+ * `'DmaFence.wait'`). The parser accepts `undefined` or a plain object whose own keys all appear
+ * in `schema`, runs each check once, and returns the checked values.
+ * @throws {InvalidArgumentError} from the parser, for anything else.
+ */
+export function defineOptions<S extends OptionsSchema>(fn: string, schema: S): OptionsParser<S> {
+  const compiled = compile(fn, schema);
+  const { keys, checks, names } = compiled;
+  const empty: Record<string, unknown> = {};
+  for (const key of keys) empty[key] = undefined;
+  Object.freeze(empty);
+  return (options) => {
+    if (options === undefined && compiled.allOptional) return empty as ParsedOptions<S>;
+    const source = checkShape(compiled, options);
+    const out: Record<string, unknown> = {};
+    for (let i = 0; i < keys.length; i++) out[keys[i]!] = checks[i]!(source[keys[i]!], fn, names[i]!);
+    return out as ParsedOptions<S>;
+  };
+}
+
+/**
+ * Like {@link defineOptions}, but only checks and allocates nothing: for hot paths whose options
+ * are read afterwards in a way no getter can subvert (booleans compared with `=== true`).
+ */
+export function defineOptionsCheck(fn: string, schema: OptionsSchema): (options: unknown) => void {
+  const compiled = compile(fn, schema);
+  const { keys, checks, names } = compiled;
+  return (options) => {
+    if (options === undefined && compiled.allOptional) return;
+    const source = checkShape(compiled, options);
+    for (let i = 0; i < keys.length; i++) checks[i]!(source[keys[i]!], fn, names[i]!);
+  };
+}
+
+interface CompiledSchema {
+  readonly fn: string;
+  readonly keys: readonly string[];
+  readonly checks: readonly Check<unknown>[];
+  readonly names: readonly string[];
+  readonly known: ReadonlySet<string>;
+  readonly expected: string;
+  /** Every check accepts `undefined`, so absent options need no check. */
+  readonly allOptional: boolean;
+}
+
+function compile(fn: string, schema: OptionsSchema): CompiledSchema {
+  const keys = Object.keys(schema);
+  const checks = keys.map((key) => schema[key]!);
+  const names = keys.map((key) => `options.${key}`);
+  let allOptional = true;
+  for (let i = 0; i < keys.length; i++) {
+    try {
+      if (checks[i]!(undefined, fn, names[i]!) !== undefined) allOptional = false;
+    } catch {
+      allOptional = false;
+    }
+  }
+  const expected = keys.length === 0 ? 'omitted (it takes no options)' : `an options object { ${keys.join(', ')} }`;
+  return { fn, keys, checks, names, known: new Set(keys), expected, allOptional };
+}
+
+/** Checks that `options` is a plain object (or, when every option is optional, undefined) with known keys only. */
+function checkShape(compiled: CompiledSchema, options: unknown): Record<string, unknown> {
+  if (options === undefined) return {};
+  if (!isPlainObject(options)) throw invalidArgument(compiled.fn, 'options', options, compiled.expected);
+  for (const key in options) {
+    if (!compiled.known.has(key)) {
+      const known = compiled.keys;
+      const which = known.length === 0 ? 'it takes no options' : `the known options are ${known.join(', ')}`;
+      throw new InvalidArgumentError(
+        `${compiled.fn}: unknown option ${JSON.stringify(key)} (got ${describeValue(options[key])}); ${which}; check the spelling`,
+        { argument: `options.${key}` },
+      );
+    }
+  }
+  return options;
+}
