@@ -411,7 +411,7 @@ describe('DmaResv', () => {
       resv.describe(),
       [`\tkernel fence: ${k.describe()}`, `\twrite fence: ${w.describe()}`, `\tread fence: ${r.describe()}`].join('\n'),
     );
-    assert.match(resv.describe(), /\twrite fence: \d+:1 signalled/);
+    assert.match(resv.describe(), /\twrite fence: \d+:1 signaled/);
     assert.equal(new DmaResv().describe(), '');
   });
 
