@@ -52,6 +52,7 @@
  */
 
 import { BugError } from '../base/errors.js';
+import { defineOptions, oneOf, optional, optionalBoolean, requiredFunction } from '../base/options.js';
 import {
   type LockClass,
   dmaFenceLrMap,
@@ -128,6 +129,11 @@ const syncSections: Entry[] = [];
 const primers: (readonly LockClass[])[] = [];
 const NESTED: SignallingCookie = Object.freeze({ nested: true });
 
+const parseEnableOptions = defineOptions('enableLockdep', {
+  mode: optional(oneOf(['throw', 'record'] as const)),
+  stacks: optionalBoolean,
+});
+
 /** Installs the per-async-context tracker; `dmabuf/node` calls this with AsyncLocalStorage. */
 export function installHeldLockTracker(t: HeldLockTracker | null): void {
   tracker = t;
@@ -140,8 +146,9 @@ export function installHeldLockTracker(t: HeldLockTracker | null): void {
  *   `dmabuf/node` first); the reason is in the returned object's `reason`.
  */
 export function enableLockdep(options?: LockdepOptions): { readonly enabled: boolean; readonly reason?: string } {
-  mode = options?.mode ?? mode;
-  captureStacks = options?.stacks ?? captureStacks;
+  const parsed = parseEnableOptions(options);
+  mode = parsed.mode ?? mode;
+  captureStacks = parsed.stacks ?? captureStacks;
   if (tracker === null) {
     return {
       enabled: false,
@@ -212,11 +219,13 @@ export function endSignalling(cookie: SignallingCookie): void {
  * async signalling paths: the section is exactly `fn`, however it is called and awaited.
  */
 export function signallingSection<T>(fn: () => T): T {
+  requiredFunction(fn, 'signallingSection', 'fn');
   return scopedSection(dmaFenceMap, fn, signallingSection);
 }
 
 /** {@link signallingSection} for long-running fences. */
 export function lrSignallingSection<T>(fn: () => T): T {
+  requiredFunction(fn, 'lrSignallingSection', 'fn');
   return scopedSection(dmaFenceLrMap, fn, lrSignallingSection);
 }
 
@@ -236,6 +245,7 @@ export function lrEndSignalling(cookie: SignallingCookie): void {
  * independently (a queued work item, a background flush), and in tests that play two tasks.
  */
 export function lockdepTask<T>(fn: () => T): T {
+  requiredFunction(fn, 'lockdepTask', 'fn');
   // A fresh list each time: a store identical to the current one would not open a new scope.
   return tracker !== null ? tracker.run([], fn) : fn();
 }
