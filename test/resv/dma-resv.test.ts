@@ -464,6 +464,42 @@ describe('DmaResv', () => {
     });
   });
 
+  describe('front door (issue 10)', () => {
+    it('usages by name mean the ordered numbers', async () => {
+      const [w, r] = [mockFence(), mockFence()];
+      const resv = new DmaResv();
+      {
+        using _guard = await resv.acquire();
+        resv.reserveFences(2);
+        resv.addFence(w, 'write');
+        resv.addFence(r, 'read');
+        assert.deepEqual(
+          [...resv.fences('bookkeep')].map((e) => e.usage),
+          [DmaResvUsage.Write, DmaResvUsage.Read],
+        );
+      }
+      assert.equal(resv.isLocked, false, 'the guard unlocked at the end of the block');
+      assert.deepEqual(resv.getFences('write'), [w]);
+      assert.equal(resv.testSignaled('kernel'), true);
+      w.signal();
+      r.signal();
+      assert.equal(await resv.wait({ usage: 'read', timeout: 0 }), true);
+    });
+
+    it('an unknown usage name is an InvalidArgumentError listing both forms', () => {
+      assert.throws(() => new DmaResv().getFences('writes' as never), /'kernel', 'write', 'read', 'bookkeep'/);
+    });
+
+    it('acquire with a context holds the lock in that context', async () => {
+      const resv = new DmaResv();
+      using ctx = new WwAcquireCtx(reservationWwClass);
+      const guard = await resv.acquire(ctx);
+      assert.equal(resv.lockingCtx, ctx);
+      guard[Symbol.dispose]();
+      assert.equal(resv.isLocked, false);
+    });
+  });
+
   describe('bad input', () => {
     it('each contract violation throws and leaves the object usable', () => {
       const f = mockFence();
