@@ -220,7 +220,10 @@ describe('DmaHeap deferred free', () => {
     buf.put();
     await heap.drain();
     const again = heap.allocate(40 * KiB);
-    assert.equal(again.buffer, memory, 'the same memory, recycled');
+    // The same memory, recycled under a new ArrayBuffer object: the old one was detached.
+    assert.notEqual(again.buffer, memory);
+    assert.equal(memory.byteLength, 0, 'the old ArrayBuffer object lost the memory');
+    assert.equal(again.buffer.byteLength, 64 * KiB);
     assert.equal(heap.stats().hits, 1);
     assert.ok(allZero(again));
     assert.equal(consistent(heap).pooledBytes, 0);
@@ -238,6 +241,29 @@ describe('DmaHeap deferred free', () => {
     await heap.drain();
     assert.equal(consistent(heap).pooledBytes, 64 * KiB);
     again.put();
+  });
+
+  it('issue 10 defect 5: a view kept after put() never reaches the next user of the memory', async () => {
+    await using heap = new DmaHeap();
+    const first = heap.allocate(4096);
+    const staleView = first.bytes();
+    const staleBuffer = first.buffer;
+    staleView.fill(0x11);
+    first.put();
+    await heap.drain();
+    using second = heap.allocate(4096);
+    assert.equal(heap.stats().hits, 1, 'the memory was recycled through the pool');
+    // Old user -> new user: writes through the kept view must not land in the new buffer. A
+    // detached view ignores indexed writes, and its methods throw a TypeError.
+    for (let i = 0; i < 4096; i += 512) staleView[i] = 0xee;
+    assert.throws(() => staleView.fill(0xee), TypeError, 'fill() on a detached view throws');
+    assert.throws(() => new Uint8Array(staleBuffer).fill(0xdd), TypeError, 'a new view of it cannot be made');
+    assert.ok(allZero(second), 'the new user sees only zeros, whatever the old views do');
+    // New user -> old user: the new user's data must not be readable through the old views.
+    second.bytes().fill(0x42);
+    assert.equal(staleView.byteLength, 0, 'the kept view is detached');
+    assert.equal(staleBuffer.byteLength, 0, 'the kept ArrayBuffer is detached');
+    assert.equal(staleView[0], undefined, 'nothing is readable through it');
   });
 
   it('drops what the pool refuses (maxPooledBytes)', async () => {
