@@ -25,6 +25,7 @@
  */
 
 import { BugError, checkTimeout } from './errors.js';
+import { invalidArgument, requiredFinite, requiredFunction } from './options.js';
 
 /** An armed timer, as returned by {@link Clock.setTimer}. Opaque to callers. */
 export type TimerHandle = object;
@@ -87,6 +88,16 @@ export function getClock(): Clock {
  * not the innermost removes just that one, so the order of disposal never resurrects a clock.
  */
 export function useClock(clock: Clock): Disposable {
+  const candidate = clock as Partial<Clock> | null;
+  if (
+    typeof candidate !== 'object' ||
+    candidate === null ||
+    typeof candidate.now !== 'function' ||
+    typeof candidate.setTimer !== 'function' ||
+    typeof candidate.clearTimer !== 'function'
+  ) {
+    throw invalidArgument('useClock', 'clock', clock, 'a Clock { now(), setTimer(), clearTimer() }');
+  }
   installed.push(clock);
   let restored = false;
   return {
@@ -115,8 +126,9 @@ export class VirtualClock implements Clock {
   #order = 0;
   #timers: VirtualTimer[] = [];
 
+  /** @throws {InvalidArgumentError} for a start time that is not a finite number. */
   constructor(start = 0) {
-    this.#now = start;
+    this.#now = requiredFinite(start, 'VirtualClock', 'start');
   }
 
   now(): number {
@@ -125,6 +137,7 @@ export class VirtualClock implements Clock {
 
   setTimer(delayMs: number, fn: () => void): TimerHandle {
     const delay = checkTimeout(delayMs);
+    requiredFunction(fn, 'VirtualClock.setTimer', 'fn');
     const timer: VirtualTimer = { due: this.#now + (delay ?? 0), order: this.#order++, fn };
     if (delay === undefined) return timer; // an infinite delay never fires: arm nothing
     // Keep the list sorted by (due, order); timers are few, so insertion sort is plenty.
@@ -136,7 +149,7 @@ export class VirtualClock implements Clock {
 
   clearTimer(handle: TimerHandle): void {
     const timer = handle as VirtualTimer;
-    if (!timer.fn) return;
+    if (typeof timer !== 'object' || timer === null || !timer.fn) return;
     timer.fn = null;
     const i = this.#timers.indexOf(timer);
     if (i >= 0) this.#timers.splice(i, 1);
@@ -177,6 +190,9 @@ export class VirtualClock implements Clock {
 
   /** Fires every armed timer, including ones armed while running, until none is left. */
   async runAll(limit = 100_000): Promise<void> {
+    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
+      throw invalidArgument('VirtualClock.runAll', 'limit', limit, 'an integer from 1 to 2^53-1');
+    }
     await settle();
     for (let n = 0; this.#timers.length > 0; n++) {
       if (n >= limit)
