@@ -24,8 +24,8 @@
  * ```
  */
 
-import { BugError, checkTimeout } from './errors.js';
-import { invalidArgument, requiredFinite, requiredFunction } from './options.js';
+import { BugError } from './errors.js';
+import { invalidArgument, optionalTimeout, requiredFinite, requiredFunction } from './options.js';
 
 /** An armed timer, as returned by {@link Clock.setTimer}. Opaque to callers. */
 export type TimerHandle = object;
@@ -52,7 +52,7 @@ export const realClock: Clock = Object.freeze({
   now: () => performance.now(),
   setTimer(delayMs: number, fn: () => void): TimerHandle {
     const handle: RealTimer = { id: undefined };
-    const delay = checkTimeout(delayMs);
+    const delay = optionalTimeout(delayMs, 'realClock.setTimer', 'delayMs');
     if (delay === undefined) return handle; // an infinite delay never fires: arm nothing
     const due = performance.now() + delay;
     const arm = (remaining: number): void => {
@@ -136,7 +136,7 @@ export class VirtualClock implements Clock {
   }
 
   setTimer(delayMs: number, fn: () => void): TimerHandle {
-    const delay = checkTimeout(delayMs);
+    const delay = optionalTimeout(delayMs, 'VirtualClock.setTimer', 'delayMs');
     requiredFunction(fn, 'VirtualClock.setTimer', 'fn');
     const timer: VirtualTimer = { due: this.#now + (delay ?? 0), order: this.#order++, fn };
     if (delay === undefined) return timer; // an infinite delay never fires: arm nothing
@@ -211,7 +211,7 @@ export class VirtualClock implements Clock {
   }
 
   #checkStep(ms: number): number {
-    const step = checkTimeout(ms);
+    const step = optionalTimeout(ms, 'VirtualClock.advance', 'ms');
     if (step === undefined) throw new BugError('VirtualClock cannot advance by an infinite amount');
     return step;
   }

@@ -48,7 +48,8 @@
  * ```
  */
 
-import { checkTimeout, DmaBufError, describeValue, InvalidArgumentError } from '../base/errors.js';
+import { DmaBufError, describeValue, InvalidArgumentError } from '../base/errors.js';
+import { optionalTimeout } from '../base/options.js';
 import type { Clock, TimerHandle } from '../base/clock.js';
 import { type DmaFence, fenceContextAlloc } from '../fence/dma-fence.js';
 import { lockdep } from '../base/lockdep-hooks.js';
@@ -359,7 +360,7 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
    * @see drm_sched_entity_flush()
    */
   async flush(options?: DrmSchedFlushOptions): Promise<boolean> {
-    const timeout = checkTimeout(options?.timeout);
+    const timeout = optionalTimeout(options?.timeout, 'DrmSchedEntity.flush', 'options.timeout');
     const abort = options?.signal;
     let idle = this.#isIdle();
     if (!idle && timeout !== 0) idle = await this.#waitIdle(timeout, abort);

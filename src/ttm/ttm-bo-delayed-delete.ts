@@ -53,7 +53,7 @@ export type TtmDelayedDeleteMode = 'per-object' | 'per-object-idle' | 'periodic-
 export interface TtmDelayedDeleteHost {
   /** The device's bounded queue for work items. @see ttm_device.wq */
   readonly wq: WorkQueue;
-  /** Records a failed delete or wait; never throws. */
+  /** @internal Records a failed delete or wait; never throws (internal on the device too). */
   reportFailure(what: string, error: unknown): void;
 }
 

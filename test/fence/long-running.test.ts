@@ -18,8 +18,6 @@ import { Mutex } from '../../src/locking/mutex.js';
 import {
   beginSignalling,
   disableLockdep,
-  dmaFenceLrMap,
-  dmaFenceMap,
   enableLockdep,
   endSignalling,
   lockdepReports,
@@ -30,6 +28,7 @@ import {
   reservationWwClass,
   signallingSection,
 } from '../../src/node.js';
+import { dmaFenceLrMap, dmaFenceMap } from '../../src/base/lockdep-hooks.js';
 import { recordMode, seen, waitUnder } from '../helpers/lockdep-mode.js';
 import { mockFence, mockOps } from '../helpers/mock-fence.js';
 

@@ -14,7 +14,8 @@ import {
   ShrinkerRegistry,
   type ShrinkerOptions,
 } from '../../src/heap/shrinker.js';
-import { dmaFenceMap, fsReclaim, signallingSection } from '../../src/node.js';
+import { signallingSection } from '../../src/node.js';
+import { dmaFenceMap, fsReclaim } from '../../src/base/lockdep-hooks.js';
 import { recordMode, seen } from '../helpers/lockdep-mode.js';
 
 /** A cache of `pages` pages whose scans are logged as `name:n`; `perScan` caps one scan's frees. */

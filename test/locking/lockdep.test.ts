@@ -23,19 +23,17 @@ import {
   WwAcquireCtx,
   beginSignalling,
   disableLockdep,
-  dmaFenceMap,
   enableLockdep,
   endSignalling,
-  fsReclaim,
-  lockdep,
   lockdepEnabled,
-  lockdepPrime,
   lockdepReports,
   lockdepTask,
   mightReclaim,
   reservationWwClass,
   resetLockdep,
 } from '../../src/node.js';
+import { dmaFenceMap, fsReclaim, lockdep } from '../../src/base/lockdep-hooks.js';
+import { lockdepPrime } from '../../src/locking/lockdep.js';
 import { nextTurn } from '../helpers/completion.js';
 import { nest, probe, recordMode, seen, waitUnder } from '../helpers/lockdep-mode.js';
 import { mockFence } from '../helpers/mock-fence.js';
@@ -87,7 +85,11 @@ describe('lockdep: enabling', () => {
     // A fresh process that never imports src/node.ts: the core has no tracker of its own.
     const root = fileURLToPath(new URL('../../', import.meta.url));
     const code = `
-      const m = await import(${JSON.stringify(new URL('../../src/index.ts', import.meta.url).href)});
+      const m = {
+        ...(await import(${JSON.stringify(new URL('../../src/locking/lockdep.ts', import.meta.url).href)})),
+        get lockdep() { return hooks.lockdep; },
+      };
+      const hooks = await import(${JSON.stringify(new URL('../../src/base/lockdep-hooks.ts', import.meta.url).href)});
       const { AsyncLocalStorage } = await import('node:async_hooks');
       const first = m.enableLockdep({ mode: 'record' });
       const afterFirst = m.lockdepEnabled();
