@@ -3,8 +3,8 @@
  *
  * Overview: dmabuf never reads the time or arms a timer directly; it asks the current
  * {@link Clock}. In production that is {@link realClock} (`performance.now()` milliseconds and
- * `setTimeout`). Tests install a {@link VirtualClock} and move time by hand, so timeout paths run
- * in microseconds of real time and never flake.
+ * `setTimeout`). Tests install a {@link VirtualClock} (from `dmabuf/testing`) and move time by
+ * hand, so timeout paths run in microseconds of real time and never flake.
  *
  * Contract:
  * - Times are milliseconds on a monotonic scale (fractions allowed); only differences mean anything.
@@ -14,7 +14,7 @@
  *
  * @example
  * ```ts
- * import { VirtualClock, useClock } from 'dmabuf';
+ * import { VirtualClock, useClock } from 'dmabuf/testing'; // useClock is in 'dmabuf' too
  * const clock = new VirtualClock();
  * using _installed = useClock(clock);
  * let fired = false;

@@ -16,7 +16,8 @@
  *
  * @example
  * ```ts
- * import { LockClass, lockdep } from 'dmabuf';
+ * import { LockClass } from 'dmabuf';
+ * import { lockdep } from './lockdep-hooks.js'; // the live binding: internal
  * const queueLock = LockClass.forName('queue.lock');
  * console.log(queueLock.name, lockdep === null ? 'validator off' : 'validator on');
  * ```

@@ -2,10 +2,11 @@
  * Seeded randomness, so that a test, benchmark or workload that found a problem replays from its
  * seed: the same sequence on every platform (32-bit integer arithmetic), floats in [0, 1), not for
  * cryptography.
+ * Users get both helpers from `dmabuf/testing`.
  *
  * @example
  * ```ts
- * import { seededRandom, shuffle } from 'dmabuf';
+ * import { seededRandom, shuffle } from 'dmabuf/testing';
  * const random = seededRandom(42);
  * console.log(shuffle([1, 2, 3, 4], random)); // the same order every run
  * ```

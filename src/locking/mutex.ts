@@ -45,9 +45,13 @@ export interface MutexLockOptions {
   readonly signal?: AbortSignal;
 }
 
-/** A queued lock request: settled once, by the hand-off or by its signal. */
-class MutexWaiter extends Waiter<void> {
-  constructor(readonly token: object | undefined) {
+/** A queued lock request: settled once, by the hand-off (with its value) or by its signal. */
+class MutexWaiter extends Waiter<unknown> {
+  constructor(
+    readonly token: object | undefined,
+    /** What the request resolves to: nothing for lock(), the guard for acquire(). */
+    readonly value: unknown,
+  ) {
     super();
   }
 }
@@ -92,7 +96,6 @@ export class Mutex {
    * @see mutex_lock() / mutex_lock_interruptible()
    */
   lock(options?: MutexLockOptions): Promise<void> {
-    // One frame from the caller to the validator's hook: its reports show the caller's site.
     let signal: AbortSignal | undefined;
     if (options !== undefined) {
       try {
@@ -100,6 +103,31 @@ export class Mutex {
       } catch (err) {
         return Promise.reject(err);
       }
+    }
+    // The validator's request is made here, one frame from the caller, so reports show its site.
+    let token: object | undefined;
+    if (lockdep !== null) {
+      try {
+        token = lockdep.request(this.lockClass, this, null, false);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return this.#take(token, signal, undefined, RESOLVED);
+  }
+
+  /**
+   * {@link lock}, resolving to a guard that unlocks when disposed: `using guard = await
+   * m.acquire()`. The guard comes through the lock's own promise (no wrapper), so the validator
+   * sees the mutex held in the caller's continuation, as with `await m.lock()`.
+   * @throws rejects as {@link lock} does.
+   */
+  acquire(options?: MutexLockOptions): Promise<LockGuard> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = parseAcquireOptions(options).signal;
+    } catch (err) {
+      return Promise.reject(err);
     }
     let token: object | undefined;
     if (lockdep !== null) {
@@ -109,19 +137,29 @@ export class Mutex {
         return Promise.reject(err);
       }
     }
+    const guard = new LockGuard(() => this.unlock(), String(this));
+    return this.#take(token, signal, guard, Promise.resolve(guard));
+  }
+
+  /**
+   * Takes the mutex now (resolving to `granted`, made by the caller before anything is recorded)
+   * or queues a waiter that resolves to `value` at the hand-off.
+   */
+  #take<T>(token: object | undefined, signal: AbortSignal | undefined, value: T, granted: Promise<T>): Promise<T> {
     if (!this.#locked) {
       this.#locked = true;
       if (token !== undefined) {
         lockdep?.acquired(token);
+        // Last, after every promise of our own: the requester's await must carry the request.
         lockdep?.enter(token);
       }
-      return RESOLVED;
+      return granted;
     }
     if (signal?.aborted) {
       if (token !== undefined) lockdep?.abandon(token);
       return Promise.reject(signal.reason);
     }
-    const waiter = new MutexWaiter(token);
+    const waiter = new MutexWaiter(token, value);
     this.#waiters.push(waiter);
     if (signal !== undefined) {
       waiter.abortOn(signal, () => {
@@ -131,17 +169,7 @@ export class Mutex {
       });
     }
     if (token !== undefined) lockdep?.enter(token);
-    return waiter.promise;
-  }
-
-  /**
-   * {@link lock}, returning a guard that unlocks when disposed: `using guard = await m.acquire()`.
-   * @throws rejects as {@link lock} does.
-   */
-  async acquire(options?: MutexLockOptions): Promise<LockGuard> {
-    parseAcquireOptions(options);
-    await this.lock(options);
-    return new LockGuard(() => this.unlock(), String(this));
+    return waiter.promise as Promise<T>;
   }
 
   /** Takes the mutex only if it is free. @see mutex_trylock() */
@@ -170,7 +198,7 @@ export class Mutex {
       return;
     }
     if (next.token !== undefined) lockdep?.acquired(next.token);
-    next.resolve();
+    next.resolve(next.value);
   }
 
   /**

@@ -254,14 +254,16 @@ export class WwAcquireCtx implements Disposable {
 }
 
 /**
- * A queued lock request, settled once: granted by the hand-off, or refused (back-off, abort,
- * cancellation). Settling tells the validator, when it is on, whether the lock is now held.
+ * A queued lock request, settled once: granted by the hand-off (with its value: nothing for
+ * lock(), the guard for acquire()), or refused (back-off, abort, cancellation). Settling tells
+ * the validator, when it is on, whether the lock is now held.
  */
-class WwWaiter extends Waiter<void> {
+class WwWaiter extends Waiter<unknown> {
   constructor(
     readonly ctx: WwAcquireCtx | null,
     /** The validator's token for this request, when it is on. */
     readonly token: object | undefined,
+    readonly value: unknown,
   ) {
     super();
   }
@@ -269,7 +271,7 @@ class WwWaiter extends Waiter<void> {
   override resolve(): boolean {
     if (this.settled) return false;
     if (this.token !== undefined) lockdep?.acquired(this.token);
-    return super.resolve();
+    return super.resolve(this.value);
   }
 
   override reject(reason: unknown): boolean {
@@ -280,6 +282,31 @@ class WwWaiter extends Waiter<void> {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+
+// The guard-returning lock for DmaResv.acquire (whose guard unlocks the reservation, not the
+// bare mutex), reaching WwMutex's private path; assigned in WwMutex's static block.
+let acquireWith: (
+  mutex: WwMutex,
+  ctx: WwAcquireCtx | null | undefined,
+  signal: AbortSignal | undefined,
+  release: () => void,
+  what: string,
+) => Promise<LockGuard>;
+
+/**
+ * @internal `WwMutex.acquire` with the guard's release chosen by the caller (a reservation object
+ * unlocks itself, not just its mutex). Options are the caller's to check.
+ */
+export function wwMutexAcquire(
+  mutex: WwMutex,
+  ctx: WwAcquireCtx | null | undefined,
+  signal: AbortSignal | undefined,
+  release: () => void,
+  what: string,
+): Promise<LockGuard> {
+  return acquireWith(mutex, ctx, signal, release, what);
+}
+
 /** Passed to a context's sleeper to re-run its kill check rather than cancel it. */
 const RECHECK = Symbol('recheck');
 
@@ -371,21 +398,65 @@ export class WwMutex {
       if (token !== undefined) lockdepGranted(token);
       return RESOLVED;
     }
-    return this.#enqueue(null, signal, token);
+    return this.#enqueue(null, signal, token, undefined);
   }
 
   /**
-   * {@link lock}, returning a guard that unlocks when disposed: `using guard = await m.acquire(ctx)`.
+   * {@link lock}, resolving to a guard that unlocks when disposed: `using guard = await
+   * m.acquire(ctx)`. The guard comes through the lock's own promise (no wrapper), so the
+   * validator sees the mutex held in the caller's continuation, as with `await m.lock(ctx)`.
    * @throws rejects as {@link lock} does.
    */
-  async acquire(ctx?: WwAcquireCtx | null, options?: WwLockOptions): Promise<LockGuard> {
-    const signal = parseAcquireOptions(options).signal;
-    await (ctx !== undefined && ctx !== null ? this.#lockWithCtx(ctx, signal, 'acquire') : this.lock(null, options));
-    return new LockGuard(() => this.unlock(), String(this));
+  acquire(ctx?: WwAcquireCtx | null, options?: WwLockOptions): Promise<LockGuard> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = parseAcquireOptions(options).signal;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#acquire(ctx, signal, () => this.unlock(), String(this));
+  }
+
+  static {
+    acquireWith = (mutex, ctx, signal, release, what) => mutex.#acquire(ctx, signal, release, what);
+  }
+
+  #acquire(
+    ctx: WwAcquireCtx | null | undefined,
+    signal: AbortSignal | undefined,
+    release: () => void,
+    what: string,
+  ): Promise<LockGuard> {
+    const guard = new LockGuard(release, what);
+    // Made before the lock is recorded: the validator hands the held lock to the next promise.
+    const granted = Promise.resolve(guard);
+    const locked =
+      ctx !== undefined && ctx !== null
+        ? this.#lockWithCtx(ctx, signal, 'acquire', guard, granted)
+        : this.#lockPlain(signal, guard, granted);
+    return locked as Promise<LockGuard>;
+  }
+
+  /** The context-free lock resolving to `value` (`granted` when uncontended), for acquire(). */
+  #lockPlain(signal: AbortSignal | undefined, value: unknown, granted: Promise<unknown>): Promise<unknown> {
+    const token = lockdep !== null ? this.#lockdepRequest(null, false) : undefined;
+    if (token instanceof Error) return Promise.reject(token);
+    if (!this.#locked) {
+      this.#locked = true;
+      if (token !== undefined) lockdepGranted(token);
+      return granted;
+    }
+    return this.#enqueue(null, signal, token, value);
   }
 
   // Split from lock() so that both stay small enough for V8 to inline into hot callers.
-  #lockWithCtx(ctx: WwAcquireCtx, signal: AbortSignal | undefined, op: string): Promise<void> {
+  #lockWithCtx(
+    ctx: WwAcquireCtx,
+    signal: AbortSignal | undefined,
+    op: string,
+    value?: unknown,
+    granted: Promise<unknown> = RESOLVED,
+  ): Promise<void> {
     if (!(ctx instanceof WwAcquireCtx)) {
       return Promise.reject(invalidArgument(`WwMutex.${op}`, 'ctx', ctx, 'a WwAcquireCtx, null or omitted'));
     }
@@ -406,9 +477,9 @@ export class WwMutex {
         this.unlock();
         return Promise.reject(this.#deadlock(ctx, 'injected back-off'));
       }
-      return RESOLVED;
+      return granted as Promise<void>;
     }
-    return this.#enqueue(ctx, signal, token);
+    return this.#enqueue(ctx, signal, token, value);
   }
 
   /**
@@ -546,12 +617,17 @@ export class WwMutex {
   }
 
   /** Queues a waiter (`__ww_mutex_add_waiter`) and checks at once whether it must die. */
-  #enqueue(ctx: WwAcquireCtx | null, signal: AbortSignal | undefined, token: object | undefined): Promise<void> {
+  #enqueue(
+    ctx: WwAcquireCtx | null,
+    signal: AbortSignal | undefined,
+    token: object | undefined,
+    value: unknown,
+  ): Promise<void> {
     if (signal?.aborted) {
       if (token !== undefined) lockdep?.abandon(token);
       return Promise.reject(signal.reason);
     }
-    const waiter = new WwWaiter(ctx, token);
+    const waiter = new WwWaiter(ctx, token, value);
     const toWake: WwAcquireCtx[] = [];
     let pos = this.#waiters.length;
     if (ctx !== null) {
@@ -583,7 +659,7 @@ export class WwMutex {
         this.#remove(waiter);
         waiter.reject(err);
         this.#wakeAll(toWake);
-        return waiter.promise;
+        return waiter.promise as Promise<void>;
       }
       ctx[STATE].sleeper = (reason) => {
         if (reason === RECHECK) this.#recheck(waiter);
@@ -594,7 +670,7 @@ export class WwMutex {
     this.#wakeAll(toWake);
     // Last, after every promise of our own: the requester's await must carry the request.
     if (token !== undefined) lockdep?.enter(token);
-    return waiter.promise;
+    return waiter.promise as Promise<void>;
   }
 
   /** Whether a sleeping waiter must give up now (`__ww_mutex_check_kill`). */

@@ -57,7 +57,7 @@
 
 import { BugError } from '../base/errors.js';
 import { getClock } from '../base/clock.js';
-import { LockGuard } from '../base/lifecycle.js';
+import type { LockGuard } from '../base/lifecycle.js';
 import {
   defineOptions,
   instanceOf,
@@ -72,7 +72,7 @@ import {
 } from '../base/options.js';
 import { DmaFence, fenceContextAlloc } from '../fence/dma-fence.js';
 import { DmaFenceArray } from '../fence/dma-fence-array.js';
-import { WwClass, WwMutex, type WwAcquireCtx } from '../locking/ww-mutex.js';
+import { WwClass, WwMutex, wwMutexAcquire, type WwAcquireCtx } from '../locking/ww-mutex.js';
 import { lockdepPrime } from '../locking/lockdep.js';
 import { dmaFenceLrMap, dmaFenceMap, fsReclaim } from '../base/lockdep-hooks.js';
 
@@ -340,10 +340,17 @@ export class DmaResv implements Disposable {
    * {@link lock}, returning a guard that unlocks when disposed: `using guard = await resv.acquire()`.
    * @throws rejects as {@link lock} does.
    */
-  async acquire(ctx?: WwAcquireCtx | null, options?: { signal?: AbortSignal }): Promise<LockGuard> {
-    parseAcquireOptions(options);
-    await this.lock(ctx, options);
-    return new LockGuard(() => this.unlock(), this.mutex.name);
+  acquire(ctx?: WwAcquireCtx | null, options?: { signal?: AbortSignal }): Promise<LockGuard> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = parseAcquireOptions(options).signal;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#disposed) return Promise.reject(this.#disposedError('acquire'));
+    // The guard comes through the lock's own promise, so the validator sees the lock held in the
+    // caller's continuation; it unlocks the reservation (forgetting reserved slots), not just the mutex.
+    return wwMutexAcquire(this.mutex, ctx, signal, () => this.unlock(), this.mutex.name);
   }
 
   /** Takes the lock that rejected with `WwDeadlockError`, holding nothing else. @see dma_resv_lock_slow() */

@@ -22,8 +22,9 @@
  *
  * @example
  * ```ts
- * import { DmaResv, PAGE_SIZE, TtmLruBulkMove, TtmLruList, TtmMemType, TtmRangeManager } from 'dmabuf';
- * import { ttmResourceAlloc } from 'dmabuf';
+ * import { DmaResv, PAGE_SIZE, TtmLruBulkMove, TtmMemType, TtmRangeManager } from 'dmabuf';
+ * import { TtmLruList } from './ttm-lru.js';
+ * import { ttmResourceAlloc } from './ttm-resource.js';
  * const vram = new TtmRangeManager({ unevictable: new TtmLruList() }, { size: 64 * PAGE_SIZE });
  * const vm = new DmaResv();
  * const bulk = new TtmLruBulkMove();

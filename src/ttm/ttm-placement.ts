@@ -20,7 +20,8 @@
  *
  * @example
  * ```ts
- * import { TtmMemType, TtmOperationCtx, TtmPlaceFlags, checkPlacement, describePlacement } from 'dmabuf';
+ * import { TtmMemType, TtmOperationCtx, TtmPlaceFlags } from 'dmabuf';
+ * import { checkPlacement, describePlacement } from './ttm-placement.js'; // internal helpers
  * const placement = [{ memType: TtmMemType.VRAM, flags: TtmPlaceFlags.Desired }, { memType: TtmMemType.TT }];
  * checkPlacement(placement, 'example');
  * console.log(describePlacement(placement)); // [VRAM(desired), TT]

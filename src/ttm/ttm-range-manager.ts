@@ -26,7 +26,8 @@
  *
  * @example
  * ```ts
- * import { DmaResv, PAGE_SIZE, TtmLruList, TtmMemType, TtmPlaceFlags, TtmRangeManager } from 'dmabuf';
+ * import { DmaResv, PAGE_SIZE, TtmMemType, TtmPlaceFlags, TtmRangeManager } from 'dmabuf';
+ * import { TtmLruList } from './ttm-lru.js'; // a device normally owns the LRU lists
  * const vram = new TtmRangeManager({ unevictable: new TtmLruList() }, { size: 16 * PAGE_SIZE });
  * const bo = { size: 4 * PAGE_SIZE, priority: 0, pinCount: 0, bulkMove: null, resource: null, resv: new DmaResv() };
  * const low = vram.alloc(bo, { memType: TtmMemType.VRAM });

@@ -33,8 +33,9 @@
  *
  * @example
  * ```ts
- * import { DmaResv, PAGE_SIZE, TtmLruList, TtmMemType, TtmRangeManager } from 'dmabuf';
- * import { ttmResourceAlloc, ttmResourceFree } from 'dmabuf';
+ * import { DmaResv, PAGE_SIZE, TtmMemType, TtmRangeManager } from 'dmabuf';
+ * import { TtmLruList } from './ttm-lru.js';
+ * import { ttmResourceAlloc, ttmResourceFree } from './ttm-resource.js'; // what buffer objects call
  * const host = { unevictable: new TtmLruList() };
  * const vram = new TtmRangeManager(host, { size: 64 * PAGE_SIZE });
  * const bo = { size: 2 * PAGE_SIZE, priority: 0, pinCount: 0, bulkMove: null, resource: null, resv: new DmaResv() };

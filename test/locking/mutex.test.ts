@@ -269,6 +269,23 @@ describe('Mutex under the validator', () => {
     first.unlock();
   }
 
+  it('a lock taken with acquire() is held in the caller: an inverted order through guards is reported', async () => {
+    const a = new Mutex('guard.a');
+    const b = new Mutex('guard.b');
+    const both = async (first: Mutex, second: Mutex): Promise<void> => {
+      using _first = await first.acquire();
+      await nextTurn();
+      using _second = await second.acquire();
+    };
+    await lockdepTask(() => both(a, b));
+    await lockdepTask(() => both(b, a));
+    assert.deepEqual(
+      lockdepReports().map((r) => r.classes),
+      [['guard.b', 'guard.a']],
+    );
+    assert.equal(a.isLocked || b.isLocked, false, 'the guards unlocked both');
+  });
+
   it('ABBA: the report names both classes and both acquisition sites in this file', async () => {
     const a = new Mutex('mtx.a');
     const b = new Mutex('mtx.b');

@@ -10,7 +10,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { AlreadyLockedError, BugError, WwDeadlockError } from '../../src/base/errors.js';
+import { AlreadyLockedError, BugError, InvalidArgumentError, WwDeadlockError } from '../../src/base/errors.js';
 import { WwAcquireCtx, WwClass, WwMutex, type WwAlgorithm } from '../../src/locking/ww-mutex.js';
 import { Completion, HANG_TURNS, finish, nextTurn, outcome, watch, yieldTurns } from '../helpers/completion.js';
 import { asOtherTask } from '../helpers/other-task.js';
@@ -585,6 +585,27 @@ function registerSuite(title: string, className: string, algorithm: WwAlgorithm)
         assert.equal(state.state, 'fulfilled', 'the first lock got a once it was free');
         assert.equal(ctx.acquired, 2, 'the context holds x and a, nothing else');
         release(ctx, a, x);
+      });
+
+      it('acquire(ctx) gives a guard for using; the guard waits its turn like lock() and unlocks once', async () => {
+        const m = new WwMutex(cls, 'guarded');
+        const ctx = new WwAcquireCtx(cls);
+        {
+          using guard = await m.acquire(ctx);
+          assert.equal(m.holder, ctx);
+          const other = watch(m.acquire());
+          await yieldTurns(1);
+          assert.equal(other().state, 'pending', 'a second acquire waits in the queue');
+          guard.unlock();
+          await yieldTurns(1);
+          const state = other();
+          assert.ok(state.state === 'fulfilled', 'it got the mutex at the hand-off');
+          state.value[Symbol.dispose]();
+        }
+        assert.equal(m.isLocked, false);
+        assert.equal(ctx.acquired, 0);
+        await assert.rejects(m.acquire({} as never), InvalidArgumentError);
+        ctx.fini();
       });
 
       it('lockSlow without a back-off is a BugError', async () => {

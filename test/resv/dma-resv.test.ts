@@ -490,6 +490,17 @@ describe('DmaResv', () => {
       assert.throws(() => new DmaResv().getFences('writes' as never), /'kernel', 'write', 'read', 'bookkeep'/);
     });
 
+    it('late: a guard unlocks the reservation, forgetting its reserved slots as unlock() does', async () => {
+      const resv = new DmaResv();
+      {
+        using _guard = await resv.acquire();
+        resv.reserveFences(3);
+        assert.ok(resv.maxFences >= 3);
+      }
+      assert.equal(resv.maxFences, 0, 'unused reservations were forgotten');
+      await assert.rejects(resv.acquire(null, { signal: new AbortController() as never }), InvalidArgumentError);
+    });
+
     it('acquire with a context holds the lock in that context', async () => {
       const resv = new DmaResv();
       using ctx = new WwAcquireCtx(reservationWwClass);
