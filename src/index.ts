@@ -27,7 +27,7 @@ export {
   NotSubmittedError,
   WwDeadlockError,
 } from './base/errors.js';
-export { type Clock, getClock, realClock, type TimerHandle, useClock } from './base/clock.js';
+export { type Clock, getClock, realClock, type TimerHandle, type TimerOptions, useClock } from './base/clock.js';
 export { DisposableStore, Kref, LockGuard, toDisposable } from './base/lifecycle.js';
 export { LockClass, type LockClassKind, type SignallingCookie } from './base/lockdep-hooks.js';
 export {

@@ -11,6 +11,8 @@
  * - A timer fires at most once, never before its due time, and not after `clearTimer`.
  * - Timers due at the same time fire in the order they were armed.
  * - {@link useClock} returns a disposable that restores the previous clock, so installs nest.
+ * - A timer armed with `{ background: true }` does not keep the process alive on its own (Node's
+ *   `unref()`): periodic housekeeping uses it, so a program that is otherwise done can exit.
  *
  * @example
  * ```ts
@@ -30,12 +32,21 @@ import { invalidArgument, optionalTimeout, requiredFinite, requiredFunction } fr
 /** An armed timer, as returned by {@link Clock.setTimer}. Opaque to callers. */
 export type TimerHandle = object;
 
+/** Options of {@link Clock.setTimer}. */
+export interface TimerOptions {
+  /**
+   * Housekeeping that must not keep the process alive by itself (Node: the timer is `unref`ed).
+   * Clocks without such a notion (browsers, virtual clocks) ignore it.
+   */
+  readonly background?: boolean;
+}
+
 /** A source of time and timers. */
 export interface Clock {
   /** Current time in milliseconds. */
   now(): number;
   /** Runs `fn` once after `delayMs` milliseconds. */
-  setTimer(delayMs: number, fn: () => void): TimerHandle;
+  setTimer(delayMs: number, fn: () => void, options?: TimerOptions): TimerHandle;
   /** Cancels a timer; a no-op when it already fired or was cleared. */
   clearTimer(handle: TimerHandle): void;
 }
@@ -50,13 +61,15 @@ interface RealTimer {
 /** The wall clock: `performance.now()` and the platform's `setTimeout`. */
 export const realClock: Clock = Object.freeze({
   now: () => performance.now(),
-  setTimer(delayMs: number, fn: () => void): TimerHandle {
+  setTimer(delayMs: number, fn: () => void, options?: TimerOptions): TimerHandle {
     const handle: RealTimer = { id: undefined };
     const delay = optionalTimeout(delayMs, 'realClock.setTimer', 'delayMs');
+    requiredFunction(fn, 'realClock.setTimer', 'fn');
     if (delay === undefined) return handle; // an infinite delay never fires: arm nothing
+    const background = options?.background === true;
     const due = performance.now() + delay;
     const arm = (remaining: number): void => {
-      handle.id = setTimeout(
+      const id = setTimeout(
         () => {
           const left = due - performance.now();
           if (left > 0 && remaining > MAX_TIMEOUT) arm(left);
@@ -64,6 +77,9 @@ export const realClock: Clock = Object.freeze({
         },
         Math.min(remaining, MAX_TIMEOUT),
       );
+      // Node's timers have unref(); browsers return a number and have no such notion.
+      if (background) (id as { unref?: () => void }).unref?.();
+      handle.id = id;
     };
     arm(delay);
     return handle;
@@ -135,7 +151,7 @@ export class VirtualClock implements Clock {
     return this.#now;
   }
 
-  setTimer(delayMs: number, fn: () => void): TimerHandle {
+  setTimer(delayMs: number, fn: () => void, _options?: TimerOptions): TimerHandle {
     const delay = optionalTimeout(delayMs, 'VirtualClock.setTimer', 'delayMs');
     requiredFunction(fn, 'VirtualClock.setTimer', 'fn');
     const timer: VirtualTimer = { due: this.#now + (delay ?? 0), order: this.#order++, fn };

@@ -221,6 +221,28 @@ export function optional<T>(check: Check<T>): Check<T | undefined> {
   return (value, fn, name) => (value === undefined ? undefined : check(value, fn, name));
 }
 
+/**
+ * The `interruptible` rule of DrmExec and of TTM's operations and reservations: a
+ * signal needs interruptible waits. @returns whether the waits are interruptible.
+ * @throws {InvalidArgumentError} for `interruptible: false` with a signal.
+ */
+export function checkInterruptible(
+  fn: string,
+  interruptible: boolean | undefined,
+  signal: AbortSignal | undefined,
+): boolean {
+  if (interruptible === false && signal !== undefined) {
+    throw invalidArgument(
+      fn,
+      'options.interruptible',
+      interruptible,
+      'true or omitted when a signal is given',
+      'uninterruptible waits ignore signals; drop one of the two',
+    );
+  }
+  return interruptible !== false;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Options objects
 

@@ -141,3 +141,21 @@ export class Waiter<T> {
     this.#cleanup?.();
   }
 }
+
+/**
+ * `promise`, or a rejection with `signal.reason` if `signal` aborts first; the abort stops only
+ * this wait, not the work behind `promise`. Without a signal it is `promise` itself.
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  const waiter = new Waiter<T>();
+  if (!waiter.abortOn(signal)) {
+    promise.catch(() => undefined); // the caller stopped listening; its outcome is someone else's
+    return waiter.promise;
+  }
+  promise.then(
+    (value) => waiter.resolve(value),
+    (reason: unknown) => waiter.reject(reason),
+  );
+  return waiter.promise;
+}

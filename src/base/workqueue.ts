@@ -264,7 +264,7 @@ export class WorkQueue implements AsyncDisposable {
    * @throws rejects with `signal.reason` when aborted, leaving no waiter.
    * @see flush_workqueue()
    */
-  flush(options?: { readonly signal?: AbortSignal }): Promise<void> {
+  flush(options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
     let signal: AbortSignal | undefined;
     try {
       signal = parseFlushOptions(options).signal;
@@ -289,7 +289,7 @@ export class WorkQueue implements AsyncDisposable {
    * @throws rejects with `signal.reason` when aborted, leaving no waiter.
    * @see drain_workqueue()
    */
-  drain(options?: { readonly signal?: AbortSignal }): Promise<void> {
+  drain(options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
     let signal: AbortSignal | undefined;
     try {
       signal = parseDrainOptions(options).signal;

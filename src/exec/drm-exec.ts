@@ -66,6 +66,7 @@
 import { AlreadyLockedError, BugError, DmaBufError, WwDeadlockError } from '../base/errors.js';
 import { collectFailures, throwCollected } from '../base/lifecycle.js';
 import {
+  checkInterruptible,
   defineOptions,
   instanceOf,
   invalidArgument,
@@ -167,15 +168,7 @@ export class DrmExec implements AsyncDisposable {
    */
   constructor(options?: DrmExecOptions) {
     const { ignoreDuplicates, interruptible, signal, wwClass } = parseOptions(options);
-    if (signal !== undefined && interruptible === false) {
-      throw invalidArgument(
-        'DrmExec',
-        'options.interruptible',
-        interruptible,
-        'true or omitted when a signal is given',
-        'uninterruptible lock waits ignore signals; drop one of the two',
-      );
-    }
+    checkInterruptible('DrmExec', interruptible, signal);
     this.#ignoreDuplicates = ignoreDuplicates === true;
     this.#ticket = new WwAcquireCtx(wwClass ?? reservationWwClass);
     this.#userSignal = signal;

@@ -267,7 +267,7 @@ export class DmaHeap implements AsyncDisposable {
    * Resolves when every released buffer has been zeroed and pooled (or dropped).
    * @throws rejects with `signal.reason` when aborted, or {@link InvalidArgumentError} for bad options.
    */
-  drain(options?: { readonly signal?: AbortSignal }): Promise<void> {
+  drain(options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
     let signal: AbortSignal | undefined;
     try {
       signal = parseDrainOptions(options).signal;

@@ -69,12 +69,22 @@ import {
   describeValue,
 } from '../base/errors.js';
 import { Kref } from '../base/lifecycle.js';
+import {
+  checkInterruptible,
+  defineOptions,
+  instanceOf,
+  invalidArgument,
+  optional,
+  optionalBoolean,
+  optionalSignal,
+  optionalString,
+} from '../base/options.js';
 import type { DmaHeap } from '../heap/dma-heap.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
-import type { WwAcquireCtx } from '../locking/ww-mutex.js';
+import { WwAcquireCtx } from '../locking/ww-mutex.js';
 import { DmaResv, DmaResvUsage } from '../resv/dma-resv.js';
 import type { TtmCopyEngine } from './ttm-copy-engine.js';
-import { TTM_MAX_BO_PRIORITY, type TtmLruBulkMove } from './ttm-lru.js';
+import { TTM_MAX_BO_PRIORITY, TtmLruBulkMove } from './ttm-lru.js';
 import {
   TtmMemType,
   TtmOperationCtx,
@@ -191,6 +201,7 @@ export interface TtmBoInitPlaced extends TtmBoInit {
 
 /** Options of {@link TtmBufferObject.reserve}. */
 export interface TtmReserveOptions {
+  /** The wait honours `signal` (default true); false declares it uninterruptible (no signal then). */
   readonly interruptible?: boolean;
   /** Trylock only: EBUSY when the lock is taken (not allowed with a ticket). */
   readonly noWait?: boolean;
@@ -200,6 +211,20 @@ export interface TtmReserveOptions {
 
 const INIT_KEYS = new Set(['size', 'type', 'resv', 'priority', 'name', 'bulkMove', 'placement']);
 const BO_TYPES = new Set<string>(Object.values(TtmBoType));
+
+const parseReserveOptions = defineOptions('TtmBufferObject.reserve', {
+  interruptible: optionalBoolean,
+  noWait: optionalBoolean,
+  ticket: (value, fn, name) => {
+    if (value === undefined || value === null || value instanceof WwAcquireCtx) return value;
+    throw invalidArgument(fn, name, value, 'a WwAcquireCtx, null or omitted');
+  },
+  signal: optionalSignal,
+});
+const parseSlowpathOptions = defineOptions('TtmBufferObject.reserveSlowpath', { signal: optionalSignal });
+const checkCtx = instanceOf(TtmOperationCtx);
+const checkBulk = optional(instanceOf(TtmLruBulkMove));
+const checkName = optionalString;
 
 /** A buffer object. @see struct ttm_buffer_object */
 export class TtmBufferObject implements TtmResourceOwner {
@@ -259,6 +284,8 @@ export class TtmBufferObject implements TtmResourceOwner {
     if (init.resv !== undefined && !(init.resv instanceof DmaResv)) {
       throw new InvalidArgumentError(`TtmBufferObject: resv must be a DmaResv, got ${describeValue(init.resv)}`);
     }
+    checkName(init.name, 'TtmBufferObject', 'init.name');
+    checkBulk(init.bulkMove, 'TtmBufferObject', 'init.bulkMove');
     this.device = device;
     this.size = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
     this.type = type;
@@ -282,7 +309,11 @@ export class TtmBufferObject implements TtmResourceOwner {
     init: TtmBoInitPlaced,
     ctx = new TtmOperationCtx(),
   ): Promise<TtmBufferObject> {
+    if (init === null || typeof init !== 'object') {
+      throw invalidArgument('TtmBufferObject.initReserved', 'init', init, 'a TtmBoInitPlaced { size, placement, ... }');
+    }
     checkPlacement(init.placement, 'TtmBufferObject.initReserved');
+    checkCtx(ctx, 'TtmBufferObject.initReserved', 'ctx');
     const bo = new TtmBufferObject(device, init);
     const own = init.resv === undefined;
     if (own) {
@@ -402,10 +433,12 @@ export class TtmBufferObject implements TtmResourceOwner {
    * taken (or with a ticket), `WwDeadlockError` (EDEADLK) / `AlreadyLockedError` (EALREADY) from
    * the ww lock, or `signal.reason`. @see ttm_bo_reserve()
    */
-  async reserve(options: TtmReserveOptions = {}): Promise<void> {
+  async reserve(options?: TtmReserveOptions): Promise<void> {
+    const { interruptible, noWait, ticket: given, signal } = parseReserveOptions(options);
+    checkInterruptible('TtmBufferObject.reserve', interruptible, signal);
     this.#assertAlive('reserve');
-    const ticket = options.ticket ?? null;
-    if (options.noWait === true) {
+    const ticket = (given as WwAcquireCtx | null | undefined) ?? null;
+    if (noWait === true) {
       if (ticket !== null)
         throw new DmaBufError(
           'EBUSY',
@@ -415,13 +448,14 @@ export class TtmBufferObject implements TtmResourceOwner {
         throw new DmaBufError('EBUSY', `${this.name}: reservation is held by someone else (noWait)`);
       return;
     }
-    await this.#resv.lock(ticket, options.signal === undefined ? undefined : { signal: options.signal });
+    await this.#resv.lock(ticket, signal === undefined ? undefined : { signal });
   }
 
   /** Takes the lock after a back-off, holding nothing else in `ticket`. @see ttm_bo_reserve_slowpath() */
-  async reserveSlowpath(ticket: WwAcquireCtx, options: { signal?: AbortSignal } = {}): Promise<void> {
+  async reserveSlowpath(ticket: WwAcquireCtx, options?: { signal?: AbortSignal }): Promise<void> {
+    const { signal } = parseSlowpathOptions(options);
     this.#assertAlive('reserveSlowpath');
-    await this.#resv.lockSlow(ticket, options);
+    await this.#resv.lockSlow(ticket, signal === undefined ? undefined : { signal });
   }
 
   /** Moves the buffer to its LRU tail (recently used) and unlocks. @see ttm_bo_unreserve() */
@@ -442,8 +476,9 @@ export class TtmBufferObject implements TtmResourceOwner {
    * @see ttm_bo_validate()
    */
   async validate(placement: TtmPlacement, ctx = new TtmOperationCtx()): Promise<void> {
-    this.#assertLocked('validate');
     checkPlacement(placement, `${this.name}: validate`);
+    checkCtx(ctx, 'TtmBufferObject.validate', 'ctx');
+    this.#assertLocked('validate');
     if (placement.length === 0) {
       await ttmBoPipelineGutting(this);
       return;
@@ -555,6 +590,8 @@ export class TtmBufferObject implements TtmResourceOwner {
    * @see ttm_bo_mem_space()
    */
   async memSpace(placement: TtmPlacement, ctx: TtmOperationCtx): Promise<TtmResource | 'ENOSPC'> {
+    checkPlacement(placement, `${this.name}: memSpace`);
+    checkCtx(ctx, 'TtmBufferObject.memSpace', 'ctx');
     const res = await this.allocResource(placement, ctx, false);
     return res !== 'ENOSPC' ? res : this.allocResource(placement, ctx, true);
   }
@@ -564,6 +601,7 @@ export class TtmBufferObject implements TtmResourceOwner {
    * purges it. @throws {DmaBufError} ENOSPC when there is nowhere to go. @see ttm_bo_evict()
    */
   async evict(ctx = new TtmOperationCtx()): Promise<void> {
+    checkCtx(ctx, 'TtmBufferObject.evict', 'ctx');
     this.#assertLocked('evict');
     const placement = this.device.funcs.evictFlags(this);
     checkPlacement(placement, `${this.name}: evictFlags()`);
@@ -648,6 +686,7 @@ export class TtmBufferObject implements TtmResourceOwner {
 
   /** Joins (or with null leaves) a bulk move. Needs the lock. @see ttm_bo_set_bulk_move() */
   setBulkMove(bulk: TtmLruBulkMove | null): void {
+    if (bulk !== null) checkBulk(bulk, 'TtmBufferObject.setBulkMove', 'bulk');
     this.#assertLocked('setBulkMove');
     if (this.#bulkMove === bulk) return;
     const res = this.#resource;
@@ -661,6 +700,7 @@ export class TtmBufferObject implements TtmResourceOwner {
    * after 15 s. @see ttm_bo_wait_ctx()
    */
   async waitIdle(ctx = new TtmOperationCtx()): Promise<void> {
+    checkCtx(ctx, 'TtmBufferObject.waitIdle', 'ctx');
     this.#assertAlive('waitIdle');
     if (this.#resv.testSignaled(DmaResvUsage.Bookkeep)) return;
     if (ctx.noWaitGpu)

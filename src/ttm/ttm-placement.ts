@@ -17,6 +17,9 @@
  * - {@link checkPlacement} accepts exactly the shapes the rest of TTM relies on (memory type in
  *   `0..TTM_NUM_MEM_TYPES - 1`, known flags, page numbers >= 0, a non-empty window) and throws an
  *   {@link InvalidArgumentError} naming the bad place otherwise.
+ * - `interruptible` means what it means for `DrmExec`: the operation's waits honour `signal`
+ *   (default true); `false` declares them uninterruptible, so a `signal` with it is an
+ *   {@link InvalidArgumentError} rather than a signal silently ignored.
  *
  * @example
  * ```ts
@@ -31,7 +34,25 @@
  */
 
 import { InvalidArgumentError, describeValue } from '../base/errors.js';
-import type { DmaResv } from '../resv/dma-resv.js';
+import {
+  checkInterruptible,
+  defineOptions,
+  invalidArgument,
+  optionalBoolean,
+  optionalSignal,
+} from '../base/options.js';
+import { DmaResv } from '../resv/dma-resv.js';
+
+const parseCtxOptions = defineOptions('TtmOperationCtx', {
+  interruptible: optionalBoolean,
+  noWaitGpu: optionalBoolean,
+  allowResEvict: optionalBoolean,
+  resv: (value, fn, name) => {
+    if (value === undefined || value === null || value instanceof DmaResv) return value;
+    throw invalidArgument(fn, name, value, 'a DmaResv, null or omitted');
+  },
+  signal: optionalSignal,
+});
 
 /** Memory types; drivers number private types from `Priv`. @see TTM_PL_SYSTEM */
 export const TtmMemType = { System: 0, TT: 1, VRAM: 2, Priv: 3 } as const;
@@ -57,7 +78,10 @@ export type TtmPlacement = readonly TtmPlace[];
 
 /** Options of one TTM operation, and what it moved. @see struct ttm_operation_ctx */
 export class TtmOperationCtx {
-  /** Waits may be interrupted through `signal` (the kernel's interruptible sleeps). */
+  /**
+   * Waits honour `signal` (the kernel's interruptible sleeps); default true. False declares them
+   * uninterruptible, and then no signal may be given.
+   */
   interruptible: boolean;
   /** Fail with EBUSY instead of waiting for fences. */
   noWaitGpu: boolean;
@@ -70,6 +94,7 @@ export class TtmOperationCtx {
   /** Bytes moved by every move this context saw (statistics). */
   bytesMoved = 0;
 
+  /** @throws {InvalidArgumentError} for unknown or mistyped options, or a signal with `interruptible: false`. */
   constructor(init?: {
     interruptible?: boolean;
     noWaitGpu?: boolean;
@@ -77,11 +102,12 @@ export class TtmOperationCtx {
     resv?: DmaResv | null;
     signal?: AbortSignal;
   }) {
-    this.interruptible = init?.interruptible ?? false;
-    this.noWaitGpu = init?.noWaitGpu ?? false;
-    this.allowResEvict = init?.allowResEvict ?? false;
-    this.resv = init?.resv ?? null;
-    this.signal = init?.signal;
+    const parsed = parseCtxOptions(init);
+    this.interruptible = checkInterruptible('TtmOperationCtx', parsed.interruptible, parsed.signal);
+    this.noWaitGpu = parsed.noWaitGpu ?? false;
+    this.allowResEvict = parsed.allowResEvict ?? false;
+    this.resv = (parsed.resv as DmaResv | null | undefined) ?? null;
+    this.signal = parsed.signal;
   }
 }
 
