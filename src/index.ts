@@ -48,7 +48,6 @@ export {
   type FenceStatus,
   type FenceWaitOptions,
   fenceContextAlloc,
-  seqnoIsLater,
 } from './fence/dma-fence.js';
 export { DmaFenceArray, type DmaFenceArrayInit } from './fence/dma-fence-array.js';
 export {

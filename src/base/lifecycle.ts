@@ -31,7 +31,7 @@
  */
 
 import { BugError } from './errors.js';
-import { invalidArgument, requiredFunction } from './options.js';
+import { invalidArgument, requiredFunction, requiredString } from './options.js';
 
 /**
  * Runs `release` on every item, in order, continuing past failures.
@@ -204,7 +204,7 @@ export class LockGuard implements Disposable {
   /** @param release unlocks the lock; called at most once. @param what names the lock in errors. */
   constructor(release: () => void, what: string) {
     this.#release = requiredFunction(release, 'LockGuard', 'release') as () => void;
-    this.#what = String(what);
+    this.#what = requiredString(what, 'LockGuard', 'what');
   }
 
   /** Whether the guard still holds its lock. */

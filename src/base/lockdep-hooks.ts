@@ -23,8 +23,12 @@
  * ```
  */
 
+import { oneOf, requiredName } from './options.js';
+
 /** What kind of lock a class is: a ww class, a plain mutex class, or a pseudo-lock. */
 export type LockClassKind = 'ww' | 'mutex' | 'pseudo';
+
+const checkKind = oneOf(['ww', 'mutex', 'pseudo'] as const);
 
 /** A lock class: the unit the validator orders (the kernel's `lock_class_key`). */
 export class LockClass {
@@ -32,13 +36,15 @@ export class LockClass {
   readonly kind: LockClassKind;
   static readonly #byName = new Map<string, LockClass>();
 
+  /** @throws {InvalidArgumentError} for an empty name or an unknown kind. */
   constructor(name: string, kind: LockClassKind) {
-    this.name = name;
-    this.kind = kind;
+    this.name = requiredName(name, 'LockClass', 'name');
+    this.kind = checkKind(kind, 'LockClass', 'kind');
   }
 
   /** The plain mutex class called `name`, created on first use: mutexes with one name share it. */
   static forName(name: string): LockClass {
+    requiredName(name, 'LockClass.forName', 'name');
     let cls = LockClass.#byName.get(name);
     if (cls === undefined) {
       cls = new LockClass(name, 'mutex');

@@ -77,10 +77,9 @@ export class DmaFenceArray extends DmaFence {
    * @param fences the members, copied; at least one, none of them a container.
    * @param context the array's own timeline, usually a fresh `fenceContextAlloc()`.
    * @param seqno the array's position on that timeline.
-   * @throws {BugError} for an empty list or a member that is an array or a chain (the object
-   *   is not created).
-   * @throws {InvalidArgumentError} when `fences` is not an array of fences, or for a bad
-   *   context, seqno or option.
+   * @throws {BugError} for a member that is an array or a chain (the object is not created).
+   * @throws {InvalidArgumentError} when `fences` is not a non-empty array of fences, or for a
+   *   bad context, seqno or option.
    * @see dma_fence_array_init()
    */
   constructor(fences: readonly DmaFence[], context: number, seqno: number, init?: DmaFenceArrayInit) {
@@ -211,8 +210,12 @@ export class DmaFenceArray extends DmaFence {
 function checkMembers(fences: readonly DmaFence[]): readonly DmaFence[] {
   if (!Array.isArray(fences)) throw invalidArgument('DmaFenceArray', 'fences', fences, 'an array of DmaFence');
   if (fences.length === 0) {
-    throw new BugError(
-      'DmaFenceArray: the member list is empty; an array needs at least one fence (use DmaFence.getStub() for "nothing to wait for")',
+    throw invalidArgument(
+      'DmaFenceArray',
+      'fences',
+      fences,
+      'a non-empty array of DmaFence',
+      'use DmaFence.getStub() for "nothing to wait for"',
     );
   }
   const members = fences.slice();

@@ -166,11 +166,14 @@ function validateOps(ops: unknown): void {
     lastValidatedOps = ops;
     return;
   }
-  if (typeof ops !== 'object' || ops === null) {
+  if (typeof ops !== 'object' || ops === null || Array.isArray(ops)) {
     const expected = 'a DmaFenceOps table { getDriverName, getTimelineName, ... } or a timeline name';
     throw invalidArgument('DmaFence', 'ops', ops, expected);
   }
   const table = ops as Record<string, unknown>;
+  if (table['getDriverName'] === undefined && table['getTimelineName'] === undefined) {
+    throw invalidArgument('DmaFence', 'ops', ops, 'a DmaFenceOps table { getDriverName, getTimelineName, ... }');
+  }
   for (const name of ['getDriverName', 'getTimelineName']) {
     if (typeof table[name] !== 'function') {
       throw invalidArgument('DmaFence', `ops.${name}`, table[name], 'a function (it is mandatory)');
@@ -279,8 +282,8 @@ export class DmaFence {
     // Neither a table nor a name: validateOps throws, naming both.
     if (opsOrName !== undefined && typeof opsOrName !== 'string') validateOps(opsOrName);
     if (seqno !== undefined || init !== undefined) {
-      const expected = 'absent: a named fence takes (name, init); (ops, context, seqno, init) takes an ops table';
-      throw invalidArgument('DmaFence', 'arguments', seqno ?? init, expected);
+      // (x, context, seqno) is the ops form: what is wrong is x, which is no table.
+      throw invalidArgument('DmaFence', 'ops', opsOrName, 'a DmaFenceOps table when context and seqno are given');
     }
     const named = parseNamedInit(context);
     this.ops = opsForName(named.driver ?? 'dmabuf', opsOrName ?? 'fence');

@@ -90,6 +90,17 @@ export interface CpuAccessOptions {
   readonly signal?: AbortSignal;
 }
 
+const parseInfo = defineOptions('DmaBuf', {
+  heap: (value, fn, name) => {
+    if (typeof value === 'object' && value !== null) return value;
+    throw invalidArgument(fn, name, value, 'the exporting DmaHeap');
+  },
+  buffer: (value) => value, // checked against requestedSize in the constructor
+  requestedSize: (value) => value,
+  release: requiredFunction,
+  name: optionalString,
+});
+
 const parseCpuAccess = defineOptions('DmaBuf.beginCpuAccess', {
   write: requiredBoolean,
   timeout: optionalTimeout,
@@ -125,20 +136,14 @@ export class DmaBuf extends Kref implements Disposable {
    */
   constructor(info: DmaBufExportInfo) {
     super();
-    if (typeof info !== 'object' || info === null) {
-      throw invalidArgument(
-        'DmaBuf',
-        'info',
-        info,
-        'a DmaBufExportInfo { heap, buffer, requestedSize, release, name? }',
-      );
-    }
-    const { buffer, requestedSize, release } = info;
+    const parsed = parseInfo(info);
+    const buffer = parsed.buffer;
+    const requestedSize = parsed.requestedSize;
     if (
       !(buffer instanceof ArrayBuffer) &&
       !(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)
     ) {
-      throw invalidArgument('DmaBuf', 'info.buffer', buffer, 'an ArrayBuffer or SharedArrayBuffer');
+      throw invalidArgument('DmaBuf', 'options.buffer', buffer, 'an ArrayBuffer or SharedArrayBuffer');
     }
     if (
       typeof requestedSize !== 'number' ||
@@ -148,18 +153,17 @@ export class DmaBuf extends Kref implements Disposable {
     ) {
       throw invalidArgument(
         'DmaBuf',
-        'info.requestedSize',
+        'options.requestedSize',
         requestedSize,
         `an integer from 1 to ${buffer.byteLength} (the buffer's size)`,
       );
     }
-    requiredFunction(release, 'DmaBuf', 'info.release');
-    this.heap = info.heap;
-    this.#name = optionalString(info.name, 'DmaBuf', 'info.name');
+    this.heap = parsed.heap as DmaHeap;
+    this.#name = parsed.name;
     this.size = buffer.byteLength;
     this.requestedSize = requestedSize;
     this.#buffer = buffer;
-    this.#release = release;
+    this.#release = parsed.release as DmaBufExportInfo['release'];
   }
 
   /** Name for messages. */

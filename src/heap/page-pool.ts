@@ -150,7 +150,14 @@ export class PagePool implements Disposable {
     this.verifyZero = parsed.verifyZero === true;
     this.maxPooledBytes = (parsed.maxPooledBytes as number | undefined) ?? DEFAULT_MAX_POOLED_BYTES;
     const orders = [...(parsed.orders ?? DEFAULT_ORDERS)];
-    if (orders.length === 0) throw new InvalidArgumentError(`${this.name}: orders must name at least one size class`);
+    if (orders.length === 0) {
+      throw new InvalidArgumentError(
+        `PagePool ${this.name}: orders must name at least one size class, got an array of 0`,
+        {
+          argument: 'options.orders',
+        },
+      );
+    }
     for (const order of orders) {
       if (!Number.isInteger(order) || order < 0 || order > MAX_ORDER) {
         throw new InvalidArgumentError(

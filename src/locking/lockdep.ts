@@ -52,7 +52,7 @@
  */
 
 import { BugError } from '../base/errors.js';
-import { defineOptions, oneOf, optional, optionalBoolean, requiredFunction } from '../base/options.js';
+import { defineOptions, invalidArgument, oneOf, optional, optionalBoolean, requiredFunction } from '../base/options.js';
 import {
   type LockClass,
   dmaFenceLrMap,
@@ -210,6 +210,7 @@ export function beginSignalling(): SignallingCookie {
 
 /** Closes a section opened by {@link beginSignalling}. @see dma_fence_end_signalling() */
 export function endSignalling(cookie: SignallingCookie): void {
+  checkCookie('endSignalling', cookie);
   closeSection(cookie);
 }
 
@@ -236,6 +237,7 @@ export function lrBeginSignalling(): SignallingCookie {
 
 /** Closes a section opened by {@link lrBeginSignalling}. */
 export function lrEndSignalling(cookie: SignallingCookie): void {
+  checkCookie('lrEndSignalling', cookie);
   closeSection(cookie);
 }
 
@@ -404,6 +406,12 @@ function scopedSection<T>(map: LockClass, fn: () => T, caller: ValidatorEntry): 
   if (result instanceof Promise) return result.finally(close) as T;
   close();
   return result;
+}
+
+function checkCookie(fn: string, cookie: unknown): void {
+  if (typeof cookie !== 'object' || cookie === null) {
+    throw invalidArgument(fn, 'cookie', cookie, 'the cookie its begin call returned');
+  }
 }
 
 function closeSection(cookie: SignallingCookie): void {

@@ -159,7 +159,7 @@ function nameOf(object: object): string {
 }
 
 function checkItem(item: LockItem, where: string): void {
-  if (typeof item !== 'object' || item === null) {
+  if (typeof item !== 'object' || item === null || !('ops' in item) || !('object' in item)) {
     throw new InvalidArgumentError(`${where}: expected a lock item { ops, object }, got ${describeValue(item)}`);
   }
   const { ops, object } = item;

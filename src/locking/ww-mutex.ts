@@ -124,6 +124,7 @@ export class WwClass {
 
   /** @internal Issues the next ticket; the first is 1. */
   static nextStamp(wwClass: WwClass): number {
+    if (!(wwClass instanceof WwClass)) throw invalidArgument('WwClass.nextStamp', 'wwClass', wwClass, 'a WwClass');
     return ++wwClass.#stamp;
   }
 }

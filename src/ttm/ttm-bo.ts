@@ -74,10 +74,12 @@ import {
   defineOptions,
   instanceOf,
   invalidArgument,
+  isPlainObject,
   optional,
   optionalBoolean,
   optionalSignal,
   optionalString,
+  requiredBoolean,
 } from '../base/options.js';
 import type { DmaHeap } from '../heap/dma-heap.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
@@ -101,8 +103,8 @@ import {
   ttmResourceCompatible,
   ttmResourceFree,
   ttmResourceMoveToLruTail,
-  type TtmResource,
-  type TtmResourceManager,
+  TtmResource,
+  TtmResourceManager,
   type TtmResourceOwner,
 } from './ttm-resource.js';
 import { TtmTt, TtmTtFlags } from './ttm-tt.js';
@@ -256,13 +258,28 @@ export class TtmBufferObject implements TtmResourceOwner {
    * @throws {InvalidArgumentError} for a bad size, type, priority or option.
    */
   constructor(device: TtmBoDevice, init: TtmBoInit, ghostOf: TtmBufferObject | null = null) {
-    if (init === null || typeof init !== 'object')
-      throw new InvalidArgumentError(`TtmBufferObject: init must be an object, got ${describeValue(init)}`);
+    if (typeof (device as Partial<TtmBoDevice> | null)?.boCreated !== 'function') {
+      throw invalidArgument('TtmBufferObject', 'device', device, 'a TtmDevice');
+    }
+    if (ghostOf !== null && !(ghostOf instanceof TtmBufferObject)) {
+      throw invalidArgument('TtmBufferObject', 'ghostOf', ghostOf, 'a TtmBufferObject or null');
+    }
+    if (!isPlainObject(init)) {
+      throw invalidArgument(
+        'TtmBufferObject',
+        'init',
+        init,
+        'an options object { size, type?, resv?, priority?, name?, bulkMove? }',
+      );
+    }
     for (const key of Object.keys(init)) {
-      if (!INIT_KEYS.has(key))
+      if (!INIT_KEYS.has(key)) {
         throw new InvalidArgumentError(
-          `TtmBufferObject: unknown option '${key}' (known: ${[...INIT_KEYS].join(', ')})`,
+          `TtmBufferObject: unknown option ${JSON.stringify(key)} (got ${describeValue(init[key as keyof TtmBoInit])}); ` +
+            `the known options are ${[...INIT_KEYS].join(', ')}; check the spelling`,
+          { argument: `init.${key}` },
         );
+      }
     }
     const { size } = init;
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) {
@@ -309,7 +326,7 @@ export class TtmBufferObject implements TtmResourceOwner {
     init: TtmBoInitPlaced,
     ctx = new TtmOperationCtx(),
   ): Promise<TtmBufferObject> {
-    if (init === null || typeof init !== 'object') {
+    if (!isPlainObject(init)) {
       throw invalidArgument('TtmBufferObject.initReserved', 'init', init, 'a TtmBoInitPlaced { size, placement, ... }');
     }
     checkPlacement(init.placement, 'TtmBufferObject.initReserved');
@@ -524,6 +541,9 @@ export class TtmBufferObject implements TtmResourceOwner {
     ctx: TtmOperationCtx,
     forceSpace: boolean,
   ): Promise<TtmResource | 'ENOSPC'> {
+    checkPlacement(placement, `${this.name}: allocResource`);
+    checkCtx(ctx, 'TtmBufferObject.allocResource', 'ctx');
+    requiredBoolean(forceSpace, 'TtmBufferObject.allocResource', 'forceSpace');
     this.#assertLocked('allocResource');
     const ticket = this.#resv.lockingCtx;
     this.#resv.reserveFences(TTM_NUM_MOVE_FENCES);
@@ -622,6 +642,9 @@ export class TtmBufferObject implements TtmResourceOwner {
    * driver's move asks for one; frees `res` when the move fails. @see ttm_bo_handle_move_mem()
    */
   async moveTo(res: TtmResource, evict: boolean, ctx: TtmOperationCtx): Promise<void> {
+    if (!(res instanceof TtmResource)) throw invalidArgument('TtmBufferObject.moveTo', 'res', res, 'a TtmResource');
+    requiredBoolean(evict, 'TtmBufferObject.moveTo', 'evict');
+    checkCtx(ctx, 'TtmBufferObject.moveTo', 'ctx');
     try {
       let result = await this.#handleMoveMem(res, evict, ctx);
       if (result !== undefined) {
@@ -686,7 +709,9 @@ export class TtmBufferObject implements TtmResourceOwner {
 
   /** Joins (or with null leaves) a bulk move. Needs the lock. @see ttm_bo_set_bulk_move() */
   setBulkMove(bulk: TtmLruBulkMove | null): void {
-    if (bulk !== null) checkBulk(bulk, 'TtmBufferObject.setBulkMove', 'bulk');
+    if (bulk !== null && !(bulk instanceof TtmLruBulkMove)) {
+      throw invalidArgument('TtmBufferObject.setBulkMove', 'bulk', bulk, 'a TtmLruBulkMove or null');
+    }
     this.#assertLocked('setBulkMove');
     if (this.#bulkMove === bulk) return;
     const res = this.#resource;
@@ -968,6 +993,9 @@ async function evictOrReap(bo: TtmBufferObject, ctx: TtmOperationCtx): Promise<v
  * @see ttm_bo_evict_first()
  */
 export async function ttmBoEvictFirst(man: TtmResourceManager, ctx = new TtmOperationCtx()): Promise<boolean> {
+  if (!(man instanceof TtmResourceManager))
+    throw invalidArgument('ttmBoEvictFirst', 'man', man, 'a TtmResourceManager');
+  checkCtx(ctx, 'ttmBoEvictFirst', 'ctx');
   const cursor = man.cursor();
   const res = cursor.next();
   cursor.fini();

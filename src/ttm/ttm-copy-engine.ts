@@ -173,6 +173,9 @@ export class TtmCopyEngine implements AsyncDisposable {
     }
     let list: DmaFence[] | null = null;
     if (deps !== undefined && deps !== null) {
+      if (typeof deps !== 'object' || typeof (deps as Partial<Iterable<unknown>>)[Symbol.iterator] !== 'function') {
+        throw invalidArgument('TtmCopyEngine.copy', 'deps', deps, 'an iterable of DmaFence (an array), or omitted');
+      }
       list = [];
       for (const dep of deps) {
         if (!(dep instanceof DmaFence)) {

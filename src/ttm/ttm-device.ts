@@ -75,7 +75,7 @@ import { DmaHeap } from '../heap/dma-heap.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
 import { TtmLruList } from './ttm-lru.js';
 import { TTM_NUM_MEM_TYPES, TtmMemType, TtmOperationCtx, memTypeName } from './ttm-placement.js';
-import { type TtmLruHost, type TtmResource, TtmResourceManager } from './ttm-resource.js';
+import { type TtmLruHost, TtmResource, TtmResourceManager } from './ttm-resource.js';
 import { TtmRangeManager, TtmSysManager } from './ttm-range-manager.js';
 import { TtmCopyEngine } from './ttm-copy-engine.js';
 import { ttmBoEvictFirst, type TtmBoDevice, type TtmBufferObject, type TtmDeviceFuncs } from './ttm-bo.js';
@@ -296,6 +296,12 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmD
 
   /** The bytes of `res`, which belongs to `bo`: its tt (populated on demand) or the VRAM arena. */
   resourceBytes(bo: TtmBufferObject, res: TtmResource): Uint8Array {
+    if (typeof (bo as { kmap?: unknown } | null)?.kmap !== 'function') {
+      throw invalidArgument('TtmDevice.resourceBytes', 'bo', bo, 'a TtmBufferObject');
+    }
+    if (!(res instanceof TtmResource)) {
+      throw invalidArgument('TtmDevice.resourceBytes', 'res', res, 'a TtmResource');
+    }
     if (res.manager.useTt) {
       if (bo.tt === null) throw new BugError(`${bo.name}: a ${memTypeName(res.memType)} resource without a tt`);
       bo.tt.populate(this.heap);

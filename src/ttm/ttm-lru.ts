@@ -38,6 +38,7 @@
  */
 
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { invalidArgument } from '../base/options.js';
 import { TTM_NUM_MEM_TYPES } from './ttm-placement.js';
 import type { TtmResource, TtmResourceCursor, TtmResourceOwner } from './ttm-resource.js';
 
@@ -194,6 +195,11 @@ function prevRes(res: TtmResource): TtmResource {
   throw new BugError(`TtmLruBulkMove: range broken before ${res} (list ${res.list?.name})`);
 }
 
+/** A bulk move's argument must be a resource (an LRU item of kind 'resource'). */
+function checkResource(fn: string, res: unknown): void {
+  if (!(res instanceof TtmLruItem) || res.kind !== 'resource') throw invalidArgument(fn, 'res', res, 'a TtmResource');
+}
+
 /**
  * Keeps the resources of buffers sharing one reservation contiguous on their LRUs, one range
  * per (memory type, priority), so {@link TtmLruBulkMove.tail} bumps them all in O(1) per range.
@@ -215,6 +221,7 @@ export class TtmLruBulkMove {
    * @see ttm_lru_bulk_move_add() @see ttm_resource_add_bulk_move()
    */
   add(res: TtmResource): void {
+    checkResource('TtmLruBulkMove.add', res);
     const bo = ownerOf('TtmLruBulkMove.add', res);
     if (isUnevictable(res, bo)) return;
     const priority = checkPriority('TtmLruBulkMove.add', bo.priority);
@@ -258,6 +265,7 @@ export class TtmLruBulkMove {
    * @see ttm_lru_bulk_move_del() @see ttm_resource_del_bulk_move()
    */
   del(res: TtmResource): void {
+    checkResource('TtmLruBulkMove.del', res);
     if (res[BULK] !== this) return;
     const pos = this.#pos[res[SLOT]]!;
     if (pos.first === res && pos.last === res) {
@@ -275,6 +283,7 @@ export class TtmLruBulkMove {
 
   /** Whether `res` is in one of this bulk move's ranges. */
   has(res: TtmResource): boolean {
+    checkResource('TtmLruBulkMove.has', res);
     return res[BULK] === this;
   }
 

@@ -37,6 +37,7 @@
  */
 
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { defineOptionsCheck, optionalBoolean, optionalString } from '../base/options.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
 import { TtmPlaceFlags, type TtmPlace } from './ttm-placement.js';
 import {
@@ -273,6 +274,16 @@ function pfnOf(what: string, name: string, value: unknown): number {
   return value;
 }
 
+// The shape of both managers' options: a plain object with known keys (each constructor checks the size).
+const anySize = (): undefined => undefined;
+const managerShape = { size: anySize, name: optionalString, useTt: optionalBoolean };
+const checkRangeOptions = defineOptionsCheck('TtmRangeManager', managerShape);
+const checkSysOptions = defineOptionsCheck('TtmSysManager', managerShape);
+
+function checkManagerOptions(fn: 'TtmRangeManager' | 'TtmSysManager', options: unknown): void {
+  (fn === 'TtmRangeManager' ? checkRangeOptions : checkSysOptions)(options === undefined ? {} : options);
+}
+
 /** Options of a {@link TtmRangeManager}. */
 export interface TtmRangeManagerOptions {
   /** Bytes, a multiple of PAGE_SIZE. */
@@ -293,6 +304,7 @@ export class TtmRangeManager extends TtmResourceManager {
   #usedPages = 0;
 
   constructor(host: TtmLruHost, options: TtmRangeManagerOptions) {
+    checkManagerOptions('TtmRangeManager', options);
     const name = options?.name ?? 'ttm-range';
     const size = options?.size;
     if (
@@ -422,6 +434,7 @@ export interface TtmSysManagerOptions {
  */
 export class TtmSysManager extends TtmResourceManager {
   constructor(host: TtmLruHost, options: TtmSysManagerOptions) {
+    checkManagerOptions('TtmSysManager', options);
     super(host, { size: options?.size, useTt: options?.useTt ?? true, name: options?.name ?? 'ttm-sys' });
   }
 

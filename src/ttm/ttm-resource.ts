@@ -48,6 +48,7 @@
  */
 
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { invalidArgument, isPlainObject, requiredBoolean } from '../base/options.js';
 import { DmaFence } from '../fence/dma-fence.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
 import type { DmaResv } from '../resv/dma-resv.js';
@@ -158,14 +159,19 @@ export abstract class TtmResourceManager {
 
   /** @see ttm_resource_manager_init() */
   constructor(host: TtmLruHost, options: TtmResourceManagerOptions) {
+    if (!isPlainObject(options)) {
+      throw invalidArgument('TtmResourceManager', 'options', options, 'an options object { size, useTt?, name? }');
+    }
     const name = options?.name ?? 'ttm-manager';
+    if (typeof name !== 'string') throw invalidArgument('TtmResourceManager', 'options.name', name, 'a string');
     if (!(host?.unevictable instanceof TtmLruList)) {
       throw new InvalidArgumentError(`${name}: host must have an 'unevictable' TtmLruList, got ${describeValue(host)}`);
     }
     const size = options?.size;
-    if (typeof size !== 'number' || Number.isNaN(size) || size < 0) {
+    if (typeof size !== 'number' || !(size === Infinity || (Number.isSafeInteger(size) && size >= 0))) {
       throw new InvalidArgumentError(
-        `${name}: size must be a non-negative number of bytes, got ${describeValue(size)}`,
+        `${name}: size must be a non-negative integer number of bytes (or Infinity), got ${describeValue(size)}`,
+        { argument: 'options.size' },
       );
     }
     this.host = host;
@@ -188,6 +194,7 @@ export abstract class TtmResourceManager {
    * @see ttm_resource_manager_set_used()
    */
   setUsed(used: boolean): void {
+    requiredBoolean(used, 'TtmResourceManager.setUsed', 'used');
     if (!used) {
       const busy = this.lru.filter((l) => !l.isEmpty);
       if (busy.length > 0) {

@@ -199,10 +199,10 @@ describe('DmaFenceArray', () => {
     assert.equal(b.pendingCallbacks, 0, 'the callback added to b after the array signaled was removed');
   });
 
-  it('rejects an empty member list with a BugError', () => {
+  it('rejects an empty member list with an InvalidArgumentError, as waitAny does', () => {
     assert.throws(
       () => makeArray([]),
-      (err: unknown) => err instanceof BugError && /at least one fence/.test(err.message),
+      (err: unknown) => err instanceof InvalidArgumentError && /non-empty array/.test(err.message),
     );
   });
 
