@@ -3,7 +3,9 @@
  * README.md and each `@example` of a module under src/. They are extracted into a scratch
  * directory inside the package (so `import ... from 'dmabuf'` resolves to src/ through the
  * `source` condition, as in examples/), type-checked together with the project's compiler
- * options, then each one is run in a process of its own and must exit cleanly.
+ * options, then run one after the other in a child process and must each complete. (One process
+ * for all: a process each cost a minute of CPU per test pass. Between examples the runner turns
+ * the validator off and forgets its graph, the one global state an example may leave on.)
  *
  * A module's example may import its own module and neighbours by relative path (internal
  * modules have no public name); those paths are resolved from the module's directory.
@@ -28,6 +30,26 @@ const NOT_RUN: Readonly<Record<string, string>> = {};
 const NO_EXAMPLE: Readonly<Record<string, string>> = {
   'src/index.ts': 'the export list; every module it exports has its own example',
 };
+
+/** Printed by the runner after each example: completed, or failed with its error. */
+const MARK = '@@example-done ';
+const FAILED = '@@example-failed ';
+
+/** Runs the examples named on its command line one after the other, in this process. */
+const RUNNER = `
+import { disableLockdep, resetLockdep } from LOCKDEP;
+for (const file of process.argv.slice(2)) {
+  try {
+    await import(file);
+    console.log(${JSON.stringify(MARK)} + file);
+  } catch (err) {
+    const why = String(err instanceof Error ? err.stack : err).split('\\n').slice(0, 4).join(' | ');
+    console.log(${JSON.stringify(FAILED)} + file + ' ' + why);
+  }
+  disableLockdep();
+  resetLockdep();
+}
+`;
 
 interface Snippet {
   /** `README.md#3` or `src/fence/dma-fence.ts#1`. */
@@ -130,25 +152,37 @@ describe('documentation examples', () => {
 
       const env: NodeJS.ProcessEnv = { ...process.env };
       delete env['NODE_TEST_CONTEXT'];
-      const queue = [...files].filter(([, snippet]) => !(snippet.id in NOT_RUN));
-      const failures: string[] = [];
-      const worker = async (): Promise<void> => {
-        for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-          const [file, snippet] = next;
-          try {
-            await run(process.execPath, ['--conditions=source', '--import', 'tsx', file], {
-              cwd: ROOT,
-              env,
-              timeout: 60_000,
-            });
-          } catch (err) {
-            const { stderr, message } = err as { stderr?: string; message: string };
-            failures.push(`${snippet.id}: ${(stderr ?? message).trim().split('\n').slice(0, 6).join('\n')}`);
-          }
-        }
-      };
-      await Promise.all([worker(), worker()]);
-      assert.deepEqual(failures, [], 'examples that failed to run');
+      const toRun = [...files].filter(([, snippet]) => !(snippet.id in NOT_RUN));
+      const runner = join(dir, 'run-examples.ts');
+      writeFileSync(runner, RUNNER.replace('LOCKDEP', JSON.stringify(join(ROOT, 'src/locking/lockdep.ts'))));
+      let stdout = '';
+      let failure = '';
+      try {
+        ({ stdout } = await run(
+          process.execPath,
+          ['--conditions=source', '--import', 'tsx', runner, ...toRun.map(([file]) => file)],
+          { cwd: ROOT, env, timeout: 180_000, maxBuffer: 16 << 20 },
+        ));
+      } catch (err) {
+        const { stdout: out, stderr, message } = err as { stdout?: string; stderr?: string; message: string };
+        stdout = out ?? '';
+        failure = (stderr ?? message).trim().split('\n').slice(0, 8).join('\n');
+      }
+      const lines = stdout.split('\n');
+      const done = new Set(lines.filter((line) => line.startsWith(MARK)).map((line) => line.slice(MARK.length)));
+      const why = new Map(
+        lines
+          .filter((line) => line.startsWith(FAILED))
+          .map((line) => {
+            const rest = line.slice(FAILED.length);
+            const space = rest.indexOf(' ');
+            return [rest.slice(0, space), rest.slice(space + 1)] as const;
+          }),
+      );
+      const failures = toRun
+        .filter(([file]) => !done.has(file))
+        .map(([file, snippet]) => `${snippet.id}: ${why.get(file) ?? failure ?? 'did not run'}`);
+      assert.deepEqual(failures, [], 'examples that did not run to completion');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
