@@ -164,8 +164,14 @@ export {
   TtmPlaceFlags,
   type TtmPlacement,
 } from './ttm/ttm-placement.js';
-export { TTM_MAX_BO_PRIORITY, TtmLruBulkMove } from './ttm/ttm-lru.js';
-export { TtmResource, TtmResourceManager, type TtmResourceManagerOptions } from './ttm/ttm-resource.js';
+export { TTM_MAX_BO_PRIORITY, TtmLruBulkMove, TtmLruItem, TtmLruList } from './ttm/ttm-lru.js';
+export {
+  type TtmLruHost,
+  TtmResource,
+  TtmResourceCursor,
+  TtmResourceManager,
+  type TtmResourceManagerOptions,
+} from './ttm/ttm-resource.js';
 export {
   TtmRangeManager,
   type TtmRangeManagerOptions,
@@ -204,7 +210,7 @@ export {
   DrmSchedPriority,
   type DrmSchedQueueStats,
   DrmSchedRq,
-  type DrmSchedRqNode,
+  DrmSchedRqNode,
   fairPolicy,
   fifoPolicy,
   rrPolicy,

@@ -19,7 +19,6 @@ import fc from 'fast-check';
 import * as api from '../src/index.js';
 import { describeValue } from '../src/base/errors.js';
 import { isAbortSignal, isPlainObject } from '../src/base/options.js';
-import { TtmLruList } from '../src/ttm/ttm-lru.js';
 import { mockFence, testSeed } from './helpers/mock-fence.js';
 
 const {
@@ -35,6 +34,7 @@ const {
   Syncobj,
   TtmBufferObject,
   TtmDevice,
+  TtmLruList,
   TtmMemType,
   TtmOperationCtx,
   WwAcquireCtx,
@@ -983,6 +983,28 @@ const SPECS: Readonly<Record<string, Spec>> = {
     ],
     noArgs: ['tail', 'fini'],
   },
+  TtmLruItem: {
+    ctor: [A.oneOf(['resource', 'hitch', 'head'])],
+  },
+  TtmLruList: {
+    make: () => new TtmLruList('fuzz'),
+    use: (list: InstanceType<typeof TtmLruList>) => {
+      assert.equal(list.isEmpty, true);
+      assert.equal(list.isSingular(), false);
+      assert.deepEqual([...list], []);
+    },
+    ctor: [optional(A.string())],
+    noArgs: ['isSingular'],
+  },
+  TtmResourceCursor: {
+    ctor: [
+      A.instance(
+        api.TtmResourceManager,
+        () => new api.TtmSysManager({ unevictable: new TtmLruList() }, { size: 4096 }),
+      ),
+    ],
+    noArgs: ['next', 'fini'],
+  },
   TtmOperationCtx: {
     ctor: [
       A.opts({
@@ -1136,6 +1158,26 @@ const SPECS: Readonly<Record<string, Spec>> = {
   },
 };
 
+/**
+ * Exports not in this sweep, with the reason. The GPU scheduler landed on main after the sweep;
+ * its helper adopts `base/options` (one import, one call per entry point) in a follow-up, and
+ * moves its rows from here into SPECS and FUNCTIONS.
+ */
+const SCHEDULER = 'GPU scheduler (issue 14): landed after this sweep, adopts base/options in its follow-up';
+const NOT_SWEPT: Readonly<Record<string, string>> = {
+  DrmGpuScheduler: SCHEDULER,
+  DrmSchedEntity: SCHEDULER,
+  DrmSchedEntityKilledError: SCHEDULER,
+  DrmSchedFence: SCHEDULER,
+  DrmSchedJob: SCHEDULER,
+  DrmSchedRq: SCHEDULER,
+  DrmSchedRqNode: SCHEDULER,
+  ManualExecutor: SCHEDULER,
+  schedPriorityName: SCHEDULER,
+  submitJob: SCHEDULER,
+  toDrmSchedFence: SCHEDULER,
+};
+
 /** Exported functions: arguments, and whether they return a promise. */
 const FUNCTIONS: Readonly<Record<string, Method | string>> = {
   beginSignalling: 'takes no argument',
@@ -1157,6 +1199,16 @@ const FUNCTIONS: Readonly<Record<string, Method | string>> = {
     make(api.lrBeginSignalling, (v) => typeof v === 'object' && v !== null),
   ),
   fenceContextAlloc: m('fenceContextAlloc', optional(A.positive())),
+  installHeldLockTracker: m(
+    'installHeldLockTracker',
+    make(
+      () => UNAVAILABLE,
+      (v) =>
+        v === null ||
+        (typeof v === 'object' &&
+          ['get', 'set', 'run'].every((k) => typeof (v as Record<string, unknown>)[k] === 'function')),
+    ),
+  ),
   lockdepTask: m('lockdepTask', A.fn()),
   lrSignallingSection: m('lrSignallingSection', A.fn()),
   signallingSection: m('signallingSection', A.fn()),
@@ -1359,10 +1411,15 @@ describe('hostile input against the public API', () => {
     assert.equal(fence.signal(), true);
   });
 
-  it('the table covers every export, constructor and method, or says why not', () => {
+  it('the table covers every export, constructor and method, or says why not', (t) => {
     const missing: string[] = [];
+    for (const [name, why] of Object.entries(NOT_SWEPT)) {
+      assert.ok(name in api, `NOT_SWEPT lists ${name}, which dmabuf does not export`);
+      assert.ok(!(name in SPECS) && !(name in FUNCTIONS), `${name} is both swept and NOT_SWEPT`);
+      t.diagnostic(`not swept: ${name}: ${why}`);
+    }
     for (const [name, value] of Object.entries(api)) {
-      if (typeof value !== 'function') continue;
+      if (typeof value !== 'function' || name in NOT_SWEPT) continue;
       if (!isClass(value)) {
         if (!(name in FUNCTIONS)) missing.push(`function ${name}`);
         continue;

@@ -19,6 +19,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import ts from 'typescript';
+import { webgpuSkip } from './helpers/webgpu.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -29,6 +30,7 @@ const NOT_RUN: Readonly<Record<string, string>> = {};
 /** Modules without an example of their own, with the reason. */
 const NO_EXAMPLE: Readonly<Record<string, string>> = {
   'src/index.ts': 'the export list; every module it exports has its own example',
+  'src/webgpu.ts': 'the dmabuf/webgpu export list; every module it exports has its own example',
 };
 
 /** Printed by the runner after each example: completed, or failed with its error. */
@@ -150,9 +152,18 @@ describe('documentation examples', () => {
       });
       assert.deepEqual(typeErrors, [], 'examples that do not type-check');
 
+      // WebGPU examples need an adapter: helpers/webgpu points Dawn at SwiftShader when it is
+      // installed (the environment is inherited); without one they are skipped, as the device tests are.
+      const gpuSkip = await webgpuSkip();
       const env: NodeJS.ProcessEnv = { ...process.env };
       delete env['NODE_TEST_CONTEXT'];
-      const toRun = [...files].filter(([, snippet]) => !(snippet.id in NOT_RUN));
+      const needsGpu = (snippet: Snippet) => snippet.code.includes("'dmabuf/webgpu'");
+      if (gpuSkip !== undefined) {
+        for (const snippet of files.values()) if (needsGpu(snippet)) t.diagnostic(`not run: ${snippet.id}: ${gpuSkip}`);
+      }
+      const toRun = [...files].filter(
+        ([, snippet]) => !(snippet.id in NOT_RUN) && (gpuSkip === undefined || !needsGpu(snippet)),
+      );
       const runner = join(dir, 'run-examples.ts');
       writeFileSync(runner, RUNNER.replace('LOCKDEP', JSON.stringify(join(ROOT, 'src/locking/lockdep.ts'))));
       let stdout = '';
@@ -160,7 +171,7 @@ describe('documentation examples', () => {
       try {
         ({ stdout } = await run(
           process.execPath,
-          ['--conditions=source', '--import', 'tsx', runner, ...toRun.map(([file]) => file)],
+          ['--conditions=@dmabuf/source', '--import', 'tsx', runner, ...toRun.map(([file]) => file)],
           { cwd: ROOT, env, timeout: 180_000, maxBuffer: 16 << 20 },
         ));
       } catch (err) {

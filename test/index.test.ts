@@ -42,7 +42,8 @@ const INTERNAL = [
   'ttmDeviceFuncsResolve',
   'checkPlacement',
   'ttmResourceAlloc',
-  'TtmLruList',
+  'linkTail',
+  'checkMemType',
 ] as const;
 
 /** Helpers for users' tests: in dmabuf/testing, not in the main entry. */
@@ -148,7 +149,9 @@ describe('published types', () => {
         ...config.options,
         noEmit: true,
         skipLibCheck: false,
-        types: ['node'],
+        types: ['node', '@webgpu/types'],
+        // dmabuf/webgpu's types build on the DOM's, as @webgpu/types does.
+        lib: [...(config.options.lib ?? []), 'lib.dom.d.ts'],
         rootDir: out,
       });
       const typeErrors = ts.getPreEmitDiagnostics(check).map((d) => {

@@ -179,7 +179,7 @@ export class AlreadyLockedError extends DmaBufError {
   }
 }
 
-/** Describes a value for an error message: its type and a short rendering. */
+/** @internal Describes a value for an error message: its type and a short rendering. */
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}n`;
@@ -196,7 +196,7 @@ export function describeValue(value: unknown): string {
   return `${/^[AEIOU]/.test(ctor) ? 'an' : 'a'} ${ctor}`;
 }
 
-/** Raises an error from a callback without disturbing the caller (like the DOM's `reportError`). */
+/** @internal Raises an error from a callback without disturbing the caller (like the DOM's `reportError`). */
 export function reportCallbackError(error: unknown): void {
   queueMicrotask(() => {
     throw error;

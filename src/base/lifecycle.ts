@@ -34,6 +34,7 @@ import { BugError } from './errors.js';
 import { invalidArgument, requiredFunction, requiredString } from './options.js';
 
 /**
+ * @internal
  * Runs `release` on every item, in order, continuing past failures.
  * @throws the single failure as itself, or an `AggregateError` of them all, described by
  *   `message(count)`, once every item was tried.
@@ -43,6 +44,7 @@ export function runAll<T>(items: Iterable<T>, release: (item: T) => void, messag
 }
 
 /**
+ * @internal
  * Runs `release` on every item, in order, continuing past failures.
  * @returns what the failed calls threw, in order, or undefined when none failed.
  */
@@ -58,7 +60,7 @@ export function collectFailures<T>(items: Iterable<T>, release: (item: T) => voi
   return errors;
 }
 
-/** Throws nothing for no errors, the error itself for one, an `AggregateError` for several. */
+/** @internal Throws nothing for no errors, the error itself for one, an `AggregateError` for several. */
 export function throwCollected(errors: readonly unknown[] | undefined, message: (failures: number) => string): void {
   if (errors === undefined || errors.length === 0) return;
   if (errors.length === 1) throw errors[0];

@@ -58,17 +58,17 @@ export class LockClass {
   }
 }
 
-/** The fence-signalling pseudo-lock: held (as a read lock) by code on the way to `signal()`. */
+/** @internal The fence-signalling pseudo-lock: held (as a read lock) by code on the way to `signal()`. */
 export const dmaFenceMap = new LockClass('dma_fence_map', 'pseudo');
-/** The same for long-running fences (seed 001): their own map, so the two can be ordered. */
+/** @internal The same for long-running fences (seed 001): their own map, so the two can be ordered. */
 export const dmaFenceLrMap = new LockClass('dma_fence_lr_map', 'pseudo');
-/** Memory reclaim: an allocation that may wait for eviction or shrinking takes this. */
+/** @internal Memory reclaim: an allocation that may wait for eviction or shrinking takes this. */
 export const fsReclaim = new LockClass('fs_reclaim', 'pseudo');
 
 /** What a signalling-section cookie is: opaque to callers. */
 export type SignallingCookie = object;
 
-/** The validator's entry points. */
+/** @internal The validator's entry points. */
 export interface LockdepHooks {
   /**
    * A lock is requested (before any waiting): records and checks dependencies from every lock
@@ -100,10 +100,10 @@ export interface LockdepHooks {
   task<T>(fn: () => T): T;
 }
 
-/** The installed validator, or null while it is off. Read it on every hot path; it is one branch. */
+/** @internal The installed validator, or null while it is off. Read it on every hot path; it is one branch. */
 export let lockdep: LockdepHooks | null = null;
 
-/** Installs (or, with null, removes) the validator. For `locking/lockdep.ts` only. */
+/** @internal Installs (or, with null, removes) the validator. For `locking/lockdep.ts` only. */
 export function installLockdepHooks(hooks: LockdepHooks | null): void {
   lockdep = hooks;
 }

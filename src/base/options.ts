@@ -1,33 +1,23 @@
 /**
- * Argument and option checks: the one gate every public entry point passes its inputs through.
+ * Argument and option checks: the gate every public entry point passes its inputs through.
  *
- * Overview: dmabuf is called from plain JavaScript as often as from TypeScript, so the types
- * promise nothing at run time. Every public constructor and method checks its arguments and its
- * options object here, before it changes anything, and a bad input becomes an
- * {@link InvalidArgumentError} naming the function, the argument, what arrived and what was
- * expected. A check is a small function ({@link Check}); {@link defineOptions} turns a table of
- * them into a parser for one function's options object, which also refuses unknown option names
- * (a misspelt `timout` would otherwise be silently ignored).
- *
- * The kernel checks its ioctl arguments at the user/kernel boundary (`copy_from_user`, then
- * `-EINVAL` for unknown flags or out-of-range values) and trusts them inside; this module is that
- * boundary. Internal calls between dmabuf modules may skip it.
+ * Overview: dmabuf is called from plain JavaScript too, so types promise nothing at run time.
+ * Every public constructor and method checks its arguments and options here before it changes
+ * anything (the kernel's `-EINVAL` at the ioctl boundary). A {@link Check} checks one value;
+ * {@link defineOptions} compiles a table of checks into one function's options parser, which
+ * also refuses unknown option names (a misspelt `timout` is not silently ignored).
  *
  * Contract:
- * - A parser reads each option once, so a getter cannot pass the check and then hand the caller
- *   something else. It returns a fresh record holding every option of its table (absent ones
- *   `undefined`); for `undefined` options it returns a shared frozen record and allocates nothing.
- * - Options must be a plain object (`{ ... }`, or one made with `Object.create(null)`); class
- *   instances, arrays, functions and primitives are refused, because passing an `AbortController`
- *   or a signal where the options go is a common slip that would otherwise read as "no options".
- * - {@link isAbortSignal} is a brand check (it asks `AbortSignal.prototype`'s own `aborted`
- *   getter, which throws for anything else), so a look-alike object is refused and a signal from
- *   another realm (an iframe) is accepted.
- * - Number checks refuse `NaN` always and `±Infinity` unless they mean something (a timeout of
- *   `Infinity` waits for ever); counts and sizes must be safe integers.
- * - Messages read `<function>: <argument> must be <expected>, got <value>` (or `<function>:
- *   unknown option "<name>" ...`); the error's `argument` field holds the argument's name
- *   (`'options.timeout'`).
+ * - A parser reads each option once (a getter cannot pass the check and then change) and
+ *   returns a record of every option (absent ones `undefined`); `undefined` options cost nothing.
+ * - Options are plain objects; class instances (an `AbortController` passed by mistake), arrays,
+ *   functions and primitives are refused.
+ * - {@link isAbortSignal} is a brand check (`AbortSignal.prototype`'s own `aborted` getter):
+ *   look-alikes are refused, signals from another realm accepted.
+ * - Numbers: `NaN` never, `±Infinity` only where it means something (an endless timeout); counts
+ *   and sizes are safe integers.
+ * - Messages read `<function>: <argument> must be <expected>, got <value>`; the error's
+ *   `argument` names the argument (`'options.timeout'`).
  *
  * @example
  * ```ts
@@ -46,14 +36,10 @@
 
 import { InvalidArgumentError, describeValue } from './errors.js';
 
-/**
- * Checks one input. Returns the value to use (possibly normalised: an `Infinity` timeout becomes
- * `undefined`, "no limit") or throws {@link InvalidArgumentError}. `fn` and `name` only feed the
- * message, which is built when the check fails.
- */
+/** @internal Checks one input: returns the value to use (maybe normalised) or throws. */
 export type Check<T> = (value: unknown, fn: string, name: string) => T;
 
-/** Builds the error every check throws: `<fn>: <name> must be <expected>, got <value>[; hint]`. */
+/** @internal Builds the error every check throws: `<fn>: <name> must be <expected>, got <value>[; hint]`. */
 export function invalidArgument(
   fn: string,
   name: string,
@@ -68,8 +54,7 @@ export function invalidArgument(
   });
 }
 
-// The slip this check exists for: passing the controller, or something that only looks like a
-// signal. Naming it saves the caller a debugging session.
+// The slip the signal check exists for: passing the controller.
 function signalHint(value: unknown): string | undefined {
   if (typeof AbortController === 'function' && value instanceof AbortController) {
     return 'pass controller.signal, not the AbortController itself';
@@ -82,10 +67,7 @@ const abortedGetter: ((this: unknown) => boolean) | undefined =
     ? Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')?.get
     : undefined;
 
-/**
- * Whether `value` is a real `AbortSignal`, from this realm or another. `instanceof` alone is
- * fooled both ways: by `Object.create(AbortSignal.prototype)` and by a signal from an iframe.
- */
+/** @internal Whether `value` is a real `AbortSignal` (of any realm; `instanceof` is fooled both ways). */
 export function isAbortSignal(value: unknown): value is AbortSignal {
   if (typeof value !== 'object' || value === null || abortedGetter === undefined) return false;
   try {
@@ -96,7 +78,7 @@ export function isAbortSignal(value: unknown): value is AbortSignal {
   }
 }
 
-/** Whether `value` is a plain object: a literal, `Object.create(null)`, or either from another realm. */
+/** @internal Whether `value` is a plain object (a literal or `Object.create(null)`, of any realm). */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null) return false;
   const proto: unknown = Object.getPrototypeOf(value);
@@ -106,16 +88,13 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 // ---------------------------------------------------------------------------------------------
 // Checks for one value. `optional*` accept `undefined` (and return it); the others do not.
 
-/** `undefined`, or a real `AbortSignal` (see {@link isAbortSignal}). */
+/** @internal `undefined`, or a real `AbortSignal` (see {@link isAbortSignal}). */
 export const optionalSignal: Check<AbortSignal | undefined> = (value, fn, name) => {
   if (value === undefined || isAbortSignal(value)) return value;
   throw invalidArgument(fn, name, value, 'an AbortSignal (or omitted)');
 };
 
-/**
- * A timeout in milliseconds: `undefined` or `Infinity` (returned as `undefined`: no limit), or a
- * finite number >= 0 (0 polls once).
- */
+/** @internal Milliseconds >= 0 (0 polls once); `undefined` or `Infinity` mean no limit (returned as `undefined`). */
 export const optionalTimeout: Check<number | undefined> = (value, fn, name) => {
   if (value === undefined || value === Infinity) return undefined;
   if (typeof value === 'number' && value >= 0 && value < Infinity) return value;
@@ -127,79 +106,79 @@ export const optionalTimeout: Check<number | undefined> = (value, fn, name) => {
   );
 };
 
-/** `undefined` or a boolean. */
+/** @internal `undefined` or a boolean. */
 export const optionalBoolean: Check<boolean | undefined> = (value, fn, name) => {
   if (value === undefined || typeof value === 'boolean') return value;
   throw invalidArgument(fn, name, value, 'a boolean (or omitted)');
 };
 
-/** A boolean. */
+/** @internal A boolean. */
 export const requiredBoolean: Check<boolean> = (value, fn, name) => {
   if (typeof value === 'boolean') return value;
   throw invalidArgument(fn, name, value, 'a boolean');
 };
 
-/** `undefined` or a string. */
+/** @internal `undefined` or a string. */
 export const optionalString: Check<string | undefined> = (value, fn, name) => {
   if (value === undefined || typeof value === 'string') return value;
   throw invalidArgument(fn, name, value, 'a string (or omitted)');
 };
 
-/** A string. */
+/** @internal A string. */
 export const requiredString: Check<string> = (value, fn, name) => {
   if (typeof value === 'string') return value;
   throw invalidArgument(fn, name, value, 'a string');
 };
 
-/** A non-empty string. */
+/** @internal A non-empty string. */
 export const requiredName: Check<string> = (value, fn, name) => {
   if (typeof value === 'string' && value !== '') return value;
   throw invalidArgument(fn, name, value, 'a non-empty string');
 };
 
-/** `undefined` or a function. */
+/** @internal `undefined` or a function. */
 export const optionalFunction: Check<((...args: never[]) => unknown) | undefined> = (value, fn, name) => {
   if (value === undefined || typeof value === 'function') return value as ((...args: never[]) => unknown) | undefined;
   throw invalidArgument(fn, name, value, 'a function (or omitted)');
 };
 
-/** A function. */
+/** @internal A function. */
 export const requiredFunction: Check<(...args: never[]) => unknown> = (value, fn, name) => {
   if (typeof value === 'function') return value as (...args: never[]) => unknown;
   throw invalidArgument(fn, name, value, 'a function');
 };
 
-/** A safe integer >= 0 (seqnos, counts, sizes, indices). */
+/** @internal A safe integer >= 0 (seqnos, counts, sizes, indices). */
 export const requiredIndex: Check<number> = (value, fn, name) => {
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
   throw invalidArgument(fn, name, value, 'an integer from 0 to 2^53-1');
 };
 
-/** `undefined` or a safe integer >= 0. */
+/** @internal `undefined` or a safe integer >= 0. */
 export const optionalIndex: Check<number | undefined> = (value, fn, name) =>
   value === undefined ? undefined : requiredIndex(value, fn, name);
 
-/** A safe integer >= 1. */
+/** @internal A safe integer >= 1. */
 export const requiredPositiveInteger: Check<number> = (value, fn, name) => {
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1) return value;
   throw invalidArgument(fn, name, value, 'an integer from 1 to 2^53-1');
 };
 
-/** `undefined` or a safe integer >= 1. */
+/** @internal `undefined` or a safe integer >= 1. */
 export const optionalPositiveInteger: Check<number | undefined> = (value, fn, name) =>
   value === undefined ? undefined : requiredPositiveInteger(value, fn, name);
 
-/** A finite number (clock times, deadlines, timestamps). */
+/** @internal A finite number (clock times, deadlines, timestamps). */
 export const requiredFinite: Check<number> = (value, fn, name) => {
   if (typeof value === 'number' && Number.isFinite(value)) return value;
   throw invalidArgument(fn, name, value, 'a finite number');
 };
 
-/** `undefined` or a finite number. */
+/** @internal `undefined` or a finite number. */
 export const optionalFinite: Check<number | undefined> = (value, fn, name) =>
   value === undefined ? undefined : requiredFinite(value, fn, name);
 
-/** A check accepting exactly the listed primitive values (`oneOf(['walk', 'queue'])`). */
+/** @internal A check accepting exactly the listed primitive values (`oneOf(['walk', 'queue'])`). */
 export function oneOf<const T extends readonly (string | number | boolean)[]>(values: T): Check<T[number]> {
   const expected = `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`;
   return (value, fn, name) => {
@@ -208,7 +187,7 @@ export function oneOf<const T extends readonly (string | number | boolean)[]>(va
   };
 }
 
-/** A check accepting instances of `ctor` (same realm: these are dmabuf's own classes). */
+/** @internal A check accepting instances of `ctor` (same realm: these are dmabuf's own classes). */
 export function instanceOf<T>(ctor: abstract new (...args: never[]) => T, expected = `a ${ctor.name}`): Check<T> {
   return (value, fn, name) => {
     if (value instanceof ctor) return value;
@@ -216,12 +195,13 @@ export function instanceOf<T>(ctor: abstract new (...args: never[]) => T, expect
   };
 }
 
-/** Makes `check` accept `undefined` too (and return it). */
+/** @internal Makes `check` accept `undefined` too (and return it). */
 export function optional<T>(check: Check<T>): Check<T | undefined> {
   return (value, fn, name) => (value === undefined ? undefined : check(value, fn, name));
 }
 
 /**
+ * @internal
  * The `interruptible` rule of DrmExec and of TTM's operations and reservations: a
  * signal needs interruptible waits. @returns whether the waits are interruptible.
  * @throws {InvalidArgumentError} for `interruptible: false` with a signal.
@@ -246,20 +226,20 @@ export function checkInterruptible(
 // ---------------------------------------------------------------------------------------------
 // Options objects
 
-/** A table of checks, one per option name. */
+/** @internal A table of checks, one per option name. */
 export type OptionsSchema = Readonly<Record<string, Check<unknown>>>;
 
-/** What a parser returns: every option of the table, checked (absent ones `undefined`). */
+/** @internal What a parser returns: every option of the table, checked (absent ones `undefined`). */
 export type ParsedOptions<S extends OptionsSchema> = { readonly [K in keyof S]: ReturnType<S[K]> };
 
-/** Checks one function's options object; see {@link defineOptions}. */
+/** @internal Checks one function's options object; see {@link defineOptions}. */
 export type OptionsParser<S extends OptionsSchema> = (options: unknown) => ParsedOptions<S>;
 
 /**
- * Compiles `schema` into the options parser of function `fn` (named as in messages:
- * `'DmaFence.wait'`). The parser accepts `undefined` or a plain object whose own keys all appear
- * in `schema`, runs each check once, and returns the checked values.
- * @throws {InvalidArgumentError} from the parser, for anything else.
+ * @internal
+ * Compiles `schema` into function `fn`'s options parser (`fn` as messages name it: `'DmaFence.wait'`).
+ * @throws {InvalidArgumentError} from the parser, for anything but `undefined` or a plain object
+ *   of known options that pass their checks.
  */
 export function defineOptions<S extends OptionsSchema>(fn: string, schema: S): OptionsParser<S> {
   const compiled = compile(fn, schema);
@@ -276,10 +256,7 @@ export function defineOptions<S extends OptionsSchema>(fn: string, schema: S): O
   };
 }
 
-/**
- * Like {@link defineOptions}, but only checks and allocates nothing: for hot paths whose options
- * are read afterwards in a way no getter can subvert (booleans compared with `=== true`).
- */
+/** @internal {@link defineOptions} without the record: for hot paths that read booleans with `=== true` after. */
 export function defineOptionsCheck(fn: string, schema: OptionsSchema): (options: unknown) => void {
   const compiled = compile(fn, schema);
   const { keys, checks, names } = compiled;

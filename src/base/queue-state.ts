@@ -35,12 +35,12 @@
 
 import { Waiter } from './waiter.js';
 
-/** Where a queue is in its life: accepting, draining before it closes, or closed. */
+/** @internal Where a queue is in its life: accepting, draining before it closes, or closed. */
 export type QueueStatus = 'open' | 'closing' | 'closed';
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
-/** The open / drain / close skeleton shared by dmabuf's background queues. */
+/** @internal The open / drain / close skeleton shared by dmabuf's background queues. */
 export class QueueState {
   readonly #isIdle: () => boolean;
   #status: QueueStatus = 'open';

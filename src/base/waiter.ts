@@ -44,7 +44,7 @@
 
 import { getClock, type Clock, type TimerHandle } from './clock.js';
 
-/** A promise settled once, whose settling removes its timer, abort listener and the owner's hooks. */
+/** @internal A promise settled once, whose settling removes its timer, abort listener and the owner's hooks. */
 export class Waiter<T> {
   /** Settles once, with whatever settled the waiter first. */
   readonly promise: Promise<T>;
@@ -143,6 +143,7 @@ export class Waiter<T> {
 }
 
 /**
+ * @internal
  * `promise`, or a rejection with `signal.reason` if `signal` aborts first; the abort stops only
  * this wait, not the work behind `promise`. Without a signal it is `promise` itself.
  */

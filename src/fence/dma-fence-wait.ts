@@ -29,6 +29,7 @@ import { Waiter } from '../base/waiter.js';
 import type { DmaFence } from './dma-fence.js';
 
 /**
+ * @internal
  * The slow wait: a callback on every fence, an optional timer and an optional abort listener,
  * all removed by whichever outcome comes first. Resolves with the first signaled index; on
  * timeout with -1, or rejects with `timeoutError(fences, timeout)` when given.

@@ -136,8 +136,22 @@ const parseEnableOptions = defineOptions('enableLockdep', {
 
 /** Installs the per-async-context tracker; `dmabuf/node` calls this with AsyncLocalStorage. */
 export function installHeldLockTracker(t: HeldLockTracker | null): void {
+  if (t !== null && !isTracker(t)) {
+    throw invalidArgument('installHeldLockTracker', 'tracker', t, 'null or an object with get, set and run methods');
+  }
   tracker = t;
   if (t === null && enabled) disableLockdep();
+}
+
+function isTracker(t: unknown): t is HeldLockTracker {
+  if (typeof t !== 'object' || t === null) return false;
+  const o = t as Record<string, unknown>;
+  return (
+    typeof o['get'] === 'function' &&
+    typeof o['set'] === 'function' &&
+    typeof o['run'] === 'function' &&
+    (o['stop'] === undefined || typeof o['stop'] === 'function')
+  );
 }
 
 /**
@@ -191,6 +205,7 @@ export function resetLockdep(): void {
 }
 
 /**
+ * @internal
  * Records an order of classes as if one task had taken them nested, now and after every reset
  * (the kernel primes its fence rules at boot, so one run of one device validates a driver).
  */

@@ -70,15 +70,15 @@ export interface DrmSchedEntityScheduler {
   /** Load: entities on the run queues plus jobs pushed and not done. */
   readonly score: number;
   readonly clock: Clock;
-  /** The run queue an entity of `priority` belongs on. */
+  /** @internal The run queue an entity of `priority` belongs on. */
   rqFor(priority: DrmSchedPriority): DrmSchedRq;
-  /** A job was queued on one of the scheduler's entities. */
+  /** @internal A job was queued on one of the scheduler's entities. */
   jobPushed(job: DrmSchedJob): void;
   /** Queues the run work (`drm_sched_wakeup()`). */
   wakeup(): void;
-  /** The backend's `prepareJob`, or null when it has none. */
+  /** @internal The backend's `prepareJob`, or null when it has none. */
   prepareJob(job: DrmSchedJob, entity: DrmSchedEntity): DmaFence | null;
-  /** A job of a killed entity was completed: hand it to `freeJob`. */
+  /** @internal A job of a killed entity was completed: hand it to `freeJob`. */
   discardJob(job: DrmSchedJob): void;
 }
 
@@ -499,7 +499,7 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
   }
 }
 
-/** The ready scheduler with the lowest score (first wins ties), or null. @see drm_sched_pick_best() */
+/** @internal The ready scheduler with the lowest score (first wins ties), or null. @see drm_sched_pick_best() */
 export function pickBest<S extends DrmSchedEntityScheduler>(list: readonly S[]): S | null {
   let best: S | null = null;
   for (const sched of list) {

@@ -39,7 +39,7 @@ import { TtmOperationCtx } from './ttm-placement.js';
 import { TtmResource, ttmResourceFree } from './ttm-resource.js';
 import { TtmBufferObject, ttmBufferObjectTransfer } from './ttm-bo.js';
 
-/** The arguments every move helper shares: a buffer object and the resource it moves into. */
+/** @internal The arguments every move helper shares: a buffer object and the resource it moves into. */
 export function checkMove(fn: string, bo: unknown, newRes: unknown, ctx?: unknown): void {
   if (!(bo instanceof TtmBufferObject)) throw invalidArgument(fn, 'bo', bo, 'a TtmBufferObject');
   if (!(newRes instanceof TtmResource)) throw invalidArgument(fn, 'newRes', newRes, 'a TtmResource');
@@ -80,7 +80,7 @@ export async function ttmBoMoveMemcpy(bo: TtmBufferObject, ctx: TtmOperationCtx,
   ttmBoMoveSyncCleanup(bo, newRes);
 }
 
-/** The bytes a move copies out of `res`, or null when they read as zeros (an unpopulated tt). */
+/** @internal The bytes a move copies out of `res`, or null when they read as zeros (an unpopulated tt). */
 export function ttmBoSourceBytes(bo: TtmBufferObject, res: TtmResource): Uint8Array | null {
   if (res.manager.useTt) return bo.tt?.populated === true ? bo.tt.bytes() : null;
   return bo.device.resourceBytes(bo, res);

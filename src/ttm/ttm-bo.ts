@@ -895,7 +895,7 @@ export class TtmBufferObject implements TtmResourceOwner {
   }
 }
 
-/** State of one eviction walk. @see struct ttm_bo_evict_walk */
+/** @internal State of one eviction walk. @see struct ttm_bo_evict_walk */
 export interface TtmEvictWalk {
   readonly evictor: TtmBufferObject;
   readonly place: TtmPlace;
@@ -910,6 +910,7 @@ export interface TtmEvictWalk {
 }
 
 /**
+ * @internal
  * Walks `man`'s LRU (priority 0 first) evicting until the evictor's resource fits. Each buffer
  * is trylocked (or, once per walk with a ticket, lock-waited) and referenced while processed.
  * @returns 1 when the resource was allocated (in `walk.res`), 0 when not.
@@ -1020,6 +1021,7 @@ export async function ttmBoEvictFirst(man: TtmResourceManager, ctx = new TtmOper
 }
 
 /**
+ * @internal
  * Creates a ghost: a locked buffer object that takes over `bo`'s resource (and tt when asked)
  * and holds a reference on `bo` until it is destroyed. @see ttm_buffer_object_transfer()
  */
@@ -1047,6 +1049,7 @@ export function ttmBufferObjectTransfer(bo: TtmBufferObject, takeTt: boolean): T
 }
 
 /**
+ * @internal
  * Drops the buffer's contents: it ends with no resource and an unpopulated (zero-reading) tt.
  * A busy buffer hands its memory to a ghost that frees it when its fences signal.
  * @see ttm_bo_pipeline_gutting()

@@ -110,7 +110,7 @@ export async function ttmBoMoveDefault(
 
 const nothing = (): void => {};
 
-/** A driver's functions with the defaults filled in; each given member keeps its object as `this`. */
+/** @internal A driver's functions with the defaults filled in; each given member keeps its object as `this`. */
 export function ttmDeviceFuncsResolve(funcs: TtmDeviceFuncs): Required<TtmDeviceFuncs> {
   return {
     evictionValuable: funcs.evictionValuable?.bind(funcs) ?? ttmBoEvictionValuable,

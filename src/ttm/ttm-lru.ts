@@ -38,7 +38,7 @@
  */
 
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
-import { invalidArgument } from '../base/options.js';
+import { invalidArgument, requiredString } from '../base/options.js';
 import { TTM_NUM_MEM_TYPES } from './ttm-placement.js';
 import type { TtmResource, TtmResourceCursor, TtmResourceOwner } from './ttm-resource.js';
 
@@ -70,7 +70,12 @@ export class TtmLruItem {
   /** @internal The list this node is on. */
   list: TtmLruList | null = null;
 
-  constructor(readonly kind: 'resource' | 'hitch' | 'head') {}
+  /** @throws {InvalidArgumentError} for a kind other than 'resource', 'hitch' or 'head'. */
+  constructor(readonly kind: 'resource' | 'hitch' | 'head') {
+    if (kind !== 'resource' && kind !== 'hitch' && kind !== 'head') {
+      throw invalidArgument('TtmLruItem', 'kind', kind, "'resource', 'hitch' or 'head'");
+    }
+  }
 
   /** The list this node is on, or null when unlinked. */
   get lruList(): TtmLruList | null {
@@ -87,7 +92,7 @@ export function unlink(item: TtmLruItem): void {
   item.list = null;
 }
 
-/** Moves `item` (linked or not) to just after `pos`. @see list_move() */
+/** @internal Moves `item` (linked or not) to just after `pos`. @see list_move() */
 export function linkAfter(item: TtmLruItem, pos: TtmLruItem): void {
   if (item === pos) return;
   unlink(item);
@@ -99,7 +104,7 @@ export function linkAfter(item: TtmLruItem, pos: TtmLruItem): void {
   item.list = pos.list;
 }
 
-/** Moves `item` to the tail of `list`. @see list_move_tail() */
+/** @internal Moves `item` to the tail of `list`. @see list_move_tail() */
 export function linkTail(item: TtmLruItem, list: TtmLruList): void {
   if (list.head.prev !== item) linkAfter(item, list.head.prev);
 }
@@ -113,8 +118,9 @@ export class TtmLruList implements Iterable<TtmResource> {
   readonly head: TtmLruItem = new TtmLruItem('head');
   readonly name: string;
 
+  /** @throws {InvalidArgumentError} for a name that is not a string. */
   constructor(name = 'lru') {
-    this.name = name;
+    this.name = requiredString(name, 'TtmLruList', 'name');
     this.head.list = this;
   }
 
@@ -168,8 +174,10 @@ function checkBelow(what: string, name: string, value: unknown, limit: number): 
   }
   return value;
 }
+/** @internal */
 export const checkMemType = (what: string, memType: unknown): number =>
   checkBelow(what, 'memType', memType, TTM_NUM_MEM_TYPES);
+/** @internal */
 export const checkPriority = (what: string, priority: unknown): number =>
   checkBelow(what, 'priority', priority, TTM_MAX_BO_PRIORITY);
 

@@ -119,12 +119,12 @@ const KNOWN_FLAGS =
   TtmPlaceFlags.Fallback;
 const MEM_TYPE_NAMES = ['System', 'TT', 'VRAM', 'Priv'];
 
-/** Names a memory type for messages: System, TT, VRAM, Priv, Priv+n. */
+/** @internal Names a memory type for messages: System, TT, VRAM, Priv, Priv+n. */
 export function memTypeName(memType: number): string {
   return MEM_TYPE_NAMES[memType] ?? `Priv+${memType - TtmMemType.Priv}`;
 }
 
-/** Formats a placement for messages, e.g. `[VRAM(desired), TT]`. */
+/** @internal Formats a placement for messages, e.g. `[VRAM(desired), TT]`. */
 export function describePlacement(placement: TtmPlacement): string {
   const names = placement.map((p) => {
     const flags: string[] = [];
@@ -140,7 +140,7 @@ export function describePlacement(placement: TtmPlacement): string {
   return `[${names.join(', ')}]`;
 }
 
-/** Checks a placement's shape. @throws {InvalidArgumentError} naming the bad place. */
+/** @internal Checks a placement's shape. @throws {InvalidArgumentError} naming the bad place. */
 export function checkPlacement(placement: unknown, what: string): asserts placement is TtmPlacement {
   if (!Array.isArray(placement))
     throw new InvalidArgumentError(`${what}: placement must be an array of places, got ${describeValue(placement)}`);

@@ -291,8 +291,15 @@ export class TtmResourceCursor implements Disposable {
   /** @internal The bulk move whose range the hitch is in (it moves the hitch before a splice). */
   [CURSOR_BULK]: TtmLruBulkMove | null = null;
 
-  /** @see ttm_resource_cursor_init() */
-  constructor(readonly manager: TtmResourceManager) {}
+  /**
+   * @throws {InvalidArgumentError} when `manager` is not a {@link TtmResourceManager}.
+   * @see ttm_resource_cursor_init()
+   */
+  constructor(readonly manager: TtmResourceManager) {
+    if (!(manager instanceof TtmResourceManager)) {
+      throw invalidArgument('TtmResourceCursor', 'manager', manager, 'a TtmResourceManager');
+    }
+  }
 
   /** The priority list being walked. */
   get priority(): number {
@@ -366,6 +373,7 @@ export class TtmResourceCursor implements Disposable {
 }
 
 /**
+ * @internal
  * Fills in a fresh resource for `bo` at `place` and links it: to the host's unevictable list
  * when `bo` is pinned (or swapped with `res` as its resource), else to the tail of
  * `manager.lru[bo.priority]`. Adds its size to the manager's usage.
@@ -396,6 +404,7 @@ export function ttmResourceInit(bo: TtmResourceOwner, place: TtmPlace, res: TtmR
 }
 
 /**
+ * @internal
  * Unlinks a live resource and takes its size off the manager's usage; leaves any bulk range.
  * @throws {BugError} when `res` is not live or belongs to another manager.
  * @see ttm_resource_fini()
@@ -410,6 +419,7 @@ export function ttmResourceFini(man: TtmResourceManager, res: TtmResource): void
 }
 
 /**
+ * @internal
  * Allocates from `man` for `bo` at `place` and puts the resource in the owner's bulk move.
  * @returns the resource, or the manager's `'ENOSPC'` / `'EBUSY'`.
  * @see ttm_resource_alloc()
@@ -436,6 +446,7 @@ export function ttmResourceAlloc(
  * @throws {BugError} on a double free, or when the manager's `free` did not call {@link ttmResourceFini}.
  * @see ttm_resource_free()
  */
+/** @internal */
 // biome-ignore lint/correctness/noUnusedFunctionParameters: the kernel's signature; the owner is not needed here
 export function ttmResourceFree(bo: TtmResourceOwner | null, res: TtmResource): void {
   const man = res.manager;
@@ -447,6 +458,7 @@ export function ttmResourceFree(bo: TtmResourceOwner | null, res: TtmResource): 
 }
 
 /**
+ * @internal
  * Marks `res` most recently used: tail of the unevictable list (pinned or swapped owner), tail
  * of its owner's bulk range (joining it if needed), or tail of `lru[bo.priority]`.
  * @see ttm_resource_move_to_lru_tail()
@@ -466,6 +478,7 @@ export function ttmResourceMoveToLruTail(res: TtmResource): void {
 }
 
 /**
+ * @internal
  * Whether `res` satisfies one of `placement`'s places as is: never for a Temporary resource;
  * Desired places are skipped when evicting, Fallback places when not; a Contiguous place needs
  * a contiguous resource; the manager's `compatible` has the last word.
@@ -484,12 +497,12 @@ export function ttmResourceCompatible(res: TtmResource, placement: TtmPlacement,
   return false;
 }
 
-/** Whether evicting `res` can make room at `place` (true without a place). @see ttm_resource_intersects() */
+/** @internal Whether evicting `res` can make room at `place` (true without a place). @see ttm_resource_intersects() */
 export function ttmResourceIntersects(res: TtmResource, place: TtmPlace | null, size: number): boolean {
   return place === null || res.manager.intersects(res, place, size);
 }
 
-/** For messages: where a resource is, e.g. `VRAM pages 0..3 (16384 bytes)` or `no placement`. */
+/** @internal For messages: where a resource is, e.g. `VRAM pages 0..3 (16384 bytes)` or `no placement`. */
 export function describeResource(res: TtmResource | null): string {
   if (res === null) return 'no placement';
   const pages = res.manager.useTt ? '' : ` pages ${res.start}..${res.start + res.size / PAGE_SIZE - 1}`;

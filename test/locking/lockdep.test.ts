@@ -18,6 +18,7 @@ import {
   BugError,
   DmaFence,
   DmaResv,
+  InvalidArgumentError,
   LockClass,
   Mutex,
   WwAcquireCtx,
@@ -33,7 +34,7 @@ import {
   resetLockdep,
 } from '../../src/node.js';
 import { dmaFenceMap, fsReclaim, lockdep } from '../../src/base/lockdep-hooks.js';
-import { lockdepPrime } from '../../src/locking/lockdep.js';
+import { installHeldLockTracker, lockdepPrime } from '../../src/locking/lockdep.js';
 import { nextTurn } from '../helpers/completion.js';
 import { nest, probe, recordMode, seen, waitUnder } from '../helpers/lockdep-mode.js';
 import { mockFence } from '../helpers/mock-fence.js';
@@ -132,6 +133,18 @@ describe('lockdep: enabling', () => {
     assert.equal(r.afterSecond, true);
     assert.equal(r.afterDrop, false);
     assert.equal(r.hooksAfterDrop, false);
+  });
+
+  it('installHeldLockTracker refuses anything but null or a tracker, and keeps the one installed', async () => {
+    for (const bad of [undefined, {}, { get() {}, set() {} }, 'als']) {
+      assert.throws(() => installHeldLockTracker(bad as never), InvalidArgumentError);
+    }
+    assert.equal(lockdepEnabled(), true);
+    const a = new Mutex('tracker.a');
+    const b = new Mutex('tracker.b');
+    await probe(a, b);
+    await probe(b, a);
+    assert.deepEqual(seen(), ['circular-dependency tracker.b -> tracker.a']);
   });
 
   it('resetLockdep forgets the graph and the reports, and re-applies the priming', async () => {

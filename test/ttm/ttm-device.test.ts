@@ -316,7 +316,7 @@ describe('TtmDevice teardown at the trust boundary (issue 10)', () => {
     const started = performance.now();
     const { stdout } = await run(
       process.execPath,
-      ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', script],
+      ['--conditions=@dmabuf/source', '--import', 'tsx', '--input-type=module', '-e', script],
       {
         cwd: root,
         env,
