@@ -115,6 +115,12 @@ const arg = (valid: unknown, accepts: (v: unknown) => boolean): Arg => ({
   accepts,
 });
 const make = (valid: (target: unknown) => unknown, accepts: (v: unknown) => boolean): Arg => ({ valid, accepts });
+/** An argument of class `ctor` that the table cannot make valid (see UNAVAILABLE). */
+const unavailable = (ctor: abstract new (...args: never[]) => unknown): Arg =>
+  make(
+    () => UNAVAILABLE,
+    (v) => v instanceof ctor,
+  );
 const optional = (a: Arg): Arg => ({ ...a, valid: () => undefined, accepts: (v) => v === undefined || a.accepts(v) });
 
 const A = {
@@ -767,15 +773,7 @@ const SPECS: Readonly<Record<string, Spec>> = {
       p('allocResource', placementArg, ttmCtx, A.bool(false)),
       p('memSpace', placementArg, ttmCtx),
       p('evict', optional(ttmCtx)),
-      p(
-        'moveTo',
-        make(
-          () => UNAVAILABLE,
-          (v) => v instanceof api.TtmResource,
-        ),
-        A.bool(false),
-        ttmCtx,
-      ),
+      p('moveTo', unavailable(api.TtmResource), A.bool(false), ttmCtx),
       m(
         'setBulkMove',
         make(
@@ -785,9 +783,9 @@ const SPECS: Readonly<Record<string, Spec>> = {
       ),
       p('waitIdle', optional(ttmCtx)),
     ],
-    statics: [
+    statics: ['initReserved', 'initValidate'].map((name) =>
       p(
-        'initReserved',
+        name,
         make(
           () => new TtmDevice({ quiet: true }),
           (v) => v instanceof TtmDevice,
@@ -798,19 +796,7 @@ const SPECS: Readonly<Record<string, Spec>> = {
         ),
         optional(ttmCtx),
       ),
-      p(
-        'initValidate',
-        make(
-          () => new TtmDevice({ quiet: true }),
-          (v) => v instanceof TtmDevice,
-        ),
-        make(
-          () => ({ size: 4096, placement: [{ memType: TtmMemType.System }] }),
-          () => false,
-        ),
-        optional(ttmCtx),
-      ),
-    ],
+    ),
     noArgs: [
       'get',
       'getUnlessZero',
@@ -912,17 +898,7 @@ const SPECS: Readonly<Record<string, Spec>> = {
           (v) => v === null || v instanceof api.TtmResourceManager,
         ),
       ),
-      m(
-        'resourceBytes',
-        make(
-          () => UNAVAILABLE,
-          (v) => v instanceof TtmBufferObject,
-        ),
-        make(
-          () => UNAVAILABLE,
-          (v) => v instanceof api.TtmResource,
-        ),
-      ),
+      m('resourceBytes', unavailable(TtmBufferObject), unavailable(api.TtmResource)),
       m('onReclaim', A.fn()),
       p(
         'evictAll',
@@ -954,27 +930,9 @@ const SPECS: Readonly<Record<string, Spec>> = {
       bulk.fini();
     },
     methods: [
-      m(
-        'add',
-        make(
-          () => UNAVAILABLE,
-          (v) => v instanceof api.TtmResource,
-        ),
-      ),
-      m(
-        'del',
-        make(
-          () => UNAVAILABLE,
-          (v) => v instanceof api.TtmResource,
-        ),
-      ),
-      m(
-        'has',
-        make(
-          () => UNAVAILABLE,
-          (v) => v instanceof api.TtmResource,
-        ),
-      ),
+      m('add', unavailable(api.TtmResource)),
+      m('del', unavailable(api.TtmResource)),
+      m('has', unavailable(api.TtmResource)),
       m(
         'range',
         arg(0, (v) => isIndex(v) && (v as number) < 9),
@@ -1236,21 +1194,8 @@ const FUNCTIONS: Readonly<Record<string, Method | string>> = {
     A.instance(api.TtmResourceManager, () => new api.TtmSysManager({ unevictable: new TtmLruList() }, { size: 4096 })),
     optional(ttmCtx),
   ),
-  ttmBoEvictFlags: m(
-    'ttmBoEvictFlags',
-    make(
-      () => UNAVAILABLE,
-      (v) => v instanceof TtmBufferObject,
-    ),
-  ),
-  ttmBoEvictionValuable: m(
-    'ttmBoEvictionValuable',
-    make(
-      () => UNAVAILABLE,
-      (v) => v instanceof TtmBufferObject,
-    ),
-    placeArg,
-  ),
+  ttmBoEvictFlags: m('ttmBoEvictFlags', unavailable(TtmBufferObject)),
+  ttmBoEvictionValuable: m('ttmBoEvictionValuable', unavailable(TtmBufferObject), placeArg),
   ttmBoMoveNull: m('ttmBoMoveNull', ...moveArgs()),
   ttmBoMoveSyncCleanup: m('ttmBoMoveSyncCleanup', ...moveArgs()),
   ttmBoMoveMemcpy: p('ttmBoMoveMemcpy', moveArgs()[0]!, ttmCtx, moveArgs()[1]!),
@@ -1267,16 +1212,7 @@ const FUNCTIONS: Readonly<Record<string, Method | string>> = {
 
 /** A buffer object and a resource: never valid here, so each position is checked on its own. */
 function moveArgs(): Arg[] {
-  return [
-    make(
-      () => UNAVAILABLE,
-      (v) => v instanceof TtmBufferObject,
-    ),
-    make(
-      () => UNAVAILABLE,
-      (v) => v instanceof api.TtmResource,
-    ),
-  ];
+  return [unavailable(TtmBufferObject), unavailable(api.TtmResource)];
 }
 
 // ---------------------------------------------------------------------------------------------

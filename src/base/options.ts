@@ -310,3 +310,24 @@ function checkShape(compiled: CompiledSchema, options: unknown): Record<string, 
   }
   return options;
 }
+
+/**
+ * @internal
+ * The options of a promise-returning call that takes only `{ signal? }` (drains, flushes, idles):
+ * `const parseDrain = defineSignalOnly('Thing.drain')`, then `return parseDrain(options, (signal)
+ * => ...)`. Bad options reject the returned promise (rule 3) instead of throwing.
+ */
+export function defineSignalOnly(
+  fn: string,
+): <T>(options: unknown, body: (signal: AbortSignal | undefined) => Promise<T>) => Promise<T> {
+  const parse = defineOptions(fn, { signal: optionalSignal });
+  return (options, body) => {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = parse(options).signal;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return body(signal);
+  };
+}

@@ -60,6 +60,7 @@ import { BugError, describeValue, reportCallbackError } from './errors.js';
 import { lockdep } from './lockdep-hooks.js';
 import {
   defineOptions,
+  defineSignalOnly,
   optionalFunction,
   optionalPositiveInteger,
   optionalSignal,
@@ -111,8 +112,8 @@ const COMPACT_AT = 1024;
 
 const parseQueueOptions = defineOptions('WorkQueue', { maxActive: optionalPositiveInteger, onError: optionalFunction });
 const parseItemOptions = defineOptions('WorkQueue.queue', { name: optionalString, signal: optionalSignal });
-const parseFlushOptions = defineOptions('WorkQueue.flush', { signal: optionalSignal });
-const parseDrainOptions = defineOptions('WorkQueue.drain', { signal: optionalSignal });
+const parseFlushOptions = defineSignalOnly('WorkQueue.flush');
+const parseDrainOptions = defineSignalOnly('WorkQueue.drain');
 
 /** One queued call (`struct work_struct`), cancelled by its signal until it starts (`cancel_work()`). */
 class WorkItem {
@@ -265,22 +266,18 @@ export class WorkQueue implements AsyncDisposable {
    * @see flush_workqueue()
    */
   flush(options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
-    let signal: AbortSignal | undefined;
-    try {
-      signal = parseFlushOptions(options).signal;
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const target = this.#queued;
-    if (this.#finishedBelow >= target) return Promise.resolve();
-    const entry = { target, waiter: new Waiter<void>() };
-    this.#flushWaiters.push(entry);
-    entry.waiter.abortOn(signal, () => {
-      const i = this.#flushWaiters.indexOf(entry, this.#flushHead);
-      if (i >= 0) this.#flushWaiters.splice(i, 1);
+    return parseFlushOptions(options, (signal) => {
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      const target = this.#queued;
+      if (this.#finishedBelow >= target) return Promise.resolve();
+      const entry = { target, waiter: new Waiter<void>() };
+      this.#flushWaiters.push(entry);
+      entry.waiter.abortOn(signal, () => {
+        const i = this.#flushWaiters.indexOf(entry, this.#flushHead);
+        if (i >= 0) this.#flushWaiters.splice(i, 1);
+      });
+      return entry.waiter.promise;
     });
-    return entry.waiter.promise;
   }
 
   /**
@@ -290,13 +287,7 @@ export class WorkQueue implements AsyncDisposable {
    * @see drain_workqueue()
    */
   drain(options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
-    let signal: AbortSignal | undefined;
-    try {
-      signal = parseDrainOptions(options).signal;
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#state.drain(signal);
+    return parseDrainOptions(options, (signal) => this.#state.drain(signal));
   }
 
   /** Items started and not yet settled; never more than `maxActive`. */

@@ -57,8 +57,8 @@ import { BugError, reportCallbackError } from '../base/errors.js';
 import { getClock } from '../base/clock.js';
 import {
   defineOptions,
+  defineSignalOnly,
   optionalFunction,
-  optionalSignal,
   optionalString,
   optionalTimeout,
   requiredFunction,
@@ -129,7 +129,7 @@ const parseOptions = defineOptions('DeferredFreeList', {
   onError: optionalFunction,
   sliceMs: optionalTimeout,
 });
-const parseDrainOptions = defineOptions('DeferredFreeList.drain', { signal: optionalSignal });
+const parseDrainOptions = defineSignalOnly('DeferredFreeList.drain');
 
 /**
  * A queue of items to free, drained by a low-priority worker or, under pressure, by its shrinker.
@@ -221,13 +221,7 @@ export class DeferredFreeList implements Disposable, AsyncDisposable {
    * @throws rejects with `signal.reason` when aborted, or {@link InvalidArgumentError} for bad options.
    */
   drain(options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
-    let signal: AbortSignal | undefined;
-    try {
-      signal = parseDrainOptions(options).signal;
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#state.drain(signal);
+    return parseDrainOptions(options, (signal) => this.#state.drain(signal));
   }
 
   /** Lets the worker free everything pending with reason Normal, then closes the list. */

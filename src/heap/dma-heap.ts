@@ -57,12 +57,12 @@ import { BugError, DmaBufError, describeValue } from '../base/errors.js';
 import { DisposableStore } from '../base/lifecycle.js';
 import {
   defineOptions,
+  defineSignalOnly,
   invalidArgument,
   optional,
   optionalBoolean,
   optionalFunction,
   optionalIndex,
-  optionalSignal,
   requiredName,
 } from '../base/options.js';
 import { lockdepEnabled, mightReclaim } from '../locking/lockdep.js';
@@ -147,7 +147,7 @@ const parseOptions = defineOptions('DmaHeap', {
   allocator: optionalFunction,
 });
 const parseAllocateOptions = defineOptions('DmaHeap.allocate', { shared: optionalBoolean });
-const parseDrainOptions = defineOptions('DmaHeap.drain', { signal: optionalSignal });
+const parseDrainOptions = defineSignalOnly('DmaHeap.drain');
 
 /**
  * Takes the memory away from every view and every reference to `buffer` and returns it in a new
@@ -268,13 +268,7 @@ export class DmaHeap implements AsyncDisposable {
    * @throws rejects with `signal.reason` when aborted, or {@link InvalidArgumentError} for bad options.
    */
   drain(options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
-    let signal: AbortSignal | undefined;
-    try {
-      signal = parseDrainOptions(options).signal;
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#deferred.drain({ signal });
+    return parseDrainOptions(options, (signal) => this.#deferred.drain({ signal }));
   }
 
   /** Byte counts and counters; `heldBytes` is always the sum of the first three. */

@@ -97,21 +97,13 @@ export class Mutex {
    */
   lock(options?: MutexLockOptions): Promise<void> {
     let signal: AbortSignal | undefined;
-    if (options !== undefined) {
-      try {
-        signal = parseLockOptions(options).signal;
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-    // The validator's request is made here, one frame from the caller, so reports show its site.
     let token: object | undefined;
-    if (lockdep !== null) {
-      try {
-        token = lockdep.request(this.lockClass, this, null, false);
-      } catch (err) {
-        return Promise.reject(err);
-      }
+    try {
+      if (options !== undefined) signal = parseLockOptions(options).signal;
+      // The validator's request is made here, one frame from the caller, so reports show its site.
+      if (lockdep !== null) token = lockdep.request(this.lockClass, this, null, false);
+    } catch (err) {
+      return Promise.reject(err);
     }
     return this.#take(token, signal, undefined, RESOLVED);
   }
@@ -124,18 +116,12 @@ export class Mutex {
    */
   acquire(options?: MutexLockOptions): Promise<LockGuard> {
     let signal: AbortSignal | undefined;
+    let token: object | undefined;
     try {
       signal = parseAcquireOptions(options).signal;
+      if (lockdep !== null) token = lockdep.request(this.lockClass, this, null, false);
     } catch (err) {
       return Promise.reject(err);
-    }
-    let token: object | undefined;
-    if (lockdep !== null) {
-      try {
-        token = lockdep.request(this.lockClass, this, null, false);
-      } catch (err) {
-        return Promise.reject(err);
-      }
     }
     const guard = new LockGuard(() => this.unlock(), String(this));
     return this.#take(token, signal, guard, Promise.resolve(guard));

@@ -52,7 +52,7 @@
 
 import { BugError, DmaBufError, InvalidArgumentError, describeValue } from '../base/errors.js';
 import { getClock, type TimerHandle } from '../base/clock.js';
-import { defineOptions, invalidArgument, optionalSignal, optionalString } from '../base/options.js';
+import { defineOptions, defineSignalOnly, invalidArgument, optionalString } from '../base/options.js';
 import { QueueState } from '../base/queue-state.js';
 import { DmaFence, fenceContextAlloc, type DmaFenceOps } from '../fence/dma-fence.js';
 import { lockdepTask, signallingSection } from '../locking/lockdep.js';
@@ -77,7 +77,7 @@ const parseOptions = defineOptions('TtmCopyEngine', {
     );
   },
 });
-const parseIdleOptions = defineOptions('TtmCopyEngine.idle', { signal: optionalSignal });
+const parseIdleOptions = defineSignalOnly('TtmCopyEngine.idle');
 
 /** Float slack when comparing a modelled end time with the clock (a nanosecond). */
 const EPSILON_MS = 1e-6;
@@ -225,13 +225,7 @@ export class TtmCopyEngine implements AsyncDisposable {
    *   {@link InvalidArgumentError} for options other than `{ signal? }`.
    */
   idle(options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
-    let signal: AbortSignal | undefined;
-    try {
-      signal = parseIdleOptions(options).signal;
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#state.drain(signal);
+    return parseIdleOptions(options, (signal) => this.#state.drain(signal));
   }
 
   /** Waits for {@link idle}, then refuses new jobs. Idempotent. */
