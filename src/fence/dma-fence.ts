@@ -215,6 +215,28 @@ function opsForName(driver: string, timeline: string): DmaFenceOps {
 }
 
 /** The wait options, checked once per call (only when given: a plain `wait()` skips this). */
+/** The named form of the constructor: `new DmaFence('upload', { context, seqno, driver, ... })`. */
+function namedFence(
+  name: unknown,
+  init: unknown,
+  seqno: unknown,
+  extra: unknown,
+): { ops: DmaFenceOps; context: number; seqno: number; flags: number } {
+  // Neither a table nor a name: validateOps throws, naming both.
+  if (name !== undefined && typeof name !== 'string') validateOps(name);
+  if (seqno !== undefined || extra !== undefined) {
+    // (x, context, seqno) is the ops form: what is wrong is x, which is no table.
+    throw invalidArgument('DmaFence', 'ops', name, 'a DmaFenceOps table when context and seqno are given');
+  }
+  const named = parseNamedInit(init);
+  return {
+    ops: opsForName(named.driver ?? 'dmabuf', (name as string | undefined) ?? 'fence'),
+    context: named.context ?? fenceContextAlloc(),
+    seqno: named.seqno ?? 1,
+    flags: (named.seqno64 === true ? FLAG_SEQNO64 : 0) | (named.longRunning === true ? FLAG_LONG_RUNNING : 0),
+  };
+}
+
 const parseWaitOptions = defineOptions('DmaFence.wait', { timeout: optionalTimeout, signal: optionalSignal });
 const parseWaitAnyOptions = defineOptions('DmaFence.waitAny', { timeout: optionalTimeout, signal: optionalSignal });
 
@@ -270,26 +292,21 @@ export class DmaFence {
     seqno?: number,
     init?: DmaFenceInit,
   ) {
-    if (typeof opsOrName === 'object') {
-      validateOps(opsOrName);
-      if (init !== undefined) checkInit(init);
-      this.ops = opsOrName;
-      this.context = requiredIndex(context, 'DmaFence', 'context');
-      this.seqno = requiredIndex(seqno, 'DmaFence', 'seqno');
-      this.#flags = (init?.seqno64 === true ? FLAG_SEQNO64 : 0) | (init?.longRunning === true ? FLAG_LONG_RUNNING : 0);
+    if (typeof opsOrName !== 'object') {
+      // The named form, out of line: the ops form below is the drivers' hot path.
+      const named = namedFence(opsOrName, context, seqno, init);
+      this.ops = named.ops;
+      this.context = named.context;
+      this.seqno = named.seqno;
+      this.#flags = named.flags;
       return;
     }
-    // Neither a table nor a name: validateOps throws, naming both.
-    if (opsOrName !== undefined && typeof opsOrName !== 'string') validateOps(opsOrName);
-    if (seqno !== undefined || init !== undefined) {
-      // (x, context, seqno) is the ops form: what is wrong is x, which is no table.
-      throw invalidArgument('DmaFence', 'ops', opsOrName, 'a DmaFenceOps table when context and seqno are given');
-    }
-    const named = parseNamedInit(context);
-    this.ops = opsForName(named.driver ?? 'dmabuf', opsOrName ?? 'fence');
-    this.context = named.context ?? fenceContextAlloc();
-    this.seqno = named.seqno ?? 1;
-    this.#flags = (named.seqno64 === true ? FLAG_SEQNO64 : 0) | (named.longRunning === true ? FLAG_LONG_RUNNING : 0);
+    validateOps(opsOrName);
+    if (init !== undefined) checkInit(init);
+    this.ops = opsOrName;
+    this.context = requiredIndex(context, 'DmaFence', 'context');
+    this.seqno = requiredIndex(seqno, 'DmaFence', 'seqno');
+    this.#flags = (init?.seqno64 === true ? FLAG_SEQNO64 : 0) | (init?.longRunning === true ? FLAG_LONG_RUNNING : 0);
   }
 
   /** Whether the fence was created long-running (seed 001): it may never signal. */

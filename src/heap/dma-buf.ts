@@ -108,6 +108,21 @@ const parseCpuAccess = defineOptions('DmaBuf.beginCpuAccess', {
 });
 
 /**
+ * @internal
+ * Passed by `DmaHeap.allocate` as the constructor's second argument: its export info is built
+ * by the heap itself, so the per-allocation options check is skipped (it was a third of a pooled
+ * allocation's cost).
+ */
+export const TRUSTED_EXPORT: unique symbol = Symbol('dmabuf.trustedExport');
+
+/**
+ * @internal
+ * Whether the memory was handed out (`buffer`, `bytes()`): only then can a view outlive the
+ * last put, and only then must the heap detach the memory before it reuses it.
+ */
+export const VIEWS_HANDED_OUT: unique symbol = Symbol('dmabuf.viewsHandedOut');
+
+/**
  * A shared buffer: memory, a reference count and a reservation object (`struct dma_buf`).
  * Normally created by `DmaHeap.allocate()`.
  * @see dma_buf_export()
@@ -126,6 +141,7 @@ export class DmaBuf extends Kref implements Disposable {
   readonly #id = DmaBuf.#nextId++;
 
   #buffer: ArrayBuffer | SharedArrayBuffer | null;
+  #handedOut = false;
   #creatorPut = false;
   #cpuAccess = 0;
   readonly #release: DmaBufExportInfo['release'];
@@ -134,8 +150,20 @@ export class DmaBuf extends Kref implements Disposable {
    * @throws {InvalidArgumentError} for a buffer that is neither an ArrayBuffer nor a
    *   SharedArrayBuffer, a `requestedSize` that does not fit it, or a `release` that is not a function.
    */
-  constructor(info: DmaBufExportInfo) {
+  constructor(info: DmaBufExportInfo);
+  /** @internal */
+  constructor(info: DmaBufExportInfo, trusted: typeof TRUSTED_EXPORT);
+  constructor(info: DmaBufExportInfo, trusted?: typeof TRUSTED_EXPORT) {
     super();
+    if (trusted === TRUSTED_EXPORT) {
+      this.heap = info.heap;
+      this.#name = info.name;
+      this.size = info.buffer.byteLength;
+      this.requestedSize = info.requestedSize;
+      this.#buffer = info.buffer;
+      this.#release = info.release;
+      return;
+    }
     const parsed = parseInfo(info);
     const buffer = parsed.buffer;
     const requestedSize = parsed.requestedSize;
@@ -178,7 +206,14 @@ export class DmaBuf extends Kref implements Disposable {
 
   /** The whole memory (`size` bytes). @throws {BugError} after the last put. */
   get buffer(): ArrayBuffer | SharedArrayBuffer {
-    return this.#live('buffer');
+    const buffer = this.#live('buffer');
+    this.#handedOut = true;
+    return buffer;
+  }
+
+  /** @internal See {@link VIEWS_HANDED_OUT}. */
+  get [VIEWS_HANDED_OUT](): boolean {
+    return this.#handedOut;
   }
 
   /** Whether the memory is a `SharedArrayBuffer` (usable from workers). */
@@ -188,7 +223,9 @@ export class DmaBuf extends Kref implements Disposable {
 
   /** A byte view of the first `requestedSize` bytes. @throws {BugError} after the last put. */
   bytes(): Uint8Array {
-    return new Uint8Array(this.#live('bytes()'), 0, this.requestedSize);
+    const view = new Uint8Array(this.#live('bytes()'), 0, this.requestedSize);
+    this.#handedOut = true;
+    return view;
   }
 
   /** References held; 0 once released (the Kref's count). */

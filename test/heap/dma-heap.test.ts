@@ -266,6 +266,22 @@ describe('DmaHeap deferred free', () => {
     assert.equal(staleView[0], undefined, 'nothing is readable through it');
   });
 
+  it('memory never handed out (no bytes(), no buffer) has no views to detach: it is pooled as it is', async () => {
+    let made: ArrayBuffer | undefined;
+    await using heap = new DmaHeap({
+      allocator: (bytes) => {
+        made = new ArrayBuffer(bytes);
+        return made;
+      },
+    });
+    heap.allocate(4096).put();
+    await heap.drain();
+    using again = heap.allocate(4096);
+    assert.equal(heap.stats().hits, 1);
+    assert.equal(again.buffer, made, 'the same ArrayBuffer object: no transfer was needed');
+    assert.ok(allZero(again));
+  });
+
   it('drops what the pool refuses (maxPooledBytes)', async () => {
     await using heap = new DmaHeap({ maxPooledBytes: 8 * KiB });
     const bufs = [heap.allocate(4096), heap.allocate(4096), heap.allocate(4096)];
