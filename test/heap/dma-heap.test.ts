@@ -282,6 +282,42 @@ describe('DmaHeap deferred free', () => {
     assert.ok(allZero(again));
   });
 
+  it('many buffers released together with views kept: every view is detached, every piece of memory pooled zeroed', async () => {
+    await using heap = new DmaHeap();
+    const bufs = Array.from({ length: 40 }, () => heap.allocate(4096));
+    const views = bufs.map((buf) => {
+      const view = buf.bytes();
+      view.fill(0x5a);
+      return view;
+    });
+    putAll(bufs);
+    assert.equal(consistent(heap).pendingBytes, 40 * 4096);
+    await heap.drain();
+    assert.deepEqual([consistent(heap).pendingBytes, heap.stats().pooledBytes], [0, 40 * 4096]);
+    assert.ok(
+      views.every((view) => view.byteLength === 0),
+      'every kept view is detached',
+    );
+    const again = Array.from({ length: 40 }, () => heap.allocate(4096));
+    assert.equal(heap.stats().hits, 40);
+    assert.ok(again.every(allZero));
+    putAll(again);
+  });
+
+  it('memory its user transferred away is dropped, before or after put(), and the counts stay right', async () => {
+    await using heap = new DmaHeap();
+    const before = heap.allocate(4096);
+    structuredClone(before.buffer, { transfer: [before.buffer as ArrayBuffer] });
+    before.put();
+    const after = heap.allocate(4096);
+    const memory = after.buffer as ArrayBuffer;
+    after.put();
+    structuredClone(memory, { transfer: [memory] }); // while it waits for the worker
+    assert.equal(consistent(heap).liveBytes, 0);
+    await heap.drain();
+    assert.deepEqual([consistent(heap).pendingBytes, heap.stats().pooledBytes, heap.stats().heldBytes], [0, 0, 0]);
+  });
+
   it('drops what the pool refuses (maxPooledBytes)', async () => {
     await using heap = new DmaHeap({ maxPooledBytes: 8 * KiB });
     const bufs = [heap.allocate(4096), heap.allocate(4096), heap.allocate(4096)];
