@@ -25,6 +25,8 @@ export * from './device/soft/soft-fence.js';
 export * from './device/soft/soft-ring.js';
 export * from './device/soft/soft-engine.js';
 export * from './device/soft/soft-device.js';
+export { SoftContext, type SoftContextHost, type SoftContextInit } from './device/soft/soft-ctx.js';
+export { SoftJob } from './device/soft/soft-job.js';
 export type {
   EngineMessage,
   EngineReport,

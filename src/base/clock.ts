@@ -3,18 +3,20 @@
  *
  * Overview: dmabuf never reads the time or arms a timer directly; it asks the current
  * {@link Clock}. In production that is {@link realClock} (`performance.now()` milliseconds and
- * `setTimeout`). Tests install a {@link VirtualClock} and move time by hand, so timeout paths run
- * in microseconds of real time and never flake.
+ * `setTimeout`). Tests install a {@link VirtualClock} (from `dmabuf/testing`) and move time by
+ * hand, so timeout paths run in microseconds of real time and never flake.
  *
  * Contract:
  * - Times are milliseconds on a monotonic scale (fractions allowed); only differences mean anything.
  * - A timer fires at most once, never before its due time, and not after `clearTimer`.
  * - Timers due at the same time fire in the order they were armed.
  * - {@link useClock} returns a disposable that restores the previous clock, so installs nest.
+ * - A timer armed with `{ background: true }` does not keep the process alive on its own (Node's
+ *   `unref()`): periodic housekeeping uses it, so a program that is otherwise done can exit.
  *
  * @example
  * ```ts
- * import { VirtualClock, useClock } from 'dmabuf';
+ * import { VirtualClock, useClock } from 'dmabuf/testing'; // useClock is in 'dmabuf' too
  * const clock = new VirtualClock();
  * using _installed = useClock(clock);
  * let fired = false;
@@ -24,17 +26,27 @@
  * ```
  */
 
-import { BugError, checkTimeout } from './errors.js';
+import { BugError } from './errors.js';
+import { invalidArgument, optionalTimeout, requiredFinite, requiredFunction } from './options.js';
 
 /** An armed timer, as returned by {@link Clock.setTimer}. Opaque to callers. */
 export type TimerHandle = object;
+
+/** Options of {@link Clock.setTimer}. */
+export interface TimerOptions {
+  /**
+   * Housekeeping that must not keep the process alive by itself (Node: the timer is `unref`ed).
+   * Clocks without such a notion (browsers, virtual clocks) ignore it.
+   */
+  readonly background?: boolean;
+}
 
 /** A source of time and timers. */
 export interface Clock {
   /** Current time in milliseconds. */
   now(): number;
   /** Runs `fn` once after `delayMs` milliseconds. */
-  setTimer(delayMs: number, fn: () => void): TimerHandle;
+  setTimer(delayMs: number, fn: () => void, options?: TimerOptions): TimerHandle;
   /** Cancels a timer; a no-op when it already fired or was cleared. */
   clearTimer(handle: TimerHandle): void;
 }
@@ -49,13 +61,15 @@ interface RealTimer {
 /** The wall clock: `performance.now()` and the platform's `setTimeout`. */
 export const realClock: Clock = Object.freeze({
   now: () => performance.now(),
-  setTimer(delayMs: number, fn: () => void): TimerHandle {
+  setTimer(delayMs: number, fn: () => void, options?: TimerOptions): TimerHandle {
     const handle: RealTimer = { id: undefined };
-    const delay = checkTimeout(delayMs);
+    const delay = optionalTimeout(delayMs, 'realClock.setTimer', 'delayMs');
+    requiredFunction(fn, 'realClock.setTimer', 'fn');
     if (delay === undefined) return handle; // an infinite delay never fires: arm nothing
+    const background = options?.background === true;
     const due = performance.now() + delay;
     const arm = (remaining: number): void => {
-      handle.id = setTimeout(
+      const id = setTimeout(
         () => {
           const left = due - performance.now();
           if (left > 0 && remaining > MAX_TIMEOUT) arm(left);
@@ -63,6 +77,9 @@ export const realClock: Clock = Object.freeze({
         },
         Math.min(remaining, MAX_TIMEOUT),
       );
+      // Node's timers have unref(); browsers return a number and have no such notion.
+      if (background) (id as { unref?: () => void }).unref?.();
+      handle.id = id;
     };
     arm(delay);
     return handle;
@@ -87,6 +104,16 @@ export function getClock(): Clock {
  * not the innermost removes just that one, so the order of disposal never resurrects a clock.
  */
 export function useClock(clock: Clock): Disposable {
+  const candidate = clock as Partial<Clock> | null;
+  if (
+    typeof candidate !== 'object' ||
+    candidate === null ||
+    typeof candidate.now !== 'function' ||
+    typeof candidate.setTimer !== 'function' ||
+    typeof candidate.clearTimer !== 'function'
+  ) {
+    throw invalidArgument('useClock', 'clock', clock, 'a Clock { now(), setTimer(), clearTimer() }');
+  }
   installed.push(clock);
   let restored = false;
   return {
@@ -115,16 +142,18 @@ export class VirtualClock implements Clock {
   #order = 0;
   #timers: VirtualTimer[] = [];
 
+  /** @throws {InvalidArgumentError} for a start time that is not a finite number. */
   constructor(start = 0) {
-    this.#now = start;
+    this.#now = requiredFinite(start, 'VirtualClock', 'start');
   }
 
   now(): number {
     return this.#now;
   }
 
-  setTimer(delayMs: number, fn: () => void): TimerHandle {
-    const delay = checkTimeout(delayMs);
+  setTimer(delayMs: number, fn: () => void, _options?: TimerOptions): TimerHandle {
+    const delay = optionalTimeout(delayMs, 'VirtualClock.setTimer', 'delayMs');
+    requiredFunction(fn, 'VirtualClock.setTimer', 'fn');
     const timer: VirtualTimer = { due: this.#now + (delay ?? 0), order: this.#order++, fn };
     if (delay === undefined) return timer; // an infinite delay never fires: arm nothing
     // Keep the list sorted by (due, order); timers are few, so insertion sort is plenty.
@@ -136,7 +165,7 @@ export class VirtualClock implements Clock {
 
   clearTimer(handle: TimerHandle): void {
     const timer = handle as VirtualTimer;
-    if (!timer.fn) return;
+    if (typeof timer !== 'object' || timer === null || !timer.fn) return;
     timer.fn = null;
     const i = this.#timers.indexOf(timer);
     if (i >= 0) this.#timers.splice(i, 1);
@@ -177,6 +206,9 @@ export class VirtualClock implements Clock {
 
   /** Fires every armed timer, including ones armed while running, until none is left. */
   async runAll(limit = 100_000): Promise<void> {
+    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
+      throw invalidArgument('VirtualClock.runAll', 'limit', limit, 'an integer from 1 to 2^53-1');
+    }
     await settle();
     for (let n = 0; this.#timers.length > 0; n++) {
       if (n >= limit)
@@ -195,7 +227,7 @@ export class VirtualClock implements Clock {
   }
 
   #checkStep(ms: number): number {
-    const step = checkTimeout(ms);
+    const step = optionalTimeout(ms, 'VirtualClock.advance', 'ms');
     if (step === undefined) throw new BugError('VirtualClock cannot advance by an infinite amount');
     return step;
   }

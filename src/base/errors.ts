@@ -1,5 +1,5 @@
 /**
- * Errors.
+ * Errors, and the rules every dmabuf call follows for each kind of outcome.
  *
  * Overview: every error dmabuf throws or rejects with is a {@link DmaBufError} carrying an
  * errno-style `code`, so callers can branch on `err.code === 'EDEADLK'` the way kernel code
@@ -7,19 +7,47 @@
  * ({@link InvalidArgumentError}, {@link FenceTimeoutError}, ...). {@link BugError} is different:
  * it stands where the kernel has `WARN_ON`/`BUG_ON` and means the caller broke a contract.
  *
+ * The outcome rules (new layers follow them too; README "Conventions" says the same):
+ * 1. Expected outcomes are return values, never errors: `addCallback` on a signaled fence
+ *    returns `false`, `tryLock` on a busy lock returns `false`, a second `signal()` returns `false`.
+ * 2. Bad input is an {@link InvalidArgumentError} naming the function, the argument, what arrived
+ *    and what was expected, thrown before the call changed anything (`base/options` does the
+ *    checking: `const parse = defineOptions('Thing.wait', { timeout: optionalTimeout, signal:
+ *    optionalSignal })`, then `parse(options)` first thing). Unknown option names are bad input.
+ * 3. A call that returns a promise reports every failure by rejecting, bad input included; it
+ *    never throws synchronously.
+ * 4. Timeouts. A wait that answers a yes/no question ("did it finish in time?") resolves
+ *    `false` when its `timeout` runs out: `DmaFence.wait`, `SyncFile.wait`, `DmaResv.wait`. A
+ *    call that hands something over (an index, a fence, an access) rejects with
+ *    {@link FenceTimeoutError} instead: `DmaFence.waitAny`, `Syncobj.wait`, `Syncobj.findFence`,
+ *    `DmaBuf.beginCpuAccess`. `timeout: 0` polls once under the same rule.
+ * 5. Cancellation. Every call that can wait takes `signal`; an abort, `AbortSignal.timeout()`
+ *    included, always rejects with `signal.reason`, untouched, and leaves no waiter, callback,
+ *    timer or listener behind. A signal that has already aborted rejects at once.
+ * 6. Broken contracts (unlocking what is not held, a fence added without a reserved slot, use
+ *    after dispose) are {@link BugError}s, and the object is left as it was.
+ * 7. Status words are the kernel's: a fence is `'active'`, `'signaled'` or `'error'`.
+ * 8. Disposal is idempotent, and teardown settles every pending promise.
+ *
  * Contract:
- * - Expected outcomes (already signaled, lock busy) are return values, never errors.
  * - Messages name the object, its state and what to do about it.
  * - Errors are created per throw; no shared singleton instances.
- * - Cancellation rejects with the caller's `AbortSignal.reason`, untouched.
  *
  * @example
  * ```ts
- * import { DmaBufError, InvalidArgumentError } from 'dmabuf';
+ * import { DmaBufError, DmaFence, FenceTimeoutError, InvalidArgumentError } from 'dmabuf';
+ * const fence = new DmaFence('job');
+ * console.log(await fence.wait({ timeout: 0 })); // false: a yes/no wait answers with a value
  * try {
- *   throw new InvalidArgumentError('seqno must be a non-negative integer, got -1');
+ *   await DmaFence.waitAny([fence], { timeout: 0 });
  * } catch (err) {
- *   if (err instanceof DmaBufError && err.code === 'EINVAL') console.log(err.message);
+ *   if (err instanceof FenceTimeoutError) console.log(err.code); // 'ETIME': waitAny hands over an index
+ * }
+ * try {
+ *   await fence.wait({ timout: 10 } as never);
+ * } catch (err) {
+ *   if (err instanceof InvalidArgumentError) console.log(err.argument); // 'options.timout'
+ *   if (err instanceof DmaBufError) console.log(err.code); // 'EINVAL'
  * }
  * ```
  */
@@ -95,11 +123,23 @@ export class BugError extends DmaBufError {
   }
 }
 
-/** An argument outside its domain (a negative seqno, a non-finite timeout). */
+/** Options of an {@link InvalidArgumentError}: the standard `cause`, and the argument's name. */
+export interface InvalidArgumentErrorOptions extends ErrorOptions {
+  /** The argument or option at fault, as the message names it (`'seqno'`, `'options.timeout'`). */
+  readonly argument?: string;
+}
+
+/**
+ * An argument outside its domain (a negative seqno, a non-finite timeout, an unknown option, a
+ * `signal` that is not an AbortSignal). Thrown before the call changed anything.
+ */
 export class InvalidArgumentError extends DmaBufError {
   override name = 'InvalidArgumentError';
-  constructor(message: string, options?: ErrorOptions) {
+  /** The argument or option at fault (`'options.signal'`), when the thrower named one. */
+  readonly argument: string | undefined;
+  constructor(message: string, options?: InvalidArgumentErrorOptions) {
     super('EINVAL', message, options);
+    this.argument = options?.argument;
   }
 }
 
@@ -141,44 +181,24 @@ export class AlreadyLockedError extends DmaBufError {
   }
 }
 
-/** Describes a value for an error message: its type and a short rendering. */
+/** @internal Describes a value for an error message: its type and a short rendering. */
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
   if (value === null || typeof value !== 'object') return `${String(value)} (${typeof value})`;
-  const ctor = (value as { constructor?: { name?: string } }).constructor?.name;
-  return ctor ? `a ${ctor}` : 'an object';
-}
-
-/**
- * Checks a non-negative safe integer argument (seqnos, counts, values).
- * @throws {InvalidArgumentError} naming the argument and what arrived.
- */
-export function checkIndex(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new InvalidArgumentError(
-      `${name} must be a non-negative safe integer (0 .. 2^53-1), got ${describeValue(value)}`,
-    );
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  let ctor: unknown;
+  try {
+    ctor = (value as { constructor?: { name?: unknown } }).constructor?.name;
+  } catch {
+    ctor = undefined; // a hostile getter or a revoked proxy: describe it without its name
   }
-  return value;
+  if (typeof ctor !== 'string' || ctor === '') return 'an object';
+  return `${/^[AEIOU]/.test(ctor) ? 'an' : 'a'} ${ctor}`;
 }
 
-/**
- * Checks an optional timeout in milliseconds: `undefined` means forever, 0 means poll.
- * @throws {InvalidArgumentError} for negative, NaN or non-number values.
- */
-export function checkTimeout(value: unknown): number | undefined {
-  if (value === undefined || value === Infinity) return undefined;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
-    throw new InvalidArgumentError(
-      `timeout must be a non-negative number of milliseconds or undefined for no limit, got ${describeValue(value)}`,
-    );
-  }
-  return value;
-}
-
-/** Raises an error from a callback without disturbing the caller (like the DOM's `reportError`). */
+/** @internal Raises an error from a callback without disturbing the caller (like the DOM's `reportError`). */
 export function reportCallbackError(error: unknown): void {
   queueMicrotask(() => {
     throw error;

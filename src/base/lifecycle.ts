@@ -3,7 +3,10 @@
  *
  * Overview: {@link Kref} is the kernel's `kref` (a count that runs a release function when it
  * reaches zero); {@link DisposableStore} owns a set of disposables and disposes them together,
- * continuing past failures; {@link toDisposable} turns a function into a `Disposable`.
+ * continuing past failures; {@link toDisposable} turns a function into a `Disposable`;
+ * {@link LockGuard} is what `acquire()` on a lock returns, so that `using guard = await
+ * mutex.acquire()` unlocks at the end of the block; {@link runAll} runs several releases,
+ * continuing past failures, and throws what failed as one error.
  *
  * Contract:
  * - `Kref.put()` after the count reached zero is a {@link BugError}, as is `get()` on a released
@@ -11,7 +14,9 @@
  *   with `init()` (the count restarts at one); `init()` on a live count is a {@link BugError}.
  * - Disposal is idempotent everywhere: a second dispose does nothing.
  * - `DisposableStore.dispose()` disposes in reverse order of addition and, when some disposals
- *   throw, throws one `AggregateError` after trying all of them.
+ *   throw, throws one `AggregateError` after trying all of them (a single failure as itself).
+ * - A `LockGuard` unlocks once: disposing it again does nothing, `unlock()` twice is a
+ *   {@link BugError}.
  *
  * @example
  * ```ts
@@ -26,19 +31,69 @@
  */
 
 import { BugError } from './errors.js';
+import { invalidArgument, requiredFunction, requiredString } from './options.js';
 
-/** A reference count with a release action, modelled on the kernel's `struct kref`. */
+/**
+ * @internal
+ * Runs `release` on every item, in order, continuing past failures.
+ * @throws the single failure as itself, or an `AggregateError` of them all, described by
+ *   `message(count)`, once every item was tried.
+ */
+export function runAll<T>(items: Iterable<T>, release: (item: T) => void, message: (failures: number) => string): void {
+  throwCollected(collectFailures(items, release), message);
+}
+
+/**
+ * @internal
+ * Runs `release` on every item, in order, continuing past failures.
+ * @returns what the failed calls threw, in order, or undefined when none failed.
+ */
+export function collectFailures<T>(items: Iterable<T>, release: (item: T) => void): unknown[] | undefined {
+  let errors: unknown[] | undefined;
+  for (const item of items) {
+    try {
+      release(item);
+    } catch (err) {
+      (errors ??= []).push(err);
+    }
+  }
+  return errors;
+}
+
+/** @internal Throws nothing for no errors, the error itself for one, an `AggregateError` for several. */
+export function throwCollected(errors: readonly unknown[] | undefined, message: (failures: number) => string): void {
+  if (errors === undefined || errors.length === 0) return;
+  if (errors.length === 1) throw errors[0];
+  throw new AggregateError(errors, message(errors.length));
+}
+
+/**
+ * A reference count with a release action, modelled on the kernel's `struct kref`. Use it as a
+ * field (`new Kref(() => free(), 'buffer 7')`), or extend it the way kernel objects embed their
+ * kref: a subclass overrides {@link Kref.release} (and {@link Kref.refName} for messages) and
+ * costs no closure per object.
+ */
 export class Kref {
   #count = 1;
-  readonly #release: () => void;
-  readonly #what: string;
+  readonly #release: (() => void) | undefined;
+  readonly #what: string | undefined;
 
-  /** Starts at one reference, owned by the creator. `what` names the object in error messages. */
-  constructor(release: () => void, what = 'object') {
+  /**
+   * Starts at one reference, owned by the creator.
+   * @param release runs once, at the last put (subclasses may override `release()` instead).
+   * @param what names the object in error messages.
+   * @throws {InvalidArgumentError} for a `release` that is not a function or a non-string `what`.
+   */
+  constructor(release?: () => void, what?: string) {
+    if (release !== undefined && typeof release !== 'function') {
+      throw invalidArgument('Kref', 'release', release, 'a function (or omitted in a subclass)');
+    }
+    if (what !== undefined && typeof what !== 'string') throw invalidArgument('Kref', 'what', what, 'a string');
     this.#release = release;
     this.#what = what;
   }
 
+  /** References held; 0 once released. */
   get count(): number {
     return this.#count;
   }
@@ -46,7 +101,7 @@ export class Kref {
   /** Takes a reference. @throws {BugError} when the object was already released. */
   get(): void {
     if (this.#count <= 0)
-      throw new BugError(`${this.#what}: get() after the last reference was dropped (use after free)`);
+      throw new BugError(`${this.refName()}: get() after the last reference was dropped (use after free)`);
     this.#count++;
   }
 
@@ -63,9 +118,9 @@ export class Kref {
    * @throws {BugError} on a put without a matching reference.
    */
   put(): boolean {
-    if (this.#count <= 0) throw new BugError(`${this.#what}: put() without a reference (double put)`);
+    if (this.#count <= 0) throw new BugError(`${this.refName()}: put() without a reference (double put)`);
     if (--this.#count > 0) return false;
-    this.#release();
+    this.release();
     return true;
   }
 
@@ -79,14 +134,25 @@ export class Kref {
   init(): void {
     if (this.#count !== 0)
       throw new BugError(
-        `${this.#what}: init() with ${this.#count} reference(s) still held; only a released count restarts`,
+        `${this.refName()}: init() with ${this.#count} reference(s) still held; only a released count restarts`,
       );
     this.#count = 1;
+  }
+
+  /** The release action: the constructor's function. Subclasses override it. */
+  protected release(): void {
+    this.#release?.();
+  }
+
+  /** How error messages name the object: the constructor's `what`, else `'object'`. */
+  protected refName(): string {
+    return this.#what ?? 'object';
   }
 }
 
 /** Wraps a function as an idempotent `Disposable`. */
 export function toDisposable(fn: () => void): Disposable {
+  requiredFunction(fn, 'toDisposable', 'fn');
   let done = false;
   return {
     [Symbol.dispose](): void {
@@ -108,6 +174,9 @@ export class DisposableStore implements Disposable {
 
   /** Adds `item`; if the store is already disposed, disposes `item` at once. */
   add<T extends Disposable>(item: T): T {
+    if (typeof (item as Partial<Disposable> | null)?.[Symbol.dispose] !== 'function') {
+      throw invalidArgument('DisposableStore.add', 'item', item, 'a Disposable (an object with [Symbol.dispose]())');
+    }
     if (this.#disposed) item[Symbol.dispose]();
     else this.#items.push(item);
     return item;
@@ -116,16 +185,46 @@ export class DisposableStore implements Disposable {
   [Symbol.dispose](): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    const errors: unknown[] = [];
-    for (const item of this.#items.reverse()) {
-      try {
-        item[Symbol.dispose]();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
+    const items = this.#items.reverse();
     this.#items = [];
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} disposals failed`);
+    runAll(
+      items,
+      (item) => item[Symbol.dispose](),
+      (n) => `${n} disposals failed`,
+    );
+  }
+}
+
+/**
+ * A held lock as a `Disposable`: `using guard = await mutex.acquire()` unlocks when the block
+ * ends, however it ends. Returned by the `acquire()` methods of dmabuf's locks.
+ */
+export class LockGuard implements Disposable {
+  #release: (() => void) | null;
+  readonly #what: string;
+
+  /** @param release unlocks the lock; called at most once. @param what names the lock in errors. */
+  constructor(release: () => void, what: string) {
+    this.#release = requiredFunction(release, 'LockGuard', 'release') as () => void;
+    this.#what = requiredString(what, 'LockGuard', 'what');
+  }
+
+  /** Whether the guard still holds its lock. */
+  get held(): boolean {
+    return this.#release !== null;
+  }
+
+  /** Unlocks now. @throws {BugError} when the guard already unlocked. */
+  unlock(): void {
+    const release = this.#release;
+    if (release === null)
+      throw new BugError(`LockGuard of ${this.#what}: unlock() twice; the lock was already released`);
+    this.#release = null;
+    release();
+  }
+
+  /** Unlocks unless already unlocked. */
+  [Symbol.dispose](): void {
+    if (this.#release !== null) this.unlock();
   }
 }

@@ -16,14 +16,19 @@
  *
  * @example
  * ```ts
- * import { LockClass, lockdep } from 'dmabuf';
+ * import { LockClass } from 'dmabuf';
+ * import { lockdep } from './lockdep-hooks.js'; // the live binding: internal
  * const queueLock = LockClass.forName('queue.lock');
  * console.log(queueLock.name, lockdep === null ? 'validator off' : 'validator on');
  * ```
  */
 
+import { oneOf, requiredName } from './options.js';
+
 /** What kind of lock a class is: a ww class, a plain mutex class, or a pseudo-lock. */
 export type LockClassKind = 'ww' | 'mutex' | 'pseudo';
+
+const checkKind = oneOf(['ww', 'mutex', 'pseudo'] as const);
 
 /** A lock class: the unit the validator orders (the kernel's `lock_class_key`). */
 export class LockClass {
@@ -31,13 +36,15 @@ export class LockClass {
   readonly kind: LockClassKind;
   static readonly #byName = new Map<string, LockClass>();
 
+  /** @throws {InvalidArgumentError} for an empty name or an unknown kind. */
   constructor(name: string, kind: LockClassKind) {
-    this.name = name;
-    this.kind = kind;
+    this.name = requiredName(name, 'LockClass', 'name');
+    this.kind = checkKind(kind, 'LockClass', 'kind');
   }
 
   /** The plain mutex class called `name`, created on first use: mutexes with one name share it. */
   static forName(name: string): LockClass {
+    requiredName(name, 'LockClass.forName', 'name');
     let cls = LockClass.#byName.get(name);
     if (cls === undefined) {
       cls = new LockClass(name, 'mutex');
@@ -51,17 +58,17 @@ export class LockClass {
   }
 }
 
-/** The fence-signalling pseudo-lock: held (as a read lock) by code on the way to `signal()`. */
+/** @internal The fence-signalling pseudo-lock: held (as a read lock) by code on the way to `signal()`. */
 export const dmaFenceMap = new LockClass('dma_fence_map', 'pseudo');
-/** The same for long-running fences (seed 001): their own map, so the two can be ordered. */
+/** @internal The same for long-running fences (seed 001): their own map, so the two can be ordered. */
 export const dmaFenceLrMap = new LockClass('dma_fence_lr_map', 'pseudo');
-/** Memory reclaim: an allocation that may wait for eviction or shrinking takes this. */
+/** @internal Memory reclaim: an allocation that may wait for eviction or shrinking takes this. */
 export const fsReclaim = new LockClass('fs_reclaim', 'pseudo');
 
 /** What a signalling-section cookie is: opaque to callers. */
 export type SignallingCookie = object;
 
-/** The validator's entry points. */
+/** @internal The validator's entry points. */
 export interface LockdepHooks {
   /**
    * A lock is requested (before any waiting): records and checks dependencies from every lock
@@ -93,10 +100,10 @@ export interface LockdepHooks {
   task<T>(fn: () => T): T;
 }
 
-/** The installed validator, or null while it is off. Read it on every hot path; it is one branch. */
+/** @internal The installed validator, or null while it is off. Read it on every hot path; it is one branch. */
 export let lockdep: LockdepHooks | null = null;
 
-/** Installs (or, with null, removes) the validator. For `locking/lockdep.ts` only. */
+/** @internal Installs (or, with null, removes) the validator. For `locking/lockdep.ts` only. */
 export function installLockdepHooks(hooks: LockdepHooks | null): void {
   lockdep = hooks;
 }

@@ -13,9 +13,9 @@
  * Models the parts of `kernel/workqueue.c` that TTM uses since "drm/ttm: use per BO cleanup
  * workers" (seed 004, Linux 6.3): `alloc_workqueue(name, flags, max_active)` (the device's
  * `alloc_workqueue("ttm", WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_UNBOUND, 16)`), `queue_work()`,
- * `flush_workqueue()`, `drain_workqueue()` and `destroy_workqueue()`. Flags have no meaning in
- * a single JavaScript thread and are not modelled; neither is requeueing a work item that is
- * already pending (every `queue()` call is a new item).
+ * `flush_workqueue()`, `drain_workqueue()`, `destroy_workqueue()` and `cancel_work()`. Flags
+ * have no meaning in a single JavaScript thread and are not modelled; neither is requeueing a
+ * work item that is already pending (every `queue()` call is a new item).
  *
  * Contract:
  * - `queue()` never runs the item synchronously: items start on a later microtask (or when an
@@ -27,9 +27,14 @@
  *   goes on with the next item.
  * - `flush()` resolves once every item queued before the call has finished; `drain()` resolves
  *   once nothing is pending or active, items queued meanwhile (by running items or anyone else)
- *   included.
+ *   included. Both take a `signal`: an abort rejects with `signal.reason` and leaves no waiter.
+ * - A queued item can be cancelled until it starts: when the `signal` given to `queue()` aborts,
+ *   the item leaves the queue (one controller can cancel a whole batch). It then never runs,
+ *   counts as {@link WorkQueue.cancelled}, and flushes no longer wait for it. Once started an
+ *   item runs to its end, as `cancel_work()` leaves a running work item alone.
  * - Disposal (`await using`, {@link WorkQueue[Symbol.asyncDispose]}) drains, then refuses new
- *   items with a {@link BugError}; items queued while it drains are still accepted and run.
+ *   items with a {@link BugError}; items queued while it drains are still accepted and run. The
+ *   open / draining / closed life is the shared {@link QueueState}.
  * - Every item runs as a task of its own for the lock validator (through the `task` hook of
  *   `base/lockdep-hooks`): it starts holding nothing, whatever its queuer held, as a kernel
  *   worker thread does.
@@ -51,8 +56,20 @@
  * ```
  */
 
-import { BugError, InvalidArgumentError, describeValue, reportCallbackError } from './errors.js';
+import { BugError, describeValue, reportCallbackError } from './errors.js';
 import { lockdep } from './lockdep-hooks.js';
+import {
+  defineOptions,
+  defineSignalOnly,
+  optionalFunction,
+  optionalPositiveInteger,
+  optionalSignal,
+  optionalString,
+  requiredFunction,
+  requiredString,
+} from './options.js';
+import { QueueState } from './queue-state.js';
+import { Waiter } from './waiter.js';
 
 /** A work item's body. A returned promise keeps the item active until it settles. */
 export type WorkFn = () => void | Promise<void>;
@@ -76,18 +93,81 @@ export interface WorkQueueOptions {
   readonly onError?: (failure: WorkFailure) => void;
 }
 
+/** Options for one {@link WorkQueue.queue} call. */
+export interface WorkItemOptions {
+  /** Names the item in {@link WorkQueue.failures} (default: the function's name). */
+  readonly name?: string;
+  /** Cancels the item if it aborts before the item started. */
+  readonly signal?: AbortSignal;
+}
+
+/** Where a work item is: waiting its turn, running, finished (or failed), or cancelled. */
+type WorkItemState = 'queued' | 'running' | 'finished' | 'cancelled';
+
 /** Default `maxActive`: the value TTM passes to `alloc_workqueue()` (seed 004). */
 const DEFAULT_MAX_ACTIVE = 16;
 
 /** The queue array is compacted once this many items have been taken from its front. */
 const COMPACT_AT = 1024;
 
-interface WorkItem {
+const parseQueueOptions = defineOptions('WorkQueue', { maxActive: optionalPositiveInteger, onError: optionalFunction });
+const parseItemOptions = defineOptions('WorkQueue.queue', { name: optionalString, signal: optionalSignal });
+const parseFlushOptions = defineSignalOnly('WorkQueue.flush');
+const parseDrainOptions = defineSignalOnly('WorkQueue.drain');
+
+/** One queued call (`struct work_struct`), cancelled by its signal until it starts (`cancel_work()`). */
+class WorkItem {
   readonly fn: WorkFn;
   readonly name: string | undefined;
-}
+  #state: WorkItemState = 'queued';
+  readonly #onCancel: (item: WorkItem) => void;
+  #signal: AbortSignal | undefined = undefined;
+  #listener: (() => void) | undefined = undefined;
 
-type Waiter = () => void;
+  constructor(fn: WorkFn, name: string | undefined, onCancel: (item: WorkItem) => void) {
+    this.fn = fn;
+    this.name = name;
+    this.#onCancel = onCancel;
+  }
+
+  get state(): WorkItemState {
+    return this.#state;
+  }
+
+  /** Marks the item cancelled if it has not started. @returns whether it was cancelled now. */
+  cancel(): boolean {
+    if (this.#state !== 'queued') return false;
+    this.#state = 'cancelled';
+    this.#unlisten();
+    this.#onCancel(this);
+    return true;
+  }
+
+  /** Cancels the item when `signal` aborts before it starts. */
+  listen(signal: AbortSignal): void {
+    this.#signal = signal;
+    this.#listener = () => void this.cancel();
+    signal.addEventListener('abort', this.#listener, { once: true });
+  }
+
+  /** The queue starts the item. */
+  start(): void {
+    this.#state = 'running';
+    this.#unlisten();
+  }
+
+  /** The item settled. */
+  finish(): void {
+    this.#state = 'finished';
+  }
+
+  #unlisten(): void {
+    if (this.#listener === undefined) return;
+    this.#signal!.removeEventListener('abort', this.#listener);
+    this.#listener = undefined;
+    this.#signal = undefined;
+  }
+}
 
 /**
  * A bounded, ordered pool of background work items.
@@ -112,16 +192,22 @@ export class WorkQueue implements AsyncDisposable {
   #peak = 0;
   #completed = 0;
   #failed = 0;
+  #cancelled = 0;
+  /** Cancelled items still sitting in `#items` (skipped, and given their sequence number, when reached). */
+  #cancelledQueued = 0;
   readonly #failures: WorkFailure[] = [];
   #warned = false;
 
   #scheduled = false;
   /** Flush waiters in call order; their targets never decrease, so the front is always the next due. */
-  #flushWaiters: { readonly target: number; readonly resolve: Waiter }[] = [];
+  #flushWaiters: { readonly target: number; readonly waiter: Waiter<void> }[] = [];
   #flushHead = 0;
-  #drainWaiters: Waiter[] = [];
-  #state: 'open' | 'closing' | 'closed' = 'open';
-  #closing: Promise<void> | null = null;
+  readonly #state = new QueueState(() => this.#active === 0 && this.#head === this.#items.length);
+  readonly #cancel = (_item: WorkItem): void => {
+    this.#cancelledQueued++;
+    // The pump skips it; if nothing else would wake the pump, make it run once.
+    this.#schedulePump();
+  };
 
   readonly #pump = (): void => {
     this.#scheduled = false;
@@ -135,76 +221,73 @@ export class WorkQueue implements AsyncDisposable {
    * @see alloc_workqueue()
    */
   constructor(name: string, options?: WorkQueueOptions) {
-    if (typeof name !== 'string') {
-      throw new InvalidArgumentError(`WorkQueue: name must be a string, got ${describeValue(name)}`);
-    }
-    const maxActive: unknown = options?.maxActive === undefined ? DEFAULT_MAX_ACTIVE : options.maxActive;
-    if (typeof maxActive !== 'number' || !Number.isSafeInteger(maxActive) || maxActive < 1) {
-      throw new InvalidArgumentError(
-        `WorkQueue "${name}": maxActive must be an integer >= 1 (the most items running at once), got ${describeValue(maxActive)}`,
-      );
-    }
-    const onError = options?.onError;
-    if (onError !== undefined && typeof onError !== 'function') {
-      throw new InvalidArgumentError(
-        `WorkQueue "${name}": onError must be a function when given, got ${describeValue(onError)}`,
-      );
-    }
+    requiredString(name, 'WorkQueue', 'name');
+    const { maxActive, onError } = parseQueueOptions(options);
     this.name = name;
-    this.maxActive = maxActive;
-    this.#onError = onError;
+    this.maxActive = maxActive ?? DEFAULT_MAX_ACTIVE;
+    this.#onError = onError as ((failure: WorkFailure) => void) | undefined;
   }
 
   /**
    * Queues `fn` to run after the items queued before it have started, once fewer than
    * `maxActive` items are active. Never runs it synchronously.
-   * @param name names the item in {@link failures} (default: the function's name).
-   * @throws {InvalidArgumentError} for a non-function `fn` or a non-string `name`.
+   * @param options the item's name in {@link failures} (a string, or `{ name }`; default: the
+   *   function's name), and a `signal` that cancels the item if it aborts before the item started
+   *   (with a signal that has already aborted the item is not queued at all).
+   * @throws {InvalidArgumentError} for a non-function `fn` or bad options.
    * @throws {BugError} after disposal finished (`destroy_workqueue()`): do the work directly.
-   * @see queue_work()
+   * @see queue_work() @see cancel_work()
    */
-  queue(fn: WorkFn, name?: string): void {
-    if (typeof fn !== 'function') {
-      throw new InvalidArgumentError(`WorkQueue "${this.name}": queue() takes a function, got ${describeValue(fn)}`);
-    }
-    if (name !== undefined && typeof name !== 'string') {
-      throw new InvalidArgumentError(
-        `WorkQueue "${this.name}": queue() item name must be a string, got ${describeValue(name)}`,
-      );
-    }
-    if (this.#state === 'closed') {
+  queue(fn: WorkFn, options?: string | WorkItemOptions): void {
+    requiredFunction(fn, 'WorkQueue.queue', 'fn');
+    const { name, signal } =
+      typeof options === 'string' ? { name: options, signal: undefined } : parseItemOptions(options);
+    if (this.#state.closed) {
       throw new BugError(
         `WorkQueue "${this.name}" is destroyed (queue_work after destroy_workqueue) and refuses ${name ?? 'new work'}; ` +
           'queue work only before disposing the queue, or run it directly',
       );
     }
-    this.#items.push({ fn, name });
-    this.#queued++;
-    if (!this.#scheduled && this.#active < this.maxActive) {
-      this.#scheduled = true;
-      queueMicrotask(this.#pump);
+    if (signal?.aborted) {
+      this.#cancelled++; // never entered the queue
+      return;
     }
+    const item = new WorkItem(fn, name, this.#cancel);
+    if (signal !== undefined) item.listen(signal);
+    this.#items.push(item);
+    this.#queued++;
+    if (this.#active < this.maxActive) this.#schedulePump();
   }
 
   /**
-   * Resolves once every item queued before this call has finished (successfully or not). Items
-   * queued later, including ones those items queue, are not waited for.
+   * Resolves once every item queued before this call has finished (successfully or not) or was
+   * cancelled. Items queued later, including ones those items queue, are not waited for.
+   * @throws rejects with `signal.reason` when aborted, leaving no waiter.
    * @see flush_workqueue()
    */
-  flush(): Promise<void> {
-    const target = this.#queued;
-    if (this.#finishedBelow >= target) return Promise.resolve();
-    return new Promise((resolve) => this.#flushWaiters.push({ target, resolve }));
+  flush(options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
+    return parseFlushOptions(options, (signal) => {
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      const target = this.#queued;
+      if (this.#finishedBelow >= target) return Promise.resolve();
+      const entry = { target, waiter: new Waiter<void>() };
+      this.#flushWaiters.push(entry);
+      entry.waiter.abortOn(signal, () => {
+        const i = this.#flushWaiters.indexOf(entry, this.#flushHead);
+        if (i >= 0) this.#flushWaiters.splice(i, 1);
+      });
+      return entry.waiter.promise;
+    });
   }
 
   /**
    * Resolves once no item is pending or active, however many were queued in the meantime
    * (items that queue further items are waited for too).
+   * @throws rejects with `signal.reason` when aborted, leaving no waiter.
    * @see drain_workqueue()
    */
-  drain(): Promise<void> {
-    if (this.#isIdle()) return Promise.resolve();
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  drain(options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
+    return parseDrainOptions(options, (signal) => this.#state.drain(signal));
   }
 
   /** Items started and not yet settled; never more than `maxActive`. */
@@ -212,9 +295,14 @@ export class WorkQueue implements AsyncDisposable {
     return this.#active;
   }
 
-  /** Items queued and not yet started. */
+  /** Items queued and not yet started (cancelled ones not counted). */
   get pending(): number {
-    return this.#items.length - this.#head;
+    return this.#items.length - this.#head - this.#cancelledQueued;
+  }
+
+  /** Items cancelled before they started. */
+  get cancelled(): number {
+    return this.#cancelled;
   }
 
   /** The highest {@link active} seen since construction or the last {@link resetPeak}. */
@@ -248,42 +336,52 @@ export class WorkQueue implements AsyncDisposable {
    * @see destroy_workqueue()
    */
   [Symbol.asyncDispose](): Promise<void> {
-    if (this.#state === 'closed') return Promise.resolve();
-    this.#closing ??= (async (): Promise<void> => {
-      this.#state = 'closing';
-      await this.drain();
-      this.#state = 'closed';
-    })();
-    return this.#closing;
+    return this.#state.close();
   }
 
   toString(): string {
-    return `WorkQueue "${this.name}" (${this.#state}, ${this.pending} pending, ${this.#active}/${this.maxActive} active, ${this.#completed} completed, ${this.#failed} failed)`;
+    return `WorkQueue "${this.name}" (${this.#state.status}, ${this.pending} pending, ${this.#active}/${this.maxActive} active, ${this.#completed} completed, ${this.#failed} failed, ${this.#cancelled} cancelled)`;
   }
 
-  #isIdle(): boolean {
-    return this.#active === 0 && this.#head === this.#items.length;
+  #schedulePump(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(this.#pump);
   }
 
   /** Starts pending items while there is room, then wakes whoever waits for what finished. */
   #startItems(): void {
-    while (this.#active < this.maxActive && this.#head < this.#items.length) {
-      const item = this.#items[this.#head]!;
-      this.#items[this.#head++] = undefined;
-      if (this.#head === this.#items.length) {
-        this.#items = [];
-        this.#head = 0;
-      } else if (this.#head >= COMPACT_AT && this.#head * 2 >= this.#items.length) {
-        this.#items = this.#items.slice(this.#head);
-        this.#head = 0;
+    for (;;) {
+      // Cancelled items at the front finish at once, holding no slot.
+      while (this.#head < this.#items.length && this.#items[this.#head]!.state === 'cancelled') {
+        this.#take();
+        this.#cancelledQueued--;
+        this.#cancelled++;
+        this.#retire(this.#started++);
       }
-      this.#start(item);
+      if (this.#active >= this.maxActive || this.#head >= this.#items.length) break;
+      this.#start(this.#take());
     }
     this.#wakeWaiters();
   }
 
+  /** Takes the item at the front of the queue, compacting the array now and then. */
+  #take(): WorkItem {
+    const item = this.#items[this.#head]!;
+    this.#items[this.#head++] = undefined;
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    } else if (this.#head >= COMPACT_AT && this.#head * 2 >= this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+
   #start(item: WorkItem): void {
     const seq = this.#started++;
+    item.start();
     if (++this.#active > this.#peak) this.#peak = this.#active;
     let result: unknown;
     try {
@@ -310,14 +408,20 @@ export class WorkQueue implements AsyncDisposable {
     );
   }
 
-  #finish(seq: number, item: WorkItem, failed: boolean, error: unknown): void {
-    this.#active--;
+  /** Records item `seq` as finished (or skipped) for the flush bookkeeping. */
+  #retire(seq: number): void {
     if (seq === this.#finishedBelow) {
       this.#finishedBelow++;
       while (this.#finishedAhead.delete(this.#finishedBelow)) this.#finishedBelow++;
     } else {
       this.#finishedAhead.add(seq);
     }
+  }
+
+  #finish(seq: number, item: WorkItem, failed: boolean, error: unknown): void {
+    this.#active--;
+    item.finish();
+    this.#retire(seq);
     if (!failed) {
       this.#completed++;
       return;
@@ -352,7 +456,7 @@ export class WorkQueue implements AsyncDisposable {
   #wakeWaiters(): void {
     const waiters = this.#flushWaiters;
     while (this.#flushHead < waiters.length && waiters[this.#flushHead]!.target <= this.#finishedBelow) {
-      waiters[this.#flushHead++]!.resolve();
+      waiters[this.#flushHead++]!.waiter.resolve();
     }
     if (this.#flushHead === waiters.length && this.#flushHead > 0) {
       this.#flushWaiters = [];
@@ -361,11 +465,7 @@ export class WorkQueue implements AsyncDisposable {
       this.#flushWaiters = waiters.slice(this.#flushHead);
       this.#flushHead = 0;
     }
-    if (this.#drainWaiters.length > 0 && this.#isIdle()) {
-      const drained = this.#drainWaiters;
-      this.#drainWaiters = [];
-      for (const resolve of drained) resolve();
-    }
+    this.#state.wake();
   }
 }
 

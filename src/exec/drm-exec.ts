@@ -63,17 +63,37 @@
  * ```
  */
 
+import { AlreadyLockedError, BugError, DmaBufError, WwDeadlockError } from '../base/errors.js';
+import { collectFailures, throwCollected } from '../base/lifecycle.js';
 import {
-  AlreadyLockedError,
-  BugError,
-  DmaBufError,
-  InvalidArgumentError,
-  WwDeadlockError,
-  checkIndex,
-  describeValue,
-} from '../base/errors.js';
-import { WwAcquireCtx, type WwClass } from '../locking/ww-mutex.js';
+  checkInterruptible,
+  defineOptions,
+  instanceOf,
+  invalidArgument,
+  optional,
+  optionalBoolean,
+  optionalSignal,
+  requiredFunction,
+  requiredIndex,
+} from '../base/options.js';
+import { WwAcquireCtx, WwClass } from '../locking/ww-mutex.js';
 import { DmaResv, reservationWwClass } from '../resv/dma-resv.js';
+
+const parseOptions = defineOptions('DrmExec', {
+  ignoreDuplicates: optionalBoolean,
+  interruptible: optionalBoolean,
+  signal: optionalSignal,
+  wwClass: optional(instanceOf(WwClass)),
+});
+
+/** Unlocks a tracked object and drops its reference, the reference even if the unlock failed. */
+function release(obj: DrmExecObject): void {
+  try {
+    obj.resv.unlock();
+  } finally {
+    obj.put();
+  }
+}
 
 /**
  * What a {@link DrmExec} can lock: an object with a reservation and a reference count (the
@@ -142,21 +162,15 @@ export class DrmExec implements AsyncDisposable {
   #inFlight: Promise<void> | null = null;
 
   /**
-   * @throws {InvalidArgumentError} for `interruptible: false` together with a `signal`: an
+   * @throws {InvalidArgumentError} for options other than `{ ignoreDuplicates?, interruptible?,
+   *   signal?, wwClass? }`, and for `interruptible: false` together with a `signal`: an
    *   uninterruptible wait cannot honour it, and silently ignoring the signal would hide a hang.
    */
-  constructor(options: DrmExecOptions = {}) {
-    const { ignoreDuplicates = false, interruptible = true, signal, wwClass = reservationWwClass } = options;
-    if (signal !== undefined && !interruptible) {
-      throw new InvalidArgumentError(
-        'DrmExec: interruptible: false cannot be combined with a signal, because uninterruptible lock waits ignore signals; drop one of the two',
-      );
-    }
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new InvalidArgumentError(`DrmExec: signal must be an AbortSignal, got ${describeValue(signal)}`);
-    }
-    this.#ignoreDuplicates = ignoreDuplicates;
-    this.#ticket = new WwAcquireCtx(wwClass);
+  constructor(options?: DrmExecOptions) {
+    const { ignoreDuplicates, interruptible, signal, wwClass } = parseOptions(options);
+    checkInterruptible('DrmExec', interruptible, signal);
+    this.#ignoreDuplicates = ignoreDuplicates === true;
+    this.#ticket = new WwAcquireCtx(wwClass ?? reservationWwClass);
     this.#userSignal = signal;
     if (signal?.aborted) {
       this.#stop(signal.reason);
@@ -190,15 +204,11 @@ export class DrmExec implements AsyncDisposable {
    * @see drm_exec_until_all_locked() / drm_exec_retry_on_contention() / drm_exec_cleanup()
    */
   async untilAllLocked<T>(body: (exec: DrmExec) => Promise<T>): Promise<T> {
+    requiredFunction(body, 'DrmExec.untilAllLocked', 'body');
     this.#checkLive('untilAllLocked');
     if (this.#phase !== 'idle') {
       throw new BugError(
         `DrmExec.untilAllLocked: this exec already ran its loop (${this.#phase}); use a new DrmExec per transaction`,
-      );
-    }
-    if (typeof body !== 'function') {
-      throw new InvalidArgumentError(
-        `DrmExec.untilAllLocked: body must be an async function, got ${describeValue(body)}`,
       );
     }
     this.#phase = 'locking';
@@ -276,8 +286,8 @@ export class DrmExec implements AsyncDisposable {
    * @see drm_exec_prepare_obj()
    */
   async prepareObj(obj: DrmExecObject, numFences: number): Promise<void> {
+    requiredIndex(numFences, 'DrmExec.prepareObj', 'numFences');
     this.#checkLockable('prepareObj', obj);
-    checkIndex('DrmExec.prepareObj: numFences', numFences);
     if (numFences === 0) {
       throw new BugError(
         `DrmExec.prepareObj(${nameOf(obj)}): numFences is 0; reserve at least one slot, or call lockObj to lock without reserving`,
@@ -297,9 +307,8 @@ export class DrmExec implements AsyncDisposable {
    * @see drm_exec_prepare_array()
    */
   async prepareArray(objs: readonly DrmExecObject[], numFences: number): Promise<void> {
-    if (!Array.isArray(objs)) {
-      throw new InvalidArgumentError(`DrmExec.prepareArray: objs must be an array, got ${describeValue(objs)}`);
-    }
+    if (!Array.isArray(objs)) throw invalidArgument('DrmExec.prepareArray', 'objs', objs, 'an array of DrmExecObject');
+    requiredIndex(numFences, 'DrmExec.prepareArray', 'numFences');
     for (const obj of objs) await this.prepareObj(obj, numFences);
   }
 
@@ -313,8 +322,11 @@ export class DrmExec implements AsyncDisposable {
     this.#checkLive('unlockObj');
     const i = this.#objects.lastIndexOf(obj);
     if (i < 0) {
+      if (!isExecObject(obj)) {
+        throw invalidArgument('DrmExec.unlockObj', 'obj', obj, 'an object with a DmaResv resv and get()/put()');
+      }
       throw new BugError(
-        `DrmExec.unlockObj: ${describeValue(obj)} is not locked by this exec; only objects listed in exec.objects can be unlocked`,
+        `DrmExec.unlockObj: ${nameOf(obj)} is not locked by this exec; only objects listed in exec.objects can be unlocked`,
       );
     }
     obj.resv.unlock();
@@ -339,36 +351,23 @@ export class DrmExec implements AsyncDisposable {
     if (this.#phase === 'finished') return;
     this.#phase = 'finished';
     if (this.#onUserAbort !== undefined) this.#userSignal!.removeEventListener('abort', this.#onUserAbort);
-    const errors: unknown[] = [];
     const pending = this.#pending;
+    const contended = this.#contended;
+    this.#contended = null;
     if (pending !== null) {
       this.#stop(new DmaBufError('ECANCELED', `DrmExec: finished while a lock of ${nameOf(pending)} was pending`));
-      // The lock may have been handed over already, with its promise not yet settled.
-      if (pending.resv.mutex.holder === this.#ticket && !this.#objects.includes(pending)) {
-        try {
-          pending.resv.unlock();
-        } catch (err) {
-          errors.push(err);
-        }
-      }
     }
-    errors.push(...this.#unlockAll());
-    if (this.#contended !== null) {
-      const contended = this.#contended;
-      this.#contended = null;
-      try {
-        contended.put();
-      } catch (err) {
-        errors.push(err);
-      }
+    // Every step runs whatever the ones before it threw; the failures are thrown together.
+    const errors: unknown[] = [];
+    const keep = (failed: unknown[] | undefined): void => void (failed !== undefined && errors.push(...failed));
+    // The pending lock may have been handed over already, with its promise not yet settled.
+    if (pending !== null && pending.resv.mutex.holder === this.#ticket && !this.#objects.includes(pending)) {
+      keep(collectFailures([pending], (obj) => obj.resv.unlock()));
     }
-    try {
-      this.#ticket.fini();
-    } catch (err) {
-      errors.push(err);
-    }
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) throw new AggregateError(errors, `DrmExec.fini: ${errors.length} releases failed`);
+    keep(this.#unlockAll());
+    if (contended !== null) keep(collectFailures([contended], (obj) => obj.put()));
+    keep(collectFailures([this.#ticket], (ticket) => ticket.fini()));
+    throwCollected(errors, (n) => `DrmExec.fini: ${n} releases failed`);
   }
 
   /** {@link fini}, then waits for a lock it cancelled to settle. Idempotent. */
@@ -456,47 +455,25 @@ export class DrmExec implements AsyncDisposable {
 
   /** Drops every lock before the body runs again (`drm_exec_cleanup()` on contention). */
   #backOff(): void {
-    try {
-      this.#unlockAll();
-    } catch (err) {
-      this.#phase = 'failed';
-      throw err;
-    }
+    const errors = this.#unlockAll();
+    if (errors === undefined) return;
+    this.#phase = 'failed';
+    throwCollected(errors, (n) => `DrmExec: ${n} releases failed while backing off`);
   }
 
-  /** Unlocks in reverse order and drops every reference, continuing past failures. @see drm_exec_unlock_all() */
-  #unlockAll(): unknown[] {
-    const errors: unknown[] = [];
-    const objects = this.#objects;
+  /**
+   * Unlocks in reverse order and drops every reference (the slow-locked object's extra one too),
+   * continuing past failures. @returns what failed. @see drm_exec_unlock_all()
+   */
+  #unlockAll(): unknown[] | undefined {
+    const objects = this.#objects.reverse();
     this.#objects = [];
-    for (let i = objects.length - 1; i >= 0; i--) {
-      const obj = objects[i]!;
-      try {
-        obj.resv.unlock();
-      } catch (err) {
-        errors.push(err);
-      }
-      try {
-        obj.put();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
     const prelocked = this.#prelocked;
     this.#prelocked = null;
-    if (prelocked !== null) {
-      try {
-        prelocked.put();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    if (errors.length > 0 && this.#phase !== 'finished') {
-      throw errors.length === 1
-        ? errors[0]
-        : new AggregateError(errors, `DrmExec: ${errors.length} releases failed while backing off`);
-    }
-    return errors;
+    const errors = collectFailures(objects, release);
+    if (prelocked === null) return errors;
+    const more = collectFailures([prelocked], (obj) => obj.put());
+    return more === undefined ? errors : [...(errors ?? []), ...more];
   }
 
   /** A body that returned with a lock still pending forgot an `await`. */
@@ -521,16 +498,8 @@ export class DrmExec implements AsyncDisposable {
 
   #checkLockable(op: string, obj: DrmExecObject): void {
     this.#checkLive(op);
-    if (
-      typeof obj !== 'object' ||
-      obj === null ||
-      !(obj.resv instanceof DmaResv) ||
-      typeof obj.get !== 'function' ||
-      typeof obj.put !== 'function'
-    ) {
-      throw new InvalidArgumentError(
-        `DrmExec.${op}: needs an object with a DmaResv resv and get()/put(), got ${describeValue(obj)}`,
-      );
+    if (!isExecObject(obj)) {
+      throw invalidArgument(`DrmExec.${op}`, 'obj', obj, 'an object with a DmaResv resv and get()/put()');
     }
     if (this.#phase !== 'locking') {
       const why =
@@ -550,4 +519,12 @@ export class DrmExec implements AsyncDisposable {
       );
     }
   }
+}
+
+function isExecObject(obj: unknown): obj is DrmExecObject {
+  if (typeof obj !== 'object' || obj === null) return false;
+  const candidate = obj as Partial<DrmExecObject>;
+  return (
+    candidate.resv instanceof DmaResv && typeof candidate.get === 'function' && typeof candidate.put === 'function'
+  );
 }

@@ -46,8 +46,11 @@
  * ```
  */
 
-import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { BugError } from '../base/errors.js';
+import { defineOptions, invalidArgument, optionalBoolean, requiredIndex } from '../base/options.js';
 import { DmaFence, type DmaFenceOps } from './dma-fence.js';
+
+const parseInit = defineOptions('DmaFenceArray', { signalOnAny: optionalBoolean });
 
 /** Options for {@link DmaFenceArray}. */
 export interface DmaFenceArrayInit {
@@ -74,18 +77,16 @@ export class DmaFenceArray extends DmaFence {
    * @param fences the members, copied; at least one, none of them a container.
    * @param context the array's own timeline, usually a fresh `fenceContextAlloc()`.
    * @param seqno the array's position on that timeline.
-   * @throws {BugError} for an empty list or a member that is an array or a chain (the object
-   *   is not created).
-   * @throws {InvalidArgumentError} when `fences` is not an array of fences, or for a bad
-   *   context or seqno.
+   * @throws {BugError} for a member that is an array or a chain (the object is not created).
+   * @throws {InvalidArgumentError} when `fences` is not a non-empty array of fences, or for a
+   *   bad context, seqno or option.
    * @see dma_fence_array_init()
    */
   constructor(fences: readonly DmaFence[], context: number, seqno: number, init?: DmaFenceArrayInit) {
     const members = checkMembers(fences);
-    const signalOnAny = init?.signalOnAny ?? false;
-    if (typeof signalOnAny !== 'boolean') {
-      throw new InvalidArgumentError(`DmaFenceArray: signalOnAny must be a boolean, got ${describeValue(signalOnAny)}`);
-    }
+    requiredIndex(context, 'DmaFenceArray', 'context');
+    requiredIndex(seqno, 'DmaFenceArray', 'seqno');
+    const signalOnAny = parseInit(init).signalOnAny ?? false;
     // Waiting for all (or any) of the members inherits their long-running nature (seed 001).
     super(DmaFenceArray.#ops as DmaFenceOps, context, seqno, { longRunning: members.some((m) => m.isLongRunning) });
     this.fences = members;
@@ -114,6 +115,8 @@ export class DmaFenceArray extends DmaFence {
    * @see dma_fence_match_context()
    */
   static matchContext(f: DmaFence, context: number): boolean {
+    checkFence('DmaFenceArray.matchContext', 'f', f);
+    requiredIndex(context, 'DmaFenceArray.matchContext', 'context');
     if (!(f instanceof DmaFenceArray)) return f.context === context;
     for (const member of f.fences) {
       if (member.context !== context) return false;
@@ -126,6 +129,7 @@ export class DmaFenceArray extends DmaFence {
    * arms nothing. @see dma_fence_array_for_each()
    */
   static members(head: DmaFence): Iterable<DmaFence> {
+    checkFence('DmaFenceArray.members', 'head', head);
     return head instanceof DmaFenceArray ? head.fences : [head];
   }
 
@@ -204,20 +208,20 @@ export class DmaFenceArray extends DmaFence {
 }
 
 function checkMembers(fences: readonly DmaFence[]): readonly DmaFence[] {
-  if (!Array.isArray(fences)) {
-    throw new InvalidArgumentError(`DmaFenceArray: fences must be an array of DmaFence, got ${describeValue(fences)}`);
-  }
+  if (!Array.isArray(fences)) throw invalidArgument('DmaFenceArray', 'fences', fences, 'an array of DmaFence');
   if (fences.length === 0) {
-    throw new BugError(
-      'DmaFenceArray: the member list is empty; an array needs at least one fence (use DmaFence.getStub() for "nothing to wait for")',
+    throw invalidArgument(
+      'DmaFenceArray',
+      'fences',
+      fences,
+      'a non-empty array of DmaFence',
+      'use DmaFence.getStub() for "nothing to wait for"',
     );
   }
   const members = fences.slice();
   for (let i = 0; i < members.length; i++) {
     const member = members[i];
-    if (!(member instanceof DmaFence)) {
-      throw new InvalidArgumentError(`DmaFenceArray: member ${i} must be a DmaFence, got ${describeValue(member)}`);
-    }
+    checkFence('DmaFenceArray', `fences[${i}]`, member);
     if (member.isContainer) {
       throw new BugError(
         `DmaFenceArray: member ${i} (${member.describe()}) is a container (array or chain); containers may not nest. ` +
@@ -226,4 +230,8 @@ function checkMembers(fences: readonly DmaFence[]): readonly DmaFence[] {
     }
   }
   return Object.freeze(members);
+}
+
+function checkFence(fn: string, name: string, value: unknown): asserts value is DmaFence {
+  if (!(value instanceof DmaFence)) throw invalidArgument(fn, name, value, 'a DmaFence');
 }

@@ -53,8 +53,15 @@
  * ```
  */
 
-import { BugError, InvalidArgumentError, checkIndex, describeValue } from '../base/errors.js';
+import { BugError } from '../base/errors.js';
+import { defineOptions, invalidArgument, oneOf, optional, requiredIndex } from '../base/options.js';
 import { DmaFence, fenceContextAlloc, seqnoIsLater, type DmaFenceOps } from './dma-fence.js';
+
+const parseInit = defineOptions('DmaFenceChain', { gc: optional(oneOf(['walk', 'queue'] as const)) });
+
+function checkFence(fn: string, name: string, value: unknown): asserts value is DmaFence {
+  if (!(value instanceof DmaFence)) throw invalidArgument(fn, name, value, 'a DmaFence');
+}
 
 /** How signaled links are collected: `'walk'` (kernel) or `'walk'` plus the seed's global `'queue'`. */
 export type ChainGcPolicy = 'walk' | 'queue';
@@ -158,25 +165,20 @@ export class DmaFenceChain extends DmaFence {
    * @param prev the previous point (a chain node or a plain fence), or null for the first point.
    * @param fence the payload; must not be a chain.
    * @param seqno the point's number, a non-negative safe integer.
-   * @throws {BugError} when `fence` is a chain or not a fence, or `prev` is not a fence.
-   * @throws {InvalidArgumentError} for a bad seqno.
+   * @throws {BugError} when `fence` is a chain.
+   * @throws {InvalidArgumentError} when `fence` is not a fence, `prev` neither a fence nor null,
+   *   or for a bad seqno or option.
    */
   constructor(prev: DmaFence | null, fence: DmaFence, seqno: number, init?: DmaFenceChainInit) {
-    if (!(fence instanceof DmaFence)) {
-      throw new BugError(`DmaFenceChain: the payload must be a DmaFence, got ${describeValue(fence)}`);
-    }
+    if (prev !== null && !(prev instanceof DmaFence))
+      throw invalidArgument('DmaFenceChain', 'prev', prev, 'a DmaFence or null');
+    checkFence('DmaFenceChain', 'fence', fence);
+    requiredIndex(seqno, 'DmaFenceChain', 'seqno');
+    const gc = init === undefined ? 'walk' : (parseInit(init).gc ?? 'walk');
     if (fence instanceof DmaFenceChain) {
       throw new BugError(
         `DmaFenceChain: the payload ${fence.describe()} is itself a chain; chains link only through prev. Flatten it with unwrapMerge() first`,
       );
-    }
-    if (prev !== null && !(prev instanceof DmaFence)) {
-      throw new BugError(`DmaFenceChain: prev must be a DmaFence or null, got ${describeValue(prev)}`);
-    }
-    checkIndex('DmaFenceChain seqno', seqno);
-    const gc = init?.gc ?? 'walk';
-    if (gc !== 'walk' && gc !== 'queue') {
-      throw new InvalidArgumentError(`DmaFenceChain: gc must be 'walk' or 'queue', got ${describeValue(gc)}`);
     }
     // The kernel's placement rule: continue the predecessor's timeline only when moving forward.
     let context: number;
@@ -251,12 +253,13 @@ export class DmaFenceChain extends DmaFence {
   }
 
   /** `f` as a chain node, or null when it is not one. @see to_dma_fence_chain() */
-  static toChain(f: DmaFence | null | undefined): DmaFenceChain | null {
+  static toChain(f: unknown): DmaFenceChain | null {
     return f instanceof DmaFenceChain ? f : null;
   }
 
   /** The payload when `f` is a chain node, else `f` itself. @see dma_fence_chain_contained() */
   static contained(f: DmaFence): DmaFence {
+    if (!(f instanceof DmaFence)) checkFence('DmaFenceChain.contained', 'f', f);
     return f instanceof DmaFenceChain ? f.fence : f;
   }
 
@@ -267,7 +270,10 @@ export class DmaFenceChain extends DmaFence {
    * @see dma_fence_chain_walk()
    */
   static walk(f: DmaFence): DmaFence | null {
-    if (!(f instanceof DmaFenceChain)) return null;
+    if (!(f instanceof DmaFenceChain)) {
+      checkFence('DmaFenceChain.walk', 'f', f);
+      return null;
+    }
     while (DmaFenceChain.#spliceOnce(f));
     return f.#prev;
   }
@@ -277,7 +283,12 @@ export class DmaFenceChain extends DmaFence {
    * signaled links as it goes. Hot paths inside dmabuf spell this as a `walk` loop instead,
    * which costs a third of a generator step per node. @see dma_fence_chain_for_each()
    */
-  static *iterate(head: DmaFence): Generator<DmaFence, void, undefined> {
+  static iterate(head: DmaFence): Generator<DmaFence, void, undefined> {
+    checkFence('DmaFenceChain.iterate', 'head', head);
+    return DmaFenceChain.#iterate(head);
+  }
+
+  static *#iterate(head: DmaFence): Generator<DmaFence, void, undefined> {
     let f: DmaFence | null = head;
     while (f !== null) {
       yield f;
@@ -295,7 +306,8 @@ export class DmaFenceChain extends DmaFence {
    * @see dma_fence_chain_find_seqno()
    */
   static findSeqno(head: DmaFence, seqno: number): ChainLookup {
-    checkIndex('findSeqno seqno', seqno);
+    checkFence('DmaFenceChain.findSeqno', 'head', head);
+    requiredIndex(seqno, 'DmaFenceChain.findSeqno', 'seqno');
     if (seqno === 0) return { kind: 'fence', fence: head };
     if (!(head instanceof DmaFenceChain) || head.seqno < seqno) return NOT_SUBMITTED;
     for (let node: DmaFence | null = head; node !== null; node = DmaFenceChain.walk(node)) {
@@ -311,6 +323,7 @@ export class DmaFenceChain extends DmaFence {
    * signaled payload, without collecting anything. For benchmarks and leak checks: O(length).
    */
   static reachableStats(head: DmaFence): ChainReachableStats {
+    checkFence('DmaFenceChain.reachableStats', 'head', head);
     let nodes = 0;
     let signaledNodes = 0;
     for (let f: DmaFence | null = head; f instanceof DmaFenceChain; f = f.#prev) {
@@ -330,7 +343,7 @@ export class DmaFenceChain extends DmaFence {
    * node runs one). @returns the number of links spliced out.
    */
   static collectQueued(steps = 1): number {
-    checkIndex('collectQueued steps', steps);
+    requiredIndex(steps, 'DmaFenceChain.collectQueued', 'steps');
     let spliced = 0;
     for (let i = 0; i < steps && gcQueue.length > 0; i++) spliced += DmaFenceChain.#collectStep();
     return spliced;

@@ -9,69 +9,56 @@
  *
  * Contract:
  * - Settles exactly once: the index of the first signaled fence (in array order) once any has
- *   signaled, -1 when the timeout ran out, or a rejection with `abort.reason`.
- * - Whichever comes first removes the callback from every fence, the timer and the abort listener.
+ *   signaled; when the timeout runs out, -1 (`wait()`'s `false`) or, given `timeoutError`, a
+ *   rejection with that error (`waitAny()`); a rejection with `abort.reason` when aborted.
+ * - Whichever comes first removes the callback from every fence, the timer and the abort listener
+ *   (a {@link Waiter} does the bookkeeping).
  * - Callbacks go on through `lrAddCallback`: the caller already told the validator it may wait.
  *
  * @example
  * ```ts
- * import { DmaFence, fenceContextAlloc } from 'dmabuf';
- * const ops = { getDriverName: () => 'example', getTimelineName: () => 'q' };
- * const a = new DmaFence(ops, fenceContextAlloc(), 1);
- * const b = new DmaFence(ops, fenceContextAlloc(), 1);
+ * import { DmaFence } from 'dmabuf';
+ * const a = new DmaFence('a');
+ * const b = new DmaFence('b');
  * setTimeout(() => b.signal(), 1);
  * console.log(await DmaFence.waitAny([a, b], { timeout: 1000 })); // 1 (this module does the waiting)
  * ```
  */
 
-import { getClock } from '../base/clock.js';
+import { Waiter } from '../base/waiter.js';
 import type { DmaFence } from './dma-fence.js';
 
 /**
+ * @internal
  * The slow wait: a callback on every fence, an optional timer and an optional abort listener,
- * all removed by whichever outcome comes first. Resolves with the first signaled index or -1.
+ * all removed by whichever outcome comes first. Resolves with the first signaled index; on
+ * timeout with -1, or rejects with `timeoutError(fences, timeout)` when given.
  */
 export function waitWithCleanup(
   fences: readonly DmaFence[],
   timeout: number | undefined,
   abort: AbortSignal | undefined,
+  timeoutError?: (fences: readonly DmaFence[], timeout: number) => Error,
 ): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const clock = getClock();
-    let timer: object | undefined;
-    let settled = false;
-    const cleanup = (): void => {
-      settled = true;
-      for (const fence of fences) fence.removeCallback(onSignal);
-      if (timer !== undefined) clock.clearTimer(timer);
-      abort?.removeEventListener('abort', onAbort);
-    };
-    const onSignal = (): void => {
-      if (settled) return;
-      cleanup();
-      let index = 0;
-      while (index < fences.length && !fences[index]!.signaledFlag) index++;
-      resolve(index);
-    };
-    const onAbort = (): void => {
-      if (settled) return;
-      cleanup();
-      reject(abort!.reason);
-    };
-    for (const fence of fences) {
-      // The waiter accepted the wait (and mightWait judged it); no plain-callback report here.
-      if (!fence.lrAddCallback(onSignal)) {
-        onSignal();
-        return;
-      }
-    }
-    if (timeout !== undefined) {
-      timer = clock.setTimer(timeout, () => {
-        if (settled) return;
-        cleanup();
-        resolve(-1);
-      });
-    }
-    abort?.addEventListener('abort', onAbort, { once: true });
+  const waiter = new Waiter<number>(() => {
+    for (const fence of fences) fence.removeCallback(onSignal);
   });
+  const onSignal = (): void => {
+    let index = 0;
+    while (index < fences.length && !fences[index]!.signaledFlag) index++;
+    waiter.resolve(index);
+  };
+  for (const fence of fences) {
+    // The waiter accepted the wait (and mightWait judged it); no plain-callback report here.
+    if (!fence.lrAddCallback(onSignal)) {
+      onSignal();
+      return waiter.promise;
+    }
+  }
+  waiter.timeoutAfter(timeout, () => {
+    if (timeoutError === undefined) waiter.resolve(-1);
+    else waiter.reject(timeoutError(fences, timeout!));
+  });
+  waiter.abortOn(abort);
+  return waiter.promise;
 }

@@ -7,7 +7,9 @@
  * `await fence.wait()`. Each fence belongs to a context (a timeline, from
  * {@link fenceContextAlloc}) and has a seqno ordering it within that context. What a fence is
  * made of is described by a {@link DmaFenceOps} table, as in the kernel: the two name getters are
- * mandatory, `enableSignaling`, `signaled` and `setDeadline` optional.
+ * mandatory, `enableSignaling`, `signaled` and `setDeadline` optional. Code that only needs a
+ * completion object skips the table: `new DmaFence('upload')` names the timeline and gets a
+ * context of its own (seqno 1), `new DmaFence('ring0', { context, seqno })` places it on one.
  *
  * Models `drivers/dma-buf/dma-fence.c` and `include/linux/dma-fence.h`.
  *
@@ -24,6 +26,11 @@
  *   not stop the others; its error is re-raised on a microtask.
  * - A wait settles exactly once: `true` when signaled, `false` on timeout, rejection with
  *   `signal.reason` when aborted; whichever comes first removes its callback, timer and listener.
+ *   `waitAny` answers "which one?", so its timeout rejects with {@link FenceTimeoutError}
+ *   (the outcome rules are in `base/errors`).
+ * - Status words are the kernel's (`sync_file` info, sw_sync): `'active'`, `'signaled'`, `'error'`;
+ *   {@link DmaFence.status} and {@link DmaFence.describe} use them.
+ * - Arguments and options are checked before anything changes ({@link InvalidArgumentError}).
  * - Seqnos compare with 32-bit wrap-around unless the fence was made 64-bit (chains are).
  * - For the lock validator, every wait may block (`mightWait`) and `signal()` runs its callbacks
  *   inside a signalling section. A fence created `longRunning` (seed 001) may never signal: a
@@ -32,18 +39,40 @@
  * @example
  * ```ts
  * import { DmaFence, fenceContextAlloc } from 'dmabuf';
+ * const upload = new DmaFence('upload'); // no ops table needed
+ * upload.addCallback((f) => console.log(`done: ${f.describe()}`));
+ * setTimeout(() => upload.signal(), 5);
+ * console.log(await upload.wait({ timeout: 1000 })); // true
+ * // A driver keeps its own table, and its own timeline:
  * const ops = { getDriverName: () => 'example', getTimelineName: () => 'queue-0' };
- * const context = fenceContextAlloc();
- * const fence = new DmaFence(ops, context, 1);
- * fence.addCallback((f) => console.log(`done: ${f.describe()}`));
- * setTimeout(() => fence.signal(), 5);
- * await fence.wait({ timeout: 1000 }); // true
+ * const job = new DmaFence(ops, fenceContextAlloc(), 1);
+ * console.log(job.status, job.describe()); // 'active' '… queue-0 example active'
  * ```
  */
 
-import { BugError, DmaBufError, ERRNO, InvalidArgumentError, checkIndex, checkTimeout, describeValue, reportCallbackError, type ErrnoCode } from '../base/errors.js';
+import {
+  BugError,
+  DmaBufError,
+  ERRNO,
+  FenceTimeoutError,
+  reportCallbackError,
+  type ErrnoCode,
+} from '../base/errors.js';
 import { getClock } from '../base/clock.js';
 import { lockdep } from '../base/lockdep-hooks.js';
+import {
+  defineOptions,
+  defineOptionsCheck,
+  invalidArgument,
+  optionalBoolean,
+  optionalIndex,
+  optionalSignal,
+  optionalString,
+  optionalTimeout,
+  requiredFinite,
+  requiredIndex,
+  requiredPositiveInteger,
+} from '../base/options.js';
 import { waitWithCleanup } from './dma-fence-wait.js';
 
 type Resolver = (value: boolean) => void;
@@ -72,8 +101,11 @@ export interface DmaFenceOps<F extends DmaFence = DmaFence> {
   setDeadline?(fence: F, deadline: number): void;
 }
 
-/** Where a fence is: not yet signaled, signaled, or signaled with an error. */
-export type FenceStatus = 'pending' | 'signaled' | 'error';
+/**
+ * Where a fence is: `'active'` (not yet signaled), `'signaled'`, or `'error'` (signaled with an
+ * error). The kernel's words: `sync_file` info reports 0 "active", 1 "signaled", < 0 an error.
+ */
+export type FenceStatus = 'active' | 'signaled' | 'error';
 
 /** Options for waiting on fences. */
 export interface FenceWaitOptions {
@@ -83,7 +115,7 @@ export interface FenceWaitOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Options for constructing a fence. */
+/** Options for constructing a fence with an ops table. */
 export interface DmaFenceInit {
   /** Compare seqnos as full integers instead of with 32-bit wrap-around (`dma_fence_init64`). */
   readonly seqno64?: boolean;
@@ -93,6 +125,16 @@ export interface DmaFenceInit {
    * Reservation objects refuse it.
    */
   readonly longRunning?: boolean;
+}
+
+/** Options for a fence made from a name alone (`new DmaFence('upload', { ... })`). */
+export interface DmaFenceNamedInit extends DmaFenceInit {
+  /** The timeline to put the fence on; a fresh context (a timeline of its own) by default. */
+  readonly context?: number;
+  /** Position on that timeline; 1 by default. */
+  readonly seqno?: number;
+  /** Driver name reported by `driverName` and `describe()`; `'dmabuf'` by default. */
+  readonly driver?: string;
 }
 
 const FLAG_SEQNO64 = 1;
@@ -108,9 +150,7 @@ let nextContext = 1;
  * @throws {InvalidArgumentError} unless `count` is a positive integer.
  */
 export function fenceContextAlloc(count = 1): number {
-  if (!Number.isSafeInteger(count) || count <= 0) {
-    throw new InvalidArgumentError(`fenceContextAlloc: count must be a positive integer, got ${describeValue(count)}`);
-  }
+  requiredPositiveInteger(count, 'fenceContextAlloc', 'count');
   const first = nextContext;
   nextContext += count;
   return first;
@@ -126,23 +166,79 @@ function validateOps(ops: unknown): void {
     lastValidatedOps = ops;
     return;
   }
-  if (typeof ops !== 'object' || ops === null) {
-    throw new BugError(`DmaFence: ops must be an object with getDriverName and getTimelineName, got ${describeValue(ops)}`);
+  if (typeof ops !== 'object' || ops === null || Array.isArray(ops)) {
+    const expected = 'a DmaFenceOps table { getDriverName, getTimelineName, ... } or a timeline name';
+    throw invalidArgument('DmaFence', 'ops', ops, expected);
   }
   const table = ops as Record<string, unknown>;
+  if (table['getDriverName'] === undefined && table['getTimelineName'] === undefined) {
+    throw invalidArgument('DmaFence', 'ops', ops, 'a DmaFenceOps table { getDriverName, getTimelineName, ... }');
+  }
   for (const name of ['getDriverName', 'getTimelineName']) {
     if (typeof table[name] !== 'function') {
-      throw new BugError(`DmaFence: ops.${name} is mandatory and must be a function, got ${describeValue(table[name])}`);
+      throw invalidArgument('DmaFence', `ops.${name}`, table[name], 'a function (it is mandatory)');
     }
   }
   for (const name of ['enableSignaling', 'signaled', 'setDeadline']) {
     if (table[name] !== undefined && typeof table[name] !== 'function') {
-      throw new BugError(`DmaFence: ops.${name} is optional but must be a function when given, got ${describeValue(table[name])}`);
+      throw invalidArgument('DmaFence', `ops.${name}`, table[name], 'a function or absent (it is optional)');
     }
   }
   validatedOps.add(ops);
   lastValidatedOps = ops;
 }
+
+// Checked without allocating: the constructor is a hot path, and booleans read after the check
+// cannot turn into anything harmful.
+const checkInit = defineOptionsCheck('DmaFence', { seqno64: optionalBoolean, longRunning: optionalBoolean });
+const parseNamedInit = defineOptions('DmaFence', {
+  seqno64: optionalBoolean,
+  longRunning: optionalBoolean,
+  context: optionalIndex,
+  seqno: optionalIndex,
+  driver: optionalString,
+});
+
+/** Ops tables of named fences, one per (driver, timeline) pair, capped so unique names cannot grow it for ever. */
+const namedOps = new Map<string, DmaFenceOps>();
+const NAMED_OPS_CACHED = 1024;
+
+function opsForName(driver: string, timeline: string): DmaFenceOps {
+  const key = `${driver}\0${timeline}`;
+  let ops = namedOps.get(key);
+  if (ops === undefined) {
+    ops = Object.freeze({ getDriverName: () => driver, getTimelineName: () => timeline });
+    validatedOps.add(ops);
+    if (namedOps.size < NAMED_OPS_CACHED) namedOps.set(key, ops);
+  }
+  return ops;
+}
+
+/** The wait options, checked once per call (only when given: a plain `wait()` skips this). */
+/** The named form of the constructor: `new DmaFence('upload', { context, seqno, driver, ... })`. */
+function namedFence(
+  name: unknown,
+  init: unknown,
+  seqno: unknown,
+  extra: unknown,
+): { ops: DmaFenceOps; context: number; seqno: number; flags: number } {
+  // Neither a table nor a name: validateOps throws, naming both.
+  if (name !== undefined && typeof name !== 'string') validateOps(name);
+  if (seqno !== undefined || extra !== undefined) {
+    // (x, context, seqno) is the ops form: what is wrong is x, which is no table.
+    throw invalidArgument('DmaFence', 'ops', name, 'a DmaFenceOps table when context and seqno are given');
+  }
+  const named = parseNamedInit(init);
+  return {
+    ops: opsForName(named.driver ?? 'dmabuf', (name as string | undefined) ?? 'fence'),
+    context: named.context ?? fenceContextAlloc(),
+    seqno: named.seqno ?? 1,
+    flags: (named.seqno64 === true ? FLAG_SEQNO64 : 0) | (named.longRunning === true ? FLAG_LONG_RUNNING : 0),
+  };
+}
+
+const parseWaitOptions = defineOptions('DmaFence.wait', { timeout: optionalTimeout, signal: optionalSignal });
+const parseWaitAnyOptions = defineOptions('DmaFence.waitAny', { timeout: optionalTimeout, signal: optionalSignal });
 
 // Shared settled promises: waiting on a signaled fence allocates nothing.
 const RESOLVED_TRUE: Promise<boolean> = Promise.resolve(true);
@@ -176,17 +272,40 @@ export class DmaFence {
   #waiters: Resolver | Resolver[] | null = null;
 
   /**
+   * A fence that needs no ops table: `name` is its timeline's name (default `'fence'`), and it
+   * sits on a context of its own at seqno 1 unless `init` places it.
+   * @throws {InvalidArgumentError} for a name that is not a string or bad `init` options.
+   */
+  constructor(name?: string, init?: DmaFenceNamedInit);
+  /**
+   * A fence of a driver's kind, described by its ops table (`dma_fence_init`).
    * @param ops validated once per table: the name getters are mandatory.
    * @param context from {@link fenceContextAlloc}; 0 is reserved for stubs.
    * @param seqno position on the timeline, a non-negative safe integer.
-   * @throws {BugError} for an invalid ops table.
-   * @throws {InvalidArgumentError} for a context or seqno that is not a non-negative safe integer.
+   * @throws {InvalidArgumentError} for an invalid ops table, a context or seqno that is not a
+   *   non-negative safe integer, or bad `init` options.
    */
-  constructor(ops: DmaFenceOps, context: number, seqno: number, init?: DmaFenceInit) {
-    validateOps(ops);
-    this.ops = ops;
-    this.context = checkIndex('DmaFence context', context);
-    this.seqno = checkIndex('DmaFence seqno', seqno);
+  constructor(ops: DmaFenceOps, context: number, seqno: number, init?: DmaFenceInit);
+  constructor(
+    opsOrName?: DmaFenceOps | string,
+    context?: number | DmaFenceNamedInit,
+    seqno?: number,
+    init?: DmaFenceInit,
+  ) {
+    if (typeof opsOrName !== 'object') {
+      // The named form, out of line: the ops form below is the drivers' hot path.
+      const named = namedFence(opsOrName, context, seqno, init);
+      this.ops = named.ops;
+      this.context = named.context;
+      this.seqno = named.seqno;
+      this.#flags = named.flags;
+      return;
+    }
+    validateOps(opsOrName);
+    if (init !== undefined) checkInit(init);
+    this.ops = opsOrName;
+    this.context = requiredIndex(context, 'DmaFence', 'context');
+    this.seqno = requiredIndex(seqno, 'DmaFence', 'seqno');
     this.#flags = (init?.seqno64 === true ? FLAG_SEQNO64 : 0) | (init?.longRunning === true ? FLAG_LONG_RUNNING : 0);
   }
 
@@ -231,10 +350,8 @@ export class DmaFence {
    * @see dma_fence_signal_timestamp()
    */
   signal(timestamp?: number): boolean {
+    if (timestamp !== undefined) requiredFinite(timestamp, 'DmaFence.signal', 'timestamp');
     if ((this.#flags & FLAG_SIGNALED) !== 0) return false;
-    if (timestamp !== undefined && !Number.isFinite(timestamp)) {
-      throw new InvalidArgumentError(`${this.describe()}: signal timestamp must be a finite number, got ${describeValue(timestamp)}`);
-    }
     this.#flags |= FLAG_SIGNALED;
     this.#timestamp = timestamp ?? getClock().now();
     const callbacks = this.#callbacks;
@@ -267,19 +384,19 @@ export class DmaFence {
    * @see dma_fence_set_error()
    */
   setError(error: Error | ErrnoCode): void {
+    if (!(error instanceof Error) && !(typeof error === 'string' && Object.hasOwn(ERRNO, error))) {
+      const expected = `an Error or an errno name (${Object.keys(ERRNO).join(', ')})`;
+      throw invalidArgument('DmaFence.setError', 'error', error, expected);
+    }
     if ((this.#flags & FLAG_SIGNALED) !== 0) {
       throw new BugError(`${this.describe()}: setError after signal; the error must be set before the fence signals`);
     }
-    if (typeof error === 'string') {
-      if (!Object.hasOwn(ERRNO, error)) {
-        throw new InvalidArgumentError(`${this.describe()}: setError: unknown errno name ${describeValue(error)}; use one of ${Object.keys(ERRNO).join(', ')}`);
-      }
-      this.#error = new DmaBufError(error, `${this.describe()} failed with ${error}`);
-    } else if (error instanceof Error) {
+    if (typeof error !== 'string') {
       this.#error = error;
-    } else {
-      throw new InvalidArgumentError(`${this.describe()}: setError takes an Error or an errno name, got ${describeValue(error)}`);
+      return;
     }
+    const names = `${this.ops.getTimelineName(this)} ${this.ops.getDriverName(this)}`;
+    this.#error = new DmaBufError(error, `fence ${this.context}:${this.seqno} (${names}) failed with ${error}`);
   }
 
   /** The error set by the signaller, readable once set (meaningful after signal). */
@@ -287,9 +404,12 @@ export class DmaFence {
     return this.#error;
   }
 
-  /** Pending, signaled, or signaled with an error. Polls like {@link isSignaled}. @see dma_fence_get_status() */
+  /**
+   * `'active'`, `'signaled'`, or `'error'` (signaled with an error). Polls like {@link isSignaled}.
+   * @see dma_fence_get_status()
+   */
   get status(): FenceStatus {
-    if (!this.isSignaled()) return 'pending';
+    if (!this.isSignaled()) return 'active';
     return this.#error === undefined ? 'signaled' : 'error';
   }
 
@@ -330,10 +450,10 @@ export class DmaFence {
    * add a callback to a long-running fence without a validator report. Works on any fence.
    */
   lrAddCallback(callback: FenceCallback): boolean {
-    if ((this.#flags & FLAG_SIGNALED) !== 0) return false;
     if (typeof callback !== 'function') {
-      throw new InvalidArgumentError(`${this.describe()}: addCallback takes a function, got ${describeValue(callback)}`);
+      throw invalidArgument('DmaFence.addCallback', 'callback', callback, 'a function');
     }
+    if ((this.#flags & FLAG_SIGNALED) !== 0) return false;
     if ((this.#flags & FLAG_ENABLE_SIGNAL) === 0) {
       this.enableSwSignaling();
       if ((this.#flags & FLAG_SIGNALED) !== 0) return false;
@@ -349,6 +469,9 @@ export class DmaFence {
    * @see dma_fence_remove_callback()
    */
   removeCallback(callback: FenceCallback): boolean {
+    if (typeof callback !== 'function') {
+      throw invalidArgument('DmaFence.removeCallback', 'callback', callback, 'a function');
+    }
     const callbacks = this.#callbacks;
     if (callbacks === null) return false;
     if (typeof callbacks === 'function') {
@@ -383,7 +506,8 @@ export class DmaFence {
    * Waits for the fence. Enables signaling.
    * @returns `true` once signaled; `false` when `timeout` ran out (a `timeout` of 0 only polls).
    * @throws rejects with `signal.reason` when aborted, leaving no callback, timer or listener.
-   * @throws rejects with {@link InvalidArgumentError} for a negative or non-numeric timeout.
+   * @throws rejects with {@link InvalidArgumentError} for options that are not `{ timeout?, signal? }`
+   *   with a timeout >= 0 and a real AbortSignal; nothing is registered then.
    * @see dma_fence_wait_timeout()
    */
   wait(options?: FenceWaitOptions): Promise<boolean> {
@@ -391,11 +515,10 @@ export class DmaFence {
     let abort: AbortSignal | undefined;
     if (options !== undefined) {
       try {
-        timeout = checkTimeout(options.timeout);
+        ({ timeout, signal: abort } = parseWaitOptions(options));
       } catch (err) {
         return Promise.reject(err);
       }
-      abort = options.signal;
     }
     if (lockdep !== null) {
       const report = mightWait(this);
@@ -419,21 +542,29 @@ export class DmaFence {
 
   /**
    * Waits until any of `fences` signals. Enables signaling on all of them.
-   * @returns the index of the first signaled fence (in array order), or -1 when `timeout` ran out.
-   * @throws {BugError} for an empty list; rejects with `signal.reason` when aborted.
+   * @returns the index of the first signaled fence (in array order).
+   * @throws rejects with {@link FenceTimeoutError} when `timeout` ran out (`timeout: 0` with none
+   *   signaled too): the call answers "which one?", and none is an error, not an index; with
+   *   `signal.reason` when aborted; with {@link InvalidArgumentError} for an empty list, a member
+   *   that is not a fence, or bad options (nothing is registered then).
    * @see dma_fence_wait_any_timeout()
    */
   static waitAny(fences: readonly DmaFence[], options?: FenceWaitOptions): Promise<number> {
-    if (!Array.isArray(fences) || fences.length === 0) {
-      return Promise.reject(new BugError(`DmaFence.waitAny needs at least one fence, got ${describeValue(fences)}`));
-    }
     let timeout: number | undefined;
+    let abort: AbortSignal | undefined;
     try {
-      timeout = checkTimeout(options?.timeout);
+      if (!Array.isArray(fences) || fences.length === 0) {
+        throw invalidArgument('DmaFence.waitAny', 'fences', fences, 'a non-empty array of DmaFence');
+      }
+      for (let i = 0; i < fences.length; i++) {
+        if (!(fences[i] instanceof DmaFence)) {
+          throw invalidArgument('DmaFence.waitAny', `fences[${i}]`, fences[i], 'a DmaFence');
+        }
+      }
+      ({ timeout, signal: abort } = parseWaitAnyOptions(options));
     } catch (err) {
       return Promise.reject(err);
     }
-    const abort = options?.signal;
     if (lockdep !== null) {
       for (const fence of fences) {
         const report = mightWait(fence);
@@ -446,8 +577,8 @@ export class DmaFence {
       fence.enableSwSignaling();
       if (fence.isSignaled()) return Promise.resolve(i);
     }
-    if (timeout === 0) return Promise.resolve(-1);
-    return waitWithCleanup(fences, timeout, abort);
+    if (timeout === 0) return Promise.reject(waitAnyTimeout(fences, 0));
+    return waitWithCleanup(fences, timeout, abort, waitAnyTimeout);
   }
 
   /**
@@ -456,9 +587,7 @@ export class DmaFence {
    * @see dma_fence_set_deadline()
    */
   setDeadline(deadline: number): void {
-    if (!Number.isFinite(deadline)) {
-      throw new InvalidArgumentError(`${this.describe()}: deadline must be a finite clock time in milliseconds, got ${describeValue(deadline)}`);
-    }
+    requiredFinite(deadline, 'DmaFence.setDeadline', 'deadline');
     const op = this.ops.setDeadline;
     if (op !== undefined && !this.isSignaled()) op.call(this.ops, this, deadline);
   }
@@ -473,12 +602,16 @@ export class DmaFence {
     return this.signaledFlag ? 'signaled-timeline' : this.ops.getTimelineName(this);
   }
 
-  /** One line: `context:seqno timeline driver [un]signalled`. @see dma_fence_describe() */
+  /**
+   * One line: `context:seqno timeline driver active`, or `context:seqno signaled` /
+   * `context:seqno error (message)` once signaled. Reads the flag only: describing never polls.
+   * @see dma_fence_describe()
+   */
   describe(): string {
-    const signaled = this.signaledFlag;
-    const names = signaled ? '' : ` ${this.ops.getTimelineName(this)} ${this.ops.getDriverName(this)}`;
-    const error = this.#error !== undefined ? ` (error: ${this.#error.message})` : '';
-    return `${this.context}:${this.seqno}${names} ${signaled ? '' : 'un'}signalled${error}`;
+    const head = `${this.context}:${this.seqno}`;
+    if (!this.signaledFlag) return `${head} ${this.ops.getTimelineName(this)} ${this.ops.getDriverName(this)} active`;
+    const error = this.#error;
+    return error === undefined ? `${head} signaled` : `${head} error (${error.message})`;
   }
 
   toString(): string {
@@ -491,13 +624,14 @@ export class DmaFence {
    * @see dma_fence_is_later()
    */
   static isLater(f1: DmaFence, f2: DmaFence): boolean {
-    checkSameContext('isLater', f1, f2);
+    checkPair('DmaFence.isLater', f1, f2);
     return seqnoIsLater(f1.seqno, f2.seqno, f1.isSeqno64);
   }
 
   /** `f1 === f2` or {@link isLater}. @see dma_fence_is_later_or_same() */
   static isLaterOrSame(f1: DmaFence, f2: DmaFence): boolean {
-    return f1 === f2 || DmaFence.isLater(f1, f2);
+    checkPair('DmaFence.isLaterOrSame', f1, f2);
+    return f1 === f2 || seqnoIsLater(f1.seqno, f2.seqno, f1.isSeqno64);
   }
 
   /**
@@ -505,7 +639,7 @@ export class DmaFence {
    * (then both have, as far as ordering goes). @see dma_fence_later()
    */
   static later(f1: DmaFence, f2: DmaFence): DmaFence | null {
-    checkSameContext('later', f1, f2);
+    checkPair('DmaFence.later', f1, f2);
     const later = seqnoIsLater(f1.seqno, f2.seqno, f1.isSeqno64) ? f1 : f2;
     return later.isSignaled() ? null : later;
   }
@@ -521,6 +655,7 @@ export class DmaFence {
 
   /** A new fence, already signaled at `timestamp` (default now), on the stub context. @see dma_fence_allocate_private_stub() */
   static allocatePrivateStub(timestamp?: number): DmaFence {
+    if (timestamp !== undefined) requiredFinite(timestamp, 'DmaFence.allocatePrivateStub', 'timestamp');
     const fence = new DmaFence(stubOps, 0, 0);
     fence.#flags |= FLAG_ENABLE_SIGNAL;
     fence.signal(timestamp);
@@ -557,8 +692,20 @@ function indexToBoolean(index: number): boolean {
   return index >= 0;
 }
 
-function checkSameContext(what: string, f1: DmaFence, f2: DmaFence): void {
+function checkPair(fn: string, f1: unknown, f2: unknown): void {
+  if (!(f1 instanceof DmaFence)) throw invalidArgument(fn, 'f1', f1, 'a DmaFence');
+  if (!(f2 instanceof DmaFence)) throw invalidArgument(fn, 'f2', f2, 'a DmaFence');
   if (f1.context !== f2.context) {
-    throw new BugError(`DmaFence.${what}: fences on different timelines cannot be ordered (${f1.describe()} vs ${f2.describe()})`);
+    throw new BugError(`${fn}: fences on different timelines cannot be ordered (${f1.describe()} vs ${f2.describe()})`);
   }
+}
+
+/** The rejection of a `waitAny` whose time ran out, naming the fences it waited for. */
+function waitAnyTimeout(fences: readonly DmaFence[], timeout: number): FenceTimeoutError {
+  const shown = fences.slice(0, 4).map((f) => f.describe());
+  const more = fences.length > 4 ? ` and ${fences.length - 4} more` : '';
+  return new FenceTimeoutError(
+    `DmaFence.waitAny: none of ${fences.length} fence(s) signaled within ${timeout} ms (${shown.join('; ')}${more}); ` +
+      'wait longer, or use wait() on each fence for a yes/no answer',
+  );
 }

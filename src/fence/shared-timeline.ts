@@ -40,9 +40,12 @@
  * ```
  */
 
-import { ERRNO, InvalidArgumentError, checkTimeout, describeValue, type ErrnoCode } from '../base/errors.js';
+import { ERRNO, InvalidArgumentError, describeValue, type ErrnoCode } from '../base/errors.js';
+import { defineOptions, optionalSignal, optionalTimeout } from '../base/options.js';
 import { DmaFence, fenceContextAlloc, type DmaFenceOps, type FenceWaitOptions } from './dma-fence.js';
 import { SharedWordWaiter, errnoCode, errorFromErrno } from './shared-wait.js';
+
+const parseWaitOptions = defineOptions('SharedTimeline.wait', { timeout: optionalTimeout, signal: optionalSignal });
 
 // Layout: 32-bit words 0..7, then the 64-bit state word at byte 32.
 const W_WAKE = 0; // bumped after every change of the state word
@@ -226,7 +229,7 @@ export class SharedTimeline {
   }
 
   /**
-   * Attaches to a timeline another thread created and sent as its {@link descriptor}.
+   * Attaches to a timeline another thread created and sent as its `descriptor`.
    * @throws {InvalidArgumentError} for anything else.
    */
   static fromDescriptor(descriptor: SharedTimelineDescriptor): SharedTimeline {
@@ -333,7 +336,7 @@ export class SharedTimeline {
    */
   wait(point: number, options?: FenceWaitOptions): Promise<boolean> {
     try {
-      checkTimeout(options?.timeout);
+      parseWaitOptions(options);
       return this.fence(point).wait(options);
     } catch (err) {
       return Promise.reject(err);

@@ -27,7 +27,7 @@
  *
  * @example
  * ```ts
- * import { SharedWordWaiter } from 'dmabuf';
+ * import { SharedWordWaiter } from './shared-wait.js';
  * const word = new Int32Array(new SharedArrayBuffer(4));
  * const waiter = new SharedWordWaiter(word, 0, () => console.log('changed to', Atomics.load(word, 0)));
  * waiter.start();

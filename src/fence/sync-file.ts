@@ -19,7 +19,7 @@
  *   `${driver}-${timeline}${context}-${seqno}` from the fence, so it changes to
  *   `detached-driver-signaled-timeline…` once the fence signals, as in the kernel.
  * - {@link SyncFile.info} reports every plain fence inside (see `unwrap()`); its combined
- *   `status` starts as `'signaled'` and becomes the status of the first fence found `'pending'`
+ *   `status` starts as `'signaled'` and becomes the status of the first fence found `'active'`
  *   or `'error'`, then stays. Which of the two wins depends on the order of the fences.
  * - The first {@link SyncFile.poll} puts one callback on the fence, never more (the kernel's
  *   `POLL_ENABLED` bit). There is no poll wait queue in JavaScript, so the callback has nothing
@@ -38,7 +38,7 @@
  * using blit = new SyncFile(new DmaFence(ops, fenceContextAlloc(), 1), 'blit');
  * using both = SyncFile.merge('frame', render, blit);
  * console.log(render.name); // `gpu-ring0${ring}-7`
- * console.log(both.info().fences.length, both.info().status); // 2 'pending'
+ * console.log(both.info().fences.length, both.info().status); // 2 'active'
  * render.fence.signal();
  * blit.fence.signal();
  * console.log(both.poll(), await both.wait({ timeout: 0 })); // true true
@@ -46,8 +46,11 @@
  */
 
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { defineOptionsCheck, optionalSignal, optionalTimeout } from '../base/options.js';
 import { DmaFence, type FenceStatus, type FenceWaitOptions } from './dma-fence.js';
 import { unwrap, unwrapMerge } from './dma-fence-unwrap.js';
+
+const parseWaitOptions = defineOptionsCheck('SyncFile.wait', { timeout: optionalTimeout, signal: optionalSignal });
 
 /** The longest user name, in UTF-8 bytes: the kernel's 32-byte buffer minus its terminator. */
 export const SYNC_FILE_NAME_MAX = 31;
@@ -70,7 +73,7 @@ export interface SyncFenceInfo {
 export interface SyncFileInfo {
   /** The file's name, as {@link SyncFile.name}. */
   readonly name: string;
-  /** Combined status: `'signaled'` unless some fence is pending or failed; the first such wins. */
+  /** Combined status: `'signaled'` unless some fence is active or failed; the first such wins. */
   readonly status: FenceStatus;
   /** Every plain fence inside, in unwrap order. */
   readonly fences: readonly SyncFenceInfo[];
@@ -240,6 +243,12 @@ export class SyncFile implements Disposable {
    */
   wait(options?: FenceWaitOptions): Promise<boolean> {
     if (this.#disposed) return Promise.reject(this.#disposedError('wait'));
+    if (options === undefined) return this.#fence.wait();
+    try {
+      parseWaitOptions(options); // checked here so that a bad option names SyncFile.wait
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.#fence.wait(options);
   }
 

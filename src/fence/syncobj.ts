@@ -45,17 +45,21 @@
  * ```
  */
 
+import { BugError, DmaBufError, FenceTimeoutError, NotSubmittedError } from '../base/errors.js';
 import {
-  BugError,
-  DmaBufError,
-  FenceTimeoutError,
-  InvalidArgumentError,
-  NotSubmittedError,
-  checkIndex,
-  checkTimeout,
-  describeValue,
-} from '../base/errors.js';
-import { getClock, type TimerHandle } from '../base/clock.js';
+  defineOptions,
+  instanceOf,
+  invalidArgument,
+  isPlainObject,
+  oneOf,
+  optional,
+  optionalBoolean,
+  optionalFinite,
+  optionalSignal,
+  optionalTimeout,
+  requiredIndex,
+} from '../base/options.js';
+import { Waiter } from '../base/waiter.js';
 import { DmaFence } from './dma-fence.js';
 import { DmaFenceChain, type ChainGcPolicy, type DmaFenceChainInit } from './dma-fence-chain.js';
 import { unwrapMerge } from './dma-fence-unwrap.js';
@@ -72,6 +76,8 @@ export interface SyncobjInit {
   readonly fence?: DmaFence;
   /** Garbage-collection policy passed to every chain node this syncobj creates. */
   readonly gc?: ChainGcPolicy;
+  /** Start with a signaled stub as the fence (`DRM_SYNCOBJ_CREATE_SIGNALED`); not with `fence`. */
+  readonly signaled?: boolean;
 }
 
 /** What {@link Syncobj.addPoint} reports. */
@@ -150,6 +156,27 @@ interface WaitPlan {
 
 let nextSyncobjId = 1;
 
+const parseInit = defineOptions('Syncobj', {
+  fence: optional(instanceOf(DmaFence)),
+  gc: optional(oneOf(['walk', 'queue'] as const)),
+  signaled: optionalBoolean,
+});
+const parseFindOptions = defineOptions('Syncobj.findFence', {
+  waitForSubmit: optionalBoolean,
+  timeout: optionalTimeout,
+  signal: optionalSignal,
+});
+const parseQueryOptions = defineOptions('Syncobj.query', { lastSubmitted: optionalBoolean });
+const parseWaitOptions = defineOptions('Syncobj.wait', {
+  all: optionalBoolean,
+  waitForSubmit: optionalBoolean,
+  available: optionalBoolean,
+  timeout: optionalTimeout,
+  signal: optionalSignal,
+  deadline: optionalFinite,
+});
+const checkPayload = instanceOf(DmaFence);
+
 /**
  * A binary or timeline synchronisation object (`struct drm_syncobj`).
  * @see drm_syncobj_create()
@@ -158,25 +185,31 @@ export class Syncobj implements Disposable {
   /** A process-unique number naming this object in messages (the kernel's handle). */
   readonly id: number;
   #fence: DmaFence | null = null;
-  readonly #chainInit: DmaFenceChainInit;
+  readonly #chainInit: DmaFenceChainInit | undefined;
   // Insertion order is wake order, like the kernel's cb_list.
   readonly #waiters = new Set<SubmitWaiter>();
   #outOfOrderPoints = 0;
   #disposed = false;
 
   /**
-   * @throws {InvalidArgumentError} when `fence` is not a fence or `gc` is not a known policy.
+   * @throws {InvalidArgumentError} for options other than `{ fence?, gc?, signaled? }`, a `fence`
+   *   that is not a fence, an unknown `gc` policy, or both `fence` and `signaled: true`.
    * @see drm_syncobj_create()
    */
   constructor(init?: SyncobjInit) {
-    this.id = nextSyncobjId++;
-    const gc = init?.gc;
-    if (gc !== undefined && gc !== 'walk' && gc !== 'queue') {
-      throw new InvalidArgumentError(`${this.#name()}: gc must be 'walk' or 'queue', got ${describeValue(gc)}`);
+    const { fence, gc, signaled } = parseInit(init);
+    if (fence !== undefined && signaled === true) {
+      throw invalidArgument(
+        'Syncobj',
+        'options.signaled',
+        signaled,
+        'absent when a fence is given (the fence is the state)',
+      );
     }
-    this.#chainInit = gc === undefined ? {} : { gc };
-    const fence = init?.fence;
-    if (fence !== undefined) this.replaceFence(fence);
+    this.id = nextSyncobjId++;
+    this.#chainInit = gc === undefined ? undefined : { gc };
+    if (fence !== undefined) this.#fence = fence;
+    else if (signaled === true) this.#fence = DmaFence.allocatePrivateStub();
   }
 
   /** The current fence (a chain node for timelines), or null. @see drm_syncobj_fence_get() */
@@ -206,12 +239,10 @@ export class Syncobj implements Disposable {
    * @see drm_syncobj_replace_fence()
    */
   replaceFence(fence: DmaFence | null): void {
-    this.#checkLive('replaceFence');
     if (fence !== null && !(fence instanceof DmaFence)) {
-      throw new InvalidArgumentError(
-        `${this.#name()}.replaceFence takes a DmaFence or null, got ${describeValue(fence)}`,
-      );
+      throw invalidArgument('Syncobj.replaceFence', 'fence', fence, 'a DmaFence or null');
     }
+    this.#checkLive('replaceFence');
     const old = this.#fence;
     this.#fence = fence;
     if (fence !== old) this.#wakeSubmitWaiters();
@@ -235,17 +266,17 @@ export class Syncobj implements Disposable {
    * @see drm_syncobj_add_point()
    */
   addPoint(fence: DmaFence, point: number): SyncobjAddPointResult {
-    this.#checkLive('addPoint');
+    checkPayload(fence, 'Syncobj.addPoint', 'fence');
     if (typeof point !== 'number' || !Number.isSafeInteger(point) || point <= 0) {
-      throw new InvalidArgumentError(
-        `${this.#name()}.addPoint: point must be a positive safe integer, got ${describeValue(point)}; use replaceFence() for the binary point 0`,
+      throw invalidArgument(
+        'Syncobj.addPoint',
+        'point',
+        point,
+        'an integer from 1 to 2^53-1',
+        'use replaceFence() for the binary point 0',
       );
     }
-    if (!(fence instanceof DmaFence)) {
-      throw new InvalidArgumentError(
-        `${this.#name()}.addPoint(point ${point}): the payload must be a DmaFence, got ${describeValue(fence)}`,
-      );
-    }
+    this.#checkLive('addPoint');
     if (fence instanceof DmaFenceChain) {
       // The chain constructor refuses this too; saying it here names the syncobj and the point.
       throw new BugError(
@@ -271,8 +302,8 @@ export class Syncobj implements Disposable {
    * @see drm_syncobj_timeline_signal_ioctl()
    */
   signal(point = 0): void {
+    requiredIndex(point, 'Syncobj.signal', 'point');
     this.#checkLive('signal');
-    checkIndex(`${this.#name()}.signal point`, point);
     if (point === 0) this.replaceFence(DmaFence.allocatePrivateStub());
     else this.addPoint(DmaFence.getStub(), point);
   }
@@ -286,8 +317,8 @@ export class Syncobj implements Disposable {
    * @see drm_syncobj_find_fence()
    */
   findFenceNow(point: number): DmaFence | undefined {
+    requiredIndex(point, 'Syncobj.findFenceNow', 'point');
     this.#checkLive('findFenceNow');
-    checkIndex(`${this.#name()}.findFenceNow point`, point);
     return this.#lookup(point);
   }
 
@@ -300,14 +331,14 @@ export class Syncobj implements Disposable {
    */
   findFence(point: number, options?: SyncobjFindOptions): Promise<DmaFence> {
     try {
+      requiredIndex(point, 'Syncobj.findFence', 'point');
+      const { waitForSubmit, signal: abort, timeout: limit } = parseFindOptions(options);
       this.#checkLive('findFence');
-      checkIndex(`${this.#name()}.findFence point`, point);
-      const limit = options?.timeout;
-      const timeout = limit === undefined ? SYNCOBJ_WAIT_FOR_SUBMIT_TIMEOUT : checkTimeout(limit);
+      // An omitted timeout is the kernel's 5 s bound; Infinity (parsed as undefined) is no bound.
+      const timeout = options?.timeout === undefined ? SYNCOBJ_WAIT_FOR_SUBMIT_TIMEOUT : limit;
       const fence = this.#lookup(point);
       if (fence !== undefined) return Promise.resolve(fence);
-      if (options?.waitForSubmit !== true) throw this.#notSubmitted(`findFence(${point})`, point);
-      const abort = options.signal;
+      if (waitForSubmit !== true) throw this.#notSubmitted(`findFence(${point})`, point);
       if (abort?.aborted) return Promise.reject(abort.reason);
       if (timeout === 0) throw this.#submitTimeout(point, 0);
       // A one-entry wait for availability; its slot keeps the fence found when it was woken.
@@ -329,10 +360,11 @@ export class Syncobj implements Disposable {
    * @see drm_syncobj_query_ioctl()
    */
   query(options?: SyncobjQueryOptions): number {
+    const { lastSubmitted } = parseQueryOptions(options);
     this.#checkLive('query');
     const head = DmaFenceChain.toChain(this.#fence);
     if (head === null) return 0;
-    if (options?.lastSubmitted === true) return head.seqno;
+    if (lastSubmitted === true) return head.seqno;
     let last = head;
     for (const node of DmaFenceChain.iterate(head)) {
       const chain = DmaFenceChain.toChain(node);
@@ -393,16 +425,12 @@ export class Syncobj implements Disposable {
    * @see drm_syncobj_transfer_to_binary()
    */
   static transfer(dst: Syncobj, dstPoint: number, src: Syncobj, srcPoint: number): void {
-    for (const [what, obj] of [
-      ['dst', dst],
-      ['src', src],
-    ] as const) {
-      if (!(obj instanceof Syncobj))
-        throw new InvalidArgumentError(`Syncobj.transfer: ${what} must be a Syncobj, got ${describeValue(obj)}`);
-      obj.#checkLive('transfer');
-    }
-    checkIndex('Syncobj.transfer dstPoint', dstPoint);
-    checkIndex('Syncobj.transfer srcPoint', srcPoint);
+    checkSyncobj(dst, 'Syncobj.transfer', 'dst');
+    requiredIndex(dstPoint, 'Syncobj.transfer', 'dstPoint');
+    checkSyncobj(src, 'Syncobj.transfer', 'src');
+    requiredIndex(srcPoint, 'Syncobj.transfer', 'srcPoint');
+    dst.#checkLive('transfer');
+    src.#checkLive('transfer');
     const fence = src.#lookup(srcPoint);
     if (fence === undefined) throw src.#notSubmitted(`transfer to ${dst.#name()} point ${dstPoint}`, srcPoint);
     if (dstPoint > 0) dst.addPoint(unwrapMerge(fence), dstPoint);
@@ -424,37 +452,31 @@ export class Syncobj implements Disposable {
    */
   static wait(entries: ReadonlyArray<SyncobjWaitEntry>, options?: SyncobjWaitOptions): Promise<number> {
     const slots: WaitSlot[] = [];
-    let timeout: number | undefined;
+    let parsed: ReturnType<typeof parseWaitOptions>;
     try {
-      if (!Array.isArray(entries))
-        throw new InvalidArgumentError(
-          `Syncobj.wait takes an array of { syncobj, point } entries, got ${describeValue(entries)}`,
-        );
-      timeout = checkTimeout(options?.timeout);
-      const deadline = options?.deadline;
-      if (deadline !== undefined && (typeof deadline !== 'number' || !Number.isFinite(deadline))) {
-        throw new InvalidArgumentError(
-          `Syncobj.wait: deadline must be a finite clock time in milliseconds, got ${describeValue(deadline)}`,
-        );
+      if (!Array.isArray(entries)) {
+        throw invalidArgument('Syncobj.wait', 'entries', entries, 'an array of { syncobj, point? } entries');
       }
+      parsed = parseWaitOptions(options);
       for (let i = 0; i < entries.length; i++) {
-        const entry = entries[i];
-        const syncobj = entry?.syncobj;
-        if (!(syncobj instanceof Syncobj))
-          throw new InvalidArgumentError(`Syncobj.wait: entry ${i} has no Syncobj, got ${describeValue(syncobj)}`);
-        syncobj.#checkLive('wait');
-        const point = checkIndex(`Syncobj.wait entry ${i} point`, entry!.point ?? 0);
+        const entry: unknown = entries[i];
+        if (!isPlainObject(entry))
+          throw invalidArgument('Syncobj.wait', `entries[${i}]`, entry, 'a { syncobj, point? } entry');
+        const syncobj = checkSyncobj(entry['syncobj'], 'Syncobj.wait', `entries[${i}].syncobj`);
+        const point =
+          entry['point'] === undefined ? 0 : requiredIndex(entry['point'], 'Syncobj.wait', `entries[${i}].point`);
         slots.push({ syncobj, point, fence: undefined, waiter: undefined, armed: false });
       }
+      for (const slot of slots) slot.syncobj.#checkLive('wait');
     } catch (err) {
       return Promise.reject(err);
     }
     if (slots.length === 0) return Promise.resolve(0);
-    const abort = options?.signal;
+    const { timeout, deadline, signal: abort } = parsed;
     if (abort?.aborted) return Promise.reject(abort.reason);
-    const all = options?.all === true;
-    const available = options?.available === true;
-    const mayWaitForSubmit = available || options?.waitForSubmit === true;
+    const all = parsed.all === true;
+    const available = parsed.available === true;
+    const mayWaitForSubmit = available || parsed.waitForSubmit === true;
 
     // Up-front pass, as in the kernel: a missing point fails here or never.
     let first = -1;
@@ -472,7 +494,7 @@ export class Syncobj implements Disposable {
       }
     }
     if (ready === slots.length || (ready > 0 && !all)) return Promise.resolve(first);
-    return Syncobj.#waitSlots(slots, { all, available, first, timeout, abort, deadline: options?.deadline });
+    return Syncobj.#waitSlots(slots, { all, available, first, timeout, abort, deadline });
   }
 
   /** The resolution rule shared by every lookup: point 0 is the fence itself. */
@@ -539,90 +561,75 @@ export class Syncobj implements Disposable {
    */
   static #waitSlots(slots: WaitSlot[], plan: WaitPlan): Promise<number> {
     const { all, available, first, timeout, abort, deadline } = plan;
-    return new Promise<number>((resolve, reject) => {
-      const clock = getClock();
-      let timer: TimerHandle | undefined;
-      let settled = false;
-
-      const cleanup = (): void => {
-        settled = true;
-        for (const slot of slots) {
-          if (slot.waiter !== undefined) {
-            slot.syncobj.#waiters.delete(slot.waiter);
-            slot.waiter = undefined;
-          }
-          if (slot.armed) {
-            slot.fence!.removeCallback(onSignal);
-            slot.armed = false;
-          }
-        }
-        if (timer !== undefined) clock.clearTimer(timer);
-        abort?.removeEventListener('abort', onAbort);
-      };
-      const fail = (error: unknown): void => {
-        if (settled) return;
-        cleanup();
-        reject(error);
-      };
-      // The answer, or undefined while not done. Polling may signal a fence and so re-enter
-      // check(); a nested check that settles is noticed by the `settled` test after evaluate().
-      const evaluate = (): number | undefined => {
-        if (all) {
-          for (const slot of slots) {
-            if (slot.fence === undefined || (!available && !slot.fence.isSignaled())) return undefined;
-          }
-          return first;
-        }
-        for (let i = 0; i < slots.length; i++) {
-          const fence = slots[i]!.fence;
-          if (fence !== undefined && (available || fence.isSignaled())) return i;
-        }
-        return undefined;
-      };
-      const check = (): void => {
-        if (settled) return;
-        const index = evaluate();
-        if (settled || index === undefined) return;
-        cleanup();
-        resolve(index);
-      };
-      const onSignal = (): void => check();
-      const onAbort = (): void => fail(abort!.reason);
-      const arm = (slot: WaitSlot): void => {
-        const fence = slot.fence!;
-        if (deadline !== undefined) fence.setDeadline(deadline);
-        if (!available) slot.armed = fence.lrAddCallback(onSignal);
-      };
-
+    const waiter = new Waiter<number>(() => {
       for (const slot of slots) {
-        if (slot.fence !== undefined) {
-          arm(slot);
-          continue;
+        if (slot.waiter !== undefined) {
+          slot.syncobj.#waiters.delete(slot.waiter);
+          slot.waiter = undefined;
         }
-        const waiter: SubmitWaiter = {
-          point: slot.point,
-          onSubmit: (fence) => {
-            slot.waiter = undefined;
-            if (settled) return;
-            slot.fence = fence;
-            arm(slot);
-            check();
-          },
-          onCancel: (error) => {
-            slot.waiter = undefined;
-            fail(error);
-          },
-        };
-        slot.waiter = waiter;
-        slot.syncobj.#waiters.add(waiter);
+        if (slot.armed) {
+          slot.fence!.removeCallback(onSignal);
+          slot.armed = false;
+        }
       }
-      check();
-      if (settled) return;
-      const onTimeout = (): void => fail(plan.onTimeout?.() ?? Syncobj.#timeoutError(slots, plan, timeout ?? Infinity));
-      if (timeout === 0) return onTimeout();
-      if (timeout !== undefined) timer = clock.setTimer(timeout, onTimeout);
-      abort?.addEventListener('abort', onAbort, { once: true });
     });
+    // The answer, or undefined while not done. Polling may signal a fence and so re-enter
+    // check(); a nested check that settles is noticed by the `settled` test after evaluate().
+    const evaluate = (): number | undefined => {
+      if (all) {
+        for (const slot of slots) {
+          if (slot.fence === undefined || (!available && !slot.fence.isSignaled())) return undefined;
+        }
+        return first;
+      }
+      for (let i = 0; i < slots.length; i++) {
+        const fence = slots[i]!.fence;
+        if (fence !== undefined && (available || fence.isSignaled())) return i;
+      }
+      return undefined;
+    };
+    const check = (): void => {
+      if (waiter.settled) return;
+      const index = evaluate();
+      if (index !== undefined) waiter.resolve(index);
+    };
+    const onSignal = (): void => check();
+    const arm = (slot: WaitSlot): void => {
+      const fence = slot.fence!;
+      if (deadline !== undefined) fence.setDeadline(deadline);
+      if (!available) slot.armed = fence.lrAddCallback(onSignal);
+    };
+
+    for (const slot of slots) {
+      if (slot.fence !== undefined) {
+        arm(slot);
+        continue;
+      }
+      const submitWaiter: SubmitWaiter = {
+        point: slot.point,
+        onSubmit: (fence) => {
+          slot.waiter = undefined;
+          if (waiter.settled) return;
+          slot.fence = fence;
+          arm(slot);
+          check();
+        },
+        onCancel: (error) => {
+          slot.waiter = undefined;
+          waiter.reject(error);
+        },
+      };
+      slot.waiter = submitWaiter;
+      slot.syncobj.#waiters.add(submitWaiter);
+    }
+    check();
+    if (waiter.settled) return waiter.promise;
+    const onTimeout = (): void =>
+      void waiter.reject(plan.onTimeout?.() ?? Syncobj.#timeoutError(slots, plan, timeout ?? Infinity));
+    if (timeout === 0) onTimeout();
+    waiter.timeoutAfter(timeout, onTimeout);
+    waiter.abortOn(abort);
+    return waiter.promise;
   }
 
   static #timeoutError(slots: readonly WaitSlot[], plan: WaitPlan, timeout: number): FenceTimeoutError {
@@ -640,4 +647,9 @@ export class Syncobj implements Disposable {
       `Syncobj.wait: timed out after ${timeout} ms waiting for ${plan.all ? 'all' : 'any'} of ${slots.length} point(s) ${goal}; pending: ${shown.join(', ')}`,
     );
   }
+}
+
+function checkSyncobj(value: unknown, fn: string, name: string): Syncobj {
+  if (value instanceof Syncobj) return value;
+  throw invalidArgument(fn, name, value, 'a Syncobj');
 }

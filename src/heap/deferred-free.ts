@@ -32,7 +32,9 @@
  *   counts as freed: it is not retried, and the list goes on with the next one.
  * - The worker runs each free as a validator task of its own (`lockdepTask`): it holds nothing
  *   that the code which queued the item held.
- * - `drain()` resolves once the list is empty, whoever emptied it.
+ * - `drain()` resolves once the list is empty, whoever emptied it; with a `signal` it rejects
+ *   with `signal.reason` on abort. The open / draining / closed life is the shared
+ *   {@link QueueState}.
  * - `[Symbol.asyncDispose]` lets the worker drain everything with reason Normal (items queued
  *   meanwhile included), `[Symbol.dispose]` frees everything pending at once with reason
  *   UnderPressure. After either, `deferredFree` throws {@link BugError}: free the item directly.
@@ -51,15 +53,18 @@
  * ```
  */
 
-import {
-  BugError,
-  InvalidArgumentError,
-  checkIndex,
-  checkTimeout,
-  describeValue,
-  reportCallbackError,
-} from '../base/errors.js';
+import { BugError, reportCallbackError } from '../base/errors.js';
 import { getClock } from '../base/clock.js';
+import {
+  defineOptions,
+  defineSignalOnly,
+  optionalFunction,
+  optionalString,
+  optionalTimeout,
+  requiredFunction,
+  requiredIndex,
+} from '../base/options.js';
+import { QueueState } from '../base/queue-state.js';
 import { lockdepTask } from '../locking/lockdep.js';
 import { Shrinker } from './shrinker.js';
 
@@ -118,6 +123,14 @@ const defaultSchedule: Schedule = ((): Schedule => {
 /** Items compact out of the queue array once this many have been taken from its front. */
 const COMPACT_AT = 1024;
 
+const parseOptions = defineOptions('DeferredFreeList', {
+  name: optionalString,
+  schedule: optionalFunction,
+  onError: optionalFunction,
+  sliceMs: optionalTimeout,
+});
+const parseDrainOptions = defineSignalOnly('DeferredFreeList.drain');
+
 /**
  * A queue of items to free, drained by a low-priority worker or, under pressure, by its shrinker.
  * @see deferred_free()
@@ -133,9 +146,7 @@ export class DeferredFreeList implements Disposable, AsyncDisposable {
   #head = 0;
   #pendingPages = 0;
   #scheduled = false;
-  #state: 'open' | 'closing' | 'closed' = 'open';
-  #closing: Promise<void> | null = null;
-  #waiters: (() => void)[] = [];
+  readonly #state = new QueueState(() => this.pendingItems === 0);
   readonly #run = (): void => {
     this.#scheduled = false;
     try {
@@ -152,11 +163,15 @@ export class DeferredFreeList implements Disposable, AsyncDisposable {
   };
   readonly #sliceMs: number;
 
+  /** @throws {InvalidArgumentError} for options other than `{ name?, schedule?, onError?, sliceMs? }`. */
   constructor(options?: DeferredFreeListOptions) {
-    this.name = options?.name ?? 'deferred-free';
-    this.#schedule = options?.schedule ?? defaultSchedule;
-    this.#sliceMs = checkTimeout(options?.sliceMs) ?? 0;
-    this.#onError = options?.onError ?? ((error) => reportCallbackError(error));
+    const parsed = parseOptions(options);
+    this.name = parsed.name ?? 'deferred-free';
+    this.#schedule = (parsed.schedule as Schedule | undefined) ?? defaultSchedule;
+    this.#sliceMs = parsed.sliceMs ?? 0;
+    this.#onError =
+      (parsed.onError as ((error: unknown, item: unknown) => void) | undefined) ??
+      ((error) => reportCallbackError(error));
     this.shrinker = new Shrinker(this.name, {
       count: () => this.#pendingPages,
       scan: (n) => this.#scan(n),
@@ -171,11 +186,9 @@ export class DeferredFreeList implements Disposable, AsyncDisposable {
    * @see deferred_free()
    */
   deferredFree<T>(item: T, free: (item: T, reason: DeferredFreeReason) => void, nrPages: number): void {
-    if (typeof free !== 'function') {
-      throw new InvalidArgumentError(`${this.name}.deferredFree: free must be a function, got ${describeValue(free)}`);
-    }
-    checkIndex(`${this.name}.deferredFree: nrPages`, nrPages);
-    if (this.#state === 'closed') {
+    requiredFunction(free, 'DeferredFreeList.deferredFree', 'free');
+    requiredIndex(nrPages, 'DeferredFreeList.deferredFree', 'nrPages');
+    if (this.#state.closed) {
       throw new BugError(`${this.name}.deferredFree: the list is disposed; free the item directly instead`);
     }
     this.#queue.push({ item, free: free as Entry['free'], nrPages });
@@ -200,29 +213,25 @@ export class DeferredFreeList implements Disposable, AsyncDisposable {
 
   /** Whether disposal finished: `deferredFree` throws from then on. */
   get isDisposed(): boolean {
-    return this.#state === 'closed';
+    return this.#state.closed;
   }
 
-  /** Resolves when the list is empty (now, or once the worker or a shrinker has emptied it). */
-  drain(): Promise<void> {
-    if (this.pendingItems === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
+  /**
+   * Resolves when the list is empty (now, or once the worker or a shrinker has emptied it).
+   * @throws rejects with `signal.reason` when aborted, or {@link InvalidArgumentError} for bad options.
+   */
+  drain(options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
+    return parseDrainOptions(options, (signal) => this.#state.drain(signal));
   }
 
   /** Lets the worker free everything pending with reason Normal, then closes the list. */
   [Symbol.asyncDispose](): Promise<void> {
-    if (this.#state === 'closed') return Promise.resolve();
-    this.#closing ??= (async (): Promise<void> => {
-      this.#state = 'closing';
-      await this.drain();
-      this.#state = 'closed';
-    })();
-    return this.#closing;
+    return this.#state.close();
   }
 
   /** Frees everything pending now with reason UnderPressure, then closes the list. */
   [Symbol.dispose](): void {
-    this.#state = 'closed';
+    this.#state.closeNow();
     while (this.pendingItems > 0) this.#freeOne(DeferredFreeReason.UnderPressure);
   }
 
@@ -270,11 +279,7 @@ export class DeferredFreeList implements Disposable, AsyncDisposable {
       }
     }
     // The free function may have queued more; waiters want the list empty, not this item gone.
-    if (this.pendingItems === 0) {
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const resolve of waiters) resolve();
-    }
+    this.#state.wake();
     return entry.nrPages;
   }
 }

@@ -76,6 +76,7 @@ import { BugError, DmaBufError, ERRNO, InvalidArgumentError, describeValue, type
 import type { DmaFence } from '../fence/dma-fence.js';
 import { SharedWordWaiter } from '../fence/shared-wait.js';
 import { DmaResv, type DmaResvUsage } from '../resv/dma-resv.js';
+import { defineOptions, defineSignalOnly, optionalSignal, optionalTimeout, requiredBoolean } from '../base/options.js';
 import { DmaBuf } from './dma-buf.js';
 import {
   CONTROL_BYTES,
@@ -97,6 +98,13 @@ import {
   type MessagePortLike,
   type WantMessage,
 } from './dma-buf-shared-resv.js';
+
+const parseAccessOptions = defineOptions('DmaBufShare.beginCpuAccess', {
+  write: requiredBoolean,
+  timeout: optionalTimeout,
+  signal: optionalSignal,
+});
+const parsePull = defineSignalOnly('DmaBufShare.pull');
 
 export { MAX_DMA_BUF_PARTIES, type MessagePortLike } from './dma-buf-shared-resv.js';
 
@@ -230,12 +238,13 @@ export class DmaBufShare implements Disposable {
     readonly timeout?: number;
     readonly signal?: AbortSignal;
   }): Promise<void> {
-    if (typeof options?.write !== 'boolean') {
-      return Promise.reject(
-        new InvalidArgumentError(`DmaBufShare.beginCpuAccess on ${this.name}: options.write must be a boolean`),
-      );
+    let parsed: ReturnType<typeof parseAccessOptions>;
+    try {
+      parsed = parseAccessOptions(options);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    return this.#party.beginAccess(options.write, options);
+    return this.#party.beginAccess(parsed.write, parsed);
   }
 
   /** Ends the access {@link beginCpuAccess} opened. */
@@ -260,7 +269,7 @@ export class DmaBufShare implements Disposable {
 
   /** Brings the importers' pending fences into the exporter's reservation object. */
   pull(options?: { readonly signal?: AbortSignal }): Promise<number> {
-    return this.#party.pull(options);
+    return parsePull(options, (signal) => this.#party.pull(signal === undefined ? undefined : { signal }));
   }
 
   /**

@@ -34,6 +34,7 @@
  */
 
 import { BugError, DmaBufError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { defineOptions, defineSignalOnly, optionalSignal, optionalTimeout, requiredBoolean } from '../base/options.js';
 import { errnoCode } from '../fence/shared-wait.js';
 import type { SyncFile } from '../fence/sync-file.js';
 import { DmaResv, DmaResvUsage } from '../resv/dma-resv.js';
@@ -58,6 +59,13 @@ import {
   type MessagePortLike,
   type WantMessage,
 } from './dma-buf-shared-resv.js';
+
+const parseAccessOptions = defineOptions('ImportedDmaBuf.beginCpuAccess', {
+  write: requiredBoolean,
+  timeout: optionalTimeout,
+  signal: optionalSignal,
+});
+const parsePull = defineSignalOnly('ImportedDmaBuf.pull');
 
 /** Options of {@link ImportedDmaBuf.attach}. */
 export interface DmaBufAttachOptions {
@@ -262,12 +270,8 @@ export class ImportedDmaBuf implements Disposable {
     readonly signal?: AbortSignal;
   }): Promise<void> {
     this.#checkLive('beginCpuAccess()');
-    if (typeof options?.write !== 'boolean') {
-      throw new InvalidArgumentError(
-        `ImportedDmaBuf.beginCpuAccess on ${this.name}: options.write must be a boolean, got ${describeValue(options?.write)}`,
-      );
-    }
-    await this.#party.beginAccess(options.write, options);
+    const parsed = parseAccessOptions(options);
+    await this.#party.beginAccess(parsed.write, parsed);
     try {
       await this.currentView();
     } catch (err) {
@@ -309,7 +313,7 @@ export class ImportedDmaBuf implements Disposable {
   /** Brings the other threads' pending fences into {@link resv}. */
   pull(options?: { readonly signal?: AbortSignal }): Promise<number> {
     this.#checkLive('pull()');
-    return this.#party.pull(options);
+    return parsePull(options, (signal) => this.#party.pull(signal === undefined ? undefined : { signal }));
   }
 
   /**
@@ -366,7 +370,7 @@ export class ImportedDmaBuf implements Disposable {
  * Imports a buffer another thread shared ({@link DmaBufShare.descriptor}).
  * @throws {InvalidArgumentError} for something that is not a descriptor.
  * @throws {DmaBufError} `EBADF` when the share was closed, the revoke code when revoked,
- *   `EBUSY` when it already has {@link MAX_DMA_BUF_PARTIES} parties.
+ *   `EBUSY` when it already has `MAX_DMA_BUF_PARTIES` (8) parties.
  */
 export function importDmaBuf(descriptor: DmaBufDescriptor): ImportedDmaBuf {
   const d = descriptor as Partial<DmaBufDescriptor> | null;

@@ -34,7 +34,7 @@
  * ```
  */
 
-import { DmaBufError, FenceTimeoutError, checkTimeout } from '../base/errors.js';
+import { DmaBufError, FenceTimeoutError } from '../base/errors.js';
 import { getClock } from '../base/clock.js';
 import { DmaFence, fenceContextAlloc, type DmaFenceOps } from '../fence/dma-fence.js';
 import {
@@ -85,8 +85,8 @@ export interface WantMessage {
 
 /** Options of CPU access brackets. */
 export interface AccessOptions {
-  readonly timeout?: number;
-  readonly signal?: AbortSignal;
+  readonly timeout?: number | undefined;
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** The parts of a `MessagePort` used here (Node's ports can also be (un)ref'ed). */
@@ -214,7 +214,8 @@ export class SharedResvParty {
    */
   async beginAccess(write: boolean, options: AccessOptions): Promise<void> {
     const usage = DmaResv.usageRw(write);
-    const limit = checkTimeout(options.timeout);
+    // Callers parsed the options (the public brackets); Infinity means no limit there too.
+    const limit = options.timeout === Infinity ? undefined : options.timeout;
     const clock = getClock();
     const deadline = limit === undefined ? undefined : clock.now() + limit;
     const waited = new Set<string>();

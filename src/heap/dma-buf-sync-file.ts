@@ -33,6 +33,7 @@
  */
 
 import { InvalidArgumentError, describeValue } from '../base/errors.js';
+import { defineOptions, optionalSignal, requiredBoolean } from '../base/options.js';
 import { DmaFence } from '../fence/dma-fence.js';
 import { unwrap, unwrapMerge } from '../fence/dma-fence-unwrap.js';
 import { SyncFile } from '../fence/sync-file.js';
@@ -51,20 +52,16 @@ export interface DmaBufSyncFileOptions {
   readonly signal?: AbortSignal;
 }
 
-function checkTarget(what: string, target: unknown, options: unknown): DmaBufSyncFileOptions {
+const parseExportOptions = defineOptions('dmaBufExportSyncFile', { write: requiredBoolean });
+const parseImportOptions = defineOptions('dmaBufImportSyncFile', { write: requiredBoolean, signal: optionalSignal });
+
+function checkTarget(what: string, target: unknown): void {
   const t = target as Partial<DmaBufSyncTarget> | null;
   if (typeof t !== 'object' || t === null || !(t.resv instanceof DmaResv)) {
     throw new InvalidArgumentError(
       `${what}: target must be a DmaBuf or an imported buffer, got ${describeValue(target)}`,
     );
   }
-  const o = options as Partial<DmaBufSyncFileOptions> | null;
-  if (typeof o !== 'object' || o === null || typeof o.write !== 'boolean') {
-    throw new InvalidArgumentError(
-      `${what} on ${t.name}: options must be { write: boolean }, got ${describeValue(options)}`,
-    );
-  }
-  return o as DmaBufSyncFileOptions;
 }
 
 /**
@@ -73,7 +70,8 @@ function checkTarget(what: string, target: unknown, options: unknown): DmaBufSyn
  * @throws {InvalidArgumentError} for a target without a reservation object or bad options.
  */
 export function dmaBufExportSyncFile(target: DmaBufSyncTarget, options: DmaBufSyncFileOptions): SyncFile {
-  const { write } = checkTarget('dmaBufExportSyncFile', target, options);
+  checkTarget('dmaBufExportSyncFile', target);
+  const { write } = parseExportOptions(options);
   const fences = target.resv.getFences(DmaResv.usageRw(write));
   return new SyncFile(fences.length === 0 ? DmaFence.getStub() : unwrapMerge(...fences));
 }
@@ -88,7 +86,8 @@ export async function dmaBufImportSyncFile(
   file: SyncFile,
   options: DmaBufSyncFileOptions,
 ): Promise<DmaFence[]> {
-  const { write, signal } = checkTarget('dmaBufImportSyncFile', target, options);
+  checkTarget('dmaBufImportSyncFile', target);
+  const { write, signal } = parseImportOptions(options);
   if (!(file instanceof SyncFile)) {
     throw new InvalidArgumentError(
       `dmaBufImportSyncFile on ${target.name}: file must be a SyncFile, got ${describeValue(file)}`,

@@ -17,15 +17,22 @@
  * - The creator owns one reference; {@link DmaBuf.get} adds one, {@link DmaBuf.put} drops one.
  *   `[Symbol.dispose]` is the creator's put, done at most once, and does nothing once the
  *   buffer is released. Use either `using` or an explicit `put()` for the creator's reference.
+ * - The count is a {@link Kref} (a `DmaBuf` extends it, as kernel objects embed their kref).
  * - The last put hands the memory to the exporter's release function exactly once and forgets
  *   it: afterwards `buffer`, `bytes()`, `get()`, `put()` and `beginCpuAccess()` throw
  *   {@link BugError} naming the buffer, so released memory is never reachable through it again.
+ * - Views taken before the last put (`bytes()`, `buffer`) do not reach the next user of the
+ *   memory: the heap detaches an `ArrayBuffer` (a zero-copy transfer) before it recycles it, so
+ *   such a view reads as empty and writes nothing. A `SharedArrayBuffer` cannot be detached:
+ *   views of a shared buffer stay attached after its put, and a view kept past `put()` writes
+ *   into whatever the memory holds next. Drop every view of a shared buffer before its last put.
  * - Work that uses the memory (a job, a worker) holds its own reference until its fence is
  *   added; releasing does not wait for the reservation object to idle.
  * - A CPU read waits for every fence of usage Write or stronger, a CPU write for every fence of
- *   usage Read or stronger (`DmaResv.usageRw`); bookkeeping fences are never waited for. A wait
- *   that times out rejects with {@link FenceTimeoutError}, an aborted one with `signal.reason`;
- *   either way no access has begun.
+ *   usage Read or stronger (`DmaResv.usageRw`); bookkeeping fences are never waited for. The call
+ *   gives an access, so a wait that times out rejects with {@link FenceTimeoutError} (the outcome
+ *   rules are in `base/errors`), an aborted one with `signal.reason`; either way no access has
+ *   begun.
  * - Begin/end pairs nest and must balance: `endCpuAccess()` without an open access is a bug.
  * - The last put while the reservation lock is held is a bug (the object is left unchanged).
  *
@@ -41,8 +48,18 @@
  * ```
  */
 
-import { BugError, FenceTimeoutError, InvalidArgumentError, checkTimeout, describeValue } from '../base/errors.js';
+import { BugError, FenceTimeoutError } from '../base/errors.js';
+import { Kref } from '../base/lifecycle.js';
 import { lockdep } from '../base/lockdep-hooks.js';
+import {
+  defineOptions,
+  invalidArgument,
+  optionalSignal,
+  optionalString,
+  optionalTimeout,
+  requiredBoolean,
+  requiredFunction,
+} from '../base/options.js';
 import { DmaResv } from '../resv/dma-resv.js';
 import type { DmaHeap } from './dma-heap.js';
 
@@ -83,12 +100,44 @@ export interface CpuAccessOptions {
   readonly signal?: AbortSignal;
 }
 
+const parseInfo = defineOptions('DmaBuf', {
+  heap: (value, fn, name) => {
+    if (typeof value === 'object' && value !== null) return value;
+    throw invalidArgument(fn, name, value, 'the exporting DmaHeap');
+  },
+  buffer: (value) => value, // checked against requestedSize in the constructor
+  requestedSize: (value) => value,
+  release: requiredFunction,
+  name: optionalString,
+});
+
+const parseCpuAccess = defineOptions('DmaBuf.beginCpuAccess', {
+  write: requiredBoolean,
+  timeout: optionalTimeout,
+  signal: optionalSignal,
+});
+
+/**
+ * @internal
+ * Passed by `DmaHeap.allocate` as the constructor's second argument: its export info is built
+ * by the heap itself, so the per-allocation options check is skipped (it was a third of a pooled
+ * allocation's cost).
+ */
+export const TRUSTED_EXPORT: unique symbol = Symbol('dmabuf.trustedExport');
+
+/**
+ * @internal
+ * Whether the memory was handed out (`buffer`, `bytes()`): only then can a view outlive the
+ * last put, and only then must the heap detach the memory before it reuses it.
+ */
+export const VIEWS_HANDED_OUT: unique symbol = Symbol('dmabuf.viewsHandedOut');
+
 /**
  * A shared buffer: memory, a reference count and a reservation object (`struct dma_buf`).
  * Normally created by `DmaHeap.allocate()`.
  * @see dma_buf_export()
  */
-export class DmaBuf implements Disposable {
+export class DmaBuf extends Kref implements Disposable {
   /** Size of the memory in bytes (the request rounded up to the heap's size class). */
   readonly size: number;
   /** The size the allocation asked for. */
@@ -102,38 +151,58 @@ export class DmaBuf implements Disposable {
   readonly #id = DmaBuf.#nextId++;
 
   #buffer: ArrayBuffer | SharedArrayBuffer | null;
-  #refcount = 1;
+  #handedOut = false;
   #creatorPut = false;
   #cpuAccess = 0;
   #accessHook: DmaBufAccessHook | null = null;
   readonly #release: DmaBufExportInfo['release'];
 
   /**
-   * @throws {InvalidArgumentError} when `requestedSize` does not fit the buffer or `release` is not a function.
+   * @throws {InvalidArgumentError} for a buffer that is neither an ArrayBuffer nor a
+   *   SharedArrayBuffer, a `requestedSize` that does not fit it, or a `release` that is not a function.
    */
-  constructor(info: DmaBufExportInfo) {
-    const { buffer, requestedSize, release } = info;
+  constructor(info: DmaBufExportInfo);
+  /** @internal */
+  constructor(info: DmaBufExportInfo, trusted: typeof TRUSTED_EXPORT);
+  constructor(info: DmaBufExportInfo, trusted?: typeof TRUSTED_EXPORT) {
+    super();
+    if (trusted === TRUSTED_EXPORT) {
+      this.heap = info.heap;
+      this.#name = info.name;
+      this.size = info.buffer.byteLength;
+      this.requestedSize = info.requestedSize;
+      this.#buffer = info.buffer;
+      this.#release = info.release;
+      return;
+    }
+    const parsed = parseInfo(info);
+    const buffer = parsed.buffer;
+    const requestedSize = parsed.requestedSize;
     if (
       !(buffer instanceof ArrayBuffer) &&
       !(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)
     ) {
-      throw new InvalidArgumentError(
-        `DmaBuf: buffer must be an ArrayBuffer or SharedArrayBuffer, got ${describeValue(buffer)}`,
+      throw invalidArgument('DmaBuf', 'options.buffer', buffer, 'an ArrayBuffer or SharedArrayBuffer');
+    }
+    if (
+      typeof requestedSize !== 'number' ||
+      !Number.isSafeInteger(requestedSize) ||
+      requestedSize <= 0 ||
+      requestedSize > buffer.byteLength
+    ) {
+      throw invalidArgument(
+        'DmaBuf',
+        'options.requestedSize',
+        requestedSize,
+        `an integer from 1 to ${buffer.byteLength} (the buffer's size)`,
       );
     }
-    if (!Number.isSafeInteger(requestedSize) || requestedSize <= 0 || requestedSize > buffer.byteLength) {
-      throw new InvalidArgumentError(
-        `DmaBuf: requestedSize must be an integer in 1 .. ${buffer.byteLength} (the buffer's size), got ${describeValue(requestedSize)}`,
-      );
-    }
-    if (typeof release !== 'function')
-      throw new InvalidArgumentError(`DmaBuf: release must be a function, got ${describeValue(release)}`);
-    this.heap = info.heap;
-    this.#name = info.name;
+    this.heap = parsed.heap as DmaHeap;
+    this.#name = parsed.name;
     this.size = buffer.byteLength;
     this.requestedSize = requestedSize;
     this.#buffer = buffer;
-    this.#release = release;
+    this.#release = parsed.release as DmaBufExportInfo['release'];
   }
 
   /** Name for messages. */
@@ -148,7 +217,14 @@ export class DmaBuf implements Disposable {
 
   /** The whole memory (`size` bytes). @throws {BugError} after the last put. */
   get buffer(): ArrayBuffer | SharedArrayBuffer {
-    return this.#live('buffer');
+    const buffer = this.#live('buffer');
+    this.#handedOut = true;
+    return buffer;
+  }
+
+  /** @internal See {@link VIEWS_HANDED_OUT}. */
+  get [VIEWS_HANDED_OUT](): boolean {
+    return this.#handedOut;
   }
 
   /** Whether the memory is a `SharedArrayBuffer` (usable from workers). */
@@ -158,12 +234,14 @@ export class DmaBuf implements Disposable {
 
   /** A byte view of the first `requestedSize` bytes. @throws {BugError} after the last put. */
   bytes(): Uint8Array {
-    return new Uint8Array(this.#live('bytes()'), 0, this.requestedSize);
+    const view = new Uint8Array(this.#live('bytes()'), 0, this.requestedSize);
+    this.#handedOut = true;
+    return view;
   }
 
-  /** References held; 0 once released. */
+  /** References held; 0 once released (the Kref's count). */
   get refcount(): number {
-    return this.#refcount;
+    return this.count;
   }
 
   /** Whether the last put happened. */
@@ -177,32 +255,38 @@ export class DmaBuf implements Disposable {
   }
 
   /** Takes a reference. @throws {BugError} after the last put. @see get_dma_buf() */
-  get(): this {
+  override get(): this {
     this.#live('get()');
-    this.#refcount++;
+    super.get();
     return this;
   }
 
   /**
    * Drops a reference; the last one gives the memory back to the heap.
+   * @returns true when this put released the buffer.
    * @throws {BugError} after the last put, or at the last put while the reservation lock is held.
    * @see dma_buf_put()
    */
-  put(): void {
-    const buffer = this.#live('put()');
-    if (this.#refcount > 1) {
-      this.#refcount--;
-      return;
-    }
-    if (this.#resv?.isLocked === true) {
+  override put(): boolean {
+    this.#live('put()');
+    if (this.count === 1 && this.#resv?.isLocked === true) {
       throw new BugError(
         `DmaBuf.put() on ${this.name}: last reference dropped while its reservation lock is held; unlock resv first`,
       );
     }
-    this.#refcount = 0;
+    return super.put();
+  }
+
+  /** The last put: forget the memory, retire the reservation, hand the memory to the exporter. */
+  protected override release(): void {
+    const buffer = this.#buffer!;
     this.#buffer = null;
     this.#resv?.[Symbol.dispose]();
     this.#release(buffer, this);
+  }
+
+  protected override refName(): string {
+    return `DmaBuf ${this.name}`;
   }
 
   /** The creator's put, at most once; nothing once the buffer is released. */
@@ -221,19 +305,8 @@ export class DmaBuf implements Disposable {
    * @see dma_buf_begin_cpu_access()
    */
   async beginCpuAccess(options: CpuAccessOptions): Promise<void> {
+    const { write, timeout: limit, signal } = parseCpuAccess(options);
     this.#live('beginCpuAccess()');
-    if (options === null || typeof options !== 'object') {
-      throw new InvalidArgumentError(
-        `DmaBuf.beginCpuAccess on ${this.name}: options must be { write: boolean, timeout?, signal? }, got ${describeValue(options)}`,
-      );
-    }
-    const { write, timeout, signal } = options;
-    if (typeof write !== 'boolean') {
-      throw new InvalidArgumentError(
-        `DmaBuf.beginCpuAccess on ${this.name}: options.write must be a boolean, got ${describeValue(write)}`,
-      );
-    }
-    const limit = checkTimeout(timeout);
     // The kernel may wait here even when no fence is pending now: tell the validator every time.
     if (lockdep !== null) lockdep.mightWait(false);
     const usage = DmaResv.usageRw(write);
@@ -272,8 +345,8 @@ export class DmaBuf implements Disposable {
     this.#accessHook = hook;
   }
 
-  toString(): string {
-    return `DmaBuf(${this.name}, ${this.size} bytes, ${this.#buffer === null ? 'released' : `refcount ${this.#refcount}`})`;
+  override toString(): string {
+    return `DmaBuf(${this.name}, ${this.size} bytes, ${this.#buffer === null ? 'released' : `refcount ${this.count}`})`;
   }
 
   #live(op: string): ArrayBuffer | SharedArrayBuffer {

@@ -41,7 +41,8 @@
  * ```
  */
 
-import { BugError, InvalidArgumentError, checkIndex, describeValue } from '../base/errors.js';
+import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { defineOptions, optionalBoolean, optionalString, requiredIndex } from '../base/options.js';
 import { Shrinker } from './shrinker.js';
 
 /** Bytes in a page: the unit of size classes and shrinker counts. */
@@ -66,6 +67,23 @@ export interface PagePoolOptions {
   /** Names the pool (and its shrinker) in messages (default 'page-pool'). */
   readonly name?: string;
 }
+
+const parseOptions = defineOptions('PagePool', {
+  shared: optionalBoolean,
+  maxPooledBytes: (value, fn, name) =>
+    value === undefined || value === Infinity ? value : requiredIndex(value, fn, name),
+  orders: (value, fn, name) => {
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value))
+      throw new InvalidArgumentError(
+        `${fn}: ${name} must be an array of orders 0..${MAX_ORDER}, got ${describeValue(value)}`,
+        { argument: name },
+      );
+    return value as readonly number[];
+  },
+  verifyZero: optionalBoolean,
+  name: optionalString,
+});
 
 /** One size class as reported by {@link PagePool.stats}. */
 export interface PagePoolClassStats {
@@ -124,15 +142,22 @@ export class PagePool implements Disposable {
   #cursor = 0;
   #disposed = false;
 
-  /** @throws {InvalidArgumentError} for orders outside 0..20, duplicates, or a negative cap. */
+  /** @throws {InvalidArgumentError} for unknown options, orders outside 0..20, duplicates, or a negative cap. */
   constructor(options?: PagePoolOptions) {
-    this.shared = options?.shared === true;
-    this.name = options?.name ?? 'page-pool';
-    this.verifyZero = options?.verifyZero === true;
-    const max = options?.maxPooledBytes ?? DEFAULT_MAX_POOLED_BYTES;
-    this.maxPooledBytes = max === Infinity ? Infinity : checkIndex(`${this.name}: maxPooledBytes`, max);
-    const orders = [...(options?.orders ?? DEFAULT_ORDERS)];
-    if (orders.length === 0) throw new InvalidArgumentError(`${this.name}: orders must name at least one size class`);
+    const parsed = parseOptions(options);
+    this.shared = parsed.shared === true;
+    this.name = parsed.name ?? 'page-pool';
+    this.verifyZero = parsed.verifyZero === true;
+    this.maxPooledBytes = (parsed.maxPooledBytes as number | undefined) ?? DEFAULT_MAX_POOLED_BYTES;
+    const orders = [...(parsed.orders ?? DEFAULT_ORDERS)];
+    if (orders.length === 0) {
+      throw new InvalidArgumentError(
+        `PagePool ${this.name}: orders must name at least one size class, got an array of 0`,
+        {
+          argument: 'options.orders',
+        },
+      );
+    }
     for (const order of orders) {
       if (!Number.isInteger(order) || order < 0 || order > MAX_ORDER) {
         throw new InvalidArgumentError(
@@ -162,7 +187,7 @@ export class PagePool implements Disposable {
    * @throws {InvalidArgumentError} when `bytes` is not a non-negative integer.
    */
   classFor(bytes: number): { order: number; bytes: number } | undefined {
-    checkIndex(`${this.name}.classFor: bytes`, bytes);
+    requiredIndex(bytes, 'PagePool.classFor', 'bytes');
     for (const cls of this.#classes) if (cls.bytes >= bytes) return { order: cls.order, bytes: cls.bytes };
     return undefined;
   }
@@ -268,7 +293,7 @@ export class PagePool implements Disposable {
    * @see ttm_pool_shrink()
    */
   shrink(pages: number): number {
-    const target = pages === Infinity ? Infinity : checkIndex(`${this.name}.shrink: pages`, pages);
+    const target = pages === Infinity ? Infinity : requiredIndex(pages, 'PagePool.shrink', 'pages');
     let dropped = 0;
     while (dropped < target && this.#pooledBytes > 0) {
       const cls = this.#classes[this.#cursor]!;

@@ -46,7 +46,14 @@
  * ```
  */
 
-import { BugError, InvalidArgumentError, checkIndex, describeValue } from '../base/errors.js';
+import { BugError, describeValue } from '../base/errors.js';
+import {
+  defineOptions,
+  invalidArgument,
+  optionalPositiveInteger,
+  requiredIndex,
+  requiredString,
+} from '../base/options.js';
 import { mightReclaim } from '../locking/lockdep.js';
 
 /** What a cache tells the registry. @see struct shrinker (count_objects, scan_objects) */
@@ -65,6 +72,8 @@ export interface ShrinkerOptions {
   readonly batch?: number;
 }
 
+const parseOptions = defineOptions('Shrinker', { seeks: optionalPositiveInteger, batch: optionalPositiveInteger });
+
 /** The kernel's `DEFAULT_SEEKS`. */
 export const DEFAULT_SEEKS = 2;
 /** The kernel's `SHRINK_BATCH`. */
@@ -80,15 +89,16 @@ export class Shrinker {
   readonly batch: number;
   readonly #ops: ShrinkerOps;
 
-  /** @throws {InvalidArgumentError} for a non-positive `seeks` or `batch`, or ops without count/scan. */
+  /** @throws {InvalidArgumentError} for a non-string name, ops without count/scan, or a non-positive `seeks` or `batch`. */
   constructor(name: string, ops: ShrinkerOps, options?: ShrinkerOptions) {
+    this.name = requiredString(name, 'Shrinker', 'name');
     if (typeof ops?.count !== 'function' || typeof ops.scan !== 'function') {
-      throw new InvalidArgumentError(`shrinker "${name}": ops must have count() and scan() functions`);
+      throw invalidArgument('Shrinker', 'ops', ops, 'an object with count() and scan() functions');
     }
-    this.name = String(name);
+    const { seeks, batch } = parseOptions(options);
     this.#ops = ops;
-    this.seeks = positive(`shrinker "${this.name}": seeks`, options?.seeks ?? DEFAULT_SEEKS);
-    this.batch = positive(`shrinker "${this.name}": batch`, options?.batch ?? SHRINK_BATCH);
+    this.seeks = seeks ?? DEFAULT_SEEKS;
+    this.batch = batch ?? SHRINK_BATCH;
   }
 
   /** Calls `count()`, checking what it returns. */
@@ -98,6 +108,7 @@ export class Shrinker {
 
   /** Calls `scan(nrToScan)`, checking what it returns. */
   scan(nrToScan: number): number {
+    requiredIndex(nrToScan, 'Shrinker.scan', 'nrToScan');
     return this.#checked(`scan(${nrToScan})`, this.#ops.scan(nrToScan));
   }
 
@@ -129,9 +140,8 @@ export class ShrinkerRegistry {
    * @throws {BugError} when it is already registered here.
    */
   register(shrinker: Shrinker): Disposable {
-    if (!(shrinker instanceof Shrinker)) {
-      throw new InvalidArgumentError(`ShrinkerRegistry.register: expected a Shrinker, got ${describeValue(shrinker)}`);
-    }
+    if (!(shrinker instanceof Shrinker))
+      throw invalidArgument('ShrinkerRegistry.register', 'shrinker', shrinker, 'a Shrinker');
     if (this.#shrinkers.includes(shrinker)) {
       throw new BugError(`${shrinker} is already registered; dispose its registration before registering it again`);
     }
@@ -166,8 +176,8 @@ export class ShrinkerRegistry {
    * @throws {InvalidArgumentError} when `pages` is not a non-negative integer or Infinity.
    */
   shrink(pages: number): number {
+    const target = pages === Infinity ? Infinity : requiredIndex(pages, 'ShrinkerRegistry.shrink', 'pages');
     mightReclaim();
-    const target = pages === Infinity ? Infinity : checkIndex('ShrinkerRegistry.shrink: pages', pages);
     return this.#reclaim(() => {
       let freed = 0;
       for (const s of this.#shrinkers) {
@@ -220,11 +230,4 @@ export class ShrinkerRegistry {
     }
     return freed;
   }
-}
-
-function positive(what: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new InvalidArgumentError(`${what} must be a positive integer, got ${describeValue(value)}`);
-  }
-  return value;
 }

@@ -52,6 +52,7 @@
  */
 
 import { BugError } from '../base/errors.js';
+import { defineOptions, invalidArgument, oneOf, optional, optionalBoolean, requiredFunction } from '../base/options.js';
 import {
   type LockClass,
   dmaFenceLrMap,
@@ -128,10 +129,29 @@ const syncSections: Entry[] = [];
 const primers: (readonly LockClass[])[] = [];
 const NESTED: SignallingCookie = Object.freeze({ nested: true });
 
+const parseEnableOptions = defineOptions('enableLockdep', {
+  mode: optional(oneOf(['throw', 'record'] as const)),
+  stacks: optionalBoolean,
+});
+
 /** Installs the per-async-context tracker; `dmabuf/node` calls this with AsyncLocalStorage. */
 export function installHeldLockTracker(t: HeldLockTracker | null): void {
+  if (t !== null && !isTracker(t)) {
+    throw invalidArgument('installHeldLockTracker', 'tracker', t, 'null or an object with get, set and run methods');
+  }
   tracker = t;
   if (t === null && enabled) disableLockdep();
+}
+
+function isTracker(t: unknown): t is HeldLockTracker {
+  if (typeof t !== 'object' || t === null) return false;
+  const o = t as Record<string, unknown>;
+  return (
+    typeof o['get'] === 'function' &&
+    typeof o['set'] === 'function' &&
+    typeof o['run'] === 'function' &&
+    (o['stop'] === undefined || typeof o['stop'] === 'function')
+  );
 }
 
 /**
@@ -140,8 +160,9 @@ export function installHeldLockTracker(t: HeldLockTracker | null): void {
  *   `dmabuf/node` first); the reason is in the returned object's `reason`.
  */
 export function enableLockdep(options?: LockdepOptions): { readonly enabled: boolean; readonly reason?: string } {
-  mode = options?.mode ?? mode;
-  captureStacks = options?.stacks ?? captureStacks;
+  const parsed = parseEnableOptions(options);
+  mode = parsed.mode ?? mode;
+  captureStacks = parsed.stacks ?? captureStacks;
   if (tracker === null) {
     return {
       enabled: false,
@@ -184,6 +205,7 @@ export function resetLockdep(): void {
 }
 
 /**
+ * @internal
  * Records an order of classes as if one task had taken them nested, now and after every reset
  * (the kernel primes its fence rules at boot, so one run of one device validates a driver).
  */
@@ -203,6 +225,7 @@ export function beginSignalling(): SignallingCookie {
 
 /** Closes a section opened by {@link beginSignalling}. @see dma_fence_end_signalling() */
 export function endSignalling(cookie: SignallingCookie): void {
+  checkCookie('endSignalling', cookie);
   closeSection(cookie);
 }
 
@@ -212,11 +235,13 @@ export function endSignalling(cookie: SignallingCookie): void {
  * async signalling paths: the section is exactly `fn`, however it is called and awaited.
  */
 export function signallingSection<T>(fn: () => T): T {
+  requiredFunction(fn, 'signallingSection', 'fn');
   return scopedSection(dmaFenceMap, fn, signallingSection);
 }
 
 /** {@link signallingSection} for long-running fences. */
 export function lrSignallingSection<T>(fn: () => T): T {
+  requiredFunction(fn, 'lrSignallingSection', 'fn');
   return scopedSection(dmaFenceLrMap, fn, lrSignallingSection);
 }
 
@@ -227,6 +252,7 @@ export function lrBeginSignalling(): SignallingCookie {
 
 /** Closes a section opened by {@link lrBeginSignalling}. */
 export function lrEndSignalling(cookie: SignallingCookie): void {
+  checkCookie('lrEndSignalling', cookie);
   closeSection(cookie);
 }
 
@@ -236,6 +262,7 @@ export function lrEndSignalling(cookie: SignallingCookie): void {
  * independently (a queued work item, a background flush), and in tests that play two tasks.
  */
 export function lockdepTask<T>(fn: () => T): T {
+  requiredFunction(fn, 'lockdepTask', 'fn');
   // A fresh list each time: a store identical to the current one would not open a new scope.
   return tracker !== null ? tracker.run([], fn) : fn();
 }
@@ -394,6 +421,12 @@ function scopedSection<T>(map: LockClass, fn: () => T, caller: ValidatorEntry): 
   if (result instanceof Promise) return result.finally(close) as T;
   close();
   return result;
+}
+
+function checkCookie(fn: string, cookie: unknown): void {
+  if (typeof cookie !== 'object' || cookie === null) {
+    throw invalidArgument(fn, 'cookie', cookie, 'the cookie its begin call returned');
+  }
 }
 
 function closeSection(cookie: SignallingCookie): void {

@@ -86,7 +86,12 @@
  */
 
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
-import type { WwAcquireCtx, WwMutex } from './ww-mutex.js';
+import { defineOptions, invalidArgument, optionalBoolean, optionalSignal, optionalString } from '../base/options.js';
+import { WwAcquireCtx, WwMutex } from './ww-mutex.js';
+
+const parseInit = defineOptions('TransLockList', { name: optionalString, relaxUnlock: optionalBoolean });
+const parseBackoffOptions = defineOptions('TransLockList.backoff', { signal: optionalSignal });
+const parseItemInit = defineOptions('wwMutexLockItem', { relaxUnlock: optionalBoolean });
 
 /**
  * What a slow lock achieved: `'locked'` (the lock is held) or `'relaxed'` (the transaction was
@@ -154,7 +159,7 @@ function nameOf(object: object): string {
 }
 
 function checkItem(item: LockItem, where: string): void {
-  if (typeof item !== 'object' || item === null) {
+  if (typeof item !== 'object' || item === null || !('ops' in item) || !('object' in item)) {
     throw new InvalidArgumentError(`${where}: expected a lock item { ops, object }, got ${describeValue(item)}`);
   }
   const { ops, object } = item;
@@ -200,17 +205,11 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
   #contending: LockItem | null = null;
   #backingOff = false;
 
-  constructor(init: TransLockListInit = {}) {
-    const { name = 'translocklist', relaxUnlock = false } = init;
-    if (typeof name !== 'string')
-      throw new InvalidArgumentError(`TransLockList: name must be a string, got ${describeValue(name)}`);
-    if (typeof relaxUnlock !== 'boolean') {
-      throw new InvalidArgumentError(
-        `TransLockList '${name}': relaxUnlock must be a boolean, got ${describeValue(relaxUnlock)}`,
-      );
-    }
-    this.name = name;
-    this.relaxUnlock = relaxUnlock;
+  /** @throws {InvalidArgumentError} for options other than `{ name?, relaxUnlock? }`. */
+  constructor(init?: TransLockListInit) {
+    const { name, relaxUnlock } = parseInit(init);
+    this.name = name ?? 'translocklist';
+    this.relaxUnlock = relaxUnlock ?? false;
   }
 
   /**
@@ -335,9 +334,10 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
    */
   async backoff<T extends object>(
     contending: LockItem<T>,
-    options: { signal?: AbortSignal } = {},
+    options?: { signal?: AbortSignal },
   ): Promise<BackoffOutcome> {
     checkItem(contending as LockItem, `TransLockList '${this.name}': backoff()`);
+    const { signal } = parseBackoffOptions(options);
     if (this.#backingOff) {
       throw new BugError(
         `TransLockList '${this.name}': backoff() while another backoff of this list is in flight; await the first one`,
@@ -351,7 +351,7 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
     }
     this.#backingOff = true;
     try {
-      return await this.#backoff(contending as LockItem, options.signal);
+      return await this.#backoff(contending as LockItem, signal);
     } finally {
       this.#backingOff = false;
     }
@@ -538,10 +538,9 @@ function wwOps(ctx: WwAcquireCtx): LockItemOps<WwMutex> {
  * the list's own reference keeps the mutex reachable. Items for one ctx share one ops table.
  * @see ww_mutex_lock_slow() and ww_mutex_unlock() behind the seed's "single ww_mutex" item
  */
-export function wwMutexLockItem(mutex: WwMutex, ctx: WwAcquireCtx, init: WwMutexLockItemInit = {}): LockItem<WwMutex> {
-  const { relaxUnlock = false } = init;
-  if (typeof relaxUnlock !== 'boolean') {
-    throw new InvalidArgumentError(`wwMutexLockItem: relaxUnlock must be a boolean, got ${describeValue(relaxUnlock)}`);
-  }
+export function wwMutexLockItem(mutex: WwMutex, ctx: WwAcquireCtx, init?: WwMutexLockItemInit): LockItem<WwMutex> {
+  if (!(mutex instanceof WwMutex)) throw invalidArgument('wwMutexLockItem', 'mutex', mutex, 'a WwMutex');
+  if (!(ctx instanceof WwAcquireCtx)) throw invalidArgument('wwMutexLockItem', 'ctx', ctx, 'a WwAcquireCtx');
+  const relaxUnlock = parseItemInit(init).relaxUnlock ?? false;
   return Object.freeze({ ops: wwOps(ctx), object: mutex, relaxUnlock });
 }

@@ -27,8 +27,12 @@
  *   EDEADLK before backing off, `lockSlow` on any other lock or with locks held, a class
  *   mismatch, `fini` with locks held or twice, unlocking a free mutex.
  * - An aborted wait rejects with `signal.reason` and leaves the queue as if it never joined.
+ * - A context is one task: it has at most one lock pending. A `lock` or `tryLock` while another
+ *   lock of the same context waits (`Promise.all([a.lock(ctx), b.lock(ctx)])`) is a
+ *   {@link BugError} and changes nothing; await each lock before the next.
  * - Ownership belongs to the context (JavaScript has no task identity): whoever holds the
  *   context owns its locks. Uncontended `lock`/`unlock` allocate nothing and arm no timer.
+ * - `acquire(ctx?)` is `lock(ctx?)` returning a {@link LockGuard} for `using`.
  *
  * @example
  * ```ts
@@ -64,8 +68,19 @@
  * ```
  */
 
-import { AlreadyLockedError, BugError, InvalidArgumentError, WwDeadlockError, describeValue } from '../base/errors.js';
+import { AlreadyLockedError, BugError, WwDeadlockError } from '../base/errors.js';
+import { LockGuard } from '../base/lifecycle.js';
 import { LockClass, lockdep } from '../base/lockdep-hooks.js';
+import {
+  defineOptions,
+  invalidArgument,
+  oneOf,
+  optionalBoolean,
+  optionalSignal,
+  requiredName,
+  requiredString,
+} from '../base/options.js';
+import { Waiter } from '../base/waiter.js';
 
 /** Who backs off on a collision: the younger requester (`'wait-die'`) or the younger holder (`'wound-wait'`). */
 export type WwAlgorithm = 'wait-die' | 'wound-wait';
@@ -97,13 +112,10 @@ export class WwClass {
   readonly lockClass: LockClass;
   #stamp = 0;
 
+  /** @throws {InvalidArgumentError} for an empty name or an unknown algorithm. */
   constructor(name: string, algorithm: WwAlgorithm) {
-    if (typeof name !== 'string' || name.length === 0) {
-      throw new InvalidArgumentError(`WwClass: name must be a non-empty string, got ${describeValue(name)}`);
-    }
-    if (algorithm !== 'wait-die' && algorithm !== 'wound-wait') {
-      throw new InvalidArgumentError(`WwClass ${name}: algorithm must be 'wait-die' or 'wound-wait', got ${describeValue(algorithm)}`);
-    }
+    requiredName(name, 'WwClass', 'name');
+    checkAlgorithm(algorithm, 'WwClass', 'algorithm');
     this.name = name;
     this.algorithm = algorithm;
     this.isWaitDie = algorithm === 'wait-die';
@@ -112,9 +124,16 @@ export class WwClass {
 
   /** @internal Issues the next ticket; the first is 1. */
   static nextStamp(wwClass: WwClass): number {
+    if (!(wwClass instanceof WwClass)) throw invalidArgument('WwClass.nextStamp', 'wwClass', wwClass, 'a WwClass');
     return ++wwClass.#stamp;
   }
 }
+
+const checkAlgorithm = oneOf(['wait-die', 'wound-wait'] as const);
+const parseCtxOptions = defineOptions('WwAcquireCtx', { deadlockInjection: optionalBoolean });
+const parseLockOptions = defineOptions('WwMutex.lock', { signal: optionalSignal });
+const parseLockSlowOptions = defineOptions('WwMutex.lockSlow', { signal: optionalSignal });
+const parseAcquireOptions = defineOptions('WwMutex.acquire', { signal: optionalSignal });
 
 // Context state shared between the two classes of this module; the key is not exported.
 const STATE = Symbol('ww-acquire-ctx-state');
@@ -147,10 +166,10 @@ export class WwAcquireCtx implements Disposable {
   /** @internal */
   readonly [STATE]: CtxState;
 
+  /** @throws {InvalidArgumentError} without a WwClass, or for options other than `{ deadlockInjection? }`. */
   constructor(wwClass: WwClass, options?: WwAcquireCtxOptions) {
-    if (!(wwClass instanceof WwClass)) {
-      throw new BugError(`WwAcquireCtx: needs a WwClass, got ${describeValue(wwClass)}`);
-    }
+    if (!(wwClass instanceof WwClass)) throw invalidArgument('WwAcquireCtx', 'wwClass', wwClass, 'a WwClass');
+    const { deadlockInjection } = parseCtxOptions(options);
     this.wwClass = wwClass;
     this.stamp = WwClass.nextStamp(wwClass);
     this[STATE] = {
@@ -159,7 +178,7 @@ export class WwAcquireCtx implements Disposable {
       done: false,
       finished: false,
       contending: null,
-      inject: options?.deadlockInjection ?? wwClass.deadlockInjection,
+      inject: deadlockInjection ?? wwClass.deadlockInjection,
       injectInterval: 1,
       injectCountdown: this.stamp & 0xf,
       sleeper: null,
@@ -235,20 +254,62 @@ export class WwAcquireCtx implements Disposable {
   }
 }
 
-interface Waiter {
-  readonly ctx: WwAcquireCtx | null;
-  /** The validator's token for this request, when it is on. */
-  readonly token: object | undefined;
-  resolve: () => void;
-  reject: (reason: unknown) => void;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+/**
+ * A queued lock request, settled once: granted by the hand-off (with its value: nothing for
+ * lock(), the guard for acquire()), or refused (back-off, abort, cancellation). Settling tells
+ * the validator, when it is on, whether the lock is now held.
+ */
+class WwWaiter extends Waiter<unknown> {
+  constructor(
+    readonly ctx: WwAcquireCtx | null,
+    /** The validator's token for this request, when it is on. */
+    readonly token: object | undefined,
+    readonly value: unknown,
+  ) {
+    super();
+  }
+
+  override resolve(): boolean {
+    if (this.settled) return false;
+    if (this.token !== undefined) lockdep?.acquired(this.token);
+    return super.resolve(this.value);
+  }
+
+  override reject(reason: unknown): boolean {
+    if (this.settled) return false;
+    if (this.token !== undefined) lockdep?.abandon(this.token);
+    return super.reject(reason);
+  }
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+
+// The guard-returning lock for DmaResv.acquire (whose guard unlocks the reservation, not the
+// bare mutex), reaching WwMutex's private path; assigned in WwMutex's static block.
+let acquireWith: (
+  mutex: WwMutex,
+  ctx: WwAcquireCtx | null | undefined,
+  signal: AbortSignal | undefined,
+  release: () => void,
+  what: string,
+) => Promise<LockGuard>;
+
+/**
+ * @internal `WwMutex.acquire` with the guard's release chosen by the caller (a reservation object
+ * unlocks itself, not just its mutex). Options are the caller's to check.
+ */
+export function wwMutexAcquire(
+  mutex: WwMutex,
+  ctx: WwAcquireCtx | null | undefined,
+  signal: AbortSignal | undefined,
+  release: () => void,
+  what: string,
+): Promise<LockGuard> {
+  return acquireWith(mutex, ctx, signal, release, what);
+}
+
 /** Passed to a context's sleeper to re-run its kill check rather than cancel it. */
 const RECHECK = Symbol('recheck');
-const noop = (): void => {};
 
 /**
  * The kernel's deadlock injection schedule: the countdown starts at `stamp & 0xf`; when it
@@ -283,14 +344,13 @@ export class WwMutex {
   readonly name: string;
   #locked = false;
   #holder: WwAcquireCtx | null = null;
-  #waiters: Waiter[] = [];
+  #waiters: WwWaiter[] = [];
 
+  /** @throws {InvalidArgumentError} without a WwClass, or for a name that is not a string. */
   constructor(wwClass: WwClass, name = 'ww_mutex') {
-    if (!(wwClass instanceof WwClass)) {
-      throw new BugError(`WwMutex: needs a WwClass, got ${describeValue(wwClass)}`);
-    }
+    if (!(wwClass instanceof WwClass)) throw invalidArgument('WwMutex', 'wwClass', wwClass, 'a WwClass');
     this.wwClass = wwClass;
-    this.name = name;
+    this.name = requiredString(name, 'WwMutex', 'name');
   }
 
   /** Whether someone holds the mutex. @see ww_mutex_is_locked() */
@@ -317,12 +377,21 @@ export class WwMutex {
    * @param ctx the transaction's ticket; null or omitted for a plain lock.
    * @returns a promise that resolves once the mutex is held (already resolved when uncontended).
    * @throws rejects with {@link WwDeadlockError} (back off: only when `ctx` holds other locks),
-   *   {@link AlreadyLockedError} (`ctx` holds this mutex), `signal.reason` when aborted, or
-   *   {@link BugError} for a debug-check violation.
+   *   {@link AlreadyLockedError} (`ctx` holds this mutex), `signal.reason` when aborted,
+   *   {@link BugError} for a debug-check violation (a lock of `ctx` already pending included), or
+   *   {@link InvalidArgumentError} for a `ctx` that is not an acquire context or bad options.
    * @see ww_mutex_lock() / ww_mutex_lock_interruptible()
    */
   lock(ctx?: WwAcquireCtx | null, options?: WwLockOptions): Promise<void> {
-    if (ctx !== undefined && ctx !== null) return this.#lockWithCtx(ctx, options);
+    let signal: AbortSignal | undefined;
+    if (options !== undefined) {
+      try {
+        signal = parseLockOptions(options).signal;
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    if (ctx !== undefined && ctx !== null) return this.#lockWithCtx(ctx, signal, 'lock');
     const token = lockdep !== null ? this.#lockdepRequest(null, false) : undefined;
     if (token instanceof Error) return Promise.reject(token);
     if (!this.#locked) {
@@ -330,11 +399,68 @@ export class WwMutex {
       if (token !== undefined) lockdepGranted(token);
       return RESOLVED;
     }
-    return this.#enqueue(null, options?.signal, token);
+    return this.#enqueue(null, signal, token, undefined);
+  }
+
+  /**
+   * {@link lock}, resolving to a guard that unlocks when disposed: `using guard = await
+   * m.acquire(ctx)`. The guard comes through the lock's own promise (no wrapper), so the
+   * validator sees the mutex held in the caller's continuation, as with `await m.lock(ctx)`.
+   * @throws rejects as {@link lock} does.
+   */
+  acquire(ctx?: WwAcquireCtx | null, options?: WwLockOptions): Promise<LockGuard> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = parseAcquireOptions(options).signal;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#acquire(ctx, signal, () => this.unlock(), String(this));
+  }
+
+  static {
+    acquireWith = (mutex, ctx, signal, release, what) => mutex.#acquire(ctx, signal, release, what);
+  }
+
+  #acquire(
+    ctx: WwAcquireCtx | null | undefined,
+    signal: AbortSignal | undefined,
+    release: () => void,
+    what: string,
+  ): Promise<LockGuard> {
+    const guard = new LockGuard(release, what);
+    // Made before the lock is recorded: the validator hands the held lock to the next promise.
+    const granted = Promise.resolve(guard);
+    const locked =
+      ctx !== undefined && ctx !== null
+        ? this.#lockWithCtx(ctx, signal, 'acquire', guard, granted)
+        : this.#lockPlain(signal, guard, granted);
+    return locked as Promise<LockGuard>;
+  }
+
+  /** The context-free lock resolving to `value` (`granted` when uncontended), for acquire(). */
+  #lockPlain(signal: AbortSignal | undefined, value: unknown, granted: Promise<unknown>): Promise<unknown> {
+    const token = lockdep !== null ? this.#lockdepRequest(null, false) : undefined;
+    if (token instanceof Error) return Promise.reject(token);
+    if (!this.#locked) {
+      this.#locked = true;
+      if (token !== undefined) lockdepGranted(token);
+      return granted;
+    }
+    return this.#enqueue(null, signal, token, value);
   }
 
   // Split from lock() so that both stay small enough for V8 to inline into hot callers.
-  #lockWithCtx(ctx: WwAcquireCtx, options: WwLockOptions | undefined): Promise<void> {
+  #lockWithCtx(
+    ctx: WwAcquireCtx,
+    signal: AbortSignal | undefined,
+    op: string,
+    value?: unknown,
+    granted: Promise<unknown> = RESOLVED,
+  ): Promise<void> {
+    if (!(ctx instanceof WwAcquireCtx)) {
+      return Promise.reject(invalidArgument(`WwMutex.${op}`, 'ctx', ctx, 'a WwAcquireCtx, null or omitted'));
+    }
     const s = ctx[STATE];
     if (ctx === this.#holder) {
       return Promise.reject(new AlreadyLockedError(`${this} is already held by ${ctx}`));
@@ -352,9 +478,9 @@ export class WwMutex {
         this.unlock();
         return Promise.reject(this.#deadlock(ctx, 'injected back-off'));
       }
-      return RESOLVED;
+      return granted as Promise<void>;
     }
-    return this.#enqueue(ctx, options?.signal, token);
+    return this.#enqueue(ctx, signal, token, value);
   }
 
   /**
@@ -363,7 +489,13 @@ export class WwMutex {
    */
   lockSlow(ctx: WwAcquireCtx, options?: WwLockOptions): Promise<void> {
     if (!(ctx instanceof WwAcquireCtx)) {
-      return Promise.reject(new BugError(`${this}.lockSlow needs the acquire context that backed off, got ${describeValue(ctx)}`));
+      return Promise.reject(invalidArgument('WwMutex.lockSlow', 'ctx', ctx, 'the WwAcquireCtx that backed off'));
+    }
+    let signal: AbortSignal | undefined;
+    try {
+      signal = parseLockSlowOptions(options).signal;
+    } catch (err) {
+      return Promise.reject(err);
     }
     const s = ctx[STATE];
     if (s.contending !== this) {
@@ -373,7 +505,7 @@ export class WwMutex {
     if (s.acquired > 0) {
       return Promise.reject(new BugError(`${this}.lockSlow(${ctx}): ${s.acquired} lock(s) still held; unlock everything before the slow lock`));
     }
-    return this.lock(ctx, options);
+    return this.#lockWithCtx(ctx, signal, 'lockSlow');
   }
 
   /**
@@ -382,6 +514,9 @@ export class WwMutex {
    */
   tryLock(ctx?: WwAcquireCtx | null): boolean {
     if (ctx !== undefined && ctx !== null) {
+      if (!(ctx instanceof WwAcquireCtx)) {
+        throw invalidArgument('WwMutex.tryLock', 'ctx', ctx, 'a WwAcquireCtx, null or omitted');
+      }
       const s = ctx[STATE];
       const bug = this.#checkCtx(ctx, s, 'tryLock');
       if (bug !== undefined) throw bug;
@@ -437,6 +572,12 @@ export class WwMutex {
     if (ctx.wwClass !== this.wwClass) {
       return new BugError(`${this}.${op}: class mismatch, the mutex is ${this.wwClass.name} and ${ctx} is ${ctx.wwClass.name}`);
     }
+    if (s.sleeper !== null) {
+      return new BugError(
+        `${this}.${op}: ${ctx} already has a lock pending; a context is one task with one pending lock ` +
+          'at a time, so await each lock before the next (no Promise.all over one context)',
+      );
+    }
     if (s.contending !== null && op === 'lock') {
       if (s.contending !== this) {
         return new BugError(`${this}.lock: ${ctx} backed off from ${s.contending}; unlock everything and lockSlow(${s.contending.name}) before taking other locks`);
@@ -477,12 +618,17 @@ export class WwMutex {
   }
 
   /** Queues a waiter (`__ww_mutex_add_waiter`) and checks at once whether it must die. */
-  #enqueue(ctx: WwAcquireCtx | null, signal: AbortSignal | undefined, token: object | undefined): Promise<void> {
+  #enqueue(
+    ctx: WwAcquireCtx | null,
+    signal: AbortSignal | undefined,
+    token: object | undefined,
+    value: unknown,
+  ): Promise<void> {
     if (signal?.aborted) {
       if (token !== undefined) lockdep?.abandon(token);
       return Promise.reject(signal.reason);
     }
-    const waiter: Waiter = { ctx, resolve: noop, reject: noop, signal, onAbort: undefined, token };
+    const waiter = new WwWaiter(ctx, token, value);
     const toWake: WwAcquireCtx[] = [];
     let pos = this.#waiters.length;
     if (ctx !== null) {
@@ -508,49 +654,28 @@ export class WwMutex {
     }
     this.#waiters.splice(pos, 0, waiter);
     if (ctx !== null && !this.wwClass.isWaitDie) this.#wound(ctx, this.#holder);
-    const promise = new Promise<void>((resolve, reject) => {
-      if (token === undefined) {
-        waiter.resolve = resolve;
-        waiter.reject = reject;
-      } else {
-        waiter.resolve = () => {
-          lockdep?.acquired(token);
-          resolve();
-        };
-        waiter.reject = (reason) => {
-          lockdep?.abandon(token);
-          reject(reason);
-        };
-      }
-    });
     if (ctx !== null) {
       const err = this.#checkKill(waiter);
       if (err !== undefined) {
         this.#remove(waiter);
         waiter.reject(err);
         this.#wakeAll(toWake);
-        return promise;
+        return waiter.promise as Promise<void>;
       }
       ctx[STATE].sleeper = (reason) => {
         if (reason === RECHECK) this.#recheck(waiter);
         else if (this.#remove(waiter)) waiter.reject(reason);
       };
     }
-    if (signal !== undefined) {
-      waiter.onAbort = () => {
-        if (!this.#remove(waiter)) return;
-        waiter.reject(signal.reason);
-      };
-      signal.addEventListener('abort', waiter.onAbort, { once: true });
-    }
+    if (signal !== undefined) waiter.abortOn(signal, () => this.#remove(waiter));
     this.#wakeAll(toWake);
     // Last, after every promise of our own: the requester's await must carry the request.
     if (token !== undefined) lockdep?.enter(token);
-    return promise;
+    return waiter.promise as Promise<void>;
   }
 
   /** Whether a sleeping waiter must give up now (`__ww_mutex_check_kill`). */
-  #checkKill(waiter: Waiter): WwDeadlockError | undefined {
+  #checkKill(waiter: WwWaiter): WwDeadlockError | undefined {
     const ctx = waiter.ctx!;
     const s = ctx[STATE];
     if (s.acquired === 0) return undefined;
@@ -565,7 +690,7 @@ export class WwMutex {
   }
 
   /** A woken waiter re-checks whether it must die (the kernel's wait loop after a wake-up). */
-  #recheck(waiter: Waiter): void {
+  #recheck(waiter: WwWaiter): void {
     if (!this.#waiters.includes(waiter)) return;
     const err = this.#checkKill(waiter);
     if (err === undefined) return;
@@ -633,7 +758,7 @@ export class WwMutex {
   }
 
   /** Takes a waiter out of the queue. @returns false when it was no longer queued. */
-  #remove(waiter: Waiter): boolean {
+  #remove(waiter: WwWaiter): boolean {
     const i = this.#waiters.indexOf(waiter);
     if (i < 0) return false;
     this.#waiters.splice(i, 1);
@@ -641,9 +766,8 @@ export class WwMutex {
     return true;
   }
 
-  /** Drops the waiter's abort listener and its context's wake-up hook. */
-  #detach(waiter: Waiter): void {
-    if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
+  /** Drops its context's wake-up hook (settling the waiter drops its abort listener). */
+  #detach(waiter: WwWaiter): void {
     if (waiter.ctx !== null) waiter.ctx[STATE].sleeper = null;
   }
 }

@@ -17,7 +17,8 @@
  *
  * Contract:
  * - Usages are ordered Kernel < Write < Read < Bookkeep; asking for usage U means every fence
- *   whose usage is <= U.
+ *   whose usage is <= U. Every method takes a usage as the number (`DmaResvUsage.Write`) or as
+ *   its lower-case name (`'write'`); entries report the number.
  * - The list is an object that is replaced, never shrunk in place, whenever
  *   {@link DmaResv.reserveFences} reallocates it (or {@link DmaResv.copyFences} or disposal swap
  *   it). That replacement is the RCU pointer update of the kernel: an unlocked iterator compares
@@ -35,6 +36,7 @@
  * - Locked iteration shows signaled fences too; unlocked readers skip them.
  * - Every wait settles once: `true` when all fences signaled, `false` when the total timeout ran
  *   out, rejection with `signal.reason` when aborted.
+ * - `acquire(ctx?)` is `lock(ctx?)` returning a `LockGuard`: `using guard = await resv.acquire()`.
  *
  * @example
  * ```ts
@@ -42,21 +44,35 @@
  * const ops = { getDriverName: () => 'example', getTimelineName: () => 'gfx' };
  * const resv = new DmaResv({ name: 'vertex-buffer' });
  * const job = new DmaFence(ops, fenceContextAlloc(), 1);
- * await resv.lock();
- * resv.reserveFences(1);
- * resv.addFence(job, DmaResvUsage.Write);
- * resv.unlock();
- * console.log(resv.testSignaled(DmaResvUsage.Read)); // false: a write is pending
+ * {
+ *   using _guard = await resv.acquire(); // unlocked at the end of the block
+ *   resv.reserveFences(1);
+ *   resv.addFence(job, DmaResvUsage.Write);
+ * }
+ * console.log(resv.testSignaled('read')); // false: a write is pending
  * setTimeout(() => job.signal(), 5);
- * console.log(await resv.wait({ usage: DmaResvUsage.Read, timeout: 1000 })); // true
+ * console.log(await resv.wait({ usage: 'read', timeout: 1000 })); // true
  * ```
  */
 
-import { BugError, InvalidArgumentError, checkIndex, checkTimeout, describeValue } from '../base/errors.js';
+import { BugError } from '../base/errors.js';
 import { getClock } from '../base/clock.js';
+import type { LockGuard } from '../base/lifecycle.js';
+import {
+  defineOptions,
+  instanceOf,
+  invalidArgument,
+  optional,
+  optionalSignal,
+  optionalString,
+  optionalTimeout,
+  requiredBoolean,
+  requiredFinite,
+  requiredIndex,
+} from '../base/options.js';
 import { DmaFence, fenceContextAlloc } from '../fence/dma-fence.js';
 import { DmaFenceArray } from '../fence/dma-fence-array.js';
-import { WwClass, WwMutex, type WwAcquireCtx } from '../locking/ww-mutex.js';
+import { WwClass, WwMutex, wwMutexAcquire, type WwAcquireCtx } from '../locking/ww-mutex.js';
 import { lockdepPrime } from '../locking/lockdep.js';
 import { dmaFenceLrMap, dmaFenceMap, fsReclaim } from '../base/lockdep-hooks.js';
 
@@ -76,7 +92,13 @@ export const DmaResvUsage = {
 } as const;
 export type DmaResvUsage = (typeof DmaResvUsage)[keyof typeof DmaResvUsage];
 
-const USAGE_NAMES: readonly string[] = ['kernel', 'write', 'read', 'bookkeep'];
+/** The usages by name, as every {@link DmaResv} method also accepts them. */
+export type DmaResvUsageName = 'kernel' | 'write' | 'read' | 'bookkeep';
+
+/** A usage as a method argument: the ordered number or its name. */
+export type DmaResvUsageLike = DmaResvUsage | DmaResvUsageName;
+
+const USAGE_NAMES: readonly DmaResvUsageName[] = ['kernel', 'write', 'read', 'bookkeep'];
 
 /** The lock class of every reservation object (wait-die, as in the kernel). @see reservation_ww_class */
 export const reservationWwClass: WwClass = new WwClass('reservation_ww_class', 'wait-die');
@@ -118,7 +140,7 @@ export interface DmaResvInit {
 /** Options for {@link DmaResv.wait}. */
 export interface DmaResvWaitOptions {
   /** Which fences to wait for (every usage <= this); {@link DmaResvUsage.Bookkeep} (all) by default. */
-  readonly usage?: DmaResvUsage;
+  readonly usage?: DmaResvUsageLike;
   /** Total milliseconds for all fences together; 0 polls; omitted or Infinity waits for ever. */
   readonly timeout?: number;
   /** Aborts the wait: the promise rejects with `signal.reason`. */
@@ -145,20 +167,43 @@ let nextResvId = 1;
 /** Where a {@link DmaResv} publishes its list; readers hold this box and compare its content. */
 type ResvHead = { list: ResvList | null };
 
-function checkUsage(what: string, usage: unknown): DmaResvUsage {
-  if (usage !== 0 && usage !== 1 && usage !== 2 && usage !== 3) {
-    throw new InvalidArgumentError(
-      `${what}: usage must be a DmaResvUsage (Kernel 0, Write 1, Read 2, Bookkeep 3), got ${describeValue(usage)}`,
-    );
+/** A usage as the ordered number, from the number or its name. */
+function checkUsage(fn: string, usage: unknown, name = 'usage'): DmaResvUsage {
+  if (usage === 0 || usage === 1 || usage === 2 || usage === 3) return usage;
+  switch (usage) {
+    case 'kernel':
+      return DmaResvUsage.Kernel;
+    case 'write':
+      return DmaResvUsage.Write;
+    case 'read':
+      return DmaResvUsage.Read;
+    case 'bookkeep':
+      return DmaResvUsage.Bookkeep;
   }
-  return usage;
+  throw invalidArgument(
+    fn,
+    name,
+    usage,
+    "a DmaResvUsage: Kernel 0, Write 1, Read 2, Bookkeep 3, or 'kernel', 'write', 'read', 'bookkeep'",
+  );
 }
 
-function checkFence(what: string, fence: unknown): DmaFence {
-  if (!(fence instanceof DmaFence))
-    throw new InvalidArgumentError(`${what}: expected a DmaFence, got ${describeValue(fence)}`);
+function checkFence(fn: string, fence: unknown, name = 'fence'): DmaFence {
+  if (!(fence instanceof DmaFence)) throw invalidArgument(fn, name, fence, 'a DmaFence');
   return fence;
 }
+
+const checkUsageOption = (value: unknown, fn: string, name: string): DmaResvUsage | undefined =>
+  value === undefined ? undefined : checkUsage(fn, value, name);
+const parseInit = defineOptions('DmaResv', { wwClass: optional(instanceOf(WwClass)), name: optionalString });
+const parseWaitOptions = defineOptions('DmaResv.wait', {
+  usage: checkUsageOption,
+  timeout: optionalTimeout,
+  signal: optionalSignal,
+});
+const parseLockOptions = defineOptions('DmaResv.lock', { signal: optionalSignal });
+const parseLockSlowOptions = defineOptions('DmaResv.lockSlow', { signal: optionalSignal });
+const parseAcquireOptions = defineOptions('DmaResv.acquire', { signal: optionalSignal });
 
 /**
  * The unlocked walk (`struct dma_resv_iter` with the `_unlocked` functions). {@link step} moves
@@ -265,32 +310,58 @@ export class DmaResv implements Disposable {
   /**
    * @param options `wwClass` to lock this object in another class than {@link reservationWwClass};
    *   `name` for messages.
-   * @throws {InvalidArgumentError} for a `wwClass` that is not a WwClass or a non-string name.
+   * @throws {InvalidArgumentError} for options other than `{ wwClass?, name? }`, a `wwClass` that
+   *   is not a WwClass or a non-string name.
    */
   constructor(options?: DmaResvInit) {
-    const wwClass = options?.wwClass ?? reservationWwClass;
-    if (!(wwClass instanceof WwClass)) {
-      throw new InvalidArgumentError(`DmaResv: options.wwClass must be a WwClass, got ${describeValue(wwClass)}`);
-    }
-    const name = options?.name ?? `dma_resv#${nextResvId++}`;
-    if (typeof name !== 'string')
-      throw new InvalidArgumentError(`DmaResv: options.name must be a string, got ${describeValue(name)}`);
-    this.mutex = new WwMutex(wwClass, name);
+    const { wwClass, name } = parseInit(options);
+    this.mutex = new WwMutex(wwClass ?? reservationWwClass, name ?? `dma_resv#${nextResvId++}`);
   }
 
   /**
    * Takes the reservation lock. With a context, rejects with `WwDeadlockError` (back off: unlock
    * everything, then {@link lockSlow}) or `AlreadyLockedError`; with an abort signal, rejects
-   * with its reason.
+   * with its reason; {@link InvalidArgumentError} for a bad context or options.
    * @see dma_resv_lock() @see dma_resv_lock_interruptible()
    */
   lock(ctx?: WwAcquireCtx | null, options?: { signal?: AbortSignal }): Promise<void> {
+    if (options !== undefined) {
+      try {
+        parseLockOptions(options);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     if (this.#disposed) return Promise.reject(this.#disposedError('lock'));
     return this.mutex.lock(ctx, options);
   }
 
+  /**
+   * {@link lock}, returning a guard that unlocks when disposed: `using guard = await resv.acquire()`.
+   * @throws rejects as {@link lock} does.
+   */
+  acquire(ctx?: WwAcquireCtx | null, options?: { signal?: AbortSignal }): Promise<LockGuard> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = parseAcquireOptions(options).signal;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#disposed) return Promise.reject(this.#disposedError('acquire'));
+    // The guard comes through the lock's own promise, so the validator sees the lock held in the
+    // caller's continuation; it unlocks the reservation (forgetting reserved slots), not just the mutex.
+    return wwMutexAcquire(this.mutex, ctx, signal, () => this.unlock(), this.mutex.name);
+  }
+
   /** Takes the lock that rejected with `WwDeadlockError`, holding nothing else. @see dma_resv_lock_slow() */
   lockSlow(ctx: WwAcquireCtx, options?: { signal?: AbortSignal }): Promise<void> {
+    if (options !== undefined) {
+      try {
+        parseLockSlowOptions(options);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     if (this.#disposed) return Promise.reject(this.#disposedError('lockSlow'));
     return this.mutex.lockSlow(ctx, options);
   }
@@ -333,8 +404,8 @@ export class DmaResv implements Disposable {
    * @see dma_resv_reserve_fences()
    */
   reserveFences(n: number): void {
+    requiredIndex(n, 'DmaResv.reserveFences', 'n');
     this.#assertLocked('DmaResv.reserveFences');
-    checkIndex('DmaResv.reserveFences: n', n);
     if (n === 0) {
       throw new BugError(
         `DmaResv.reserveFences(0) on ${this.mutex.name}: reserving no slot means the caller miscounted its fences; pass how many it will add`,
@@ -375,10 +446,10 @@ export class DmaResv implements Disposable {
    * @throws {InvalidArgumentError} for something that is not a fence or a usage.
    * @see dma_resv_add_fence()
    */
-  addFence(fence: DmaFence, usage: DmaResvUsage): void {
-    this.#assertLocked('DmaResv.addFence');
+  addFence(fence: DmaFence, usage: DmaResvUsageLike): void {
     checkFence('DmaResv.addFence', fence);
-    checkUsage('DmaResv.addFence', usage);
+    usage = checkUsage('DmaResv.addFence', usage);
+    this.#assertLocked('DmaResv.addFence');
     if (fence.isContainer) {
       throw new BugError(
         `DmaResv.addFence on ${this.mutex.name}: ${fence.describe()} is a container; add each fence individually; unwrap arrays and chains first`,
@@ -428,11 +499,11 @@ export class DmaResv implements Disposable {
    * @throws {InvalidArgumentError} for a bad context, fence or usage.
    * @see dma_resv_replace_fences()
    */
-  replaceFences(context: number, replacement: DmaFence, usage: DmaResvUsage): void {
+  replaceFences(context: number, replacement: DmaFence, usage: DmaResvUsageLike): void {
+    requiredIndex(context, 'DmaResv.replaceFences', 'context');
+    checkFence('DmaResv.replaceFences', replacement, 'replacement');
+    const checked = checkUsage('DmaResv.replaceFences', usage);
     this.#assertLocked('DmaResv.replaceFences');
-    checkIndex('DmaResv.replaceFences: context', context);
-    checkFence('DmaResv.replaceFences', replacement);
-    checkUsage('DmaResv.replaceFences', usage);
     // The kernel does not check this, but a container in the list would break getSingleton().
     if (replacement.isContainer) {
       throw new BugError(
@@ -445,7 +516,7 @@ export class DmaResv implements Disposable {
     for (let i = 0; i < list.fences.length; i++) {
       if (list.fences[i]!.context !== context) continue;
       list.fences[i] = replacement;
-      list.usages[i] = usage;
+      list.usages[i] = checked;
     }
   }
 
@@ -456,9 +527,8 @@ export class DmaResv implements Disposable {
    * @see dma_resv_copy_fences()
    */
   copyFences(src: DmaResv): void {
+    if (!(src instanceof DmaResv)) throw invalidArgument('DmaResv.copyFences', 'src', src, 'a DmaResv');
     this.#assertLocked('DmaResv.copyFences');
-    if (!(src instanceof DmaResv))
-      throw new InvalidArgumentError(`DmaResv.copyFences: src must be a DmaResv, got ${describeValue(src)}`);
     const cursor = new UnlockedCursor(src.#head, DmaResvUsage.Bookkeep);
     let copy: ResvList | null = null;
     let starts = 0;
@@ -481,10 +551,10 @@ export class DmaResv implements Disposable {
    * @throws {BugError} without the lock (also from a step taken after unlock).
    * @see dma_resv_for_each_fence()
    */
-  fences(usage: DmaResvUsage): IterableIterator<DmaResvFenceEntry> {
+  fences(usage: DmaResvUsageLike): IterableIterator<DmaResvFenceEntry> {
+    const limit = checkUsage('DmaResv.fences', usage);
     this.#assertLocked('DmaResv.fences');
-    checkUsage('DmaResv.fences', usage);
-    return this.#walkLocked(this.#head.list, usage);
+    return this.#walkLocked(this.#head.list, limit);
   }
 
   *#walkLocked(list: ResvList | null, limit: DmaResvUsage): Generator<DmaResvFenceEntry, undefined, undefined> {
@@ -507,14 +577,13 @@ export class DmaResv implements Disposable {
    * that accumulate must drop what they gathered then.
    * @see dma_resv_for_each_fence_unlocked() @see dma_resv_iter_is_restarted()
    */
-  fencesUnlocked(usage: DmaResvUsage): IterableIterator<DmaResvUnlockedEntry> {
-    checkUsage('DmaResv.fencesUnlocked', usage);
-    return new UnlockedCursor(this.#head, usage);
+  fencesUnlocked(usage: DmaResvUsageLike): IterableIterator<DmaResvUnlockedEntry> {
+    return new UnlockedCursor(this.#head, checkUsage('DmaResv.fencesUnlocked', usage));
   }
 
   /** A snapshot of the unsignaled fences with usage <= `usage`. @see dma_resv_get_fences() */
-  getFences(usage: DmaResvUsage): DmaFence[] {
-    checkUsage('DmaResv.getFences', usage);
+  getFences(usage: DmaResvUsageLike): DmaFence[] {
+    usage = checkUsage('DmaResv.getFences', usage);
     // The unlocked walk, flattened: a restart discards everything gathered, so checking the
     // list once per pass gives the same result as checking at every step.
     const head = this.#head;
@@ -538,16 +607,16 @@ export class DmaResv implements Disposable {
    * this object (it is a container).
    * @see dma_resv_get_singleton()
    */
-  getSingleton(usage: DmaResvUsage): DmaFence | null {
-    const fences = this.getFences(usage);
+  getSingleton(usage: DmaResvUsageLike): DmaFence | null {
+    const fences = this.getFences(checkUsage('DmaResv.getSingleton', usage));
     if (fences.length === 0) return null;
     if (fences.length === 1) return fences[0]!;
     return new DmaFenceArray(fences, fenceContextAlloc(), 1);
   }
 
   /** Whether every fence with usage <= `usage` has signaled (polls each). @see dma_resv_test_signaled() */
-  testSignaled(usage: DmaResvUsage): boolean {
-    checkUsage('DmaResv.testSignaled', usage);
+  testSignaled(usage: DmaResvUsageLike): boolean {
+    usage = checkUsage('DmaResv.testSignaled', usage);
     const head = this.#head;
     for (;;) {
       const list = head.list;
@@ -570,9 +639,9 @@ export class DmaResv implements Disposable {
    * @see dma_resv_wait_timeout()
    */
   async wait(options?: DmaResvWaitOptions): Promise<boolean> {
-    const usage = options?.usage === undefined ? DmaResvUsage.Bookkeep : checkUsage('DmaResv.wait', options.usage);
-    const timeout = checkTimeout(options?.timeout);
-    const abort = options?.signal;
+    const parsed = parseWaitOptions(options);
+    const usage = parsed.usage ?? DmaResvUsage.Bookkeep;
+    const { timeout, signal: abort } = parsed;
     const clock = getClock();
     const deadline = timeout === undefined ? undefined : clock.now() + timeout;
     const cursor = new UnlockedCursor(this.#head, usage);
@@ -590,14 +659,10 @@ export class DmaResv implements Disposable {
    * @throws {InvalidArgumentError} for a bad usage or a non-finite deadline.
    * @see dma_resv_set_deadline()
    */
-  setDeadline(usage: DmaResvUsage, deadline: number): void {
-    checkUsage('DmaResv.setDeadline', usage);
-    if (typeof deadline !== 'number' || !Number.isFinite(deadline)) {
-      throw new InvalidArgumentError(
-        `DmaResv.setDeadline: deadline must be a finite clock time in milliseconds, got ${describeValue(deadline)}`,
-      );
-    }
-    const cursor = new UnlockedCursor(this.#head, usage);
+  setDeadline(usage: DmaResvUsageLike, deadline: number): void {
+    const limit = checkUsage('DmaResv.setDeadline', usage);
+    requiredFinite(deadline, 'DmaResv.setDeadline', 'deadline');
+    const cursor = new UnlockedCursor(this.#head, limit);
     while (cursor.step()) cursor.fence!.setDeadline(deadline);
   }
 
@@ -624,8 +689,7 @@ export class DmaResv implements Disposable {
    * @see dma_resv_usage_rw()
    */
   static usageRw(write: boolean): DmaResvUsage {
-    if (typeof write !== 'boolean')
-      throw new InvalidArgumentError(`DmaResv.usageRw: write must be a boolean, got ${describeValue(write)}`);
+    requiredBoolean(write, 'DmaResv.usageRw', 'write');
     return write ? DmaResvUsage.Read : DmaResvUsage.Write;
   }
 

@@ -48,7 +48,8 @@
  * ```
  */
 
-import { checkTimeout, DmaBufError, describeValue, InvalidArgumentError } from '../base/errors.js';
+import { DmaBufError, describeValue, InvalidArgumentError } from '../base/errors.js';
+import { optionalTimeout } from '../base/options.js';
 import type { Clock, TimerHandle } from '../base/clock.js';
 import { type DmaFence, fenceContextAlloc } from '../fence/dma-fence.js';
 import { lockdep } from '../base/lockdep-hooks.js';
@@ -69,15 +70,15 @@ export interface DrmSchedEntityScheduler {
   /** Load: entities on the run queues plus jobs pushed and not done. */
   readonly score: number;
   readonly clock: Clock;
-  /** The run queue an entity of `priority` belongs on. */
+  /** @internal The run queue an entity of `priority` belongs on. */
   rqFor(priority: DrmSchedPriority): DrmSchedRq;
-  /** A job was queued on one of the scheduler's entities. */
+  /** @internal A job was queued on one of the scheduler's entities. */
   jobPushed(job: DrmSchedJob): void;
   /** Queues the run work (`drm_sched_wakeup()`). */
   wakeup(): void;
-  /** The backend's `prepareJob`, or null when it has none. */
+  /** @internal The backend's `prepareJob`, or null when it has none. */
   prepareJob(job: DrmSchedJob, entity: DrmSchedEntity): DmaFence | null;
-  /** A job of a killed entity was completed: hand it to `freeJob`. */
+  /** @internal A job of a killed entity was completed: hand it to `freeJob`. */
   discardJob(job: DrmSchedJob): void;
 }
 
@@ -90,7 +91,7 @@ export interface DrmSchedGuiltyFlag {
 export interface DrmSchedEntityInit {
   /** Schedulers the entity may run on; the least busy one is picked whenever the entity is idle. */
   readonly schedulers: readonly DrmSchedEntityScheduler[];
-  /** Default {@link DrmSchedPriority.Normal}; a value of {@link DrmSchedPriority} or its name. */
+  /** Default `DrmSchedPriority.Normal`; a value of {@link DrmSchedPriority} or its name. */
   readonly priority?: DrmSchedPriority | 'kernel' | 'high' | 'normal' | 'low';
   /** Shared with the client's other entities; the watchdog sets it for the entity of a hung job. */
   readonly guilty?: DrmSchedGuiltyFlag;
@@ -359,7 +360,7 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
    * @see drm_sched_entity_flush()
    */
   async flush(options?: DrmSchedFlushOptions): Promise<boolean> {
-    const timeout = checkTimeout(options?.timeout);
+    const timeout = optionalTimeout(options?.timeout, 'DrmSchedEntity.flush', 'options.timeout');
     const abort = options?.signal;
     let idle = this.#isIdle();
     if (!idle && timeout !== 0) idle = await this.#waitIdle(timeout, abort);
@@ -498,7 +499,7 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
   }
 }
 
-/** The ready scheduler with the lowest score (first wins ties), or null. @see drm_sched_pick_best() */
+/** @internal The ready scheduler with the lowest score (first wins ties), or null. @see drm_sched_pick_best() */
 export function pickBest<S extends DrmSchedEntityScheduler>(list: readonly S[]): S | null {
   let best: S | null = null;
   for (const sched of list) {

@@ -95,7 +95,7 @@ export class ManualExecutor implements DrmSchedExecutor {
   }
 }
 
-/** The executor for an option value: a name or an executor object. */
+/** @internal The executor for an option value: a name or an executor object. */
 export function resolveSchedExecutor(value: unknown): DrmSchedExecutor {
   if (value === undefined || value === 'microtask') return microtaskExecutor;
   if (value === 'macrotask') return macrotaskExecutor;

@@ -84,9 +84,9 @@ export interface DrmSchedJobEntity {
   readonly name: string;
   /** Whether the entity has a scheduler to run jobs on (the kernel's `entity->rq != NULL`). */
   readonly hasScheduler: boolean;
-  /** Chooses the scheduler, takes the next seqno and makes the fence pair. Throws when killed. */
+  /** @internal Chooses the scheduler, takes the next seqno and makes the fence pair. Throws when killed. */
   armJob(job: DrmSchedJob): DrmSchedArming;
-  /** Queues the armed job. Throws {@link DrmSchedEntityKilledError} when killed. */
+  /** @internal Queues the armed job. Throws {@link DrmSchedEntityKilledError} when killed. */
   pushJob(job: DrmSchedJob): void;
 }
 

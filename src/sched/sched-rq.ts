@@ -59,6 +59,7 @@ export function schedPriorityName(priority: DrmSchedPriority): string {
 }
 
 /**
+ * @internal
  * Checks a priority: one of {@link DrmSchedPriority}'s values or its lower-case name.
  * @throws {InvalidArgumentError} naming `what`.
  */
@@ -76,6 +77,7 @@ export function checkSchedPriority(what: string, value: unknown): DrmSchedPriori
 }
 
 /**
+ * @internal
  * FAIR's weights: GPU time is scaled by 2^shift before it counts as virtual runtime
  * (`vruntime_shift[]` in `sched_rq.c`): kernel ≈ 2× high ≈ 8× normal ≈ 64× low per unit of time.
  */
@@ -146,7 +148,7 @@ export class DrmSchedRqNode<Owner = unknown> {
   }
 }
 
-/** The kernel's `DECLARE_EWMA(drm_sched_avgtime, 6, 4)`: weight 1/4, the first sample taken as is. */
+/** @internal The kernel's `DECLARE_EWMA(drm_sched_avgtime, 6, 4)`: weight 1/4, the first sample taken as is. */
 export function schedAvgTimeUpdate(average: number, sample: number): number {
   return average === 0 ? sample : average + (sample - average) / 4;
 }

@@ -21,8 +21,12 @@
  *   strategy frees it exactly once (through `delayedDelete()` or `tryDelayedDelete()` of the
  *   buffer), counts it done even when that fails, and reports the failure to its host.
  * - {@link TtmDelayedDeleteStrategy.drain} resolves once every zombie handed over, including
- *   those handed over while draining, is freed. For the scanner it is the device's teardown:
- *   its timer stops for good and the zombies left are freed by waiting for their fences.
+ *   those handed over while draining, is freed; a `signal` stops the waiting (rejecting with its
+ *   reason) but not the freeing. For the scanner it is the device's teardown: its timer stops
+ *   while it drains and the zombies left are freed by waiting for their fences; zombies handed
+ *   over after it (a fini that found buffers still referenced) are scanned again.
+ * - The scanner's timer is a background timer: a zombie that never becomes idle does not keep
+ *   the process alive.
  *
  * @example
  * ```ts
@@ -42,6 +46,7 @@
  */
 
 import { getClock, type TimerHandle } from '../base/clock.js';
+import { untilAborted } from '../base/waiter.js';
 import type { WorkQueue } from '../base/workqueue.js';
 import { lockdepTask } from '../locking/lockdep.js';
 import type { TtmBufferObject } from './ttm-bo.js';
@@ -53,7 +58,7 @@ export type TtmDelayedDeleteMode = 'per-object' | 'per-object-idle' | 'periodic-
 export interface TtmDelayedDeleteHost {
   /** The device's bounded queue for work items. @see ttm_device.wq */
   readonly wq: WorkQueue;
-  /** Records a failed delete or wait; never throws. */
+  /** @internal Records a failed delete or wait; never throws (internal on the device too). */
   reportFailure(what: string, error: unknown): void;
 }
 
@@ -68,8 +73,11 @@ export interface TtmDelayedDeleteStrategy {
   readonly pending: number;
   /** Takes over `zombie` and its one reference, and frees it once its fences signaled. */
   queue(zombie: TtmBufferObject): void;
-  /** Resolves once every zombie handed over (before or while draining) is freed. */
-  drain(): Promise<void>;
+  /**
+   * Resolves once every zombie handed over (before or while draining) is freed; rejects with
+   * `signal.reason` when aborted (the zombies are still freed later).
+   */
+  drain(signal?: AbortSignal): Promise<void>;
 }
 
 /** The counting every strategy shares. */
@@ -97,7 +105,7 @@ abstract class CountingStrategy implements TtmDelayedDeleteStrategy {
     this.schedule(zombie);
   }
 
-  abstract drain(): Promise<void>;
+  abstract drain(signal?: AbortSignal): Promise<void>;
 
   /** Arranges for `zombie` to be freed; calls {@link finished} once it is. */
   protected abstract schedule(zombie: TtmBufferObject): void;
@@ -129,8 +137,8 @@ export class TtmPerObjectDelete extends CountingStrategy {
     this.host.wq.queue(this.workItem(zombie), zombie.name);
   }
 
-  drain(): Promise<void> {
-    return this.host.wq.drain();
+  drain(signal?: AbortSignal): Promise<void> {
+    return this.host.wq.drain({ signal });
   }
 }
 
@@ -154,10 +162,10 @@ export class TtmPerObjectIdleDelete extends CountingStrategy {
     void idle.finally(() => this.#idleWaits.delete(idle));
   }
 
-  async drain(): Promise<void> {
+  async drain(signal?: AbortSignal): Promise<void> {
     do {
-      while (this.#idleWaits.size > 0) await Promise.all(this.#idleWaits);
-      await this.host.wq.drain();
+      while (this.#idleWaits.size > 0) await untilAborted(Promise.all(this.#idleWaits), signal);
+      await this.host.wq.drain({ signal });
     } while (this.#idleWaits.size > 0);
   }
 }
@@ -172,7 +180,8 @@ export class TtmPeriodicScanDelete extends CountingStrategy {
   readonly intervalMs: number;
   #list: TtmBufferObject[] = [];
   #timer: TimerHandle | null = null;
-  #draining = false;
+  /** The running drain (the scanner's timer stays off while it runs), or null. */
+  #draining: Promise<void> | null = null;
 
   constructor(host: TtmDelayedDeleteHost, intervalMs: number) {
     super(host);
@@ -185,11 +194,16 @@ export class TtmPeriodicScanDelete extends CountingStrategy {
   }
 
   #arm(): void {
-    if (this.#timer !== null || this.#draining) return;
-    this.#timer = getClock().setTimer(this.intervalMs, () => {
-      this.#timer = null;
-      this.#scan();
-    });
+    if (this.#timer !== null || this.#draining !== null) return;
+    // Background: a zombie whose fences never signal must not keep the process alive.
+    this.#timer = getClock().setTimer(
+      this.intervalMs,
+      () => {
+        this.#timer = null;
+        this.#scan();
+      },
+      { background: true },
+    );
   }
 
   /** One run of the periodic worker: frees every idle, unlocked zombie on the list. */
@@ -211,9 +225,19 @@ export class TtmPeriodicScanDelete extends CountingStrategy {
     if (keep.length > 0) this.#arm();
   }
 
-  /** Stops the timer and frees every zombie left, waiting for each one's fences (`remove_all`). */
-  async drain(): Promise<void> {
-    this.#draining = true;
+  /**
+   * Stops the timer and frees every zombie left, waiting for each one's fences (`remove_all`).
+   * Callers share one run; a `signal` only stops the caller's waiting.
+   */
+  drain(signal?: AbortSignal): Promise<void> {
+    this.#draining ??= this.#removeAll().finally(() => {
+      this.#draining = null;
+      if (this.#list.length > 0) this.#arm();
+    });
+    return untilAborted(this.#draining, signal);
+  }
+
+  async #removeAll(): Promise<void> {
     if (this.#timer !== null) getClock().clearTimer(this.#timer);
     this.#timer = null;
     while (this.#list.length > 0) {

@@ -32,14 +32,25 @@
  */
 
 import { BugError } from '../base/errors.js';
-import type { DmaFence } from '../fence/dma-fence.js';
+import { invalidArgument, requiredBoolean } from '../base/options.js';
+import { DmaFence } from '../fence/dma-fence.js';
 import { DmaResvUsage } from '../resv/dma-resv.js';
-import type { TtmOperationCtx } from './ttm-placement.js';
-import { ttmResourceFree, type TtmResource } from './ttm-resource.js';
-import { ttmBufferObjectTransfer, type TtmBufferObject } from './ttm-bo.js';
+import { TtmOperationCtx } from './ttm-placement.js';
+import { TtmResource, ttmResourceFree } from './ttm-resource.js';
+import { TtmBufferObject, ttmBufferObjectTransfer } from './ttm-bo.js';
+
+/** @internal The arguments every move helper shares: a buffer object and the resource it moves into. */
+export function checkMove(fn: string, bo: unknown, newRes: unknown, ctx?: unknown): void {
+  if (!(bo instanceof TtmBufferObject)) throw invalidArgument(fn, 'bo', bo, 'a TtmBufferObject');
+  if (!(newRes instanceof TtmResource)) throw invalidArgument(fn, 'newRes', newRes, 'a TtmResource');
+  if (ctx !== undefined && !(ctx instanceof TtmOperationCtx)) {
+    throw invalidArgument(fn, 'ctx', ctx, 'a TtmOperationCtx');
+  }
+}
 
 /** Replaces the resource without touching the bytes, freeing the old one. @see ttm_bo_move_null() */
 export function ttmBoMoveNull(bo: TtmBufferObject, newRes: TtmResource): void {
+  checkMove('ttmBoMoveNull', bo, newRes);
   const old = bo.resource;
   if (old !== null) ttmResourceFree(bo, old);
   bo.resource = newRes;
@@ -47,6 +58,7 @@ export function ttmBoMoveNull(bo: TtmBufferObject, newRes: TtmResource): void {
 
 /** Frees the old resource of an idle buffer and assigns the new one. @see ttm_bo_move_sync_cleanup() */
 export function ttmBoMoveSyncCleanup(bo: TtmBufferObject, newRes: TtmResource): void {
+  checkMove('ttmBoMoveSyncCleanup', bo, newRes);
   if (!newRes.manager.useTt) bo.destroyTt();
   ttmBoMoveNull(bo, newRes);
 }
@@ -56,6 +68,7 @@ export function ttmBoMoveSyncCleanup(bo: TtmBufferObject, newRes: TtmResource): 
  * for the buffer to be idle. @see ttm_bo_move_memcpy()
  */
 export async function ttmBoMoveMemcpy(bo: TtmBufferObject, ctx: TtmOperationCtx, newRes: TtmResource): Promise<void> {
+  checkMove('ttmBoMoveMemcpy', bo, newRes, ctx);
   // Idle is the common case: skip the await (a microtask turn per move).
   if (!bo.resv.testSignaled(DmaResvUsage.Bookkeep)) await bo.waitIdle(ctx);
   const device = bo.device;
@@ -67,7 +80,7 @@ export async function ttmBoMoveMemcpy(bo: TtmBufferObject, ctx: TtmOperationCtx,
   ttmBoMoveSyncCleanup(bo, newRes);
 }
 
-/** The bytes a move copies out of `res`, or null when they read as zeros (an unpopulated tt). */
+/** @internal The bytes a move copies out of `res`, or null when they read as zeros (an unpopulated tt). */
 export function ttmBoSourceBytes(bo: TtmBufferObject, res: TtmResource): Uint8Array | null {
   if (res.manager.useTt) return bo.tt?.populated === true ? bo.tt.bytes() : null;
   return bo.device.resourceBytes(bo, res);
@@ -85,6 +98,10 @@ export async function ttmBoMoveAccelCleanup(
   pipeline: boolean,
   newRes: TtmResource,
 ): Promise<void> {
+  checkMove('ttmBoMoveAccelCleanup', bo, newRes);
+  if (!(fence instanceof DmaFence)) throw invalidArgument('ttmBoMoveAccelCleanup', 'fence', fence, 'a DmaFence');
+  requiredBoolean(evict, 'ttmBoMoveAccelCleanup', 'evict');
+  requiredBoolean(pipeline, 'ttmBoMoveAccelCleanup', 'pipeline');
   const from = bo.resource;
   bo.resv.reserveFences(1);
   bo.resv.addFence(fence, DmaResvUsage.Kernel);

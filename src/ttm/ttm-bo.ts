@@ -69,12 +69,24 @@ import {
   describeValue,
 } from '../base/errors.js';
 import { Kref } from '../base/lifecycle.js';
+import {
+  checkInterruptible,
+  defineOptions,
+  instanceOf,
+  invalidArgument,
+  isPlainObject,
+  optional,
+  optionalBoolean,
+  optionalSignal,
+  optionalString,
+  requiredBoolean,
+} from '../base/options.js';
 import type { DmaHeap } from '../heap/dma-heap.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
-import type { WwAcquireCtx } from '../locking/ww-mutex.js';
+import { WwAcquireCtx } from '../locking/ww-mutex.js';
 import { DmaResv, DmaResvUsage } from '../resv/dma-resv.js';
 import type { TtmCopyEngine } from './ttm-copy-engine.js';
-import { TTM_MAX_BO_PRIORITY, type TtmLruBulkMove } from './ttm-lru.js';
+import { TTM_MAX_BO_PRIORITY, TtmLruBulkMove } from './ttm-lru.js';
 import {
   TtmMemType,
   TtmOperationCtx,
@@ -91,8 +103,8 @@ import {
   ttmResourceCompatible,
   ttmResourceFree,
   ttmResourceMoveToLruTail,
-  type TtmResource,
-  type TtmResourceManager,
+  TtmResource,
+  TtmResourceManager,
   type TtmResourceOwner,
 } from './ttm-resource.js';
 import { TtmTt, TtmTtFlags } from './ttm-tt.js';
@@ -191,6 +203,7 @@ export interface TtmBoInitPlaced extends TtmBoInit {
 
 /** Options of {@link TtmBufferObject.reserve}. */
 export interface TtmReserveOptions {
+  /** The wait honours `signal` (default true); false declares it uninterruptible (no signal then). */
   readonly interruptible?: boolean;
   /** Trylock only: EBUSY when the lock is taken (not allowed with a ticket). */
   readonly noWait?: boolean;
@@ -200,6 +213,20 @@ export interface TtmReserveOptions {
 
 const INIT_KEYS = new Set(['size', 'type', 'resv', 'priority', 'name', 'bulkMove', 'placement']);
 const BO_TYPES = new Set<string>(Object.values(TtmBoType));
+
+const parseReserveOptions = defineOptions('TtmBufferObject.reserve', {
+  interruptible: optionalBoolean,
+  noWait: optionalBoolean,
+  ticket: (value, fn, name) => {
+    if (value === undefined || value === null || value instanceof WwAcquireCtx) return value;
+    throw invalidArgument(fn, name, value, 'a WwAcquireCtx, null or omitted');
+  },
+  signal: optionalSignal,
+});
+const parseSlowpathOptions = defineOptions('TtmBufferObject.reserveSlowpath', { signal: optionalSignal });
+const checkCtx = instanceOf(TtmOperationCtx);
+const checkBulk = optional(instanceOf(TtmLruBulkMove));
+const checkName = optionalString;
 
 /** A buffer object. @see struct ttm_buffer_object */
 export class TtmBufferObject implements TtmResourceOwner {
@@ -227,17 +254,32 @@ export class TtmBufferObject implements TtmResourceOwner {
   /**
    * A buffer with one reference, no resource, no tt, unlocked (`ttm_bo_kunit_init`).
    * Use {@link TtmBufferObject.initReserved} or {@link TtmBufferObject.initValidate} to place it;
-   * `ghostOf` is for {@link ttmBufferObjectTransfer}.
+   * `ghostOf` is for `ttmBufferObjectTransfer()`.
    * @throws {InvalidArgumentError} for a bad size, type, priority or option.
    */
   constructor(device: TtmBoDevice, init: TtmBoInit, ghostOf: TtmBufferObject | null = null) {
-    if (init === null || typeof init !== 'object')
-      throw new InvalidArgumentError(`TtmBufferObject: init must be an object, got ${describeValue(init)}`);
+    if (typeof (device as Partial<TtmBoDevice> | null)?.boCreated !== 'function') {
+      throw invalidArgument('TtmBufferObject', 'device', device, 'a TtmDevice');
+    }
+    if (ghostOf !== null && !(ghostOf instanceof TtmBufferObject)) {
+      throw invalidArgument('TtmBufferObject', 'ghostOf', ghostOf, 'a TtmBufferObject or null');
+    }
+    if (!isPlainObject(init)) {
+      throw invalidArgument(
+        'TtmBufferObject',
+        'init',
+        init,
+        'an options object { size, type?, resv?, priority?, name?, bulkMove? }',
+      );
+    }
     for (const key of Object.keys(init)) {
-      if (!INIT_KEYS.has(key))
+      if (!INIT_KEYS.has(key)) {
         throw new InvalidArgumentError(
-          `TtmBufferObject: unknown option '${key}' (known: ${[...INIT_KEYS].join(', ')})`,
+          `TtmBufferObject: unknown option ${JSON.stringify(key)} (got ${describeValue(init[key as keyof TtmBoInit])}); ` +
+            `the known options are ${[...INIT_KEYS].join(', ')}; check the spelling`,
+          { argument: `init.${key}` },
         );
+      }
     }
     const { size } = init;
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) {
@@ -259,6 +301,8 @@ export class TtmBufferObject implements TtmResourceOwner {
     if (init.resv !== undefined && !(init.resv instanceof DmaResv)) {
       throw new InvalidArgumentError(`TtmBufferObject: resv must be a DmaResv, got ${describeValue(init.resv)}`);
     }
+    checkName(init.name, 'TtmBufferObject', 'init.name');
+    checkBulk(init.bulkMove, 'TtmBufferObject', 'init.bulkMove');
     this.device = device;
     this.size = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
     this.type = type;
@@ -282,7 +326,11 @@ export class TtmBufferObject implements TtmResourceOwner {
     init: TtmBoInitPlaced,
     ctx = new TtmOperationCtx(),
   ): Promise<TtmBufferObject> {
+    if (!isPlainObject(init)) {
+      throw invalidArgument('TtmBufferObject.initReserved', 'init', init, 'a TtmBoInitPlaced { size, placement, ... }');
+    }
     checkPlacement(init.placement, 'TtmBufferObject.initReserved');
+    checkCtx(ctx, 'TtmBufferObject.initReserved', 'ctx');
     const bo = new TtmBufferObject(device, init);
     const own = init.resv === undefined;
     if (own) {
@@ -402,10 +450,12 @@ export class TtmBufferObject implements TtmResourceOwner {
    * taken (or with a ticket), `WwDeadlockError` (EDEADLK) / `AlreadyLockedError` (EALREADY) from
    * the ww lock, or `signal.reason`. @see ttm_bo_reserve()
    */
-  async reserve(options: TtmReserveOptions = {}): Promise<void> {
+  async reserve(options?: TtmReserveOptions): Promise<void> {
+    const { interruptible, noWait, ticket: given, signal } = parseReserveOptions(options);
+    checkInterruptible('TtmBufferObject.reserve', interruptible, signal);
     this.#assertAlive('reserve');
-    const ticket = options.ticket ?? null;
-    if (options.noWait === true) {
+    const ticket = (given as WwAcquireCtx | null | undefined) ?? null;
+    if (noWait === true) {
       if (ticket !== null)
         throw new DmaBufError(
           'EBUSY',
@@ -415,13 +465,14 @@ export class TtmBufferObject implements TtmResourceOwner {
         throw new DmaBufError('EBUSY', `${this.name}: reservation is held by someone else (noWait)`);
       return;
     }
-    await this.#resv.lock(ticket, options.signal === undefined ? undefined : { signal: options.signal });
+    await this.#resv.lock(ticket, signal === undefined ? undefined : { signal });
   }
 
   /** Takes the lock after a back-off, holding nothing else in `ticket`. @see ttm_bo_reserve_slowpath() */
-  async reserveSlowpath(ticket: WwAcquireCtx, options: { signal?: AbortSignal } = {}): Promise<void> {
+  async reserveSlowpath(ticket: WwAcquireCtx, options?: { signal?: AbortSignal }): Promise<void> {
+    const { signal } = parseSlowpathOptions(options);
     this.#assertAlive('reserveSlowpath');
-    await this.#resv.lockSlow(ticket, options);
+    await this.#resv.lockSlow(ticket, signal === undefined ? undefined : { signal });
   }
 
   /** Moves the buffer to its LRU tail (recently used) and unlocks. @see ttm_bo_unreserve() */
@@ -442,8 +493,9 @@ export class TtmBufferObject implements TtmResourceOwner {
    * @see ttm_bo_validate()
    */
   async validate(placement: TtmPlacement, ctx = new TtmOperationCtx()): Promise<void> {
-    this.#assertLocked('validate');
     checkPlacement(placement, `${this.name}: validate`);
+    checkCtx(ctx, 'TtmBufferObject.validate', 'ctx');
+    this.#assertLocked('validate');
     if (placement.length === 0) {
       await ttmBoPipelineGutting(this);
       return;
@@ -489,6 +541,9 @@ export class TtmBufferObject implements TtmResourceOwner {
     ctx: TtmOperationCtx,
     forceSpace: boolean,
   ): Promise<TtmResource | 'ENOSPC'> {
+    checkPlacement(placement, `${this.name}: allocResource`);
+    checkCtx(ctx, 'TtmBufferObject.allocResource', 'ctx');
+    requiredBoolean(forceSpace, 'TtmBufferObject.allocResource', 'forceSpace');
     this.#assertLocked('allocResource');
     const ticket = this.#resv.lockingCtx;
     this.#resv.reserveFences(TTM_NUM_MOVE_FENCES);
@@ -555,6 +610,8 @@ export class TtmBufferObject implements TtmResourceOwner {
    * @see ttm_bo_mem_space()
    */
   async memSpace(placement: TtmPlacement, ctx: TtmOperationCtx): Promise<TtmResource | 'ENOSPC'> {
+    checkPlacement(placement, `${this.name}: memSpace`);
+    checkCtx(ctx, 'TtmBufferObject.memSpace', 'ctx');
     const res = await this.allocResource(placement, ctx, false);
     return res !== 'ENOSPC' ? res : this.allocResource(placement, ctx, true);
   }
@@ -564,6 +621,7 @@ export class TtmBufferObject implements TtmResourceOwner {
    * purges it. @throws {DmaBufError} ENOSPC when there is nowhere to go. @see ttm_bo_evict()
    */
   async evict(ctx = new TtmOperationCtx()): Promise<void> {
+    checkCtx(ctx, 'TtmBufferObject.evict', 'ctx');
     this.#assertLocked('evict');
     const placement = this.device.funcs.evictFlags(this);
     checkPlacement(placement, `${this.name}: evictFlags()`);
@@ -584,6 +642,9 @@ export class TtmBufferObject implements TtmResourceOwner {
    * driver's move asks for one; frees `res` when the move fails. @see ttm_bo_handle_move_mem()
    */
   async moveTo(res: TtmResource, evict: boolean, ctx: TtmOperationCtx): Promise<void> {
+    if (!(res instanceof TtmResource)) throw invalidArgument('TtmBufferObject.moveTo', 'res', res, 'a TtmResource');
+    requiredBoolean(evict, 'TtmBufferObject.moveTo', 'evict');
+    checkCtx(ctx, 'TtmBufferObject.moveTo', 'ctx');
     try {
       let result = await this.#handleMoveMem(res, evict, ctx);
       if (result !== undefined) {
@@ -648,6 +709,9 @@ export class TtmBufferObject implements TtmResourceOwner {
 
   /** Joins (or with null leaves) a bulk move. Needs the lock. @see ttm_bo_set_bulk_move() */
   setBulkMove(bulk: TtmLruBulkMove | null): void {
+    if (bulk !== null && !(bulk instanceof TtmLruBulkMove)) {
+      throw invalidArgument('TtmBufferObject.setBulkMove', 'bulk', bulk, 'a TtmLruBulkMove or null');
+    }
     this.#assertLocked('setBulkMove');
     if (this.#bulkMove === bulk) return;
     const res = this.#resource;
@@ -661,6 +725,7 @@ export class TtmBufferObject implements TtmResourceOwner {
    * after 15 s. @see ttm_bo_wait_ctx()
    */
   async waitIdle(ctx = new TtmOperationCtx()): Promise<void> {
+    checkCtx(ctx, 'TtmBufferObject.waitIdle', 'ctx');
     this.#assertAlive('waitIdle');
     if (this.#resv.testSignaled(DmaResvUsage.Bookkeep)) return;
     if (ctx.noWaitGpu)
@@ -830,7 +895,7 @@ export class TtmBufferObject implements TtmResourceOwner {
   }
 }
 
-/** State of one eviction walk. @see struct ttm_bo_evict_walk */
+/** @internal State of one eviction walk. @see struct ttm_bo_evict_walk */
 export interface TtmEvictWalk {
   readonly evictor: TtmBufferObject;
   readonly place: TtmPlace;
@@ -845,6 +910,7 @@ export interface TtmEvictWalk {
 }
 
 /**
+ * @internal
  * Walks `man`'s LRU (priority 0 first) evicting until the evictor's resource fits. Each buffer
  * is trylocked (or, once per walk with a ticket, lock-waited) and referenced while processed.
  * @returns 1 when the resource was allocated (in `walk.res`), 0 when not.
@@ -928,6 +994,9 @@ async function evictOrReap(bo: TtmBufferObject, ctx: TtmOperationCtx): Promise<v
  * @see ttm_bo_evict_first()
  */
 export async function ttmBoEvictFirst(man: TtmResourceManager, ctx = new TtmOperationCtx()): Promise<boolean> {
+  if (!(man instanceof TtmResourceManager))
+    throw invalidArgument('ttmBoEvictFirst', 'man', man, 'a TtmResourceManager');
+  checkCtx(ctx, 'ttmBoEvictFirst', 'ctx');
   const cursor = man.cursor();
   const res = cursor.next();
   cursor.fini();
@@ -952,6 +1021,7 @@ export async function ttmBoEvictFirst(man: TtmResourceManager, ctx = new TtmOper
 }
 
 /**
+ * @internal
  * Creates a ghost: a locked buffer object that takes over `bo`'s resource (and tt when asked)
  * and holds a reference on `bo` until it is destroyed. @see ttm_buffer_object_transfer()
  */
@@ -979,6 +1049,7 @@ export function ttmBufferObjectTransfer(bo: TtmBufferObject, takeTt: boolean): T
 }
 
 /**
+ * @internal
  * Drops the buffer's contents: it ends with no resource and an unpopulated (zero-reading) tt.
  * A busy buffer hands its memory to a ghost that frees it when its fences signal.
  * @see ttm_bo_pipeline_gutting()

@@ -33,8 +33,10 @@
  * - With `bytesPerMs`, a job starts when both it is ready and the previous job has ended, and
  *   ends `size / bytesPerMs` later; its fence's timestamp is that modelled end. Timers fire late
  *   on a real clock; every job that has ended by then completes in one batch.
- * - Disposal waits until every queued job has signaled, then `copy()` is a {@link BugError}.
- *   Jobs queued while it waits are still accepted. An idle engine has no timer armed.
+ * - `idle({ signal })` waits until every queued job has signaled; an abort rejects with
+ *   `signal.reason` and leaves no waiter. Disposal waits the same way, then `copy()` is a
+ *   {@link BugError}; jobs queued while it waits are still accepted (the shared
+ *   {@link QueueState}). An idle engine has no timer armed.
  *
  * @example
  * ```ts
@@ -50,6 +52,8 @@
 
 import { BugError, DmaBufError, InvalidArgumentError, describeValue } from '../base/errors.js';
 import { getClock, type TimerHandle } from '../base/clock.js';
+import { defineOptions, defineSignalOnly, invalidArgument, optionalString } from '../base/options.js';
+import { QueueState } from '../base/queue-state.js';
 import { DmaFence, fenceContextAlloc, type DmaFenceOps } from '../fence/dma-fence.js';
 import { lockdepTask, signallingSection } from '../locking/lockdep.js';
 
@@ -60,6 +64,20 @@ export interface TtmCopyEngineOptions {
   /** Modelled copy speed in bytes per millisecond (> 0); omitted: each ready job ends on the next timer tick. */
   readonly bytesPerMs?: number;
 }
+
+const parseOptions = defineOptions('TtmCopyEngine', {
+  name: optionalString,
+  bytesPerMs: (value, fn, name) => {
+    if (value === undefined || (typeof value === 'number' && value > 0 && !Number.isNaN(value))) return value;
+    throw invalidArgument(
+      fn,
+      name,
+      value,
+      'a positive number of bytes per millisecond, or omitted to copy on the next tick',
+    );
+  },
+});
+const parseIdleOptions = defineSignalOnly('TtmCopyEngine.idle');
 
 /** Float slack when comparing a modelled end time with the clock (a nanosecond). */
 const EPSILON_MS = 1e-6;
@@ -112,9 +130,7 @@ export class TtmCopyEngine implements AsyncDisposable {
   #timer: TimerHandle | null = null;
   #running = false;
 
-  #idleWaiters: (() => void)[] = [];
-  #state: 'open' | 'closing' | 'closed' = 'open';
-  #closing: Promise<void> | null = null;
+  readonly #state = new QueueState(() => this.pendingJobs === 0);
 
   readonly #onTimer = (): void => {
     this.#timer = null;
@@ -126,18 +142,9 @@ export class TtmCopyEngine implements AsyncDisposable {
    *   positive number.
    */
   constructor(options?: TtmCopyEngineOptions) {
-    const name = options?.name ?? 'ttm-copy';
-    if (typeof name !== 'string') {
-      throw new InvalidArgumentError(`TtmCopyEngine: name must be a string, got ${describeValue(name)}`);
-    }
-    const bytesPerMs = options?.bytesPerMs;
-    if (bytesPerMs !== undefined && (typeof bytesPerMs !== 'number' || Number.isNaN(bytesPerMs) || bytesPerMs <= 0)) {
-      throw new InvalidArgumentError(
-        `TtmCopyEngine "${name}": bytesPerMs must be a positive number of bytes per millisecond, or omitted to copy on the next timer tick; got ${describeValue(bytesPerMs)}`,
-      );
-    }
-    this.name = name;
-    this.#bytesPerMs = bytesPerMs;
+    const parsed = parseOptions(options);
+    this.name = parsed.name ?? 'ttm-copy';
+    this.#bytesPerMs = parsed.bytesPerMs as number | undefined;
     this.context = fenceContextAlloc();
     this.#ops = Object.freeze({ getDriverName: () => 'ttm', getTimelineName: () => this.name });
   }
@@ -166,6 +173,9 @@ export class TtmCopyEngine implements AsyncDisposable {
     }
     let list: DmaFence[] | null = null;
     if (deps !== undefined && deps !== null) {
+      if (typeof deps !== 'object' || typeof (deps as Partial<Iterable<unknown>>)[Symbol.iterator] !== 'function') {
+        throw invalidArgument('TtmCopyEngine.copy', 'deps', deps, 'an iterable of DmaFence (an array), or omitted');
+      }
       list = [];
       for (const dep of deps) {
         if (!(dep instanceof DmaFence)) {
@@ -177,7 +187,7 @@ export class TtmCopyEngine implements AsyncDisposable {
       }
       if (list.length === 0) list = null;
     }
-    if (this.#state === 'closed') {
+    if (this.#state.closed) {
       throw new BugError(
         `TtmCopyEngine "${this.name}" is disposed and takes no more jobs; copy with the CPU (or on a live engine) instead`,
       );
@@ -209,25 +219,22 @@ export class TtmCopyEngine implements AsyncDisposable {
     return this.#bytesCopied;
   }
 
-  /** Resolves when every job queued so far, and any queued meanwhile, has signaled. */
-  idle(): Promise<void> {
-    if (this.pendingJobs === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  /**
+   * Resolves when every job queued so far, and any queued meanwhile, has signaled.
+   * @throws rejects with `signal.reason` when aborted (the jobs go on), or
+   *   {@link InvalidArgumentError} for options other than `{ signal? }`.
+   */
+  idle(options?: { readonly signal?: AbortSignal | undefined }): Promise<void> {
+    return parseIdleOptions(options, (signal) => this.#state.drain(signal));
   }
 
   /** Waits for {@link idle}, then refuses new jobs. Idempotent. */
   [Symbol.asyncDispose](): Promise<void> {
-    if (this.#state === 'closed') return Promise.resolve();
-    this.#closing ??= (async (): Promise<void> => {
-      this.#state = 'closing';
-      await this.idle();
-      this.#state = 'closed';
-    })();
-    return this.#closing;
+    return this.#state.close();
   }
 
   toString(): string {
-    return `TtmCopyEngine "${this.name}" (${this.#state}, ${this.pendingJobs} jobs pending, ${this.#bytesCopied} bytes copied)`;
+    return `TtmCopyEngine "${this.name}" (${this.#state.status}, ${this.pendingJobs} jobs pending, ${this.#bytesCopied} bytes copied)`;
   }
 
   /** Arms a timer for the front job once it is ready, unless one is armed or a batch is running. */
@@ -261,11 +268,7 @@ export class TtmCopyEngine implements AsyncDisposable {
     } finally {
       this.#running = false;
     }
-    if (this.pendingJobs === 0 && this.#idleWaiters.length > 0) {
-      const waiters = this.#idleWaiters;
-      this.#idleWaiters = [];
-      for (const resolve of waiters) resolve();
-    }
+    this.#state.wake();
   }
 
   /**

@@ -34,17 +34,27 @@
  * ```
  */
 
+import { invalidArgument, requiredBoolean } from '../base/options.js';
 import { DmaResvUsage } from '../resv/dma-resv.js';
-import { TtmMemType, TtmPlaceFlags, type TtmOperationCtx, type TtmPlace, type TtmPlacement } from './ttm-placement.js';
+import {
+  TtmMemType,
+  TtmPlaceFlags,
+  checkPlacement,
+  type TtmOperationCtx,
+  type TtmPlace,
+  type TtmPlacement,
+} from './ttm-placement.js';
 import { ttmResourceIntersects, type TtmResource } from './ttm-resource.js';
-import type { TtmBufferObject, TtmDeviceFuncs } from './ttm-bo.js';
-import { ttmBoMoveAccelCleanup, ttmBoMoveMemcpy, ttmBoMoveNull, ttmBoSourceBytes } from './ttm-bo-util.js';
+import { TtmBufferObject, type TtmDeviceFuncs } from './ttm-bo.js';
+import { checkMove, ttmBoMoveAccelCleanup, ttmBoMoveMemcpy, ttmBoMoveNull, ttmBoSourceBytes } from './ttm-bo-util.js';
 
 /**
  * Whether evicting `bo` helps a request for `place`: always for System, else when its resource
  * overlaps the place's range. @see ttm_bo_eviction_valuable()
  */
 export function ttmBoEvictionValuable(bo: TtmBufferObject, place: TtmPlace): boolean {
+  if (!(bo instanceof TtmBufferObject)) throw invalidArgument('ttmBoEvictionValuable', 'bo', bo, 'a TtmBufferObject');
+  checkPlacement([place], 'ttmBoEvictionValuable');
   const res = bo.resource;
   if (res === null) return false;
   if (res.memType === TtmMemType.System) return true;
@@ -62,6 +72,7 @@ const SYSTEM: TtmPlacement = Object.freeze([{ memType: TtmMemType.System }]);
  * has a TT manager, from anywhere else to System. @see ttm_device_funcs.evict_flags
  */
 export function ttmBoEvictFlags(bo: TtmBufferObject): TtmPlacement {
+  if (!(bo instanceof TtmBufferObject)) throw invalidArgument('ttmBoEvictFlags', 'bo', bo, 'a TtmBufferObject');
   if (bo.resource?.memType === TtmMemType.VRAM && bo.device.manager(TtmMemType.TT) !== null) return VRAM_EVICTION;
   return SYSTEM;
 }
@@ -76,6 +87,8 @@ export async function ttmBoMoveDefault(
   ctx: TtmOperationCtx,
   newRes: TtmResource,
 ): Promise<void> {
+  checkMove('ttmBoMoveDefault', bo, newRes, ctx);
+  requiredBoolean(evict, 'ttmBoMoveDefault', 'evict');
   const old = bo.resource;
   const src = old === null ? null : ttmBoSourceBytes(bo, old);
   // Between two types that use the tt the pages stay put; into a tt, no pages read as zeros.
@@ -97,7 +110,7 @@ export async function ttmBoMoveDefault(
 
 const nothing = (): void => {};
 
-/** A driver's functions with the defaults filled in; each given member keeps its object as `this`. */
+/** @internal A driver's functions with the defaults filled in; each given member keeps its object as `this`. */
 export function ttmDeviceFuncsResolve(funcs: TtmDeviceFuncs): Required<TtmDeviceFuncs> {
   return {
     evictionValuable: funcs.evictionValuable?.bind(funcs) ?? ttmBoEvictionValuable,

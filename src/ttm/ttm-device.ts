@@ -22,8 +22,16 @@
  * - A zombie is freed by exactly one path (its work item, the scanner, or an evictor) and its
  *   reference is dropped exactly once.
  * - {@link TtmDevice.fini} waits for every delayed delete (busy buffers included), then tears
- *   down; if buffers other than zombies are still alive it rejects with a {@link BugError}
- *   listing them (their memory stays accounted). Idempotent.
+ *   down. If buffers other than zombies are still referenced it rejects with a {@link BugError}
+ *   naming them and tears nothing down: the device stays coherent and keeps freeing what is put
+ *   afterwards (a busy buffer becomes a zombie as usual), it only refuses new buffers; a later
+ *   `fini()` tries again and names only what is still referenced. Once it succeeded, `fini()`
+ *   resolves at once.
+ * - `fini({ signal, timeout })`: the teardown cannot be interrupted (as `ttm_device_fini`), but
+ *   waiting for it can. An abort rejects with `signal.reason`; a timeout rejects with a
+ *   {@link FenceTimeoutError} saying what the teardown still waits for (each zombie and the
+ *   fences it waits on, copy jobs). The teardown goes on; call `fini()` again to wait for it.
+ * - No background timer of the device (the periodic scanner's) keeps the process alive.
  * - Failures of driver callbacks or work items are reported in {@link TtmDevice.failures} and
  *   never stop the device.
  *
@@ -44,15 +52,30 @@
  * ```
  */
 
-import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { BugError, FenceTimeoutError, InvalidArgumentError } from '../base/errors.js';
 import { getClock } from '../base/clock.js';
 import { toDisposable } from '../base/lifecycle.js';
+import {
+  defineOptions,
+  instanceOf,
+  invalidArgument,
+  oneOf,
+  optional,
+  optionalBoolean,
+  optionalPositiveInteger,
+  optionalSignal,
+  optionalString,
+  optionalTimeout,
+  requiredFunction,
+} from '../base/options.js';
+import { Waiter } from '../base/waiter.js';
+import { DmaResvUsage } from '../resv/dma-resv.js';
 import { WorkQueue } from '../base/workqueue.js';
 import { DmaHeap } from '../heap/dma-heap.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
 import { TtmLruList } from './ttm-lru.js';
 import { TTM_NUM_MEM_TYPES, TtmMemType, TtmOperationCtx, memTypeName } from './ttm-placement.js';
-import type { TtmLruHost, TtmResource, TtmResourceManager } from './ttm-resource.js';
+import { type TtmLruHost, TtmResource, TtmResourceManager } from './ttm-resource.js';
 import { TtmRangeManager, TtmSysManager } from './ttm-range-manager.js';
 import { TtmCopyEngine } from './ttm-copy-engine.js';
 import { ttmBoEvictFirst, type TtmBoDevice, type TtmBufferObject, type TtmDeviceFuncs } from './ttm-bo.js';
@@ -115,30 +138,52 @@ export interface TtmFailure {
   readonly error: unknown;
 }
 
-const OPTION_KEYS = new Set([
-  'name',
-  'funcs',
-  'systemBytes',
-  'ttBytes',
-  'vramBytes',
-  'heap',
-  'copyEngine',
-  'maxActive',
-  'delayedDelete',
-  'scanIntervalMs',
-  'propagateEnospc',
-  'quiet',
-]);
-
-function checkBytes(name: string, value: unknown, allowInfinity: boolean): number | undefined {
-  if (value === undefined) return undefined;
-  if (allowInfinity && value === Infinity) return Infinity;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value % PAGE_SIZE !== 0) {
-    throw new InvalidArgumentError(
-      `TtmDevice: ${name} must be a positive multiple of ${PAGE_SIZE} bytes, got ${describeValue(value)}`,
+/** A byte budget: a positive multiple of the page size (Infinity too where `unlimited` allows it). */
+function bytes(unlimited: boolean) {
+  return (value: unknown, fn: string, name: string): number | undefined => {
+    if (value === undefined) return undefined;
+    if (unlimited && value === Infinity) return Infinity;
+    if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0 && value % PAGE_SIZE === 0) return value;
+    throw invalidArgument(
+      fn,
+      name,
+      value,
+      `a positive multiple of ${PAGE_SIZE} bytes${unlimited ? ' (or Infinity)' : ''}`,
     );
+  };
+}
+
+const parseOptions = defineOptions('TtmDevice', {
+  name: optionalString,
+  funcs: (value, fn, name) => {
+    if (value === undefined || (typeof value === 'object' && value !== null)) return value;
+    throw invalidArgument(fn, name, value, 'a TtmDeviceFuncs object or omitted');
+  },
+  systemBytes: bytes(true),
+  ttBytes: bytes(false),
+  vramBytes: bytes(false),
+  heap: optional(instanceOf(DmaHeap)),
+  copyEngine: (value, fn, name) => {
+    if (value === undefined || typeof value === 'boolean' || value instanceof TtmCopyEngine) return value;
+    throw invalidArgument(fn, name, value, 'a TtmCopyEngine, true (one of its own) or false');
+  },
+  maxActive: optionalPositiveInteger,
+  delayedDelete: optional(oneOf(['per-object', 'per-object-idle', 'periodic-scan'] as const)),
+  scanIntervalMs: (value, fn, name) => {
+    if (value === undefined || (typeof value === 'number' && value > 0 && Number.isFinite(value))) return value;
+    throw invalidArgument(fn, name, value, 'a positive finite number of milliseconds');
+  },
+  propagateEnospc: optionalBoolean,
+  quiet: optionalBoolean,
+});
+const parseFiniOptions = defineOptions('TtmDevice.fini', { signal: optionalSignal, timeout: optionalTimeout });
+const checkCtx = instanceOf(TtmOperationCtx);
+
+function checkMemType(fn: string, memType: unknown): number {
+  if (typeof memType === 'number' && Number.isInteger(memType) && memType >= 0 && memType < TTM_NUM_MEM_TYPES) {
+    return memType;
   }
-  return value;
+  throw invalidArgument(fn, 'memType', memType, `an integer in 0..${TTM_NUM_MEM_TYPES - 1}`);
 }
 
 /** One device. @see struct ttm_device */
@@ -174,41 +219,29 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmD
   #evictions = 0;
   #moves = 0;
   #bytesMoved = 0;
+  /** The teardown running now, or null (none yet, or the last one found buffers still referenced). */
   #fini: Promise<void> | null = null;
+  /** fini() ran at least once: new buffers are refused. */
+  #finishing = false;
+  /** The teardown completed. */
+  #finished = false;
 
   /** @throws {InvalidArgumentError} for bad options. @see ttm_device_init() */
-  constructor(options: TtmDeviceOptions = {}) {
-    if (options === null || typeof options !== 'object')
-      throw new InvalidArgumentError(`TtmDevice: options must be an object, got ${describeValue(options)}`);
-    for (const key of Object.keys(options)) {
-      if (!OPTION_KEYS.has(key))
-        throw new InvalidArgumentError(`TtmDevice: unknown option '${key}' (known: ${[...OPTION_KEYS].join(', ')})`);
-    }
-    this.name = options.name ?? `ttm${TtmDevice.#nextId++}`;
-    const systemBytes = checkBytes('systemBytes', options.systemBytes, true) ?? Infinity;
-    const ttBytes = checkBytes('ttBytes', options.ttBytes, false);
-    const vramBytes = checkBytes('vramBytes', options.vramBytes, false);
-    const mode = options.delayedDelete ?? 'per-object';
-    if (mode !== 'per-object' && mode !== 'per-object-idle' && mode !== 'periodic-scan') {
-      throw new InvalidArgumentError(
-        "TtmDevice: delayedDelete must be 'per-object', 'per-object-idle' or 'periodic-scan', " +
-          `got ${describeValue(mode)}`,
-      );
-    }
-    const interval = options.scanIntervalMs ?? 10;
-    if (typeof interval !== 'number' || !(interval > 0) || !Number.isFinite(interval)) {
-      throw new InvalidArgumentError(
-        `TtmDevice: scanIntervalMs must be a positive number of milliseconds, got ${describeValue(interval)}`,
-      );
-    }
-    if (options.heap !== undefined && !(options.heap instanceof DmaHeap))
-      throw new InvalidArgumentError(`TtmDevice: heap must be a DmaHeap, got ${describeValue(options.heap)}`);
+  constructor(options?: TtmDeviceOptions) {
+    const parsed = parseOptions(options);
+    this.name = parsed.name ?? `ttm${TtmDevice.#nextId++}`;
+    const systemBytes = parsed.systemBytes ?? Infinity;
+    const ttBytes = parsed.ttBytes;
+    const vramBytes = parsed.vramBytes;
+    const mode = parsed.delayedDelete ?? 'per-object';
+    const interval = (parsed.scanIntervalMs as number | undefined) ?? 10;
     this.scanIntervalMs = interval;
-    this.propagateEnospc = options.propagateEnospc === true;
-    this.#quiet = options.quiet === true;
-    this.funcs = ttmDeviceFuncsResolve(options.funcs ?? {});
+    this.propagateEnospc = parsed.propagateEnospc === true;
+    this.#quiet = parsed.quiet === true;
+    this.funcs = ttmDeviceFuncsResolve((parsed.funcs as TtmDeviceFuncs | undefined) ?? {});
+    const maxActive = parsed.maxActive;
     this.wq = new WorkQueue(`ttm-${this.name}`, {
-      ...(options.maxActive === undefined ? {} : { maxActive: options.maxActive }),
+      ...(maxActive === undefined ? {} : { maxActive }),
       onError: (failure) => this.reportFailure(`delayed delete of ${failure.name}`, failure.error),
     });
     this.delayedDelete =
@@ -217,9 +250,9 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmD
         : mode === 'per-object-idle'
           ? new TtmPerObjectIdleDelete(this)
           : new TtmPeriodicScanDelete(this, interval);
-    this.#ownsHeap = options.heap === undefined;
-    this.heap = options.heap ?? new DmaHeap({ name: `${this.name}-system` });
-    const engine = options.copyEngine ?? false;
+    this.#ownsHeap = parsed.heap === undefined;
+    this.heap = parsed.heap ?? new DmaHeap({ name: `${this.name}-system` });
+    const engine = (parsed.copyEngine as TtmCopyEngine | boolean | undefined) ?? false;
     this.#ownsEngine = engine === true;
     this.copyEngine =
       engine === true ? new TtmCopyEngine({ name: `${this.name}-copy` }) : engine === false ? null : engine;
@@ -249,22 +282,26 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmD
 
   /** The manager of `memType`, or null. @see ttm_manager_type() */
   manager(memType: number): TtmResourceManager | null {
-    return this.#managers[memType] ?? null;
+    return this.#managers[checkMemType('TtmDevice.manager', memType)] ?? null;
   }
 
   /** Installs (or removes) the manager of a type. @see ttm_set_driver_manager() */
   setManager(memType: number, man: TtmResourceManager | null): void {
-    if (!Number.isInteger(memType) || memType < 0 || memType >= TTM_NUM_MEM_TYPES) {
-      throw new InvalidArgumentError(
-        `TtmDevice.setManager: memType must be an integer in 0..${TTM_NUM_MEM_TYPES - 1}, ` +
-          `got ${describeValue(memType)}`,
-      );
+    checkMemType('TtmDevice.setManager', memType);
+    if (man !== null && !(man instanceof TtmResourceManager)) {
+      throw invalidArgument('TtmDevice.setManager', 'man', man, 'a TtmResourceManager or null');
     }
     this.#managers[memType] = man;
   }
 
   /** The bytes of `res`, which belongs to `bo`: its tt (populated on demand) or the VRAM arena. */
   resourceBytes(bo: TtmBufferObject, res: TtmResource): Uint8Array {
+    if (typeof (bo as { kmap?: unknown } | null)?.kmap !== 'function') {
+      throw invalidArgument('TtmDevice.resourceBytes', 'bo', bo, 'a TtmBufferObject');
+    }
+    if (!(res instanceof TtmResource)) {
+      throw invalidArgument('TtmDevice.resourceBytes', 'res', res, 'a TtmResource');
+    }
     if (res.manager.useTt) {
       if (bo.tt === null) throw new BugError(`${bo.name}: a ${memTypeName(res.memType)} resource without a tt`);
       bo.tt.populate(this.heap);
@@ -310,6 +347,7 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmD
 
   /** Calls `cb(bo, clockTime)` whenever a zombie's memory is freed (for latency measurements). */
   onReclaim(cb: (bo: TtmBufferObject, atMs: number) => void): Disposable {
+    requiredFunction(cb, 'TtmDevice.onReclaim', 'cb');
     this.#reclaimListeners.add(cb);
     return toDisposable(() => this.#reclaimListeners.delete(cb));
   }
@@ -319,6 +357,8 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmD
    * @see ttm_resource_manager_evict_all()
    */
   async evictAll(memType: number, ctx = new TtmOperationCtx()): Promise<void> {
+    checkMemType('TtmDevice.evictAll', memType);
+    checkCtx(ctx, 'TtmDevice.evictAll', 'ctx');
     const man = this.manager(memType);
     if (man === null)
       throw new InvalidArgumentError(`TtmDevice ${this.name}: no manager for memory type ${memTypeName(memType)}`);
@@ -327,33 +367,94 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmD
   }
 
   /**
-   * Waits for every delayed delete, disposes what the device owns, and reports buffers still
-   * alive. @see ttm_device_fini()
+   * Waits for every delayed delete, then disposes what the device owns; see the module contract
+   * for buffers still referenced, aborts and timeouts.
+   * @throws rejects with {@link BugError} naming the buffers still referenced (the device stays
+   *   usable for them; call fini() again once they are put), `signal.reason` when aborted,
+   *   {@link FenceTimeoutError} saying what the teardown waits for when `timeout` runs out, or
+   *   {@link InvalidArgumentError} for options other than `{ signal?, timeout? }`.
+   * @see ttm_device_fini()
    */
-  fini(): Promise<void> {
-    return (this.#fini ??= this.#teardown());
+  fini(options?: { readonly signal?: AbortSignal; readonly timeout?: number }): Promise<void> {
+    let signal: AbortSignal | undefined;
+    let timeout: number | undefined;
+    try {
+      ({ signal, timeout } = parseFiniOptions(options));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#finished) return Promise.resolve();
+    this.#finishing = true;
+    const teardown = (this.#fini ??= this.#teardown().then(
+      () => {
+        this.#finished = true;
+      },
+      (error: unknown) => {
+        this.#fini = null; // the next fini() tries again
+        throw error;
+      },
+    ));
+    if (signal === undefined && timeout === undefined) return teardown;
+    const waiter = new Waiter<void>();
+    teardown.then(
+      () => waiter.resolve(),
+      (error: unknown) => waiter.reject(error),
+    );
+    waiter.timeoutAfter(timeout, () => waiter.reject(this.#finiTimeout(timeout!)));
+    waiter.abortOn(signal);
+    return waiter.promise;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.fini();
   }
 
+  /**
+   * What a teardown still waits for: each zombie with the fences it waits on, and copy jobs.
+   * For messages; reads state only.
+   */
+  describeTeardown(): string {
+    const parts: string[] = [];
+    const zombies = [...this.#bos].filter((bo) => bo.deleted && !bo.released);
+    for (const bo of zombies.slice(0, 8)) {
+      const fences = bo.ownResv.getFences(DmaResvUsage.Bookkeep).map((f) => f.describe());
+      parts.push(`${bo.name} waits for ${fences.length === 0 ? 'its lock' : fences.join(', ')}`);
+    }
+    if (zombies.length > 8) parts.push(`${zombies.length - 8} more zombie(s)`);
+    const jobs = this.copyEngine?.pendingJobs ?? 0;
+    if (jobs > 0) parts.push(`${jobs} copy job(s) on ${this.copyEngine!.name}`);
+    if (this.wq.active + this.wq.pending > 0) {
+      parts.push(`${this.wq.active} running and ${this.wq.pending} queued delayed-delete item(s)`);
+    }
+    return parts.length === 0 ? 'nothing' : parts.join('; ');
+  }
+
+  #finiTimeout(timeout: number): FenceTimeoutError {
+    return new FenceTimeoutError(
+      `TtmDevice ${this.name}: fini() still waits after ${timeout} ms for ${this.describeTeardown()}; ` +
+        'signal those fences (or put what holds them), then call fini() again; the teardown goes on meanwhile',
+    );
+  }
+
   async #teardown(): Promise<void> {
-    TtmDevice.#live.delete(this);
     await this.delayedDelete.drain();
     await this.wq.drain();
-    await this.wq[Symbol.asyncDispose]();
     if (this.copyEngine !== null) await this.copyEngine.idle();
+    // Zombies put while waiting went through the delayed delete too; drain once more for them.
+    await this.delayedDelete.drain();
     const alive = [...this.#bos];
-    if (this.#ownsEngine) await this.copyEngine![Symbol.asyncDispose]();
     if (alive.length > 0) {
       throw new BugError(
-        `TtmDevice ${this.name}: torn down with ${alive.length} buffer object(s) still referenced: ${alive
+        `TtmDevice ${this.name}: fini() found ${alive.length} buffer object(s) still referenced: ${alive
           .slice(0, 10)
           .map((bo) => bo.describe())
-          .join('; ')}${alive.length > 10 ? '; ...' : ''}. put() every buffer before fini()`,
+          .join('; ')}${alive.length > 10 ? '; ...' : ''}. put() them, then call fini() again ` +
+          '(the device keeps freeing what is put meanwhile; it takes no new buffers)',
       );
     }
+    TtmDevice.#live.delete(this);
+    await this.wq[Symbol.asyncDispose]();
+    if (this.#ownsEngine) await this.copyEngine![Symbol.asyncDispose]();
     this.manager(TtmMemType.System)?.setUsed(false);
     this.#managers[TtmMemType.System] = null;
     if (this.#ownsHeap) await this.heap[Symbol.asyncDispose]();
@@ -368,7 +469,11 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmD
 
   /** @internal A buffer object was constructed. */
   boCreated(bo: TtmBufferObject): void {
-    if (this.#fini !== null) throw new BugError(`TtmDevice ${this.name}: creating ${bo.name} after fini()`);
+    if (this.#finishing) {
+      throw new BugError(
+        `TtmDevice ${this.name}: creating ${bo.name} after fini(); a device being torn down takes no new buffers`,
+      );
+    }
     this.#bos.add(bo);
     if (bo.isGhost) this.#ghosts++;
   }

@@ -22,8 +22,9 @@
  *
  * @example
  * ```ts
- * import { DmaResv, PAGE_SIZE, TtmLruBulkMove, TtmLruList, TtmMemType, TtmRangeManager } from 'dmabuf';
- * import { ttmResourceAlloc } from 'dmabuf';
+ * import { DmaResv, PAGE_SIZE, TtmLruBulkMove, TtmMemType, TtmRangeManager } from 'dmabuf';
+ * import { TtmLruList } from './ttm-lru.js';
+ * import { ttmResourceAlloc } from './ttm-resource.js';
  * const vram = new TtmRangeManager({ unevictable: new TtmLruList() }, { size: 64 * PAGE_SIZE });
  * const vm = new DmaResv();
  * const bulk = new TtmLruBulkMove();
@@ -37,6 +38,7 @@
  */
 
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { invalidArgument, requiredString } from '../base/options.js';
 import { TTM_NUM_MEM_TYPES } from './ttm-placement.js';
 import type { TtmResource, TtmResourceCursor, TtmResourceOwner } from './ttm-resource.js';
 
@@ -68,7 +70,12 @@ export class TtmLruItem {
   /** @internal The list this node is on. */
   list: TtmLruList | null = null;
 
-  constructor(readonly kind: 'resource' | 'hitch' | 'head') {}
+  /** @throws {InvalidArgumentError} for a kind other than 'resource', 'hitch' or 'head'. */
+  constructor(readonly kind: 'resource' | 'hitch' | 'head') {
+    if (kind !== 'resource' && kind !== 'hitch' && kind !== 'head') {
+      throw invalidArgument('TtmLruItem', 'kind', kind, "'resource', 'hitch' or 'head'");
+    }
+  }
 
   /** The list this node is on, or null when unlinked. */
   get lruList(): TtmLruList | null {
@@ -85,7 +92,7 @@ export function unlink(item: TtmLruItem): void {
   item.list = null;
 }
 
-/** Moves `item` (linked or not) to just after `pos`. @see list_move() */
+/** @internal Moves `item` (linked or not) to just after `pos`. @see list_move() */
 export function linkAfter(item: TtmLruItem, pos: TtmLruItem): void {
   if (item === pos) return;
   unlink(item);
@@ -97,7 +104,7 @@ export function linkAfter(item: TtmLruItem, pos: TtmLruItem): void {
   item.list = pos.list;
 }
 
-/** Moves `item` to the tail of `list`. @see list_move_tail() */
+/** @internal Moves `item` to the tail of `list`. @see list_move_tail() */
 export function linkTail(item: TtmLruItem, list: TtmLruList): void {
   if (list.head.prev !== item) linkAfter(item, list.head.prev);
 }
@@ -111,8 +118,9 @@ export class TtmLruList implements Iterable<TtmResource> {
   readonly head: TtmLruItem = new TtmLruItem('head');
   readonly name: string;
 
+  /** @throws {InvalidArgumentError} for a name that is not a string. */
   constructor(name = 'lru') {
-    this.name = name;
+    this.name = requiredString(name, 'TtmLruList', 'name');
     this.head.list = this;
   }
 
@@ -166,8 +174,10 @@ function checkBelow(what: string, name: string, value: unknown, limit: number): 
   }
   return value;
 }
+/** @internal */
 export const checkMemType = (what: string, memType: unknown): number =>
   checkBelow(what, 'memType', memType, TTM_NUM_MEM_TYPES);
+/** @internal */
 export const checkPriority = (what: string, priority: unknown): number =>
   checkBelow(what, 'priority', priority, TTM_MAX_BO_PRIORITY);
 
@@ -193,6 +203,11 @@ function prevRes(res: TtmResource): TtmResource {
   throw new BugError(`TtmLruBulkMove: range broken before ${res} (list ${res.list?.name})`);
 }
 
+/** A bulk move's argument must be a resource (an LRU item of kind 'resource'). */
+function checkResource(fn: string, res: unknown): void {
+  if (!(res instanceof TtmLruItem) || res.kind !== 'resource') throw invalidArgument(fn, 'res', res, 'a TtmResource');
+}
+
 /**
  * Keeps the resources of buffers sharing one reservation contiguous on their LRUs, one range
  * per (memory type, priority), so {@link TtmLruBulkMove.tail} bumps them all in O(1) per range.
@@ -214,6 +229,7 @@ export class TtmLruBulkMove {
    * @see ttm_lru_bulk_move_add() @see ttm_resource_add_bulk_move()
    */
   add(res: TtmResource): void {
+    checkResource('TtmLruBulkMove.add', res);
     const bo = ownerOf('TtmLruBulkMove.add', res);
     if (isUnevictable(res, bo)) return;
     const priority = checkPriority('TtmLruBulkMove.add', bo.priority);
@@ -257,6 +273,7 @@ export class TtmLruBulkMove {
    * @see ttm_lru_bulk_move_del() @see ttm_resource_del_bulk_move()
    */
   del(res: TtmResource): void {
+    checkResource('TtmLruBulkMove.del', res);
     if (res[BULK] !== this) return;
     const pos = this.#pos[res[SLOT]]!;
     if (pos.first === res && pos.last === res) {
@@ -274,6 +291,7 @@ export class TtmLruBulkMove {
 
   /** Whether `res` is in one of this bulk move's ranges. */
   has(res: TtmResource): boolean {
+    checkResource('TtmLruBulkMove.has', res);
     return res[BULK] === this;
   }
 

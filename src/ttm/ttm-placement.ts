@@ -17,10 +17,14 @@
  * - {@link checkPlacement} accepts exactly the shapes the rest of TTM relies on (memory type in
  *   `0..TTM_NUM_MEM_TYPES - 1`, known flags, page numbers >= 0, a non-empty window) and throws an
  *   {@link InvalidArgumentError} naming the bad place otherwise.
+ * - `interruptible` means what it means for `DrmExec`: the operation's waits honour `signal`
+ *   (default true); `false` declares them uninterruptible, so a `signal` with it is an
+ *   {@link InvalidArgumentError} rather than a signal silently ignored.
  *
  * @example
  * ```ts
- * import { TtmMemType, TtmOperationCtx, TtmPlaceFlags, checkPlacement, describePlacement } from 'dmabuf';
+ * import { TtmMemType, TtmOperationCtx, TtmPlaceFlags } from 'dmabuf';
+ * import { checkPlacement, describePlacement } from './ttm-placement.js'; // internal helpers
  * const placement = [{ memType: TtmMemType.VRAM, flags: TtmPlaceFlags.Desired }, { memType: TtmMemType.TT }];
  * checkPlacement(placement, 'example');
  * console.log(describePlacement(placement)); // [VRAM(desired), TT]
@@ -30,7 +34,25 @@
  */
 
 import { InvalidArgumentError, describeValue } from '../base/errors.js';
-import type { DmaResv } from '../resv/dma-resv.js';
+import {
+  checkInterruptible,
+  defineOptions,
+  invalidArgument,
+  optionalBoolean,
+  optionalSignal,
+} from '../base/options.js';
+import { DmaResv } from '../resv/dma-resv.js';
+
+const parseCtxOptions = defineOptions('TtmOperationCtx', {
+  interruptible: optionalBoolean,
+  noWaitGpu: optionalBoolean,
+  allowResEvict: optionalBoolean,
+  resv: (value, fn, name) => {
+    if (value === undefined || value === null || value instanceof DmaResv) return value;
+    throw invalidArgument(fn, name, value, 'a DmaResv, null or omitted');
+  },
+  signal: optionalSignal,
+});
 
 /** Memory types; drivers number private types from `Priv`. @see TTM_PL_SYSTEM */
 export const TtmMemType = { System: 0, TT: 1, VRAM: 2, Priv: 3 } as const;
@@ -56,7 +78,10 @@ export type TtmPlacement = readonly TtmPlace[];
 
 /** Options of one TTM operation, and what it moved. @see struct ttm_operation_ctx */
 export class TtmOperationCtx {
-  /** Waits may be interrupted through `signal` (the kernel's interruptible sleeps). */
+  /**
+   * Waits honour `signal` (the kernel's interruptible sleeps); default true. False declares them
+   * uninterruptible, and then no signal may be given.
+   */
   interruptible: boolean;
   /** Fail with EBUSY instead of waiting for fences. */
   noWaitGpu: boolean;
@@ -69,6 +94,7 @@ export class TtmOperationCtx {
   /** Bytes moved by every move this context saw (statistics). */
   bytesMoved = 0;
 
+  /** @throws {InvalidArgumentError} for unknown or mistyped options, or a signal with `interruptible: false`. */
   constructor(init?: {
     interruptible?: boolean;
     noWaitGpu?: boolean;
@@ -76,11 +102,12 @@ export class TtmOperationCtx {
     resv?: DmaResv | null;
     signal?: AbortSignal;
   }) {
-    this.interruptible = init?.interruptible ?? false;
-    this.noWaitGpu = init?.noWaitGpu ?? false;
-    this.allowResEvict = init?.allowResEvict ?? false;
-    this.resv = init?.resv ?? null;
-    this.signal = init?.signal;
+    const parsed = parseCtxOptions(init);
+    this.interruptible = checkInterruptible('TtmOperationCtx', parsed.interruptible, parsed.signal);
+    this.noWaitGpu = parsed.noWaitGpu ?? false;
+    this.allowResEvict = parsed.allowResEvict ?? false;
+    this.resv = (parsed.resv as DmaResv | null | undefined) ?? null;
+    this.signal = parsed.signal;
   }
 }
 
@@ -92,12 +119,12 @@ const KNOWN_FLAGS =
   TtmPlaceFlags.Fallback;
 const MEM_TYPE_NAMES = ['System', 'TT', 'VRAM', 'Priv'];
 
-/** Names a memory type for messages: System, TT, VRAM, Priv, Priv+n. */
+/** @internal Names a memory type for messages: System, TT, VRAM, Priv, Priv+n. */
 export function memTypeName(memType: number): string {
   return MEM_TYPE_NAMES[memType] ?? `Priv+${memType - TtmMemType.Priv}`;
 }
 
-/** Formats a placement for messages, e.g. `[VRAM(desired), TT]`. */
+/** @internal Formats a placement for messages, e.g. `[VRAM(desired), TT]`. */
 export function describePlacement(placement: TtmPlacement): string {
   const names = placement.map((p) => {
     const flags: string[] = [];
@@ -113,7 +140,7 @@ export function describePlacement(placement: TtmPlacement): string {
   return `[${names.join(', ')}]`;
 }
 
-/** Checks a placement's shape. @throws {InvalidArgumentError} naming the bad place. */
+/** @internal Checks a placement's shape. @throws {InvalidArgumentError} naming the bad place. */
 export function checkPlacement(placement: unknown, what: string): asserts placement is TtmPlacement {
   if (!Array.isArray(placement))
     throw new InvalidArgumentError(`${what}: placement must be an array of places, got ${describeValue(placement)}`);

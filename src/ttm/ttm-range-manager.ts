@@ -26,7 +26,8 @@
  *
  * @example
  * ```ts
- * import { DmaResv, PAGE_SIZE, TtmLruList, TtmMemType, TtmPlaceFlags, TtmRangeManager } from 'dmabuf';
+ * import { DmaResv, PAGE_SIZE, TtmMemType, TtmPlaceFlags, TtmRangeManager } from 'dmabuf';
+ * import { TtmLruList } from './ttm-lru.js'; // a device normally owns the LRU lists
  * const vram = new TtmRangeManager({ unevictable: new TtmLruList() }, { size: 16 * PAGE_SIZE });
  * const bo = { size: 4 * PAGE_SIZE, priority: 0, pinCount: 0, bulkMove: null, resource: null, resv: new DmaResv() };
  * const low = vram.alloc(bo, { memType: TtmMemType.VRAM });
@@ -36,6 +37,7 @@
  */
 
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { defineOptionsCheck, optionalBoolean, optionalString } from '../base/options.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
 import { TtmPlaceFlags, type TtmPlace } from './ttm-placement.js';
 import {
@@ -272,6 +274,16 @@ function pfnOf(what: string, name: string, value: unknown): number {
   return value;
 }
 
+// The shape of both managers' options: a plain object with known keys (each constructor checks the size).
+const anySize = (): undefined => undefined;
+const managerShape = { size: anySize, name: optionalString, useTt: optionalBoolean };
+const checkRangeOptions = defineOptionsCheck('TtmRangeManager', managerShape);
+const checkSysOptions = defineOptionsCheck('TtmSysManager', managerShape);
+
+function checkManagerOptions(fn: 'TtmRangeManager' | 'TtmSysManager', options: unknown): void {
+  (fn === 'TtmRangeManager' ? checkRangeOptions : checkSysOptions)(options === undefined ? {} : options);
+}
+
 /** Options of a {@link TtmRangeManager}. */
 export interface TtmRangeManagerOptions {
   /** Bytes, a multiple of PAGE_SIZE. */
@@ -292,6 +304,7 @@ export class TtmRangeManager extends TtmResourceManager {
   #usedPages = 0;
 
   constructor(host: TtmLruHost, options: TtmRangeManagerOptions) {
+    checkManagerOptions('TtmRangeManager', options);
     const name = options?.name ?? 'ttm-range';
     const size = options?.size;
     if (
@@ -421,6 +434,7 @@ export interface TtmSysManagerOptions {
  */
 export class TtmSysManager extends TtmResourceManager {
   constructor(host: TtmLruHost, options: TtmSysManagerOptions) {
+    checkManagerOptions('TtmSysManager', options);
     super(host, { size: options?.size, useTt: options?.useTt ?? true, name: options?.name ?? 'ttm-sys' });
   }
 

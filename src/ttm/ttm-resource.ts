@@ -18,7 +18,7 @@
  * `unevictable`, `eviction_fences[]`, cursors registered with bulk moves).
  *
  * Contract:
- * - Managers call {@link ttmResourceInit} in `alloc` and {@link ttmResourceFini} in `free`;
+ * - Managers call `ttmResourceInit()` in `alloc` and `ttmResourceFini()` in `free`;
  *   buffer code goes through {@link ttmResourceAlloc} / {@link ttmResourceFree}. A resource is
  *   live between init and fini; `usage` is the sum of live resources' sizes.
  * - A resource of a pinned owner (or the current resource of a swapped one) is on the host's
@@ -33,8 +33,9 @@
  *
  * @example
  * ```ts
- * import { DmaResv, PAGE_SIZE, TtmLruList, TtmMemType, TtmRangeManager } from 'dmabuf';
- * import { ttmResourceAlloc, ttmResourceFree } from 'dmabuf';
+ * import { DmaResv, PAGE_SIZE, TtmMemType, TtmRangeManager } from 'dmabuf';
+ * import { TtmLruList } from './ttm-lru.js';
+ * import { ttmResourceAlloc, ttmResourceFree } from './ttm-resource.js'; // what buffer objects call
  * const host = { unevictable: new TtmLruList() };
  * const vram = new TtmRangeManager(host, { size: 64 * PAGE_SIZE });
  * const bo = { size: 2 * PAGE_SIZE, priority: 0, pinCount: 0, bulkMove: null, resource: null, resv: new DmaResv() };
@@ -47,6 +48,7 @@
  */
 
 import { BugError, InvalidArgumentError, describeValue } from '../base/errors.js';
+import { invalidArgument, isPlainObject, requiredBoolean } from '../base/options.js';
 import { DmaFence } from '../fence/dma-fence.js';
 import { PAGE_SIZE } from '../heap/page-pool.js';
 import type { DmaResv } from '../resv/dma-resv.js';
@@ -94,7 +96,7 @@ export interface TtmLruHost {
 
 /**
  * One allocation in one memory type. Created by a manager's `alloc` (`new TtmResource(this)`,
- * then {@link ttmResourceInit}); `size`, `memType` and `placement` are set by that init.
+ * then `ttmResourceInit()`); `size`, `memType` and `placement` are set by that init.
  * @see struct ttm_resource
  */
 export class TtmResource extends TtmLruItem {
@@ -139,7 +141,7 @@ export interface TtmResourceManagerOptions {
 
 /**
  * A memory type's allocator. Subclasses implement `alloc` / `free` (calling
- * {@link ttmResourceInit} / {@link ttmResourceFini}); `intersects` / `compatible` default to true.
+ * `ttmResourceInit()` / `ttmResourceFini()`); `intersects` / `compatible` default to true.
  * A manager is in use from construction (kernel drivers call `set_used(true)` right after init).
  * @see struct ttm_resource_manager
  */
@@ -157,14 +159,19 @@ export abstract class TtmResourceManager {
 
   /** @see ttm_resource_manager_init() */
   constructor(host: TtmLruHost, options: TtmResourceManagerOptions) {
+    if (!isPlainObject(options)) {
+      throw invalidArgument('TtmResourceManager', 'options', options, 'an options object { size, useTt?, name? }');
+    }
     const name = options?.name ?? 'ttm-manager';
+    if (typeof name !== 'string') throw invalidArgument('TtmResourceManager', 'options.name', name, 'a string');
     if (!(host?.unevictable instanceof TtmLruList)) {
       throw new InvalidArgumentError(`${name}: host must have an 'unevictable' TtmLruList, got ${describeValue(host)}`);
     }
     const size = options?.size;
-    if (typeof size !== 'number' || Number.isNaN(size) || size < 0) {
+    if (typeof size !== 'number' || !(size === Infinity || (Number.isSafeInteger(size) && size >= 0))) {
       throw new InvalidArgumentError(
-        `${name}: size must be a non-negative number of bytes, got ${describeValue(size)}`,
+        `${name}: size must be a non-negative integer number of bytes (or Infinity), got ${describeValue(size)}`,
+        { argument: 'options.size' },
       );
     }
     this.host = host;
@@ -187,6 +194,7 @@ export abstract class TtmResourceManager {
    * @see ttm_resource_manager_set_used()
    */
   setUsed(used: boolean): void {
+    requiredBoolean(used, 'TtmResourceManager.setUsed', 'used');
     if (!used) {
       const busy = this.lru.filter((l) => !l.isEmpty);
       if (busy.length > 0) {
@@ -204,7 +212,7 @@ export abstract class TtmResourceManager {
 
   /** Allocates `bo.size` bytes at `place`; `'ENOSPC'` when it does not fit. @see ttm_resource_manager_func.alloc */
   abstract alloc(bo: TtmResourceOwner, place: TtmPlace): TtmResource | 'ENOSPC' | 'EBUSY';
-  /** Gives `res` back; must call {@link ttmResourceFini}. @see ttm_resource_manager_func.free */
+  /** Gives `res` back; must call `ttmResourceFini()`. @see ttm_resource_manager_func.free */
   abstract free(res: TtmResource): void;
 
   /** Whether evicting `res` can help an allocation at `place`. @see ttm_resource_manager_func.intersects */
@@ -283,8 +291,15 @@ export class TtmResourceCursor implements Disposable {
   /** @internal The bulk move whose range the hitch is in (it moves the hitch before a splice). */
   [CURSOR_BULK]: TtmLruBulkMove | null = null;
 
-  /** @see ttm_resource_cursor_init() */
-  constructor(readonly manager: TtmResourceManager) {}
+  /**
+   * @throws {InvalidArgumentError} when `manager` is not a {@link TtmResourceManager}.
+   * @see ttm_resource_cursor_init()
+   */
+  constructor(readonly manager: TtmResourceManager) {
+    if (!(manager instanceof TtmResourceManager)) {
+      throw invalidArgument('TtmResourceCursor', 'manager', manager, 'a TtmResourceManager');
+    }
+  }
 
   /** The priority list being walked. */
   get priority(): number {
@@ -358,6 +373,7 @@ export class TtmResourceCursor implements Disposable {
 }
 
 /**
+ * @internal
  * Fills in a fresh resource for `bo` at `place` and links it: to the host's unevictable list
  * when `bo` is pinned (or swapped with `res` as its resource), else to the tail of
  * `manager.lru[bo.priority]`. Adds its size to the manager's usage.
@@ -388,6 +404,7 @@ export function ttmResourceInit(bo: TtmResourceOwner, place: TtmPlace, res: TtmR
 }
 
 /**
+ * @internal
  * Unlinks a live resource and takes its size off the manager's usage; leaves any bulk range.
  * @throws {BugError} when `res` is not live or belongs to another manager.
  * @see ttm_resource_fini()
@@ -402,6 +419,7 @@ export function ttmResourceFini(man: TtmResourceManager, res: TtmResource): void
 }
 
 /**
+ * @internal
  * Allocates from `man` for `bo` at `place` and puts the resource in the owner's bulk move.
  * @returns the resource, or the manager's `'ENOSPC'` / `'EBUSY'`.
  * @see ttm_resource_alloc()
@@ -425,9 +443,10 @@ export function ttmResourceAlloc(
 
 /**
  * Takes `res` out of its bulk move and gives it back to its manager.
- * @throws {BugError} on a double free, or when the manager's `free` did not call {@link ttmResourceFini}.
+ * @throws {BugError} on a double free, or when the manager's `free` did not call `ttmResourceFini()`.
  * @see ttm_resource_free()
  */
+/** @internal */
 // biome-ignore lint/correctness/noUnusedFunctionParameters: the kernel's signature; the owner is not needed here
 export function ttmResourceFree(bo: TtmResourceOwner | null, res: TtmResource): void {
   const man = res.manager;
@@ -439,6 +458,7 @@ export function ttmResourceFree(bo: TtmResourceOwner | null, res: TtmResource): 
 }
 
 /**
+ * @internal
  * Marks `res` most recently used: tail of the unevictable list (pinned or swapped owner), tail
  * of its owner's bulk range (joining it if needed), or tail of `lru[bo.priority]`.
  * @see ttm_resource_move_to_lru_tail()
@@ -458,6 +478,7 @@ export function ttmResourceMoveToLruTail(res: TtmResource): void {
 }
 
 /**
+ * @internal
  * Whether `res` satisfies one of `placement`'s places as is: never for a Temporary resource;
  * Desired places are skipped when evicting, Fallback places when not; a Contiguous place needs
  * a contiguous resource; the manager's `compatible` has the last word.
@@ -476,12 +497,12 @@ export function ttmResourceCompatible(res: TtmResource, placement: TtmPlacement,
   return false;
 }
 
-/** Whether evicting `res` can make room at `place` (true without a place). @see ttm_resource_intersects() */
+/** @internal Whether evicting `res` can make room at `place` (true without a place). @see ttm_resource_intersects() */
 export function ttmResourceIntersects(res: TtmResource, place: TtmPlace | null, size: number): boolean {
   return place === null || res.manager.intersects(res, place, size);
 }
 
-/** For messages: where a resource is, e.g. `VRAM pages 0..3 (16384 bytes)` or `no placement`. */
+/** @internal For messages: where a resource is, e.g. `VRAM pages 0..3 (16384 bytes)` or `no placement`. */
 export function describeResource(res: TtmResource | null): string {
   if (res === null) return 'no placement';
   const pages = res.manager.useTt ? '' : ` pages ${res.start}..${res.start + res.size / PAGE_SIZE - 1}`;

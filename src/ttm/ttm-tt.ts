@@ -32,8 +32,10 @@
  */
 
 import { BugError } from '../base/errors.js';
+import { invalidArgument } from '../base/options.js';
 import type { DmaBuf } from '../heap/dma-buf.js';
-import type { DmaHeap } from '../heap/dma-heap.js';
+import { DmaHeap } from '../heap/dma-heap.js';
+import { PAGE_SIZE } from '../heap/page-pool.js';
 
 /** Flags of a {@link TtmTt}. @see TTM_TT_FLAG_ZERO_ALLOC */
 export const TtmTtFlags = {
@@ -45,6 +47,8 @@ export const TtmTtFlags = {
   External: 4,
 } as const;
 
+const ALL_FLAGS = TtmTtFlags.ZeroAlloc | TtmTtFlags.Swapped | TtmTtFlags.External;
+
 /** The system pages of one buffer object. @see struct ttm_tt */
 export class TtmTt {
   /** Bytes, a page multiple. */
@@ -54,7 +58,20 @@ export class TtmTt {
   #buf: DmaBuf | null = null;
   #destroyed = false;
 
+  /** @throws {InvalidArgumentError} unless `size` is a positive page multiple and `flags` known bits. */
   constructor(size: number, flags = 0) {
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
+      throw invalidArgument('TtmTt', 'size', size, `a positive multiple of ${PAGE_SIZE} bytes`);
+    }
+    if (
+      typeof flags !== 'number' ||
+      !Number.isInteger(flags) ||
+      flags < 0 ||
+      flags > ALL_FLAGS ||
+      (flags & ~ALL_FLAGS) !== 0
+    ) {
+      throw invalidArgument('TtmTt', 'flags', flags, 'TtmTtFlags bits');
+    }
     this.size = size;
     this.flags = flags;
   }
@@ -74,6 +91,7 @@ export class TtmTt {
    * @throws {DmaBufError} ENOMEM when the heap cannot provide them. @see ttm_tt_populate()
    */
   populate(heap: DmaHeap): void {
+    if (!(heap instanceof DmaHeap)) throw invalidArgument('TtmTt.populate', 'heap', heap, 'a DmaHeap');
     if (this.#destroyed) throw new BugError('TtmTt: populate() after destroy()');
     if (this.#buf !== null) return;
     this.#buf = heap.allocate(this.size);

@@ -4,8 +4,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DisposableStore, Kref, toDisposable } from '../../src/base/lifecycle.js';
-import { BugError } from '../../src/base/errors.js';
+import { DisposableStore, Kref, LockGuard, runAll, toDisposable } from '../../src/base/lifecycle.js';
+import { BugError, InvalidArgumentError } from '../../src/base/errors.js';
 
 describe('Kref', () => {
   it('sanity: starts at one reference; the last put releases', () => {
@@ -226,5 +226,97 @@ describe('DisposableStore', () => {
     store.add(toDisposable(() => store.add(toDisposable(() => order.push('added during dispose')))));
     store[Symbol.dispose]();
     assert.deepEqual(order, ['added during dispose', 'a']);
+  });
+});
+
+describe('Kref embedded in a subclass', () => {
+  class Buffer extends Kref {
+    released = 0;
+    protected override release(): void {
+      this.released++;
+    }
+    protected override refName(): string {
+      return 'buffer 3';
+    }
+  }
+
+  it('sanity: the subclass release runs at the last put, with no closure given', () => {
+    const buf = new Buffer();
+    buf.get();
+    assert.equal(buf.put(), false);
+    assert.equal(buf.put(), true);
+    assert.equal(buf.released, 1);
+  });
+
+  it('late: a double put names the object as the subclass names it', () => {
+    const buf = new Buffer();
+    buf.put();
+    assert.throws(() => buf.put(), /^BugError|buffer 3: put\(\) without a reference/);
+    assert.equal(buf.released, 1);
+  });
+
+  it('a release or name of the wrong type is an InvalidArgumentError', () => {
+    assert.throws(() => new Kref('free' as never), InvalidArgumentError);
+    assert.throws(() => new Kref(() => {}, 7 as never), InvalidArgumentError);
+  });
+});
+
+describe('LockGuard', () => {
+  it('sanity: disposing unlocks once; a second dispose does nothing', () => {
+    let unlocks = 0;
+    {
+      using guard = new LockGuard(() => unlocks++, 'lock');
+      assert.equal(guard.held, true);
+    }
+    assert.equal(unlocks, 1);
+  });
+
+  it('late: unlock() then dispose unlocks once; unlock() twice is a BugError', () => {
+    let unlocks = 0;
+    const guard = new LockGuard(() => unlocks++, 'queue.lock');
+    guard.unlock();
+    guard[Symbol.dispose]();
+    assert.equal(unlocks, 1);
+    assert.throws(
+      () => guard.unlock(),
+      (err: unknown) => err instanceof BugError && /queue\.lock/.test(err.message),
+    );
+  });
+});
+
+describe('runAll', () => {
+  it('runs every release past failures and throws one error, or an AggregateError for several', () => {
+    const seen: number[] = [];
+    assert.throws(
+      () =>
+        runAll(
+          [1, 2, 3],
+          (n) => {
+            seen.push(n);
+            if (n === 2) throw new Error('two');
+          },
+          (count) => `${count} failed`,
+        ),
+      /two/,
+    );
+    assert.deepEqual(seen, [1, 2, 3]);
+    assert.throws(
+      () =>
+        runAll(
+          [1, 2],
+          (n) => {
+            throw new Error(String(n));
+          },
+          (count) => `${count} failed`,
+        ),
+      (err: unknown) => err instanceof AggregateError && err.message === '2 failed' && err.errors.length === 2,
+    );
+    assert.doesNotThrow(() =>
+      runAll(
+        [],
+        () => undefined,
+        () => 'never',
+      ),
+    );
   });
 });

@@ -430,6 +430,72 @@ describe('WorkQueue', () => {
     assert.ok(elapsed < 5_000, `storm took ${elapsed.toFixed(0)} ms of real time`);
   });
 
+  describe('cancellation and abortable waits (issue 10)', () => {
+    it('an item whose signal aborts before it starts never runs, and flushes stop waiting for it', async () => {
+      const wq = new WorkQueue('cancel', { maxActive: 1 });
+      const gate = mockFence();
+      const ran: string[] = [];
+      wq.queue(async () => {
+        await gate.wait();
+        ran.push('first');
+      });
+      await nextTurn(); // the first item is running and holds the only slot
+      const controller = new AbortController();
+      wq.queue(() => void ran.push('cancelled'), { name: 'doomed', signal: controller.signal });
+      wq.queue(() => void ran.push('third'));
+      assert.equal(wq.pending, 2);
+      const flushed = watch(wq.flush());
+      controller.abort();
+      assert.equal(wq.pending, 1, 'the cancelled item no longer counts as pending');
+      gate.signal();
+      await wq.drain();
+      assert.deepEqual(ran, ['first', 'third']);
+      assert.equal(flushed().state, 'fulfilled');
+      assert.deepEqual([wq.completed, wq.failed, wq.cancelled], [2, 0, 1]);
+    });
+
+    it('late: aborting after the item started changes nothing; an already aborted signal queues nothing', async () => {
+      const wq = new WorkQueue('late-cancel');
+      const controller = new AbortController();
+      let runs = 0;
+      wq.queue(() => void runs++, { signal: controller.signal });
+      await wq.drain();
+      controller.abort();
+      wq.queue(() => void runs++, { signal: controller.signal });
+      assert.equal(wq.pending, 0);
+      await wq.drain();
+      assert.deepEqual([runs, wq.completed, wq.cancelled], [1, 1, 1]);
+    });
+
+    it('flush and drain reject with the reason on abort and leave no waiter; the queue goes on', async () => {
+      const wq = new WorkQueue('abortable');
+      const gate = mockFence();
+      wq.queue(() => gate.wait().then(() => undefined));
+      const controller = new AbortController();
+      const reason = new Error('give up');
+      const flush = watch(wq.flush({ signal: controller.signal }));
+      const drain = watch(wq.drain({ signal: controller.signal }));
+      controller.abort(reason);
+      await nextTurn();
+      assert.deepEqual([flush().state, drain().state], ['rejected', 'rejected']);
+      gate.signal();
+      await wq.drain();
+      assert.equal(wq.completed, 1);
+      await assert.rejects(wq.flush({ signal: AbortSignal.abort(reason) }), (err: unknown) => err === reason);
+    });
+
+    it('options of queue, flush and drain are checked: unknown names and non-signals are refused', async () => {
+      const wq = new WorkQueue('checked');
+      assert.throws(() => wq.queue(() => undefined, { signal: new AbortController() } as never), InvalidArgumentError);
+      assert.throws(() => wq.queue(() => undefined, { nmae: 'x' } as never), /unknown option "nmae"/);
+      assert.equal(wq.pending, 0);
+      await Promise.all([
+        assert.rejects(wq.flush({ signal: {} } as never), InvalidArgumentError),
+        assert.rejects(wq.drain(5 as never), InvalidArgumentError),
+      ]);
+    });
+  });
+
   describe('options and arguments', () => {
     for (const bad of [0, -1, 1.5, Number.NaN, Infinity, '4', null]) {
       it(`maxActive ${String(bad)} is an InvalidArgumentError naming the value`, () => {

@@ -119,7 +119,7 @@ describe('drm_exec', () => {
       assert.throws(
         () => new DrmExec({ interruptible: false, signal: new AbortController().signal }),
         (err: unknown) => {
-          return err instanceof InvalidArgumentError && /uninterruptible lock waits ignore signals/.test(err.message);
+          return err instanceof InvalidArgumentError && /uninterruptible waits ignore signals/.test(err.message);
         },
       );
       new DrmExec({ interruptible: false }).fini();

@@ -168,7 +168,7 @@ describe('DmaFenceArray', () => {
     bad.signal();
     const array = makeArray([bad, good]);
     array.enableSwSignaling();
-    assert.equal(array.status, 'pending', 'the error is held until the array signals');
+    assert.equal(array.status, 'active', 'the error is held until the array signals');
     good.signal();
     assert.equal(array.status, 'error');
     assert.equal(array.error, bad.error);
@@ -199,10 +199,10 @@ describe('DmaFenceArray', () => {
     assert.equal(b.pendingCallbacks, 0, 'the callback added to b after the array signaled was removed');
   });
 
-  it('rejects an empty member list with a BugError', () => {
+  it('rejects an empty member list with an InvalidArgumentError, as waitAny does', () => {
     assert.throws(
       () => makeArray([]),
-      (err: unknown) => err instanceof BugError && /at least one fence/.test(err.message),
+      (err: unknown) => err instanceof InvalidArgumentError && /non-empty array/.test(err.message),
     );
   });
 
@@ -227,12 +227,12 @@ describe('DmaFenceArray', () => {
 
   it('rejects members that are not fences and bad options', () => {
     assert.throws(() => new DmaFenceArray('ab' as unknown as DmaFence[], 1, 1), InvalidArgumentError);
-    assert.throws(() => new DmaFenceArray([mockFence(), {} as DmaFence], 1, 1), /member 1 must be a DmaFence/);
+    assert.throws(() => new DmaFenceArray([mockFence(), {} as DmaFence], 1, 1), /fences\[1\] must be a DmaFence/);
     assert.throws(() => new DmaFenceArray([mockFence()], -1, 1), InvalidArgumentError);
     assert.throws(() => new DmaFenceArray([mockFence()], 1, 1.5), InvalidArgumentError);
     assert.throws(
       () => new DmaFenceArray([mockFence()], 1, 1, { signalOnAny: 'yes' as unknown as boolean }),
-      /signalOnAny must be a boolean/,
+      /options.signalOnAny must be a boolean/,
     );
   });
 

@@ -299,8 +299,8 @@ describe('DmaFenceChain', () => {
   it('rejects bad input with typed errors', () => {
     const chain = new DmaFenceChain(null, mockFence(), 1);
     assert.throws(() => new DmaFenceChain(null, chain, 2), BugError, 'a chain as payload');
-    assert.throws(() => new DmaFenceChain(null, {} as DmaFence, 2), BugError);
-    assert.throws(() => new DmaFenceChain({} as DmaFence, mockFence(), 2), BugError);
+    assert.throws(() => new DmaFenceChain(null, {} as DmaFence, 2), InvalidArgumentError);
+    assert.throws(() => new DmaFenceChain({} as DmaFence, mockFence(), 2), InvalidArgumentError);
     assert.throws(() => new DmaFenceChain(null, mockFence(), -1), InvalidArgumentError);
     assert.throws(() => new DmaFenceChain(null, mockFence(), 1.5), InvalidArgumentError);
     assert.throws(

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DmaFence } from '../../src/fence/dma-fence.js';
 import { VirtualClock, useClock } from '../../src/base/clock.js';
-import { BugError } from '../../src/base/errors.js';
+import { FenceTimeoutError, InvalidArgumentError } from '../../src/base/errors.js';
 import { mockFence } from '../helpers/mock-fence.js';
 import { abortListeners, pending, spyFence } from '../helpers/fence-spies.js';
 
@@ -114,15 +114,19 @@ describe('DmaFence waits', () => {
     assert.equal(await p, 0);
   });
 
-  it('waitAny returns -1 on timeout, leaving no callback and no timer; timeout 0 polls', async () => {
+  it('waitAny rejects with FenceTimeoutError on timeout, leaving no callback and no timer; timeout 0 polls', async () => {
     const clock = new VirtualClock();
     using _c = useClock(clock);
     const fences = [mockFence(), mockFence()];
-    assert.equal(await DmaFence.waitAny(fences, { timeout: 0 }), -1);
+    await assert.rejects(DmaFence.waitAny(fences, { timeout: 0 }), FenceTimeoutError);
     assert.deepEqual([clock.pendingTimers, ...pending(fences)], [0, 0, 0]);
-    const p = DmaFence.waitAny(fences, { timeout: 5 });
+    const rejected = assert.rejects(DmaFence.waitAny(fences, { timeout: 5 }), (err: unknown) => {
+      assert.ok(err instanceof FenceTimeoutError, String(err));
+      assert.match(err.message, /none of 2 fence\(s\) signaled within 5 ms/);
+      return true;
+    });
     await clock.tick(5);
-    assert.equal(await p, -1);
+    await rejected;
     assert.deepEqual([clock.pendingTimers, ...pending(fences)], [0, 0, 0]);
   });
 
@@ -133,8 +137,8 @@ describe('DmaFence waits', () => {
     assert.equal(other.pendingCallbacks, 0);
   });
 
-  it('waitAny rejects BugError for an empty list and signal.reason on abort, cleaning up', async () => {
-    await assert.rejects(DmaFence.waitAny([]), BugError);
+  it('waitAny rejects InvalidArgumentError for an empty list and signal.reason on abort, cleaning up', async () => {
+    await assert.rejects(DmaFence.waitAny([]), InvalidArgumentError);
     const fences = [mockFence(), mockFence()];
     const controller = new AbortController();
     const p = DmaFence.waitAny(fences, { signal: controller.signal });

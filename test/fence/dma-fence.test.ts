@@ -13,7 +13,7 @@ import {
   type FenceCallback,
 } from '../../src/fence/dma-fence.js';
 import { VirtualClock, useClock } from '../../src/base/clock.js';
-import { BugError, DmaBufError, InvalidArgumentError } from '../../src/base/errors.js';
+import { BugError, DmaBufError, FenceTimeoutError, InvalidArgumentError } from '../../src/base/errors.js';
 import { mockFence, mockOps, seededRandom, testSeed } from '../helpers/mock-fence.js';
 import { captureMicrotasks, firstContext, spyFence } from '../helpers/fence-spies.js';
 
@@ -86,7 +86,7 @@ describe('st-dma-fence', () => {
   it('test_status', () => {
     const f = mockFence();
     f.enableSwSignaling();
-    assert.equal(f.status, 'pending');
+    assert.equal(f.status, 'active');
     f.signal();
     assert.equal(f.status, 'signaled');
   });
@@ -95,7 +95,7 @@ describe('st-dma-fence', () => {
     const f = mockFence();
     f.enableSwSignaling();
     f.setError('EIO');
-    assert.equal(f.status, 'pending', 'an error set before signal must not show as a status yet');
+    assert.equal(f.status, 'active', 'an error set before signal must not show as a status yet');
     f.signal();
     assert.equal(f.status, 'error');
     assert.ok(f.error instanceof DmaBufError);
@@ -189,12 +189,12 @@ describe('st-dma-fence', () => {
 });
 
 describe('DmaFence', () => {
-  it('sanity: a new fence is pending, not enabled, not a container, 32-bit', () => {
+  it('sanity: a new fence is active, not enabled, not a container, 32-bit', () => {
     const context = fenceContextAlloc();
     const f = new DmaFence(mockOps, context, 7);
     assert.deepEqual(
       [f.ops, f.context, f.seqno, f.status, f.error, f.timestamp],
-      [mockOps, context, 7, 'pending', undefined, undefined],
+      [mockOps, context, 7, 'active', undefined, undefined],
     );
     assert.deepEqual(
       [f.signalingEnabled, f.isContainer, f.isSeqno64, f.pendingCallbacks, f.driverName],
@@ -251,7 +251,7 @@ describe('DmaFence', () => {
     assert.deepEqual([spy.enableCalls, f.signalingEnabled], [1, true]);
     f.enableSwSignaling();
     assert.equal(await f.wait({ timeout: 0 }), false);
-    assert.equal(await DmaFence.waitAny([f], { timeout: 0 }), -1);
+    await assert.rejects(DmaFence.waitAny([f], { timeout: 0 }), FenceTimeoutError);
     f.addCallback(() => {});
     assert.equal(spy.enableCalls, 1);
     assert.equal(await make().wait({ timeout: 0 }), false);
@@ -496,11 +496,14 @@ describe('DmaFence', () => {
   it('describe() gives context:seqno, timeline, driver and state; the names drop once signaled', () => {
     const { f } = spyFence();
     const head = `${f.context}:1`;
-    assert.equal(f.describe(), `${head} spy-timeline spy-driver unsignalled`);
-    assert.equal(String(f), `DmaFence(${head} spy-timeline spy-driver unsignalled)`);
+    assert.equal(f.describe(), `${head} spy-timeline spy-driver active`);
+    assert.equal(String(f), `DmaFence(${head} spy-timeline spy-driver active)`);
     f.setError(new Error('gpu hang'));
     f.signal();
-    assert.equal(f.describe(), `${head} signalled (error: gpu hang)`);
+    assert.equal(f.describe(), `${head} error (gpu hang)`);
+    const ok = mockFence();
+    ok.signal();
+    assert.equal(ok.describe(), `${ok.context}:1 signaled`);
   });
 
   it('setDeadline passes each deadline to ops.setDeadline while pending; without the op it does nothing', () => {
@@ -522,6 +525,38 @@ describe('DmaFence', () => {
   });
 });
 
+describe('DmaFence without an ops table (issue 10 front door)', () => {
+  it('sanity: a name is enough; the fence gets a timeline of its own at seqno 1', async () => {
+    const upload = new DmaFence('upload');
+    assert.deepEqual([upload.timelineName, upload.driverName, upload.seqno], ['upload', 'dmabuf', 1]);
+    assert.notEqual(upload.context, new DmaFence('upload').context, 'each named fence is its own timeline');
+    assert.match(upload.describe(), /^\d+:1 upload dmabuf active$/);
+    queueMicrotask(() => upload.signal());
+    assert.equal(await upload.wait(), true);
+  });
+
+  it('init places it on a timeline and sets the driver name and flags', () => {
+    const ring = fenceContextAlloc();
+    const a = new DmaFence('ring0', { context: ring, seqno: 7, driver: 'gpu' });
+    const b = new DmaFence('ring0', { context: ring, seqno: 8, seqno64: true, longRunning: true });
+    assert.deepEqual([a.context, a.seqno, a.driverName], [ring, 7, 'gpu']);
+    assert.equal(DmaFence.isLater(b, a), true);
+    assert.deepEqual([b.isSeqno64, b.isLongRunning], [true, true]);
+    assert.equal(new DmaFence().timelineName, 'fence', 'no name at all is allowed too');
+  });
+
+  it('late: named fences share one ops table per name, so making many costs no table each', () => {
+    assert.equal(new DmaFence('shared').ops, new DmaFence('shared').ops);
+  });
+
+  it('bad init options and ops-style extra arguments are InvalidArgumentErrors', () => {
+    assert.throws(() => new DmaFence('x', { seqno: -1 }), InvalidArgumentError);
+    assert.throws(() => new DmaFence('x', { bogus: 1 } as never), /unknown option "bogus"/);
+    assert.throws(() => new DmaFence('x' as never, 5, 1), InvalidArgumentError);
+    assert.throws(() => new DmaFence(42 as never), InvalidArgumentError);
+  });
+});
+
 describe('DmaFence bad input', () => {
   /** Asserts that `f` still takes a callback and signals it. */
   const usable = (f: DmaFence = mockFence()): void => {
@@ -533,7 +568,7 @@ describe('DmaFence bad input', () => {
     assert.deepEqual([f.signal(), ran], [true, true]);
   };
 
-  it('ops without the name getters, or with a non-function optional op, are BugErrors', () => {
+  it('ops without the name getters, or with a non-function optional op, are InvalidArgumentErrors', () => {
     const bad: unknown[] = [
       null,
       undefined,
@@ -547,7 +582,11 @@ describe('DmaFence bad input', () => {
       { ...mockOps, setDeadline: {} },
     ];
     for (const ops of bad) {
-      assert.throws(() => new DmaFence(ops as DmaFenceOps, fenceContextAlloc(), 1), BugError, JSON.stringify(ops));
+      assert.throws(
+        () => new DmaFence(ops as DmaFenceOps, fenceContextAlloc(), 1),
+        InvalidArgumentError,
+        JSON.stringify(ops),
+      );
     }
     usable(new DmaFence({ ...mockOps, enableSignaling: undefined } as unknown as DmaFenceOps, fenceContextAlloc(), 1));
   });

@@ -64,7 +64,7 @@ describe('SwSyncTimeline', () => {
     assert.equal(pt.seqno, 7);
     assert.equal(pt.isSeqno64, false);
     assert.equal(pt.ops.enableSignaling, undefined, 'no enableSignaling op: points are always enabled');
-    assert.match(pt.describe(), new RegExp(`^${timeline.context}:7 gfx-queue sw_sync unsignalled$`));
+    assert.match(pt.describe(), new RegExp(`^${timeline.context}:7 gfx-queue sw_sync active$`));
     timeline.inc(7);
     assert.equal(pt.driverName, 'detached-driver', 'late: names detach once signaled');
   });
@@ -99,7 +99,7 @@ describe('SwSyncTimeline', () => {
     timeline.inc(2);
     assert.equal(p1!.status, 'signaled');
     assert.equal(p2!.status, 'signaled');
-    assert.equal(p3!.status, 'pending');
+    assert.equal(p3!.status, 'active');
     assert.equal(timeline.activePoints, 1);
     timeline.inc();
     assert.equal(p3!.status, 'signaled');

@@ -138,26 +138,26 @@ describe('SyncFile', () => {
       assert.deepEqual(info.fences, [
         { name: 'signaled-timeline', driverName: 'detached-driver', status: 'signaled', timestamp: 110 },
         { name: 'signaled-timeline', driverName: 'detached-driver', status: 'error', error: bad.error, timestamp: 120 },
-        { name: 'ring2', driverName: 'gpu', status: 'pending' },
+        { name: 'ring2', driverName: 'gpu', status: 'active' },
       ]);
       assert.equal('timestamp' in info.fences[2]!, false, 'no timestamp before signal');
     });
 
-    it('combined status: signaled only when every leaf is, else the first pending or failed leaf wins', () => {
-      const make = (...states: ('signaled' | 'error' | 'pending')[]): SyncFile => {
+    it('combined status: signaled only when every leaf is, else the first active or failed leaf wins', () => {
+      const make = (...states: ('signaled' | 'error' | 'active')[]): SyncFile => {
         const leaves = states.map((state) => {
           const f = mockFence();
           if (state === 'error') f.setError('EIO');
-          if (state !== 'pending') f.signal();
+          if (state !== 'active') f.signal();
           return f;
         });
         return new SyncFile(leaves.length === 1 ? leaves[0]! : new DmaFenceArray(leaves, fenceContextAlloc(), 1));
       };
       assert.equal(make('signaled', 'signaled').info().status, 'signaled');
-      assert.equal(make('signaled', 'pending', 'error').info().status, 'pending');
-      assert.equal(make('signaled', 'error', 'pending').info().status, 'error');
+      assert.equal(make('signaled', 'active', 'error').info().status, 'active');
+      assert.equal(make('signaled', 'error', 'active').info().status, 'error');
       assert.equal(make('error', 'signaled').info().status, 'error');
-      assert.equal(make('pending').info().status, 'pending');
+      assert.equal(make('active').info().status, 'active');
     });
 
     it("walks chains: each point's payload, arrays expanded, signaled older points left out", () => {
@@ -195,7 +195,7 @@ describe('SyncFile', () => {
       any.enableSwSignaling();
       a.signal();
       assert.equal(file.status, 'signaled');
-      assert.equal(file.info().status, 'pending');
+      assert.equal(file.info().status, 'active');
     });
   });
 

@@ -113,6 +113,18 @@ describe('Syncobj', () => {
     });
   });
 
+  describe('created signaled (DRM_SYNCOBJ_CREATE_SIGNALED)', () => {
+    it('starts with a signaled fence', async () => {
+      const syncobj = new Syncobj({ signaled: true });
+      assert.equal(syncobj.fence?.signaledFlag, true);
+      assert.equal(await Syncobj.wait([{ syncobj }], { timeout: 0 }), 0);
+    });
+
+    it('signaled together with a fence is refused', () => {
+      assert.throws(() => new Syncobj({ signaled: true, fence: mockFence() }), InvalidArgumentError);
+    });
+  });
+
   describe('timeline add and find', () => {
     it('addPoint publishes a chain node holding the payload at that point', async () => {
       const { syncobj, payloads } = timeline(3);

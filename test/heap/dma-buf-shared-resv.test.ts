@@ -56,7 +56,7 @@ describe('the implicit fences of a shared buffer (SharedResvParty, one thread, t
     assert.equal(view.resv.getFences(DmaResvUsage.Write).length, 1);
     assert.equal(view.resv.getFences(DmaResvUsage.Kernel).length, 0, 'the usage crossed too');
     using file = await view.exportSyncFile({ write: false });
-    assert.equal(file.status, 'pending');
+    assert.equal(file.status, 'active');
     const reading = view.beginCpuAccess({ write: false });
     assert.equal(await pending(reading), true);
     gpuWrite.signal();

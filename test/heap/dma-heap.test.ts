@@ -220,7 +220,10 @@ describe('DmaHeap deferred free', () => {
     buf.put();
     await heap.drain();
     const again = heap.allocate(40 * KiB);
-    assert.equal(again.buffer, memory, 'the same memory, recycled');
+    // The same memory, recycled under a new ArrayBuffer object: the old one was detached.
+    assert.notEqual(again.buffer, memory);
+    assert.equal(memory.byteLength, 0, 'the old ArrayBuffer object lost the memory');
+    assert.equal(again.buffer.byteLength, 64 * KiB);
     assert.equal(heap.stats().hits, 1);
     assert.ok(allZero(again));
     assert.equal(consistent(heap).pooledBytes, 0);
@@ -238,6 +241,81 @@ describe('DmaHeap deferred free', () => {
     await heap.drain();
     assert.equal(consistent(heap).pooledBytes, 64 * KiB);
     again.put();
+  });
+
+  it('issue 10 defect 5: a view kept after put() never reaches the next user of the memory', async () => {
+    await using heap = new DmaHeap();
+    const first = heap.allocate(4096);
+    const staleView = first.bytes();
+    const staleBuffer = first.buffer;
+    staleView.fill(0x11);
+    first.put();
+    await heap.drain();
+    using second = heap.allocate(4096);
+    assert.equal(heap.stats().hits, 1, 'the memory was recycled through the pool');
+    // Old user -> new user: writes through the kept view must not land in the new buffer. A
+    // detached view ignores indexed writes, and its methods throw a TypeError.
+    for (let i = 0; i < 4096; i += 512) staleView[i] = 0xee;
+    assert.throws(() => staleView.fill(0xee), TypeError, 'fill() on a detached view throws');
+    assert.throws(() => new Uint8Array(staleBuffer).fill(0xdd), TypeError, 'a new view of it cannot be made');
+    assert.ok(allZero(second), 'the new user sees only zeros, whatever the old views do');
+    // New user -> old user: the new user's data must not be readable through the old views.
+    second.bytes().fill(0x42);
+    assert.equal(staleView.byteLength, 0, 'the kept view is detached');
+    assert.equal(staleBuffer.byteLength, 0, 'the kept ArrayBuffer is detached');
+    assert.equal(staleView[0], undefined, 'nothing is readable through it');
+  });
+
+  it('memory never handed out (no bytes(), no buffer) has no views to detach: it is pooled as it is', async () => {
+    let made: ArrayBuffer | undefined;
+    await using heap = new DmaHeap({
+      allocator: (bytes) => {
+        made = new ArrayBuffer(bytes);
+        return made;
+      },
+    });
+    heap.allocate(4096).put();
+    await heap.drain();
+    using again = heap.allocate(4096);
+    assert.equal(heap.stats().hits, 1);
+    assert.equal(again.buffer, made, 'the same ArrayBuffer object: no transfer was needed');
+    assert.ok(allZero(again));
+  });
+
+  it('many buffers released together with views kept: every view is detached, every piece of memory pooled zeroed', async () => {
+    await using heap = new DmaHeap();
+    const bufs = Array.from({ length: 40 }, () => heap.allocate(4096));
+    const views = bufs.map((buf) => {
+      const view = buf.bytes();
+      view.fill(0x5a);
+      return view;
+    });
+    putAll(bufs);
+    assert.equal(consistent(heap).pendingBytes, 40 * 4096);
+    await heap.drain();
+    assert.deepEqual([consistent(heap).pendingBytes, heap.stats().pooledBytes], [0, 40 * 4096]);
+    assert.ok(
+      views.every((view) => view.byteLength === 0),
+      'every kept view is detached',
+    );
+    const again = Array.from({ length: 40 }, () => heap.allocate(4096));
+    assert.equal(heap.stats().hits, 40);
+    assert.ok(again.every(allZero));
+    putAll(again);
+  });
+
+  it('memory its user transferred away is dropped, before or after put(), and the counts stay right', async () => {
+    await using heap = new DmaHeap();
+    const before = heap.allocate(4096);
+    structuredClone(before.buffer, { transfer: [before.buffer as ArrayBuffer] });
+    before.put();
+    const after = heap.allocate(4096);
+    const memory = after.buffer as ArrayBuffer;
+    after.put();
+    structuredClone(memory, { transfer: [memory] }); // while it waits for the worker
+    assert.equal(consistent(heap).liveBytes, 0);
+    await heap.drain();
+    assert.deepEqual([consistent(heap).pendingBytes, heap.stats().pooledBytes, heap.stats().heldBytes], [0, 0, 0]);
   });
 
   it('drops what the pool refuses (maxPooledBytes)', async () => {

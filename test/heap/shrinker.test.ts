@@ -14,11 +14,13 @@ import {
   ShrinkerRegistry,
   type ShrinkerOptions,
 } from '../../src/heap/shrinker.js';
-import { dmaFenceMap, fsReclaim, signallingSection } from '../../src/node.js';
+import { signallingSection } from '../../src/node.js';
+import { dmaFenceMap, fsReclaim } from '../../src/base/lockdep-hooks.js';
 import { recordMode, seen } from '../helpers/lockdep-mode.js';
 
 /** A cache of `pages` pages whose scans are logged as `name:n`; `perScan` caps one scan's frees. */
 function cache(name: string, pages: number, log: string[], options?: ShrinkerOptions & { perScan?: number }) {
+  const { perScan, ...shrinkerOptions } = options ?? {};
   const state = { pages };
   const shrinker = new Shrinker(
     name,
@@ -26,12 +28,12 @@ function cache(name: string, pages: number, log: string[], options?: ShrinkerOpt
       count: () => state.pages,
       scan: (n) => {
         log.push(`${name}:${n}`);
-        const freed = Math.min(n, state.pages, options?.perScan ?? Infinity);
+        const freed = Math.min(n, state.pages, perScan ?? Infinity);
         state.pages -= freed;
         return freed;
       },
     },
-    options,
+    shrinkerOptions,
   );
   return { state, shrinker };
 }

@@ -20,10 +20,8 @@ import {
   WwMutex,
   beginSignalling,
   disableLockdep,
-  dmaFenceMap,
   enableLockdep,
   endSignalling,
-  fsReclaim,
   lockdepReports,
   lockdepTask,
   mightReclaim,
@@ -31,6 +29,7 @@ import {
   reservationWwClass,
   signallingSection,
 } from '../../src/node.js';
+import { dmaFenceMap, fsReclaim } from '../../src/base/lockdep-hooks.js';
 import { nextTurn } from '../helpers/completion.js';
 import { nest, probe, recordMode, seen } from '../helpers/lockdep-mode.js';
 import { mockFence } from '../helpers/mock-fence.js';

@@ -11,30 +11,30 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { FenceTimeoutError } from '../../src/base/errors.js';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
   BugError,
   DmaFence,
   DmaResv,
+  InvalidArgumentError,
   LockClass,
   Mutex,
   WwAcquireCtx,
   beginSignalling,
   disableLockdep,
-  dmaFenceMap,
   enableLockdep,
   endSignalling,
-  fsReclaim,
-  lockdep,
   lockdepEnabled,
-  lockdepPrime,
   lockdepReports,
   lockdepTask,
   mightReclaim,
   reservationWwClass,
   resetLockdep,
 } from '../../src/node.js';
+import { dmaFenceMap, fsReclaim, lockdep } from '../../src/base/lockdep-hooks.js';
+import { installHeldLockTracker, lockdepPrime } from '../../src/locking/lockdep.js';
 import { nextTurn } from '../helpers/completion.js';
 import { nest, probe, recordMode, seen, waitUnder } from '../helpers/lockdep-mode.js';
 import { mockFence } from '../helpers/mock-fence.js';
@@ -86,7 +86,11 @@ describe('lockdep: enabling', () => {
     // A fresh process that never imports src/node.ts: the core has no tracker of its own.
     const root = fileURLToPath(new URL('../../', import.meta.url));
     const code = `
-      const m = await import(${JSON.stringify(new URL('../../src/index.ts', import.meta.url).href)});
+      const m = {
+        ...(await import(${JSON.stringify(new URL('../../src/locking/lockdep.ts', import.meta.url).href)})),
+        get lockdep() { return hooks.lockdep; },
+      };
+      const hooks = await import(${JSON.stringify(new URL('../../src/base/lockdep-hooks.ts', import.meta.url).href)});
       const { AsyncLocalStorage } = await import('node:async_hooks');
       const first = m.enableLockdep({ mode: 'record' });
       const afterFirst = m.lockdepEnabled();
@@ -129,6 +133,18 @@ describe('lockdep: enabling', () => {
     assert.equal(r.afterSecond, true);
     assert.equal(r.afterDrop, false);
     assert.equal(r.hooksAfterDrop, false);
+  });
+
+  it('installHeldLockTracker refuses anything but null or a tracker, and keeps the one installed', async () => {
+    for (const bad of [undefined, {}, { get() {}, set() {} }, 'als']) {
+      assert.throws(() => installHeldLockTracker(bad as never), InvalidArgumentError);
+    }
+    assert.equal(lockdepEnabled(), true);
+    const a = new Mutex('tracker.a');
+    const b = new Mutex('tracker.b');
+    await probe(a, b);
+    await probe(b, a);
+    assert.deepEqual(seen(), ['circular-dependency tracker.b -> tracker.a']);
   });
 
   it('resetLockdep forgets the graph and the reports, and re-applies the priming', async () => {
@@ -316,7 +332,7 @@ describe('lockdep: legal patterns report nothing', () => {
     assert.equal(await f.wait({ timeout: 0 }), false);
     await m.lock();
     assert.equal(await f.wait({ timeout: 0 }), false);
-    assert.equal(await DmaFence.waitAny([f, mockFence()], { timeout: 0 }), -1);
+    await assert.rejects(DmaFence.waitAny([f, mockFence()], { timeout: 0 }), FenceTimeoutError);
     m.unlock();
     queueMicrotask(() => f.signal());
     assert.equal(await f.wait(), true);
@@ -463,7 +479,7 @@ describe('lockdep: reports and modes', () => {
     const f = mockFence();
     const cookie = beginSignalling();
     await assert.rejects(resv.lock(), BugError); // records nothing, but a section is open
-    assert.equal(await DmaFence.waitAny([f], { timeout: 0 }), -1, 'waiting inside a section is legal');
+    await assert.rejects(DmaFence.waitAny([f], { timeout: 0 }), FenceTimeoutError);
     endSignalling(cookie);
     const other = new Mutex('throw.any.m');
     await lockdepTask(async () => {

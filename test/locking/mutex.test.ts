@@ -8,7 +8,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BugError } from '../../src/base/errors.js';
+import { BugError, InvalidArgumentError } from '../../src/base/errors.js';
 import { LockClass } from '../../src/base/lockdep-hooks.js';
 import { Mutex } from '../../src/locking/mutex.js';
 import { lockdepReports, lockdepTask } from '../../src/node.js';
@@ -214,15 +214,47 @@ describe('Mutex', () => {
     assert.equal(new Mutex().name, 'mutex', 'the default name');
   });
 
-  it('a name that is not a non-empty string is a BugError', () => {
+  it('a name that is not a non-empty string is an InvalidArgumentError', () => {
     assert.throws(
       () => new Mutex(''),
-      (err: unknown) => err instanceof BugError && /non-empty string/.test(err.message),
+      (err: unknown) => err instanceof InvalidArgumentError && /non-empty string/.test(err.message),
     );
     assert.throws(
       () => new Mutex(42 as unknown as string),
-      (err: unknown) => err instanceof BugError && /42/.test(err.message),
+      (err: unknown) => err instanceof InvalidArgumentError && /42/.test(err.message),
     );
+  });
+});
+
+describe('Mutex.acquire (issue 10 front door)', () => {
+  it('sanity: using guard = await m.acquire() holds the mutex for the block and unlocks after', async () => {
+    const m = new Mutex('acquire.sanity');
+    {
+      using guard = await m.acquire();
+      assert.equal(m.isLocked, true);
+      assert.equal(guard.held, true);
+    }
+    assert.equal(m.isLocked, false);
+  });
+
+  it('late: the guard unlocks when the block throws, and hands over to the next waiter', async () => {
+    const m = new Mutex('acquire.throw');
+    const first = await m.acquire();
+    const next = m.acquire();
+    assert.throws(() => {
+      using _guard = first;
+      throw new Error('body failed');
+    }, /body failed/);
+    const second = await next;
+    assert.equal(m.isLocked, true);
+    second.unlock();
+    assert.equal(m.isLocked, false);
+  });
+
+  it('rejects a bad signal before queueing, naming Mutex.acquire', async () => {
+    const m = new Mutex('acquire.bad');
+    await assert.rejects(m.acquire({ signal: {} as AbortSignal }), /Mutex\.acquire: options\.signal/);
+    assert.equal(m.waiters, 0);
   });
 });
 
@@ -236,6 +268,23 @@ describe('Mutex under the validator', () => {
     second.unlock();
     first.unlock();
   }
+
+  it('a lock taken with acquire() is held in the caller: an inverted order through guards is reported', async () => {
+    const a = new Mutex('guard.a');
+    const b = new Mutex('guard.b');
+    const both = async (first: Mutex, second: Mutex): Promise<void> => {
+      using _first = await first.acquire();
+      await nextTurn();
+      using _second = await second.acquire();
+    };
+    await lockdepTask(() => both(a, b));
+    await lockdepTask(() => both(b, a));
+    assert.deepEqual(
+      lockdepReports().map((r) => r.classes),
+      [['guard.b', 'guard.a']],
+    );
+    assert.equal(a.isLocked || b.isLocked, false, 'the guards unlocked both');
+  });
 
   it('ABBA: the report names both classes and both acquisition sites in this file', async () => {
     const a = new Mutex('mtx.a');

@@ -10,7 +10,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { AlreadyLockedError, BugError, WwDeadlockError } from '../../src/base/errors.js';
+import { AlreadyLockedError, BugError, InvalidArgumentError, WwDeadlockError } from '../../src/base/errors.js';
 import { WwAcquireCtx, WwClass, WwMutex, type WwAlgorithm } from '../../src/locking/ww-mutex.js';
 import { Completion, HANG_TURNS, finish, nextTurn, outcome, watch, yieldTurns } from '../helpers/completion.js';
 import { asOtherTask } from '../helpers/other-task.js';
@@ -559,6 +559,53 @@ function registerSuite(title: string, className: string, algorithm: WwAlgorithm)
         assert.equal(slow().state, 'fulfilled');
         assert.equal(contended.holder, ctx);
         release(ctx, contended);
+      });
+
+      it('issue 10 defect 2: a second lock while one is pending on the context is a BugError that changes nothing', async () => {
+        const [x, a, b] = mutexes(cls, 3, 'pair') as [WwMutex, WwMutex, WwMutex];
+        const ctx = await holding(cls, x); // older than the holder: its lock of a waits in both classes
+        const holder = await holding(cls, a, b);
+        // The natural Promise.all: the first lock queues, the second must be refused at once.
+        const first = watch(a.lock(ctx));
+        const second = watch(b.lock(ctx));
+        await yieldTurns(1);
+        const refused = second();
+        assert.ok(
+          refused.state === 'rejected' && refused.reason instanceof BugError,
+          `the second lock must be refused with a BugError, got ${JSON.stringify(refused.state)}`,
+        );
+        assert.match((refused.reason as Error).message, /pending/, 'the message says a lock is already pending');
+        assert.equal(b.waiters, 0, 'b gained no waiter');
+        assert.equal(b.holder, holder, 'b is still held by its holder');
+        assert.equal(ctx.acquired, 1, 'the context still holds only x');
+        assert.throws(() => b.tryLock(ctx), BugError, 'tryLock while a lock is pending is refused too');
+        release(holder, a, b);
+        await yieldTurns(2);
+        const state = first();
+        assert.equal(state.state, 'fulfilled', 'the first lock got a once it was free');
+        assert.equal(ctx.acquired, 2, 'the context holds x and a, nothing else');
+        release(ctx, a, x);
+      });
+
+      it('acquire(ctx) gives a guard for using; the guard waits its turn like lock() and unlocks once', async () => {
+        const m = new WwMutex(cls, 'guarded');
+        const ctx = new WwAcquireCtx(cls);
+        {
+          using guard = await m.acquire(ctx);
+          assert.equal(m.holder, ctx);
+          const other = watch(m.acquire());
+          await yieldTurns(1);
+          assert.equal(other().state, 'pending', 'a second acquire waits in the queue');
+          guard.unlock();
+          await yieldTurns(1);
+          const state = other();
+          assert.ok(state.state === 'fulfilled', 'it got the mutex at the hand-off');
+          state.value[Symbol.dispose]();
+        }
+        assert.equal(m.isLocked, false);
+        assert.equal(ctx.acquired, 0);
+        await assert.rejects(m.acquire({} as never), InvalidArgumentError);
+        ctx.fini();
       });
 
       it('lockSlow without a back-off is a BugError', async () => {

@@ -99,6 +99,23 @@ console.log(message.split('\\n').filter((l, i, all) => /acquired at:$/.test(all[
     assert.deepEqual(ran.lines, SMOKE_EXPECTED);
   });
 
+  it('dmabuf/testing moves time by hand for a fence of dmabuf', async () => {
+    fs.writeFileSync(
+      path.join(dir, 'testing.mjs'),
+      `import { VirtualClock, mockFence, useClock } from 'dmabuf/testing';
+const clock = new VirtualClock();
+const restore = useClock(clock);
+const waited = mockFence().wait({ timeout: 50 });
+await clock.tick(50);
+console.log(await waited);
+restore[Symbol.dispose]();
+`,
+    );
+    const { lines, stderr } = await node(['testing.mjs']);
+    assert.deepEqual(lines, ['false']);
+    assert.equal(stderr, '');
+  });
+
   it('only the exported entry points resolve: deep imports fail, package.json is readable', async () => {
     fs.writeFileSync(
       path.join(dir, 'exports.mjs'),

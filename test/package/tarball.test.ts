@@ -99,6 +99,13 @@ describe('the tarball', () => {
     assert.match(fs.readFileSync(path.join(pkg.installed, 'LICENSE'), 'utf8'), /MIT License[\s\S]*dmabuf contributors/);
   });
 
+  it('declarations carry nothing marked @internal (the build strips it; the consumers type-check without it)', () => {
+    const leaking = [...paths].filter(
+      (p) => p.endsWith('.d.ts') && fs.readFileSync(path.join(pkg.installed, p), 'utf8').includes('@internal'),
+    );
+    assert.deepEqual(leaking, []);
+  });
+
   it('has the compiled module, its declarations and its source map for every source file', () => {
     const repoSrc = path.join(import.meta.dirname, '..', '..', 'src');
     const sources = fs

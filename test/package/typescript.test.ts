@@ -70,16 +70,20 @@ describe('the package for a strict TypeScript consumer', () => {
     pkg = await packedPackage();
   });
 
-  it('sanity: a Node consumer (NodeNext, ESM and CommonJS files) compiles against the declarations', async () => {
+  it('sanity: a Node consumer (NodeNext, ESM and CommonJS files; dmabuf, dmabuf/node, dmabuf/testing) compiles against the declarations', async () => {
     const result = await typeCheck('ts-node', NODE_OPTIONS, {
       'smoke-program.ts': SMOKE_SOURCE,
       'using.ts': USING,
       'main.mts': `import * as dmabuf from 'dmabuf';
 import { enableLockdep, type LockdepReport } from 'dmabuf/node';
+import { VirtualClock, mockFence, useClock } from 'dmabuf/testing';
 import { smoke } from './smoke-program.js';
 await smoke(dmabuf, (line) => console.log(line));
 const reports: readonly LockdepReport[] = [];
 console.log(enableLockdep({ mode: 'record' }).enabled, reports.length);
+using _clock = useClock(new VirtualClock());
+const waited: Promise<boolean> = mockFence().wait({ timeout: 1 });
+void waited;
 `,
       'require.cts': `import dmabuf = require('dmabuf');
 export const fence: dmabuf.DmaFence = dmabuf.DmaFence.getStub();

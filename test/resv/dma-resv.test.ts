@@ -411,7 +411,7 @@ describe('DmaResv', () => {
       resv.describe(),
       [`\tkernel fence: ${k.describe()}`, `\twrite fence: ${w.describe()}`, `\tread fence: ${r.describe()}`].join('\n'),
     );
-    assert.match(resv.describe(), /\twrite fence: \d+:1 signalled/);
+    assert.match(resv.describe(), /\twrite fence: \d+:1 signaled/);
     assert.equal(new DmaResv().describe(), '');
   });
 
@@ -461,6 +461,53 @@ describe('DmaResv', () => {
           name,
         );
       }
+    });
+  });
+
+  describe('front door (issue 10)', () => {
+    it('usages by name mean the ordered numbers', async () => {
+      const [w, r] = [mockFence(), mockFence()];
+      const resv = new DmaResv();
+      {
+        using _guard = await resv.acquire();
+        resv.reserveFences(2);
+        resv.addFence(w, 'write');
+        resv.addFence(r, 'read');
+        assert.deepEqual(
+          [...resv.fences('bookkeep')].map((e) => e.usage),
+          [DmaResvUsage.Write, DmaResvUsage.Read],
+        );
+      }
+      assert.equal(resv.isLocked, false, 'the guard unlocked at the end of the block');
+      assert.deepEqual(resv.getFences('write'), [w]);
+      assert.equal(resv.testSignaled('kernel'), true);
+      w.signal();
+      r.signal();
+      assert.equal(await resv.wait({ usage: 'read', timeout: 0 }), true);
+    });
+
+    it('an unknown usage name is an InvalidArgumentError listing both forms', () => {
+      assert.throws(() => new DmaResv().getFences('writes' as never), /'kernel', 'write', 'read', 'bookkeep'/);
+    });
+
+    it('late: a guard unlocks the reservation, forgetting its reserved slots as unlock() does', async () => {
+      const resv = new DmaResv();
+      {
+        using _guard = await resv.acquire();
+        resv.reserveFences(3);
+        assert.ok(resv.maxFences >= 3);
+      }
+      assert.equal(resv.maxFences, 0, 'unused reservations were forgotten');
+      await assert.rejects(resv.acquire(null, { signal: new AbortController() as never }), InvalidArgumentError);
+    });
+
+    it('acquire with a context holds the lock in that context', async () => {
+      const resv = new DmaResv();
+      using ctx = new WwAcquireCtx(reservationWwClass);
+      const guard = await resv.acquire(ctx);
+      assert.equal(resv.lockingCtx, ctx);
+      guard[Symbol.dispose]();
+      assert.equal(resv.isLocked, false);
     });
   });
 

@@ -27,7 +27,7 @@ describe('DrmSchedFence', () => {
     pair.markScheduled(null);
     pair.markFinished();
     assert.equal(pair.finished.ops.getTimelineName(pair.finished), 'gfx');
-    assert.match(pair.finished.describe(), /signalled/);
+    assert.match(pair.finished.describe(), / signaled$/);
   });
 
   it('markFinished sets the error first; a second call changes nothing', () => {

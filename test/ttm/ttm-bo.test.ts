@@ -127,6 +127,22 @@ describe('ttm_bo', () => {
     bo.put();
   });
 
+  // Issue 10 defect 7: `interruptible` was read nowhere. It now means what DrmExec's does: the
+  // waits honour the signal; false promises they cannot be interrupted, so a signal with it is
+  // refused instead of silently ignored (a wait that cannot be stopped must not look stoppable).
+  it('interruptible: false together with a signal is refused, by reserve() and by TtmOperationCtx', async () => {
+    await using device = kunitDevice();
+    const bo = kunitBo(device, BO_SIZE);
+    const signal = new AbortController().signal;
+    await assert.rejects(bo.reserve({ interruptible: false, signal }), InvalidArgumentError);
+    assert.equal(bo.resv.isLocked, false, 'nothing was locked');
+    assert.throws(() => new TtmOperationCtx({ interruptible: false, signal }), InvalidArgumentError);
+    assert.equal(new TtmOperationCtx({ signal }).interruptible, true, 'a signal makes the operation interruptible');
+    await bo.reserve({ interruptible: false });
+    bo.unreserve();
+    bo.put();
+  });
+
   it('ttm_bo_reserve_deadlock', async () => {
     await using device = kunitDevice();
     const bo1 = kunitBo(device, BO_SIZE);

@@ -494,6 +494,31 @@ describe('TtmCopyEngine', () => {
   });
 });
 
+describe('TtmCopyEngine.idle with a signal (issue 10)', () => {
+  it('an abort rejects idle() with the reason and leaves no waiter; the jobs go on and a later idle() resolves', async () => {
+    const clock = new VirtualClock();
+    using _clock = useClock(clock);
+    await using engine = new TtmCopyEngine({ name: 'abortable' });
+    const dep = mockFence();
+    const fence = engine.copy(null, () => new Uint8Array(16), [dep]);
+    const controller = new AbortController();
+    const reason = new Error('stop waiting');
+    const idle = watch(engine.idle({ signal: controller.signal }));
+    controller.abort(reason);
+    await clock.tick(0);
+    const state = idle();
+    assert.ok(
+      state.state === 'rejected' && state.reason === reason,
+      `idle() must reject with the reason, got ${state.state}`,
+    );
+    dep.signal();
+    await clock.runAll();
+    await engine.idle();
+    assert.equal(fence.signaledFlag, true, 'the job was not cancelled by the abort');
+    await assert.rejects(engine.idle({ signal: {} as AbortSignal }), InvalidArgumentError);
+  });
+});
+
 describe('TtmCopyEngine under the validator', () => {
   recordMode();
 

@@ -11,8 +11,14 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
-import { BugError, InvalidArgumentError } from '../../src/base/errors.js';
+import { BugError, FenceTimeoutError, InvalidArgumentError } from '../../src/base/errors.js';
+import { VirtualClock, useClock } from '../../src/base/clock.js';
+import type { DmaFence } from '../../src/fence/dma-fence.js';
+import { DmaResvUsage } from '../../src/resv/dma-resv.js';
 import { WorkQueue } from '../../src/base/workqueue.js';
 import { DmaHeap } from '../../src/heap/dma-heap.js';
 import { TtmBufferObject } from '../../src/ttm/ttm-bo.js';
@@ -21,6 +27,10 @@ import { TtmDevice } from '../../src/ttm/ttm-device.js';
 import { TtmRangeManager, TtmSysManager } from '../../src/ttm/ttm-range-manager.js';
 import { TTM_NUM_MEM_TYPES, TtmMemType } from '../../src/ttm/ttm-placement.js';
 import { kunitDevice, mockFuncs, mockManagerInit, placement } from '../helpers/ttm-kunit.js';
+import { nextTurn, watch } from '../helpers/completion.js';
+import { mockFence } from '../helpers/mock-fence.js';
+
+const run = promisify(execFile);
 
 const KiB = 1024;
 
@@ -184,5 +194,136 @@ describe('TtmDevice', () => {
   it('evictAll of a type without a manager is an InvalidArgumentError', async () => {
     await using device = kunitDevice();
     await assert.rejects(device.evictAll(TtmMemType.VRAM), InvalidArgumentError);
+  });
+});
+
+describe('TtmDevice teardown at the trust boundary (issue 10)', () => {
+  const VRAM = [{ memType: TtmMemType.VRAM }];
+
+  /** A VRAM buffer whose reservation holds `fence` (unlocked, one reference). */
+  async function busyBuffer(device: TtmDevice, fence: DmaFence): Promise<TtmBufferObject> {
+    const bo = await TtmBufferObject.initReserved(device, { size: 4 * KiB, placement: VRAM });
+    bo.resv.reserveFences(1);
+    bo.resv.addFence(fence, DmaResvUsage.Write);
+    bo.unreserve();
+    return bo;
+  }
+
+  it('sanity: fini with every buffer put resolves and frees the memory', async () => {
+    const device = new TtmDevice({ vramBytes: 64 * KiB, quiet: true });
+    const fence = mockFence();
+    (await busyBuffer(device, fence)).put();
+    fence.signal();
+    await device.fini();
+    assert.equal(device.manager(TtmMemType.VRAM)!.usage, 0);
+  });
+
+  it('defect 3: after a failed fini, a busy buffer put later is still freed, and fini can finish', async () => {
+    const device = new TtmDevice({ vramBytes: 64 * KiB, quiet: true });
+    const fence = mockFence();
+    const bo = await busyBuffer(device, fence);
+    await assert.rejects(device.fini(), (err: unknown) => {
+      assert.ok(err instanceof BugError, String(err));
+      assert.ok(err.message.startsWith(`TtmDevice ${device.name}`), err.message);
+      assert.ok(err.message.includes(bo.name), err.message);
+      return true;
+    });
+    let putError: unknown;
+    try {
+      bo.put(); // busy: a zombie for the delayed delete
+    } catch (err) {
+      putError = err;
+    }
+    assert.equal(putError, undefined, `put() after a failed fini threw ${String(putError)}`);
+    assert.equal(device.zombies, 1);
+    fence.signal();
+    await device.fini(); // nothing is referenced any more: the teardown finishes
+    assert.equal(device.manager(TtmMemType.VRAM)!.usage, 0, 'the memory was freed, not accounted for ever');
+    assert.equal(device.boCount, 0);
+  });
+
+  it('defect 3, late: a second failed fini names only the buffers still referenced, and says so about the device', async () => {
+    const device = new TtmDevice({ vramBytes: 64 * KiB, quiet: true });
+    const [f1, f2] = [mockFence(), mockFence()];
+    const gone = await busyBuffer(device, f1);
+    const kept = await busyBuffer(device, f2);
+    await assert.rejects(device.fini(), BugError);
+    gone.put();
+    f1.signal();
+    await assert.rejects(device.fini(), (err: unknown) => {
+      assert.ok(err instanceof BugError, String(err));
+      assert.ok(!err.message.includes(gone.name), `the second fini named ${gone.name}, which was put: ${err.message}`);
+      assert.ok(err.message.includes(kept.name), err.message);
+      return true;
+    });
+    kept.put();
+    f2.signal();
+    await device.fini();
+  });
+
+  it('defect 4: fini says what it still waits for when its timeout runs out', async () => {
+    const clock = new VirtualClock();
+    using _clock = useClock(clock);
+    const device = new TtmDevice({ vramBytes: 64 * KiB, delayedDelete: 'periodic-scan', quiet: true });
+    const stuck = mockFence();
+    const bo = await busyBuffer(device, stuck);
+    bo.put();
+    const fini = watch(device.fini({ timeout: 50 }));
+    await clock.tick(50);
+    const state = fini();
+    assert.equal(state.state, 'rejected', `fini({ timeout }) must give up after the timeout, got ${state.state}`);
+    const error = (state as { reason: unknown }).reason;
+    assert.ok(error instanceof FenceTimeoutError, String(error));
+    assert.ok(error.message.includes(bo.name), error.message);
+    assert.match(error.message, /active/, 'it names the fence it waits for');
+    stuck.signal();
+    await clock.runAll();
+    await device.fini();
+    assert.equal(device.manager(TtmMemType.VRAM)!.usage, 0);
+  });
+
+  it('fini({ signal }): an abort stops the waiting, not the teardown; fini() again waits for it', async () => {
+    const device = new TtmDevice({ vramBytes: 64 * KiB, quiet: true });
+    const fence = mockFence();
+    (await busyBuffer(device, fence)).put();
+    const controller = new AbortController();
+    const reason = new Error('give up');
+    const first = watch(device.fini({ signal: controller.signal }));
+    controller.abort(reason);
+    await nextTurn();
+    const state = first();
+    assert.ok(
+      state.state === 'rejected' && state.reason === reason,
+      `fini must reject with the reason, got ${state.state}`,
+    );
+    fence.signal();
+    await device.fini();
+    assert.equal(device.manager(TtmMemType.VRAM)!.usage, 0);
+    await assert.rejects(device.fini({ timeout: -1 }), InvalidArgumentError);
+  });
+
+  it('defect 4: a periodic-scan device with a zombie that never idles does not keep the process alive', async () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const script = [
+      `import { TtmBufferObject, TtmDevice, TtmMemType, DmaFence } from ${JSON.stringify(new URL('../../src/index.ts', import.meta.url).href)};`,
+      "const device = new TtmDevice({ vramBytes: 1 << 16, delayedDelete: 'periodic-scan', quiet: true });",
+      'const bo = await TtmBufferObject.initReserved(device, { size: 4096, placement: [{ memType: TtmMemType.VRAM }] });',
+      "bo.resv.reserveFences(1); bo.resv.addFence(new DmaFence('never'), 'write'); bo.unreserve(); bo.put();",
+      "console.log('zombies', device.zombies);",
+    ].join('\n');
+    const env = { ...process.env };
+    delete env['NODE_TEST_CONTEXT'];
+    const started = performance.now();
+    const { stdout } = await run(
+      process.execPath,
+      ['--conditions=@dmabuf/source', '--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        cwd: root,
+        env,
+        timeout: 20_000,
+      },
+    );
+    assert.match(stdout, /zombies 1/);
+    assert.ok(performance.now() - started < 20_000, 'the process exited by itself');
   });
 });

@@ -21,7 +21,7 @@ import {
 describe('TtmOperationCtx', () => {
   it('sanity: by default it may wait, evicts no shared reservation, and has moved nothing', () => {
     const ctx = new TtmOperationCtx();
-    assert.equal(ctx.interruptible, false);
+    assert.equal(ctx.interruptible, true, 'waits honour a signal unless declared uninterruptible (issue 10)');
     assert.equal(ctx.noWaitGpu, false);
     assert.equal(ctx.allowResEvict, false);
     assert.equal(ctx.resv, null);

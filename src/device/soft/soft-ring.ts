@@ -24,6 +24,10 @@
  * const ring = new SoftRing('copy.0', 8);
  * const fence = ring.emit(1, []); // kernel 1 is the built-in noop
  * console.log(fence.seqno, ring.fences.credits); // 1 7
+ * // No engine runs this ring: fail its pending job as a teardown would (a pending fence keeps
+ * // the process alive, like work in flight on a GPU).
+ * ring.fences.forceCompletion('ENODEV');
+ * console.log(fence.status, fence.error?.message); // error, with ENODEV
  * ```
  */
 
