@@ -49,7 +49,8 @@ async function submit(job: string, first: Buffer, second: Buffer): Promise<DmaFe
   const fence = new DmaFence(ops, fenceContextAlloc(), 1);
   for (const obj of exec.objects) obj.resv.addFence(fence, DmaResvUsage.Write);
   console.log(
-    `${job}: holds ${exec.objects.map((o) => o.resv.mutex.name).join(' + ')} after ${attempt} attempt(s); fence added to each`,
+    `${job}: holds ${exec.objects.map((o) => o.resv.mutex.name).join(' + ')} ` +
+      `after ${attempt} attempt(s); fence added to each`,
   );
   await pause(); // queue the work while still holding the locks
   return fence;

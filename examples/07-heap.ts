@@ -7,7 +7,8 @@ await using heap = new DmaHeap({ budgetBytes: 8 << 20 });
 const show = (when: string): void => {
   const s = heap.stats();
   console.log(
-    `${when.padEnd(26)} live ${s.liveBytes}, pending ${s.pendingBytes}, pooled ${s.pooledBytes}, held ${s.heldBytes} bytes (hits ${s.hits}, misses ${s.misses})`,
+    `${when.padEnd(26)} live ${s.liveBytes}, pending ${s.pendingBytes}, pooled ${s.pooledBytes}, ` +
+      `held ${s.heldBytes} bytes (hits ${s.hits}, misses ${s.misses})`,
   );
 };
 
@@ -36,7 +37,8 @@ setTimeout(() => {
 
 await buf.beginCpuAccess({ write: false }); // a read waits for the write fence
 console.log(
-  `reader sees first byte ${buf.bytes()[0]} and last byte ${buf.bytes()[buf.requestedSize - 1]}; job fence signaled: ${job.signaledFlag}`,
+  `reader sees first byte ${buf.bytes()[0]} and last byte ${buf.bytes()[buf.requestedSize - 1]}; ` +
+    `job fence signaled: ${job.signaledFlag}`,
 );
 buf.endCpuAccess();
 

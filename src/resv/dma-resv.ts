@@ -408,7 +408,8 @@ export class DmaResv implements Disposable {
     this.#assertLocked('DmaResv.reserveFences');
     if (n === 0) {
       throw new BugError(
-        `DmaResv.reserveFences(0) on ${this.mutex.name}: reserving no slot means the caller miscounted its fences; pass how many it will add`,
+        `DmaResv.reserveFences(0) on ${this.mutex.name}: reserving no slot means the caller miscounted its fences; ` +
+          'pass how many it will add',
       );
     }
     const old = this.#head.list;
@@ -452,7 +453,8 @@ export class DmaResv implements Disposable {
     this.#assertLocked('DmaResv.addFence');
     if (fence.isContainer) {
       throw new BugError(
-        `DmaResv.addFence on ${this.mutex.name}: ${fence.describe()} is a container; add each fence individually; unwrap arrays and chains first`,
+        `DmaResv.addFence on ${this.mutex.name}: ${fence.describe()} is a container; ` +
+          'add each fence individually; unwrap arrays and chains first',
       );
     }
     if (fence.isLongRunning) throw longRunningRefused('addFence', this.mutex.name, fence);
@@ -488,7 +490,8 @@ export class DmaResv implements Disposable {
     const list = this.#head.list;
     const used = list === null ? 'no list yet' : `${list.fences.length} of ${this.#limit} slots used`;
     throw new BugError(
-      `DmaResv.addFence on ${this.mutex.name}: no reserved fence slot (${used}); reserve with reserveFences(n) while holding the lock, after the last unlock`,
+      `DmaResv.addFence on ${this.mutex.name}: no reserved fence slot (${used}); ` +
+        'reserve with reserveFences(n) while holding the lock, after the last unlock',
     );
   }
 
@@ -507,7 +510,8 @@ export class DmaResv implements Disposable {
     // The kernel does not check this, but a container in the list would break getSingleton().
     if (replacement.isContainer) {
       throw new BugError(
-        `DmaResv.replaceFences on ${this.mutex.name}: ${replacement.describe()} is a container; replace with a plain fence`,
+        `DmaResv.replaceFences on ${this.mutex.name}: ${replacement.describe()} is a container; ` +
+          'replace with a plain fence',
       );
     }
     if (replacement.isLongRunning) throw longRunningRefused('replaceFences', this.mutex.name, replacement);
@@ -563,7 +567,8 @@ export class DmaResv implements Disposable {
     for (let i = 0; i < list.fences.length; i++) {
       if (!this.mutex.isLocked) {
         throw new BugError(
-          `DmaResv.fences: the reservation lock of ${this.mutex.name} was released during a locked walk; finish it before unlock()`,
+          `DmaResv.fences: the reservation lock of ${this.mutex.name} was released during a locked walk; ` +
+            'finish it before unlock()',
         );
       }
       const usage = list.usages[i]!;

@@ -102,7 +102,8 @@ export async function softCs(
     if (bo === undefined) continue;
     if (bo.device !== ttm) {
       throw new InvalidArgumentError(
-        `${kernel}(${name}): ${bo.name} belongs to another device, not ${ttm.name}; buffer objects are used on their own device`,
+        `${kernel}(${name}): ${bo.name} belongs to another device, not ${ttm.name}; ` +
+          'buffer objects are used on their own device',
       );
     }
     bos.set(bo, (bos.get(bo) ?? false) || write);
@@ -112,7 +113,8 @@ export async function softCs(
   if (vram === null || total > vram.size) {
     throw new DmaBufError(
       'ENOMEM',
-      `${kernel}: its buffer objects need ${total} bytes of VRAM together, the device has ${vram?.size ?? 0}; split the work`,
+      `${kernel}: its buffer objects need ${total} bytes of VRAM together, ` +
+        `the device has ${vram?.size ?? 0}; split the work`,
     );
   }
   const dependencies = options.dependencies ?? [];

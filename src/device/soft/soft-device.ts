@@ -179,14 +179,16 @@ export class SoftDevice implements AsyncDisposable {
     for (const [kind, count] of entries) {
       if (!Number.isSafeInteger(count) || count < 1 || count > 64 || !/^[a-z][a-z0-9-]*$/.test(kind)) {
         throw new InvalidArgumentError(
-          `SoftDevice ${name}: engine ${JSON.stringify(kind)} needs a lower-case name and 1 .. 64 rings, got ${describeValue(count)}`,
+          `SoftDevice ${name}: engine ${JSON.stringify(kind)} needs a lower-case name and 1 .. 64 rings, ` +
+            `got ${describeValue(count)}`,
         );
       }
     }
     const hangTimeoutMs = options.hangTimeoutMs ?? 10_000;
     if (typeof hangTimeoutMs !== 'number' || !(hangTimeoutMs > 0)) {
       throw new InvalidArgumentError(
-        `SoftDevice ${name}: hangTimeoutMs must be a positive number of ms (or Infinity), got ${describeValue(hangTimeoutMs)}`,
+        `SoftDevice ${name}: hangTimeoutMs must be a positive number of ms (or Infinity), ` +
+          `got ${describeValue(hangTimeoutMs)}`,
       );
     }
     const maxResets = options.maxResets ?? 4;

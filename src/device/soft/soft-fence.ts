@@ -119,7 +119,8 @@ export class SoftFenceDriver {
     if (seqno !== this.#emitted + 1 || this.credits === 0 || this.#forced !== undefined) {
       throw new BugError(
         `SoftFenceDriver ${this.name}: emit(${seqno}) with ${this.#emitted} emitted, ${this.credits} credits` +
-          `${this.#forced === undefined ? '' : `, forced to ${this.#forced}`}; emit the next seqno into a ring with room`,
+          `${this.#forced === undefined ? '' : `, forced to ${this.#forced}`}; ` +
+          'emit the next seqno into a ring with room',
       );
     }
     const fence = new SoftHwFence(this, seqno);

@@ -167,7 +167,8 @@ export class SoftKernelTable {
     for (const name in args) {
       if (!Object.hasOwn(params, name)) {
         throw new InvalidArgumentError(
-          `${this.#name}: ${kernelName} has no parameter ${JSON.stringify(name)}; it takes ${Object.keys(params).join(', ') || 'none'}`,
+          `${this.#name}: ${kernelName} has no parameter ${JSON.stringify(name)}; ` +
+            `it takes ${Object.keys(params).join(', ') || 'none'}`,
         );
       }
     }

@@ -103,8 +103,8 @@ export function defineKernel<const P extends SoftKernelParams>(kernel: SoftKerne
   }
   if (paramWords(kernel.params) > MAX_ARGS) {
     throw new TypeError(
-      `defineKernel: the parameters take ${paramWords(kernel.params)} argument words; at most ${MAX_ARGS} fit a ring slot ` +
-        '(a buffer takes 3, a number 1)',
+      `defineKernel: the parameters take ${paramWords(kernel.params)} argument words; ` +
+        `at most ${MAX_ARGS} fit a ring slot (a buffer takes 3, a number 1)`,
     );
   }
   return kernel;

@@ -69,7 +69,8 @@ export class SoftMemory {
   range(offset = 0, length = this.size - offset): SoftBufferRange {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
       throw new InvalidArgumentError(
-        `SoftMemory ${this.id}: offset and length must be non-negative integers, got ${describeValue(offset)}, ${describeValue(length)}`,
+        `SoftMemory ${this.id}: offset and length must be non-negative integers, ` +
+          `got ${describeValue(offset)}, ${describeValue(length)}`,
       );
     }
     if (offset + length > this.size) {
@@ -114,7 +115,8 @@ export class SoftMemoryMap {
     const buffer = memory instanceof DmaBuf ? memory.buffer : memory;
     if (!(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)) {
       throw new InvalidArgumentError(
-        `${this.name}: map() takes a SharedArrayBuffer or a DmaBuf allocated with shared: true, got ${describeValue(buffer)}`,
+        `${this.name}: map() takes a SharedArrayBuffer or a DmaBuf allocated with shared: true, ` +
+          `got ${describeValue(buffer)}`,
       );
     }
     let mapping = this.#byBuffer.get(buffer);

@@ -148,8 +148,8 @@ export async function requestWebGpuDevice(options: WebGpuRequestOptions = {}): P
     } catch (error) {
       throw new DmaBufError(
         'ENODEV',
-        `WebGPU requestDevice() failed on ${describeAdapter(adapter)}: ${error instanceof Error ? error.message : String(error)}; ` +
-          'ask for fewer features or lower limits',
+        `WebGPU requestDevice() failed on ${describeAdapter(adapter)}: ` +
+          `${error instanceof Error ? error.message : String(error)}; ask for fewer features or lower limits`,
         { cause: error },
       );
     }

@@ -20,10 +20,11 @@
  * restore round trip), and destroyed when the budget needs the room, on `destroy()` or on loss.
  *
  * Device loss (`device.lost`, a `destroy()`, a driver crash): every pending fence (hardware
- * fences and the jobs' `finished` fences) signals with a `DmaBufError('ENODEV')`, later submissions, reads, writes and moves reject with it, and
- * teardown still completes. Errors WebGPU raises outside dmabuf's error scopes (the user's own
- * calls on the `GPUDevice`) are collected in {@link WebGpuDevice.errors}; a command buffer that
- * such an error made invalid fails its submission, whose fence gets the error.
+ * fences and the jobs' `finished` fences) signals with a `DmaBufError('ENODEV')`, later
+ * submissions, reads, writes and moves reject with it, and teardown still completes. Errors
+ * WebGPU raises outside dmabuf's error scopes (the user's own calls on the `GPUDevice`) are
+ * collected in {@link WebGpuDevice.errors}; a command buffer that such an error made invalid
+ * fails its submission, whose fence gets the error.
  *
  * Models the device half of `drivers/gpu/drm/amd/amdgpu/amdgpu_device.c` (init: TTM device,
  * VRAM manager, rings; `amdgpu_device_fini`; the unplug path that forces fence completion).
@@ -287,7 +288,8 @@ export class WebGpuDevice implements AsyncDisposable {
   free(bo: TtmBufferObject): Promise<void> {
     if (!this.owns(bo))
       throw new InvalidArgumentError(
-        `${this.name}.free: expected a buffer object of this device, got ${bo instanceof TtmBufferObject ? `${bo.name} of another device` : describeValue(bo)}`,
+        `${this.name}.free: expected a buffer object of this device, ` +
+          `got ${bo instanceof TtmBufferObject ? `${bo.name} of another device` : describeValue(bo)}`,
       );
     if (this.#freeWaiters.has(bo))
       throw new InvalidArgumentError(`${this.name}.free: ${bo.name} is being freed already; await the first free()`);
@@ -371,7 +373,11 @@ export class WebGpuDevice implements AsyncDisposable {
   }
 
   toString(): string {
-    return `WebGpuDevice ${this.name} on ${this.adapterName} (${this.#loss === null ? 'live' : `lost: ${this.#loss.reason}`}, VRAM ${this.vram.usage}/${this.vram.size} bytes)`;
+    return (
+      `WebGpuDevice ${this.name} on ${this.adapterName} ` +
+      `(${this.#loss === null ? 'live' : `lost: ${this.#loss.reason}`}, ` +
+      `VRAM ${this.vram.usage}/${this.vram.size} bytes)`
+    );
   }
 
   async #finish(): Promise<void> {
@@ -413,8 +419,11 @@ export class WebGpuDevice implements AsyncDisposable {
   #checkRange(op: string, bo: TtmBufferObject, offset: number, length: unknown): number {
     if (!this.owns(bo))
       throw new InvalidArgumentError(
-        `${this.name}.${op}: ${bo instanceof TtmBufferObject ? `${bo.name} belongs to another device` : `expected a TtmBufferObject, got ${describeValue(bo)}`}; ` +
-          'use a buffer object created by this device',
+        `${this.name}.${op}: ` +
+          (bo instanceof TtmBufferObject
+            ? `${bo.name} belongs to another device`
+            : `expected a TtmBufferObject, got ${describeValue(bo)}`) +
+          '; use a buffer object created by this device',
       );
     this.#checkLive(op);
     if (!Number.isSafeInteger(offset) || offset < 0 || offset % 4 !== 0)
@@ -429,8 +438,8 @@ export class WebGpuDevice implements AsyncDisposable {
       offset + length > bo.size
     )
       throw new InvalidArgumentError(
-        `${this.name}.${op}: ${describeValue(length)} bytes at offset ${offset} do not fit ${bo.name} (${bo.size} bytes) ` +
-          'or are not a multiple of 4',
+        `${this.name}.${op}: ${describeValue(length)} bytes at offset ${offset} do not fit ` +
+          `${bo.name} (${bo.size} bytes) or are not a multiple of 4`,
       );
     return length;
   }

@@ -184,7 +184,8 @@ export class WebGpuRing {
         void device.popErrorScope().catch(() => {});
       }
       throw new InvalidArgumentError(
-        `WebGpuRing ${this.name}: queue.submit() refused its argument: ${error instanceof Error ? error.message : String(error)}`,
+        `WebGpuRing ${this.name}: queue.submit() refused its argument: ` +
+          `${error instanceof Error ? error.message : String(error)}`,
         { cause: error },
       );
     } finally {
@@ -287,7 +288,8 @@ export class WebGpuRing {
   }
 
   toString(): string {
-    return `WebGpuRing ${this.name} (${this.#dead === null ? 'live' : 'dead'}, seqno ${this.#completed}/${this.#seqno})`;
+    const state = this.#dead === null ? 'live' : 'dead';
+    return `WebGpuRing ${this.name} (${state}, seqno ${this.#completed}/${this.#seqno})`;
   }
 
   /** Asks the queue for the completion of everything submitted so far. */
@@ -319,7 +321,10 @@ export class WebGpuRing {
     this.#run();
   }
 
-  /** The interrupt handler: signals every front submission that is done with its scopes known. @see amdgpu_fence_process() */
+  /**
+   * The interrupt handler: signals every front submission that is done with its scopes known.
+   * @see amdgpu_fence_process()
+   */
   #run(): void {
     lockdepTask(() =>
       signallingSection(() => {

@@ -161,7 +161,8 @@ export class WebGpuVramManager extends TtmResourceManager {
     const size = options?.size;
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
       throw new InvalidArgumentError(
-        `WebGpuVramManager: size (the VRAM budget) must be a positive multiple of ${PAGE_SIZE} bytes, got ${describeValue(size)}`,
+        `WebGpuVramManager: size (the VRAM budget) must be a positive multiple of ${PAGE_SIZE} bytes, ` +
+          `got ${describeValue(size)}`,
       );
     }
     super(host, { size, useTt: false, name: options.name ?? 'webgpu-vram' });
@@ -247,7 +248,10 @@ export class WebGpuVramManager extends TtmResourceManager {
   }
 
   override debug(): string {
-    return `${super.debug()}, buffers ${this.#created - this.#destroyed} held (${this.#idleBytes} bytes idle), peak ${this.#peak}`;
+    return (
+      `${super.debug()}, buffers ${this.#created - this.#destroyed} held ` +
+      `(${this.#idleBytes} bytes idle), peak ${this.#peak}`
+    );
   }
 
   /** Destroys idle buffers, oldest sizes first, until at most `maxIdle` bytes stay idle. */
