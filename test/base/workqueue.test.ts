@@ -46,15 +46,18 @@ describe('WorkQueue', () => {
     await wq[Symbol.asyncDispose]();
   });
 
-  it('items start on a microtask: before the next macrotask, after the queuer finishes its synchronous code', async () => {
-    const log: string[] = [];
-    const wq = new WorkQueue('micro');
-    setImmediate(() => log.push('immediate'));
-    wq.queue(() => void log.push('item'));
-    log.push('queuer');
-    await nextTurn();
-    assert.deepEqual(log, ['queuer', 'item', 'immediate']);
-  });
+  it(
+    'items start on a microtask: ' + 'before the next macrotask, after the queuer finishes its synchronous code',
+    async () => {
+      const log: string[] = [];
+      const wq = new WorkQueue('micro');
+      setImmediate(() => log.push('immediate'));
+      wq.queue(() => void log.push('item'));
+      log.push('queuer');
+      await nextTurn();
+      assert.deepEqual(log, ['queuer', 'item', 'immediate']);
+    },
+  );
 
   it('starts items in FIFO order: with maxActive 1 each waits for the one before to settle', async () => {
     const log: string[] = [];
@@ -402,33 +405,36 @@ describe('WorkQueue', () => {
     });
   });
 
-  it('release storm: 10,000 sleeping items finish with peakActive == maxActive, in items/maxActive sleeps', async () => {
-    const clock = new VirtualClock();
-    using _c = useClock(clock);
-    const wq = new WorkQueue('ttm');
-    const started = performance.now();
-    let done = 0;
-    for (let i = 0; i < 10_000; i++) {
-      wq.queue(async () => {
-        await sleep(clock, 1);
-        done++;
-      });
-    }
-    assert.equal(wq.pending, 10_000);
-    let ticks = 0;
-    while (wq.pending + wq.active > 0) {
-      await clock.tick(1);
-      ticks++;
-    }
-    await wq.drain();
-    assert.equal(done, 10_000);
-    assert.equal(wq.completed, 10_000);
-    assert.equal(wq.peakActive, wq.maxActive);
-    assert.equal(ticks, 10_000 / 16, 'every slot busy every millisecond');
-    assert.equal(clock.pendingTimers, 0);
-    const elapsed = performance.now() - started;
-    assert.ok(elapsed < 5_000, `storm took ${elapsed.toFixed(0)} ms of real time`);
-  });
+  it(
+    'release storm: ' + '10,000 sleeping items finish with peakActive == maxActive, in items/maxActive sleeps',
+    async () => {
+      const clock = new VirtualClock();
+      using _c = useClock(clock);
+      const wq = new WorkQueue('ttm');
+      const started = performance.now();
+      let done = 0;
+      for (let i = 0; i < 10_000; i++) {
+        wq.queue(async () => {
+          await sleep(clock, 1);
+          done++;
+        });
+      }
+      assert.equal(wq.pending, 10_000);
+      let ticks = 0;
+      while (wq.pending + wq.active > 0) {
+        await clock.tick(1);
+        ticks++;
+      }
+      await wq.drain();
+      assert.equal(done, 10_000);
+      assert.equal(wq.completed, 10_000);
+      assert.equal(wq.peakActive, wq.maxActive);
+      assert.equal(ticks, 10_000 / 16, 'every slot busy every millisecond');
+      assert.equal(clock.pendingTimers, 0);
+      const elapsed = performance.now() - started;
+      assert.ok(elapsed < 5_000, `storm took ${elapsed.toFixed(0)} ms of real time`);
+    },
+  );
 
   describe('cancellation and abortable waits (issue 10)', () => {
     it('an item whose signal aborts before it starts never runs, and flushes stop waiting for it', async () => {

@@ -296,56 +296,61 @@ describe('drm_exec', () => {
   });
 
   for (const algorithm of ['wait-die', 'wound-wait'] as const satisfies readonly WwAlgorithm[]) {
-    it(`${algorithm}: many tasks locking overlapping sets in random orders all complete, each fence lands once`, async () => {
-      const seed = testSeed();
-      const random = seededRandom(seed);
-      const wwClass = new WwClass(`stress-${algorithm}`, algorithm);
-      const log: Op[] = [];
-      const objs = bos(8, log, wwClass);
-      const ctxs: WwAcquireCtx[] = [];
-      const named = new Map<Bo, number>();
-      const rounds = 10;
-      for (let round = 0; round < rounds; round++) {
-        const tasks = Array.from({ length: 6 }, () => {
-          const set = shuffle(objs.slice(), random).slice(0, 2 + Math.floor(random() * 4));
-          const pauses = set.map(() => Math.floor(random() * 3));
-          for (const bo of set) named.set(bo, (named.get(bo) ?? 0) + 1);
-          return async (): Promise<void> => {
-            await using exec = new DrmExec({ wwClass });
-            ctxs.push(exec.ticket);
-            await exec.untilAllLocked(
-              traced(log, async (exec) => {
-                for (let i = 0; i < set.length; i++) {
-                  await exec.prepareObj(set[i]!, 1);
-                  for (let p = 0; p < pauses[i]!; p++) await turn();
-                }
-              }),
-            );
-            assert.equal(exec.objects.length, set.length, `seed ${seed}: every named object is locked once`);
-            const job = mockFence();
-            for (const obj of exec.objects) obj.resv.addFence(job, DmaResvUsage.Read);
-            await turn();
-          };
-        });
-        await Promise.all(tasks.map((t) => t()));
-      }
-      for (const ctx of ctxs) assertRetryProtocol(log, ctx, `seed ${seed}`);
-      assert.ok(
-        ctxs.every((c) => c.isFinished),
-        `seed ${seed}: every ticket finished`,
-      );
-      assertQuiet(objs, `(seed ${seed})`);
-      for (const bo of objs)
-        assert.equal(
-          bo.resv.numFences,
-          named.get(bo) ?? 0,
-          `seed ${seed}: ${bo.name} holds one fence per transaction that named it`,
+    it(
+      `${algorithm}: ` +
+        'many tasks locking overlapping sets in random orders all complete, ' +
+        'each fence lands once',
+      async () => {
+        const seed = testSeed();
+        const random = seededRandom(seed);
+        const wwClass = new WwClass(`stress-${algorithm}`, algorithm);
+        const log: Op[] = [];
+        const objs = bos(8, log, wwClass);
+        const ctxs: WwAcquireCtx[] = [];
+        const named = new Map<Bo, number>();
+        const rounds = 10;
+        for (let round = 0; round < rounds; round++) {
+          const tasks = Array.from({ length: 6 }, () => {
+            const set = shuffle(objs.slice(), random).slice(0, 2 + Math.floor(random() * 4));
+            const pauses = set.map(() => Math.floor(random() * 3));
+            for (const bo of set) named.set(bo, (named.get(bo) ?? 0) + 1);
+            return async (): Promise<void> => {
+              await using exec = new DrmExec({ wwClass });
+              ctxs.push(exec.ticket);
+              await exec.untilAllLocked(
+                traced(log, async (exec) => {
+                  for (let i = 0; i < set.length; i++) {
+                    await exec.prepareObj(set[i]!, 1);
+                    for (let p = 0; p < pauses[i]!; p++) await turn();
+                  }
+                }),
+              );
+              assert.equal(exec.objects.length, set.length, `seed ${seed}: every named object is locked once`);
+              const job = mockFence();
+              for (const obj of exec.objects) obj.resv.addFence(job, DmaResvUsage.Read);
+              await turn();
+            };
+          });
+          await Promise.all(tasks.map((t) => t()));
+        }
+        for (const ctx of ctxs) assertRetryProtocol(log, ctx, `seed ${seed}`);
+        assert.ok(
+          ctxs.every((c) => c.isFinished),
+          `seed ${seed}: every ticket finished`,
         );
-      assert.ok(
-        count(log, 'deadlock') > 0,
-        `seed ${seed}: ${rounds} rounds of 6 overlapping transactions should have backed off at least once`,
-      );
-    });
+        assertQuiet(objs, `(seed ${seed})`);
+        for (const bo of objs)
+          assert.equal(
+            bo.resv.numFences,
+            named.get(bo) ?? 0,
+            `seed ${seed}: ${bo.name} holds one fence per transaction that named it`,
+          );
+        assert.ok(
+          count(log, 'deadlock') > 0,
+          `seed ${seed}: ${rounds} rounds of 6 overlapping transactions should have backed off at least once`,
+        );
+      },
+    );
   }
 
   it('deadlock injection drives the back-off path deterministically (own ww class)', async () => {

@@ -42,21 +42,24 @@ function logger(log: string[]) {
 }
 
 describe('DeferredFreeList', () => {
-  it('sanity: items are freed later, in order, with reason Normal; pendingPages and pendingItems count down to 0', async () => {
-    const log: string[] = [];
-    const list = new DeferredFreeList();
-    list.deferredFree('a', logger(log), 3);
-    list.deferredFree('b', logger(log), 5);
-    assert.deepEqual(log, [], 'nothing is freed synchronously');
-    assert.equal(list.pendingPages, 8);
-    assert.equal(list.pendingItems, 2);
-    await list.drain();
-    assert.deepEqual(log, ['a:normal', 'b:normal']);
-    assert.equal(list.pendingPages, 0);
-    assert.equal(list.pendingItems, 0);
-    assert.equal(list.workerScheduled, false);
-    await list[Symbol.asyncDispose]();
-  });
+  it(
+    'sanity: items are freed later, in order, with reason Normal; ' + 'pendingPages and pendingItems count down to 0',
+    async () => {
+      const log: string[] = [];
+      const list = new DeferredFreeList();
+      list.deferredFree('a', logger(log), 3);
+      list.deferredFree('b', logger(log), 5);
+      assert.deepEqual(log, [], 'nothing is freed synchronously');
+      assert.equal(list.pendingPages, 8);
+      assert.equal(list.pendingItems, 2);
+      await list.drain();
+      assert.deepEqual(log, ['a:normal', 'b:normal']);
+      assert.equal(list.pendingPages, 0);
+      assert.equal(list.pendingItems, 0);
+      assert.equal(list.workerScheduled, false);
+      await list[Symbol.asyncDispose]();
+    },
+  );
 
   it('the reasons are the seed\'s two: "normal" and "under-pressure"', () => {
     assert.deepEqual({ ...DeferredFreeReason }, { Normal: 'normal', UnderPressure: 'under-pressure' });
@@ -88,41 +91,45 @@ describe('DeferredFreeList', () => {
       assert.equal(log[51], 'item:normal', `the free ran last: ${log.slice(-3).join(', ')}`);
     });
 
-    it('frees one item per macrotask: other immediates interleave, and microtasks a free queues run before the next free', async () => {
-      const log: string[] = [];
-      const list = new DeferredFreeList();
-      for (const name of ['A', 'B', 'C']) {
-        list.deferredFree(
-          name,
-          (n) => {
-            log.push(n);
-            queueMicrotask(() => log.push(`${n} micro`));
-          },
-          1,
-        );
-      }
-      let others = 0;
-      const other = (): void => {
-        log.push(`other ${++others}`);
-        if (others < 4) setImmediate(other);
-      };
-      setImmediate(other);
-      await list.drain();
-      await nextTurn();
-      await nextTurn();
-      assert.deepEqual(log, [
-        'A',
-        'A micro',
-        'other 1',
-        'B',
-        'B micro',
-        'other 2',
-        'C',
-        'C micro',
-        'other 3',
-        'other 4',
-      ]);
-    });
+    it(
+      'frees one item per macrotask: ' +
+        'other immediates interleave, and microtasks a free queues run before the next free',
+      async () => {
+        const log: string[] = [];
+        const list = new DeferredFreeList();
+        for (const name of ['A', 'B', 'C']) {
+          list.deferredFree(
+            name,
+            (n) => {
+              log.push(n);
+              queueMicrotask(() => log.push(`${n} micro`));
+            },
+            1,
+          );
+        }
+        let others = 0;
+        const other = (): void => {
+          log.push(`other ${++others}`);
+          if (others < 4) setImmediate(other);
+        };
+        setImmediate(other);
+        await list.drain();
+        await nextTurn();
+        await nextTurn();
+        assert.deepEqual(log, [
+          'A',
+          'A micro',
+          'other 1',
+          'B',
+          'B micro',
+          'other 2',
+          'C',
+          'C micro',
+          'other 3',
+          'other 4',
+        ]);
+      },
+    );
 
     it('with a spy scheduler: one turn is scheduled per item, each turn frees exactly one', () => {
       const log: string[] = [];
@@ -224,14 +231,17 @@ describe('DeferredFreeList', () => {
       assert.deepEqual(log.at(-1), 'c:normal', 'late: the worker goes on with what the scan left');
     });
 
-    it('scan frees everything and returns less than asked when the list runs out; late: scan on an empty list is 0', () => {
-      const { list } = spied();
-      list.deferredFree('a', () => {}, 2);
-      list.deferredFree('z', () => {}, 0);
-      assert.equal(list.shrinker.scan(100), 2);
-      assert.equal(list.pendingItems, 0, 'the zero-page item was freed too');
-      assert.equal(list.shrinker.scan(100), 0);
-    });
+    it(
+      'scan frees everything and returns less than asked when the list runs out; late: ' + 'scan on an empty list is 0',
+      () => {
+        const { list } = spied();
+        list.deferredFree('a', () => {}, 2);
+        list.deferredFree('z', () => {}, 0);
+        assert.equal(list.shrinker.scan(100), 2);
+        assert.equal(list.pendingItems, 0, 'the zero-page item was freed too');
+        assert.equal(list.shrinker.scan(100), 0);
+      },
+    );
 
     it('through a registry: shrink(n) frees at least n pages under pressure, and drain resolves', async () => {
       const log: string[] = [];
@@ -252,25 +262,29 @@ describe('DeferredFreeList', () => {
   });
 
   describe('disposal', () => {
-    it('sync dispose frees everything pending at once with UnderPressure, resolves drain, and later deferredFree is a BugError', async () => {
-      const log: string[] = [];
-      const { list, turn } = spied();
-      list.deferredFree('a', logger(log), 1);
-      list.deferredFree('b', logger(log), 1);
-      const drained = list.drain();
-      list[Symbol.dispose]();
-      assert.deepEqual(log, ['a:under-pressure', 'b:under-pressure']);
-      assert.equal(list.pendingPages, 0);
-      assert.equal(list.isDisposed, true);
-      await drained;
-      assert.equal(turn(), true, 'the turn already scheduled still runs ...');
-      assert.equal(log.length, 2, '... and frees nothing');
-      assert.throws(
-        () => list.deferredFree('c', logger(log), 1),
-        (e: unknown) => e instanceof BugError && e.message.includes('disposed'),
-      );
-      list[Symbol.dispose](); // idempotent
-    });
+    it(
+      'sync dispose frees everything pending at once with UnderPressure, resolves drain, ' +
+        'and later deferredFree is a BugError',
+      async () => {
+        const log: string[] = [];
+        const { list, turn } = spied();
+        list.deferredFree('a', logger(log), 1);
+        list.deferredFree('b', logger(log), 1);
+        const drained = list.drain();
+        list[Symbol.dispose]();
+        assert.deepEqual(log, ['a:under-pressure', 'b:under-pressure']);
+        assert.equal(list.pendingPages, 0);
+        assert.equal(list.isDisposed, true);
+        await drained;
+        assert.equal(turn(), true, 'the turn already scheduled still runs ...');
+        assert.equal(log.length, 2, '... and frees nothing');
+        assert.throws(
+          () => list.deferredFree('c', logger(log), 1),
+          (e: unknown) => e instanceof BugError && e.message.includes('disposed'),
+        );
+        list[Symbol.dispose](); // idempotent
+      },
+    );
 
     it('async dispose lets the worker drain with Normal, items queued meanwhile included, then closes', async () => {
       const log: string[] = [];
@@ -317,61 +331,69 @@ describe('DeferredFreeList', () => {
       assert.equal(list.pendingPages, 0);
     });
 
-    it('under pressure too: the scan counts its pages; by default the error goes to reportCallbackError (a microtask)', () => {
-      const { list } = spied();
-      const boom = new Error('boom under pressure');
-      list.deferredFree(
-        'bad',
-        () => {
-          throw boom;
-        },
-        7,
-      );
-      const queued: (() => void)[] = [];
-      const original = globalThis.queueMicrotask;
-      globalThis.queueMicrotask = (fn: () => void): void => void queued.push(fn);
-      let freed: number;
-      try {
-        freed = list.shrinker.scan(1);
-      } finally {
-        globalThis.queueMicrotask = original;
-      }
-      assert.equal(freed, 7);
-      assert.equal(list.pendingItems, 0);
-      assert.equal(queued.length, 1);
-      assert.throws(
-        () => queued[0]!(),
-        (e: unknown) => e === boom,
-      );
-    });
+    it(
+      'under pressure too: ' +
+        'the scan counts its pages; by default the error goes to reportCallbackError (a microtask)',
+      () => {
+        const { list } = spied();
+        const boom = new Error('boom under pressure');
+        list.deferredFree(
+          'bad',
+          () => {
+            throw boom;
+          },
+          7,
+        );
+        const queued: (() => void)[] = [];
+        const original = globalThis.queueMicrotask;
+        globalThis.queueMicrotask = (fn: () => void): void => void queued.push(fn);
+        let freed: number;
+        try {
+          freed = list.shrinker.scan(1);
+        } finally {
+          globalThis.queueMicrotask = original;
+        }
+        assert.equal(freed, 7);
+        assert.equal(list.pendingItems, 0);
+        assert.equal(queued.length, 1);
+        assert.throws(
+          () => queued[0]!(),
+          (e: unknown) => e === boom,
+        );
+      },
+    );
   });
 });
 
 describe('DeferredFreeList under the validator', () => {
   recordMode();
 
-  it('the worker frees as a task of its own: it does not inherit a signalling section open where the item was queued', async () => {
-    let freed = false;
-    const list = new DeferredFreeList();
-    await signallingSection(async () => {
-      list.deferredFree(
-        'x',
-        () => {
-          mightReclaim(); // would be a report inside the section
-          freed = true;
-        },
-        1,
-      );
-      // The section stays open while the worker runs.
-      await nextTurn();
-      await nextTurn();
-    });
-    assert.equal(freed, true);
-    assert.deepEqual(seen(), []);
-    await signallingSection(async () => {
-      await nextTurn();
-      mightReclaim(); // the control: in the section itself, it is reported
-    });
-    assert.equal(seen().length, 1);
-  });
+  it(
+    'the worker frees as a task of its own: ' +
+      'it does not inherit a signalling section open where the item was queued',
+    async () => {
+      let freed = false;
+      const list = new DeferredFreeList();
+      await signallingSection(async () => {
+        list.deferredFree(
+          'x',
+          () => {
+            mightReclaim(); // would be a report inside the section
+            freed = true;
+          },
+          1,
+        );
+        // The section stays open while the worker runs.
+        await nextTurn();
+        await nextTurn();
+      });
+      assert.equal(freed, true);
+      assert.deepEqual(seen(), []);
+      await signallingSection(async () => {
+        await nextTurn();
+        mightReclaim(); // the control: in the section itself, it is reported
+      });
+      assert.equal(seen().length, 1);
+    },
+  );
 });

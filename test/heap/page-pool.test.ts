@@ -166,18 +166,22 @@ describe('PagePool', () => {
       assert.equal(all.pooledBytes, 80 * MiB);
     });
 
-    it('in verifyZero mode, giving a buffer the pool already holds is a BugError (double free); the pool is unchanged', () => {
-      using pool = new PagePool({ verifyZero: true });
-      const a = new ArrayBuffer(4 * KiB);
-      pool.give(a);
-      assert.throws(
-        () => pool.give(a),
-        (e: unknown) => e instanceof BugError && e.message.includes('double free'),
-      );
-      assert.equal(pool.pooledBytes, 4 * KiB);
-      assert.equal(pool.take(4 * KiB), a);
-      assert.equal(pool.give(a), true, 'late: once taken, it may be given again');
-    });
+    it(
+      'in verifyZero mode, giving a buffer the pool already holds is a BugError (double free); ' +
+        'the pool is unchanged',
+      () => {
+        using pool = new PagePool({ verifyZero: true });
+        const a = new ArrayBuffer(4 * KiB);
+        pool.give(a);
+        assert.throws(
+          () => pool.give(a),
+          (e: unknown) => e instanceof BugError && e.message.includes('double free'),
+        );
+        assert.equal(pool.pooledBytes, 4 * KiB);
+        assert.equal(pool.take(4 * KiB), a);
+        assert.equal(pool.give(a), true, 'late: once taken, it may be given again');
+      },
+    );
   });
 
   describe('zeroed buffers', () => {
@@ -258,19 +262,22 @@ describe('PagePool', () => {
       assert.equal(pool.shrink(10), 0, 'late: nothing left');
     });
 
-    it('the shrinker counts pooled pages, scans by shrinking, has seeks 1 like TTM, and works through a registry', () => {
-      using pool = new PagePool({ orders: [0, 4], maxPooledBytes: Infinity });
-      pool.give(new ArrayBuffer(64 * KiB));
-      pool.give(new ArrayBuffer(4 * KiB));
-      assert.equal(pool.shrinker.seeks, 1);
-      assert.equal(pool.shrinker.count(), 17);
-      const registry = new ShrinkerRegistry();
-      using _r = registry.register(pool.shrinker);
-      assert.equal(registry.shrink(1), 1);
-      assert.equal(registry.count(), 16);
-      assert.equal(registry.shrinkPass(), 16, 'seeks 1: a general pass empties it');
-      assert.equal(pool.pooledBytes, 0);
-    });
+    it(
+      'the shrinker counts pooled pages, scans by shrinking, has seeks 1 like TTM, ' + 'and works through a registry',
+      () => {
+        using pool = new PagePool({ orders: [0, 4], maxPooledBytes: Infinity });
+        pool.give(new ArrayBuffer(64 * KiB));
+        pool.give(new ArrayBuffer(4 * KiB));
+        assert.equal(pool.shrinker.seeks, 1);
+        assert.equal(pool.shrinker.count(), 17);
+        const registry = new ShrinkerRegistry();
+        using _r = registry.register(pool.shrinker);
+        assert.equal(registry.shrink(1), 1);
+        assert.equal(registry.count(), 16);
+        assert.equal(registry.shrinkPass(), 16, 'seeks 1: a general pass empties it');
+        assert.equal(pool.pooledBytes, 0);
+      },
+    );
   });
 
   describe('SharedArrayBuffer pools', () => {
@@ -314,77 +321,81 @@ describe('PagePool', () => {
   });
 
   describe('property', () => {
-    it('random take/give/shrink: pooledBytes equals the sum of held buffers, stays <= the limit, and every take is zero', () => {
-      const seed = testSeed();
-      const orders = [0, 2, 4];
-      const op = fc.oneof(
-        fc.record({
-          kind: fc.constant('give' as const),
-          order: fc.constantFrom(...orders, 1),
-          dirtyThenZero: fc.boolean(),
-        }),
-        fc.record({ kind: fc.constant('take' as const), order: fc.constantFrom(...orders) }),
-        fc.record({ kind: fc.constant('shrink' as const), pages: fc.nat({ max: 40 }) }),
-      );
-      const property = fc.property(
-        fc.integer({ min: 0, max: 48 }),
-        fc.array(op, { maxLength: 60 }),
-        (limitPages, ops) => {
-          const limit = limitPages * PAGE_SIZE;
-          const pool = new PagePool({ orders, maxPooledBytes: limit });
-          const held = new Set<ArrayBuffer | SharedArrayBuffer>(); // the model
-          for (const step of ops) {
-            if (step.kind === 'give') {
-              const b = new ArrayBuffer(PAGE_SIZE << step.order);
-              if (step.dirtyThenZero) {
-                new Uint8Array(b).fill(0xff);
-                new Uint8Array(b).fill(0);
+    it(
+      'random take/give/shrink: ' +
+        'pooledBytes equals the sum of held buffers, stays <= the limit, and every take is zero',
+      () => {
+        const seed = testSeed();
+        const orders = [0, 2, 4];
+        const op = fc.oneof(
+          fc.record({
+            kind: fc.constant('give' as const),
+            order: fc.constantFrom(...orders, 1),
+            dirtyThenZero: fc.boolean(),
+          }),
+          fc.record({ kind: fc.constant('take' as const), order: fc.constantFrom(...orders) }),
+          fc.record({ kind: fc.constant('shrink' as const), pages: fc.nat({ max: 40 }) }),
+        );
+        const property = fc.property(
+          fc.integer({ min: 0, max: 48 }),
+          fc.array(op, { maxLength: 60 }),
+          (limitPages, ops) => {
+            const limit = limitPages * PAGE_SIZE;
+            const pool = new PagePool({ orders, maxPooledBytes: limit });
+            const held = new Set<ArrayBuffer | SharedArrayBuffer>(); // the model
+            for (const step of ops) {
+              if (step.kind === 'give') {
+                const b = new ArrayBuffer(PAGE_SIZE << step.order);
+                if (step.dirtyThenZero) {
+                  new Uint8Array(b).fill(0xff);
+                  new Uint8Array(b).fill(0);
+                }
+                const sum = [...held].reduce((n, x) => n + x.byteLength, 0);
+                const expected = orders.includes(step.order) && sum + b.byteLength <= limit;
+                assert.equal(pool.give(b), expected, `give order ${step.order}`);
+                if (expected) held.add(b);
+              } else if (step.kind === 'take') {
+                const b = pool.take(PAGE_SIZE << step.order);
+                const had = [...held].some((x) => x.byteLength === PAGE_SIZE << step.order);
+                assert.equal(b !== undefined, had, `take order ${step.order}`);
+                if (b !== undefined) {
+                  assert.ok(held.delete(b), 'took a buffer the pool held');
+                  assert.ok(isAllZero(b), 'taken buffer is zero');
+                  new Uint8Array(b).fill(0x5a); // the user dirties it; it is never given back dirty
+                }
+              } else {
+                const before = pool.pooledPages;
+                const dropped = pool.shrink(step.pages);
+                assert.equal(pool.pooledPages, before - dropped);
+                assert.ok(
+                  dropped >= Math.min(step.pages, before),
+                  `shrink(${step.pages}) dropped ${dropped} of ${before}`,
+                );
+                // Resync the model: which buffers were dropped is the pool's choice.
+                const kept = new Map<number, number>(pool.stats().classes.map((c) => [c.bytes, c.pooled]));
+                for (const x of [...held]) {
+                  const n = kept.get(x.byteLength) ?? 0;
+                  if (n > 0) kept.set(x.byteLength, n - 1);
+                  else held.delete(x);
+                }
               }
               const sum = [...held].reduce((n, x) => n + x.byteLength, 0);
-              const expected = orders.includes(step.order) && sum + b.byteLength <= limit;
-              assert.equal(pool.give(b), expected, `give order ${step.order}`);
-              if (expected) held.add(b);
-            } else if (step.kind === 'take') {
-              const b = pool.take(PAGE_SIZE << step.order);
-              const had = [...held].some((x) => x.byteLength === PAGE_SIZE << step.order);
-              assert.equal(b !== undefined, had, `take order ${step.order}`);
-              if (b !== undefined) {
-                assert.ok(held.delete(b), 'took a buffer the pool held');
-                assert.ok(isAllZero(b), 'taken buffer is zero');
-                new Uint8Array(b).fill(0x5a); // the user dirties it; it is never given back dirty
-              }
-            } else {
-              const before = pool.pooledPages;
-              const dropped = pool.shrink(step.pages);
-              assert.equal(pool.pooledPages, before - dropped);
-              assert.ok(
-                dropped >= Math.min(step.pages, before),
-                `shrink(${step.pages}) dropped ${dropped} of ${before}`,
+              assert.equal(pool.pooledBytes, sum);
+              assert.ok(pool.pooledBytes <= limit);
+              assert.equal(
+                pool.stats().classes.reduce((n, c) => n + c.pooledBytes, 0),
+                sum,
               );
-              // Resync the model: which buffers were dropped is the pool's choice.
-              const kept = new Map<number, number>(pool.stats().classes.map((c) => [c.bytes, c.pooled]));
-              for (const x of [...held]) {
-                const n = kept.get(x.byteLength) ?? 0;
-                if (n > 0) kept.set(x.byteLength, n - 1);
-                else held.delete(x);
-              }
             }
-            const sum = [...held].reduce((n, x) => n + x.byteLength, 0);
-            assert.equal(pool.pooledBytes, sum);
-            assert.ok(pool.pooledBytes <= limit);
-            assert.equal(
-              pool.stats().classes.reduce((n, c) => n + c.pooledBytes, 0),
-              sum,
-            );
-          }
-          pool[Symbol.dispose]();
-        },
-      );
-      try {
-        fc.assert(property, { seed, numRuns: 300 });
-      } catch (err) {
-        throw new Error(`seed ${seed} (rerun with TEST_SEED=${seed}): ${(err as Error).message}`, { cause: err });
-      }
-    });
+            pool[Symbol.dispose]();
+          },
+        );
+        try {
+          fc.assert(property, { seed, numRuns: 300 });
+        } catch (err) {
+          throw new Error(`seed ${seed} (rerun with TEST_SEED=${seed}): ${(err as Error).message}`, { cause: err });
+        }
+      },
+    );
   });
 });

@@ -52,7 +52,10 @@ const inCi = (): boolean => process.env['CI'] === 'true';
 /** The `skip` option for a test that needs Chromium (see the module contract). */
 export function browserSkip(): string | false {
   if (fs.existsSync(CHROMIUM_PATH) || inCi()) return false;
-  return `Chromium not found at ${CHROMIUM_PATH}: install it with \`apt-get install chromium\` to run this test (with CI=true it fails instead)`;
+  return (
+    `Chromium not found at ${CHROMIUM_PATH}: install it with \`apt-get install chromium\` to run this test ` +
+    '(with CI=true it fails instead)'
+  );
 }
 
 /** A launched browser that `await using` closes. */
@@ -66,7 +69,8 @@ export type DisposableBrowser = Browser & AsyncDisposable;
 export async function launchChromium(options: Omit<LaunchOptions, 'executablePath'> = {}): Promise<DisposableBrowser> {
   if (!fs.existsSync(CHROMIUM_PATH)) {
     throw new Error(
-      `Chromium not found at ${CHROMIUM_PATH}${inCi() ? ' and CI=true requires it' : ''}: install Debian's package with \`apt-get install chromium\` (.ci/run does)`,
+      `Chromium not found at ${CHROMIUM_PATH}${inCi() ? ' and CI=true requires it' : ''}: ` +
+        "install Debian's package with `apt-get install chromium` (.ci/run does)",
     );
   }
   const browser = await chromium.launch({

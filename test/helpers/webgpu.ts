@@ -37,7 +37,10 @@ export function webgpuSkip(): Promise<string | undefined> {
       return undefined;
     } catch (error) {
       if (inCi) return undefined;
-      return `no WebGPU adapter (${error instanceof Error ? error.message : String(error)}); to run these tests, ${HOW_TO}`;
+      return (
+        `no WebGPU adapter (${error instanceof Error ? error.message : String(error)}); ` +
+        `to run these tests, ${HOW_TO}`
+      );
     }
   })();
   return probe;

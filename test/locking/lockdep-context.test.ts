@@ -246,25 +246,28 @@ describe('lockdep: held locks follow await, per async context', () => {
 describe('lockdep: scoped signalling sections', () => {
   recordMode();
 
-  it('signallingSection(fn) stays open across every await in fn: a reservation lock after waits is reported', async () => {
-    const resv = new DmaResv({ name: 'scoped.bo' });
-    const gate = new Mutex('scoped.gate');
-    const f = mockFence();
-    await asOtherTask(() => gate.lock());
-    queueMicrotask(() => f.signal());
-    setImmediate(() => gate.unlock());
-    const result = await signallingSection(async () => {
-      await f.wait(); // a callee's promise
-      await gate.lock(); // a contended lock
-      gate.unlock();
-      await nextTurn();
-      await resv.lock();
-      resv.unlock();
-      return 'done';
-    });
-    assert.equal(result, 'done');
-    assert.deepEqual(seen(), [`circular-dependency ${MAP} -> ${RESV}`]);
-  });
+  it(
+    'signallingSection(fn) stays open across every await in fn: ' + 'a reservation lock after waits is reported',
+    async () => {
+      const resv = new DmaResv({ name: 'scoped.bo' });
+      const gate = new Mutex('scoped.gate');
+      const f = mockFence();
+      await asOtherTask(() => gate.lock());
+      queueMicrotask(() => f.signal());
+      setImmediate(() => gate.unlock());
+      const result = await signallingSection(async () => {
+        await f.wait(); // a callee's promise
+        await gate.lock(); // a contended lock
+        gate.unlock();
+        await nextTurn();
+        await resv.lock();
+        resv.unlock();
+        return 'done';
+      });
+      assert.equal(result, 'done');
+      assert.deepEqual(seen(), [`circular-dependency ${MAP} -> ${RESV}`]);
+    },
+  );
 
   it('nothing after the scoped section, nor the code beside a pending one, is inside it', async () => {
     let inside = false;

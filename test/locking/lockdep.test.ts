@@ -82,10 +82,13 @@ describe('lockdep: enabling', () => {
     assert.deepEqual(seen(), ['circular-dependency off.b -> off.a']);
   });
 
-  it('enableLockdep without a tracker returns { enabled: false, reason } and stays off; dropping the tracker turns it off', () => {
-    // A fresh process that never imports src/node.ts: the core has no tracker of its own.
-    const root = fileURLToPath(new URL('../../', import.meta.url));
-    const code = `
+  it(
+    'enableLockdep without a tracker returns { enabled: false, reason } and stays off; ' +
+      'dropping the tracker turns it off',
+    () => {
+      // A fresh process that never imports src/node.ts: the core has no tracker of its own.
+      const root = fileURLToPath(new URL('../../', import.meta.url));
+      const code = `
       const m = {
         ...(await import(${JSON.stringify(new URL('../../src/locking/lockdep.ts', import.meta.url).href)})),
         get lockdep() { return hooks.lockdep; },
@@ -96,44 +99,52 @@ describe('lockdep: enabling', () => {
       const afterFirst = m.lockdepEnabled();
       const hooksAfterFirst = m.lockdep !== null;
       const als = new AsyncLocalStorage();
-      m.installHeldLockTracker({ get: () => als.getStore() ?? [], set: (h) => als.enterWith(h), run: (h, fn) => als.run(h, fn) });
+      m.installHeldLockTracker({
+        get: () => als.getStore() ?? [],
+        set: (h) => als.enterWith(h),
+        run: (h, fn) => als.run(h, fn),
+      });
       const second = m.enableLockdep({ mode: 'record' });
       const afterSecond = m.lockdepEnabled();
       m.installHeldLockTracker(null);
-      console.log(JSON.stringify({ first, afterFirst, hooksAfterFirst, second, afterSecond, afterDrop: m.lockdepEnabled(), hooksAfterDrop: m.lockdep !== null }));
+      console.log(JSON.stringify({
+        first, afterFirst, hooksAfterFirst, second, afterSecond,
+        afterDrop: m.lockdepEnabled(), hooksAfterDrop: m.lockdep !== null,
+      }));
     `;
-    const env = { ...process.env };
-    delete env['DMABUF_LOCKDEP'];
-    delete env['NODE_TEST_CONTEXT'];
-    delete env['NODE_OPTIONS'];
-    const out = execFileSync(
-      process.execPath,
-      ['--conditions=@dmabuf/source', '--import', 'tsx', '--input-type=module', '-e', code],
-      {
-        cwd: root,
-        env,
-        encoding: 'utf8',
-      },
-    );
-    const r = JSON.parse(out.trim().split('\n').pop()!) as {
-      first: { enabled: boolean; reason?: string };
-      afterFirst: boolean;
-      hooksAfterFirst: boolean;
-      second: { enabled: boolean; reason?: string };
-      afterSecond: boolean;
-      afterDrop: boolean;
-      hooksAfterDrop: boolean;
-    };
-    assert.equal(r.first.enabled, false);
-    assert.match(r.first.reason ?? '', /tracker/);
-    assert.match(r.first.reason ?? '', /dmabuf\/node/);
-    assert.equal(r.afterFirst, false);
-    assert.equal(r.hooksAfterFirst, false);
-    assert.deepEqual(r.second, { enabled: true });
-    assert.equal(r.afterSecond, true);
-    assert.equal(r.afterDrop, false);
-    assert.equal(r.hooksAfterDrop, false);
-  });
+      const env = { ...process.env };
+      delete env['DMABUF_LOCKDEP'];
+      delete env['NODE_TEST_CONTEXT'];
+      delete env['NODE_OPTIONS'];
+      const out = execFileSync(
+        process.execPath,
+        ['--conditions=@dmabuf/source', '--import', 'tsx', '--input-type=module', '-e', code],
+        {
+          cwd: root,
+          env,
+          encoding: 'utf8',
+        },
+      );
+      const r = JSON.parse(out.trim().split('\n').pop()!) as {
+        first: { enabled: boolean; reason?: string };
+        afterFirst: boolean;
+        hooksAfterFirst: boolean;
+        second: { enabled: boolean; reason?: string };
+        afterSecond: boolean;
+        afterDrop: boolean;
+        hooksAfterDrop: boolean;
+      };
+      assert.equal(r.first.enabled, false);
+      assert.match(r.first.reason ?? '', /tracker/);
+      assert.match(r.first.reason ?? '', /dmabuf\/node/);
+      assert.equal(r.afterFirst, false);
+      assert.equal(r.hooksAfterFirst, false);
+      assert.deepEqual(r.second, { enabled: true });
+      assert.equal(r.afterSecond, true);
+      assert.equal(r.afterDrop, false);
+      assert.equal(r.hooksAfterDrop, false);
+    },
+  );
 
   it('installHeldLockTracker refuses anything but null or a tracker, and keeps the one installed', async () => {
     for (const bad of [undefined, {}, { get() {}, set() {} }, 'als']) {

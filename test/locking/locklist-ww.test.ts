@@ -134,40 +134,44 @@ describe('TransLockList with ww mutexes', () => {
     });
   }
 
-  it('stress: six transactions over five mutexes in random orders, with deadlock injection, all complete exclusively', async () => {
-    const seed = testSeed();
-    const random = seededRandom(seed);
-    for (const algorithm of ['wait-die', 'wound-wait'] as const) {
-      const cls = new WwClass(`stress-${algorithm}`, algorithm);
-      const mutexes = Array.from({ length: 5 }, (_, i) => new WwMutex(cls, `m${i}`));
-      const inside = new Set<WwMutex>();
-      const stats: TxStats = { backoffs: 0, outcomes: [] };
-      let completed = 0;
-      const task = async (rounds: number): Promise<void> => {
-        for (let r = 0; r < rounds; r++) {
-          const order = shuffle([...mutexes], random).slice(0, 2 + Math.floor(random() * 4));
-          using ctx = new WwAcquireCtx(cls, { deadlockInjection: true });
-          using list = new TransLockList();
-          await lockAll(list, ctx, order, stats, () => yields(Math.floor(random() * 3)));
-          ctx.done();
-          for (const m of order) {
-            assert.equal(inside.has(m), false, `seed ${seed}: ${m.name} held twice`);
-            inside.add(m);
+  it(
+    'stress: six transactions over five mutexes in random orders, with deadlock injection, ' +
+      'all complete exclusively',
+    async () => {
+      const seed = testSeed();
+      const random = seededRandom(seed);
+      for (const algorithm of ['wait-die', 'wound-wait'] as const) {
+        const cls = new WwClass(`stress-${algorithm}`, algorithm);
+        const mutexes = Array.from({ length: 5 }, (_, i) => new WwMutex(cls, `m${i}`));
+        const inside = new Set<WwMutex>();
+        const stats: TxStats = { backoffs: 0, outcomes: [] };
+        let completed = 0;
+        const task = async (rounds: number): Promise<void> => {
+          for (let r = 0; r < rounds; r++) {
+            const order = shuffle([...mutexes], random).slice(0, 2 + Math.floor(random() * 4));
+            using ctx = new WwAcquireCtx(cls, { deadlockInjection: true });
+            using list = new TransLockList();
+            await lockAll(list, ctx, order, stats, () => yields(Math.floor(random() * 3)));
+            ctx.done();
+            for (const m of order) {
+              assert.equal(inside.has(m), false, `seed ${seed}: ${m.name} held twice`);
+              inside.add(m);
+            }
+            await yields(1 + Math.floor(random() * 3));
+            for (const m of order) inside.delete(m);
+            completed++;
           }
-          await yields(1 + Math.floor(random() * 3));
-          for (const m of order) inside.delete(m);
-          completed++;
-        }
-      };
-      await Promise.all(Array.from({ length: 6 }, () => task(4)));
-      assert.equal(completed, 24, `seed ${seed}`);
-      assert.ok(stats.backoffs > 0, `seed ${seed}: ${algorithm} with injection backed off at least once`);
-      assert.ok(
-        mutexes.every((m) => !m.isLocked && m.waiters === 0),
-        `seed ${seed}: everything released`,
-      );
-    }
-  });
+        };
+        await Promise.all(Array.from({ length: 6 }, () => task(4)));
+        assert.equal(completed, 24, `seed ${seed}`);
+        assert.ok(stats.backoffs > 0, `seed ${seed}: ${algorithm} with injection backed off at least once`);
+        assert.ok(
+          mutexes.every((m) => !m.isLocked && m.waiters === 0),
+          `seed ${seed}: everything released`,
+        );
+      }
+    },
+  );
 });
 
 // ---- a DmaResv adapter: the GEM-level list the reviewers asked for ---------------------------
@@ -205,68 +209,71 @@ function boItem(bo: BufferObject, ctx: WwAcquireCtx): LockItem<BufferObject> {
 }
 
 describe('TransLockList over DmaResv buffer objects', () => {
-  it('two submissions in opposite order add their fences; objects dropped mid-transaction live until unlocked', async () => {
-    const violations: string[] = [];
-    const [x, y, z] = ['x', 'y', 'z'].map((n) => new BufferObject(n, violations)) as [
-      BufferObject,
-      BufferObject,
-      BufferObject,
-    ];
-    const ready = [deferred(), deferred()];
-    let backoffs = 0;
-    const jobs: DmaFence[] = [];
-    const submit = async (id: 0 | 1, order: BufferObject[]): Promise<void> => {
-      // The submission looked its buffers up: it holds a reference on each until it ends.
-      for (const bo of order) bo.kref.get();
-      using _lookups = {
-        [Symbol.dispose]: () => {
-          for (const bo of order) bo.kref.put();
-        },
-      };
-      using ctx = new WwAcquireCtx(x.resv.mutex.wwClass);
-      using list = new TransLockList({ name: `submit${id}` });
-      let first = true;
-      restart: for (;;) {
-        for (const bo of order) {
-          if (list.has(bo)) continue;
-          try {
-            await bo.resv.lock(ctx);
-          } catch (err) {
-            if (!(err instanceof WwDeadlockError)) throw err;
-            backoffs++;
-            await list.backoff(boItem(bo, ctx));
-            continue restart;
+  it(
+    'two submissions in opposite order add their fences; ' + 'objects dropped mid-transaction live until unlocked',
+    async () => {
+      const violations: string[] = [];
+      const [x, y, z] = ['x', 'y', 'z'].map((n) => new BufferObject(n, violations)) as [
+        BufferObject,
+        BufferObject,
+        BufferObject,
+      ];
+      const ready = [deferred(), deferred()];
+      let backoffs = 0;
+      const jobs: DmaFence[] = [];
+      const submit = async (id: 0 | 1, order: BufferObject[]): Promise<void> => {
+        // The submission looked its buffers up: it holds a reference on each until it ends.
+        for (const bo of order) bo.kref.get();
+        using _lookups = {
+          [Symbol.dispose]: () => {
+            for (const bo of order) bo.kref.put();
+          },
+        };
+        using ctx = new WwAcquireCtx(x.resv.mutex.wwClass);
+        using list = new TransLockList({ name: `submit${id}` });
+        let first = true;
+        restart: for (;;) {
+          for (const bo of order) {
+            if (list.has(bo)) continue;
+            try {
+              await bo.resv.lock(ctx);
+            } catch (err) {
+              if (!(err instanceof WwDeadlockError)) throw err;
+              backoffs++;
+              await list.backoff(boItem(bo, ctx));
+              continue restart;
+            }
+            list.add(boItem(bo, ctx));
+            if (first) {
+              first = false;
+              ready[id]!.resolve();
+              await ready[1 - id]!.promise;
+            }
           }
-          list.add(boItem(bo, ctx));
-          if (first) {
-            first = false;
-            ready[id]!.resolve();
-            await ready[1 - id]!.promise;
-          }
+          break;
         }
-        break;
-      }
-      ctx.done();
-      const job = mockFence();
-      for (const item of list.items) {
-        const bo = item.object as BufferObject;
-        bo.resv.reserveFences(1);
-        bo.resv.addFence(job, DmaResvUsage.Write);
-      }
-      jobs.push(job);
-    };
-    const both = Promise.all([submit(0, [x, y, z]), submit(1, [z, y, x])]);
-    // Two creators let go while the submissions run; lookups and lists keep the objects alive.
-    x.kref.put();
-    y.kref.put();
-    await both;
-    assert.ok(backoffs >= 1, 'the opposite orders collided');
-    assert.deepEqual([x.freed, y.freed, z.freed], [true, true, false], 'freed once both lists let go');
-    assert.deepEqual(z.resv.getFences(DmaResvUsage.Write), jobs, 'each submission added its fence');
-    for (const job of jobs) job.signal();
-    assert.equal(z.resv.isLocked, false);
-    z.kref.put();
-    assert.equal(z.freed, true);
-    assert.deepEqual(violations, []);
-  });
+        ctx.done();
+        const job = mockFence();
+        for (const item of list.items) {
+          const bo = item.object as BufferObject;
+          bo.resv.reserveFences(1);
+          bo.resv.addFence(job, DmaResvUsage.Write);
+        }
+        jobs.push(job);
+      };
+      const both = Promise.all([submit(0, [x, y, z]), submit(1, [z, y, x])]);
+      // Two creators let go while the submissions run; lookups and lists keep the objects alive.
+      x.kref.put();
+      y.kref.put();
+      await both;
+      assert.ok(backoffs >= 1, 'the opposite orders collided');
+      assert.deepEqual([x.freed, y.freed, z.freed], [true, true, false], 'freed once both lists let go');
+      assert.deepEqual(z.resv.getFences(DmaResvUsage.Write), jobs, 'each submission added its fence');
+      for (const job of jobs) job.signal();
+      assert.equal(z.resv.isLocked, false);
+      z.kref.put();
+      assert.equal(z.freed, true);
+      assert.deepEqual(violations, []);
+    },
+  );
 });

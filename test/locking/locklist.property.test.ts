@@ -246,12 +246,16 @@ function checkState(
 }
 
 describe('TransLockList lifetime property', () => {
-  it('random add/remove/nest/backoff/unlockPutAll: references return to their start, nothing is released while locked', async () => {
-    const seed = testSeed();
-    try {
-      await fc.assert(fc.asyncProperty(fc.array(cmdArb, { maxLength: 40 }), runCommands), { seed, numRuns: 200 });
-    } catch (err) {
-      throw new Error(`seed ${seed} (rerun with TEST_SEED=${seed}): ${(err as Error).message}`, { cause: err });
-    }
-  });
+  it(
+    'random add/remove/nest/backoff/unlockPutAll: ' +
+      'references return to their start, nothing is released while locked',
+    async () => {
+      const seed = testSeed();
+      try {
+        await fc.assert(fc.asyncProperty(fc.array(cmdArb, { maxLength: 40 }), runCommands), { seed, numRuns: 200 });
+      } catch (err) {
+        throw new Error(`seed ${seed} (rerun with TEST_SEED=${seed}): ${(err as Error).message}`, { cause: err });
+      }
+    },
+  );
 });

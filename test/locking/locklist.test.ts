@@ -500,31 +500,35 @@ describe('TransLockList.backoff', () => {
     assert.deepEqual([c.refs, d.refs], [1, 1]);
   });
 
-  it('a contending object this transaction still holds on a list of its tree is a BugError, with nothing slow-locked', async () => {
-    const { objs, lockAdd, item, events } = world('ax');
-    const [a, x] = objs as [Counted, Counted];
-    const exec = new TransLockList({ name: 'exec' });
-    const evict = new TransLockList({ name: 'evict' });
-    exec.add(evict);
-    lockAdd(exec, x);
-    lockAdd(evict, a);
-    // Backing off the sub-list alone leaves x locked on its parent: the transaction would wait for itself.
-    await assert.rejects(
-      evict.backoff(item(x)),
-      (err: unknown) => err instanceof BugError && /this transaction still holds on list 'exec'/.test(err.message),
-    );
-    assert.deepEqual(events(), ['unlock a', 'put a', 'put x']);
-    assert.deepEqual([x.refs, x.locked], [2, true]);
-    await assert.rejects(
-      evict.backoff(exec),
-      (err: unknown) => err instanceof BugError && /this list or contains it/.test(err.message),
-    );
-    await assert.rejects(
-      exec.backoff(exec),
-      (err: unknown) => err instanceof BugError && /this list or contains it/.test(err.message),
-    );
-    exec.unlockPutAll();
-  });
+  it(
+    'a contending object this transaction still holds on a list of its tree is a BugError, ' +
+      'with nothing slow-locked',
+    async () => {
+      const { objs, lockAdd, item, events } = world('ax');
+      const [a, x] = objs as [Counted, Counted];
+      const exec = new TransLockList({ name: 'exec' });
+      const evict = new TransLockList({ name: 'evict' });
+      exec.add(evict);
+      lockAdd(exec, x);
+      lockAdd(evict, a);
+      // Backing off the sub-list alone leaves x locked on its parent: the transaction would wait for itself.
+      await assert.rejects(
+        evict.backoff(item(x)),
+        (err: unknown) => err instanceof BugError && /this transaction still holds on list 'exec'/.test(err.message),
+      );
+      assert.deepEqual(events(), ['unlock a', 'put a', 'put x']);
+      assert.deepEqual([x.refs, x.locked], [2, true]);
+      await assert.rejects(
+        evict.backoff(exec),
+        (err: unknown) => err instanceof BugError && /this list or contains it/.test(err.message),
+      );
+      await assert.rejects(
+        exec.backoff(exec),
+        (err: unknown) => err instanceof BugError && /this list or contains it/.test(err.message),
+      );
+      exec.unlockPutAll();
+    },
+  );
 
   it('a contending object held on another transaction’s list is the normal case: backoff waits for it', async () => {
     const { objs, lockAdd, item, events } = world('ax');

@@ -126,7 +126,8 @@ function registerSuite(title: string, className: string, algorithm: WwAlgorithm)
 
     describe('test_aa', () => {
       for (const trylock of [false, true]) {
-        it(`test_aa(${trylock ? 'trylock' : 'lock'}): a context cannot take what it holds; lock says EALREADY`, async () => {
+        const mode = trylock ? 'trylock' : 'lock';
+        it(`test_aa(${mode}): a context cannot take what it holds; lock says EALREADY`, async () => {
           const m = new WwMutex(cls, 'aa');
           const ctx = new WwAcquireCtx(cls);
           if (trylock) assert.equal(m.tryLock(ctx), true);
@@ -394,37 +395,40 @@ function registerSuite(title: string, className: string, algorithm: WwAlgorithm)
           release(young, y);
         });
       } else {
-        it('wound-wait: an older requester wounds a younger holder, which dies only at its next contended lock', async () => {
-          const [m, o, f, n] = mutexes(cls, 4) as [WwMutex, WwMutex, WwMutex, WwMutex];
-          const old = await holding(cls, o);
-          const young = await holding(cls, m);
-          const po = watch(asOtherTask(() => m.lock(old)));
-          await yieldTurns(2);
-          assert.equal(po().state, 'pending', 'the older requester waits');
-          await f.lock(young); // uncontended: the wound is not noticed yet
-          assert.equal(young.acquired, 2);
-          await asOtherTask(() => n.lock(null));
-          const err = await outcome(n.lock(young), 'wounded lock');
-          assert.ok(err instanceof WwDeadlockError, `wounded holder must back off, got ${String(err)}`);
-          assert.equal(young.contendingLock, n);
-          assert.equal(n.waiters, 0);
-          m.unlock();
-          f.unlock();
-          await yieldTurns(1);
-          assert.equal(po().state, 'fulfilled');
-          assert.equal(m.holder, old);
-          const slow = watch(n.lockSlow(young));
-          n.unlock();
-          await yieldTurns(1);
-          assert.equal(slow().state, 'fulfilled');
-          const again = watch(m.lock(young)); // younger requester: waits, no wound
-          await yieldTurns(2);
-          assert.equal(again().state, 'pending');
-          release(old, m, o);
-          await yieldTurns(1);
-          assert.equal(again().state, 'fulfilled');
-          release(young, m, n);
-        });
+        it(
+          'wound-wait: an older requester wounds a younger holder, ' + 'which dies only at its next contended lock',
+          async () => {
+            const [m, o, f, n] = mutexes(cls, 4) as [WwMutex, WwMutex, WwMutex, WwMutex];
+            const old = await holding(cls, o);
+            const young = await holding(cls, m);
+            const po = watch(asOtherTask(() => m.lock(old)));
+            await yieldTurns(2);
+            assert.equal(po().state, 'pending', 'the older requester waits');
+            await f.lock(young); // uncontended: the wound is not noticed yet
+            assert.equal(young.acquired, 2);
+            await asOtherTask(() => n.lock(null));
+            const err = await outcome(n.lock(young), 'wounded lock');
+            assert.ok(err instanceof WwDeadlockError, `wounded holder must back off, got ${String(err)}`);
+            assert.equal(young.contendingLock, n);
+            assert.equal(n.waiters, 0);
+            m.unlock();
+            f.unlock();
+            await yieldTurns(1);
+            assert.equal(po().state, 'fulfilled');
+            assert.equal(m.holder, old);
+            const slow = watch(n.lockSlow(young));
+            n.unlock();
+            await yieldTurns(1);
+            assert.equal(slow().state, 'fulfilled');
+            const again = watch(m.lock(young)); // younger requester: waits, no wound
+            await yieldTurns(2);
+            assert.equal(again().state, 'pending');
+            release(old, m, o);
+            await yieldTurns(1);
+            assert.equal(again().state, 'fulfilled');
+            release(young, m, n);
+          },
+        );
 
         it('wound-wait: a wounded holder asleep on another lock is woken and dies', async () => {
           const [m, o, n] = mutexes(cls, 3) as [WwMutex, WwMutex, WwMutex];
@@ -542,50 +546,56 @@ function registerSuite(title: string, className: string, algorithm: WwAlgorithm)
         ctx.fini();
       });
 
-      it('after EDEADLK: other locks, the same lock with locks held, and lockSlow elsewhere are BugErrors', async () => {
-        const { ctx, held, contended, cleanup } = await provokeDeadlock();
-        const other = new WwMutex(cls, 'other');
-        await assert.rejects(other.lock(ctx), BugError, 'a different mutex before backing off');
-        assert.equal(other.isLocked, false);
-        await assert.rejects(contended.lock(ctx), BugError, 'the contended mutex before unlocking everything');
-        await assert.rejects(contended.lockSlow(ctx), BugError, 'lockSlow with locks held');
-        held.unlock();
-        await assert.rejects(other.lockSlow(ctx), BugError, 'lockSlow on a lock that did not report EDEADLK');
-        assert.equal(other.isLocked, false);
-        assert.equal(ctx.contendingLock, contended, 'the bookkeeping survived the failed calls');
-        const slow = watch(contended.lockSlow(ctx));
-        await cleanup();
-        await yieldTurns(1);
-        assert.equal(slow().state, 'fulfilled');
-        assert.equal(contended.holder, ctx);
-        release(ctx, contended);
-      });
+      it(
+        'after EDEADLK: ' + 'other locks, the same lock with locks held, and lockSlow elsewhere are BugErrors',
+        async () => {
+          const { ctx, held, contended, cleanup } = await provokeDeadlock();
+          const other = new WwMutex(cls, 'other');
+          await assert.rejects(other.lock(ctx), BugError, 'a different mutex before backing off');
+          assert.equal(other.isLocked, false);
+          await assert.rejects(contended.lock(ctx), BugError, 'the contended mutex before unlocking everything');
+          await assert.rejects(contended.lockSlow(ctx), BugError, 'lockSlow with locks held');
+          held.unlock();
+          await assert.rejects(other.lockSlow(ctx), BugError, 'lockSlow on a lock that did not report EDEADLK');
+          assert.equal(other.isLocked, false);
+          assert.equal(ctx.contendingLock, contended, 'the bookkeeping survived the failed calls');
+          const slow = watch(contended.lockSlow(ctx));
+          await cleanup();
+          await yieldTurns(1);
+          assert.equal(slow().state, 'fulfilled');
+          assert.equal(contended.holder, ctx);
+          release(ctx, contended);
+        },
+      );
 
-      it('issue 10 defect 2: a second lock while one is pending on the context is a BugError that changes nothing', async () => {
-        const [x, a, b] = mutexes(cls, 3, 'pair') as [WwMutex, WwMutex, WwMutex];
-        const ctx = await holding(cls, x); // older than the holder: its lock of a waits in both classes
-        const holder = await holding(cls, a, b);
-        // The natural Promise.all: the first lock queues, the second must be refused at once.
-        const first = watch(a.lock(ctx));
-        const second = watch(b.lock(ctx));
-        await yieldTurns(1);
-        const refused = second();
-        assert.ok(
-          refused.state === 'rejected' && refused.reason instanceof BugError,
-          `the second lock must be refused with a BugError, got ${JSON.stringify(refused.state)}`,
-        );
-        assert.match((refused.reason as Error).message, /pending/, 'the message says a lock is already pending');
-        assert.equal(b.waiters, 0, 'b gained no waiter');
-        assert.equal(b.holder, holder, 'b is still held by its holder');
-        assert.equal(ctx.acquired, 1, 'the context still holds only x');
-        assert.throws(() => b.tryLock(ctx), BugError, 'tryLock while a lock is pending is refused too');
-        release(holder, a, b);
-        await yieldTurns(2);
-        const state = first();
-        assert.equal(state.state, 'fulfilled', 'the first lock got a once it was free');
-        assert.equal(ctx.acquired, 2, 'the context holds x and a, nothing else');
-        release(ctx, a, x);
-      });
+      it(
+        'issue 10 defect 2: ' + 'a second lock while one is pending on the context is a BugError that changes nothing',
+        async () => {
+          const [x, a, b] = mutexes(cls, 3, 'pair') as [WwMutex, WwMutex, WwMutex];
+          const ctx = await holding(cls, x); // older than the holder: its lock of a waits in both classes
+          const holder = await holding(cls, a, b);
+          // The natural Promise.all: the first lock queues, the second must be refused at once.
+          const first = watch(a.lock(ctx));
+          const second = watch(b.lock(ctx));
+          await yieldTurns(1);
+          const refused = second();
+          assert.ok(
+            refused.state === 'rejected' && refused.reason instanceof BugError,
+            `the second lock must be refused with a BugError, got ${JSON.stringify(refused.state)}`,
+          );
+          assert.match((refused.reason as Error).message, /pending/, 'the message says a lock is already pending');
+          assert.equal(b.waiters, 0, 'b gained no waiter');
+          assert.equal(b.holder, holder, 'b is still held by its holder');
+          assert.equal(ctx.acquired, 1, 'the context still holds only x');
+          assert.throws(() => b.tryLock(ctx), BugError, 'tryLock while a lock is pending is refused too');
+          release(holder, a, b);
+          await yieldTurns(2);
+          const state = first();
+          assert.equal(state.state, 'fulfilled', 'the first lock got a once it was free');
+          assert.equal(ctx.acquired, 2, 'the context holds x and a, nothing else');
+          release(ctx, a, x);
+        },
+      );
 
       it('acquire(ctx) gives a guard for using; the guard waits its turn like lock() and unlocks once', async () => {
         const m = new WwMutex(cls, 'guarded');

@@ -94,20 +94,23 @@ describe('the package bundled for browsers', () => {
     }
   });
 
-  it('sideEffects lets a bundle keep only what it imports: a fence-only bundle has no TTM, heap or validator', async () => {
-    fs.writeFileSync(
-      path.join(dir, 'fence-only.mjs'),
-      "import { DmaFence } from 'dmabuf';\nconsole.log(DmaFence.getStub().isSignaled());\n",
-    );
-    const { code, messages } = await bundle('fence-only.mjs', 'fence-only.js', 'esm', false);
-    assert.deepEqual(messages, []);
-    // esbuild names a class `var Name = class _Name`.
-    for (const absent of ['TtmDevice', 'DmaHeap', 'WwMutex', 'enableLockdep'])
-      assert.ok(!new RegExp(`\\b${absent}\\b`).test(code), `the fence-only bundle contains ${absent}`);
-    assert.match(code, /\bvar DmaFence = class\b/);
-    const full = built.get('esm')!.code.length;
-    assert.ok(code.length * 5 < full, `fence-only ${code.length} bytes vs everything ${full} bytes`);
-  });
+  it(
+    'sideEffects lets a bundle keep only what it imports: ' + 'a fence-only bundle has no TTM, heap or validator',
+    async () => {
+      fs.writeFileSync(
+        path.join(dir, 'fence-only.mjs'),
+        "import { DmaFence } from 'dmabuf';\nconsole.log(DmaFence.getStub().isSignaled());\n",
+      );
+      const { code, messages } = await bundle('fence-only.mjs', 'fence-only.js', 'esm', false);
+      assert.deepEqual(messages, []);
+      // esbuild names a class `var Name = class _Name`.
+      for (const absent of ['TtmDevice', 'DmaHeap', 'WwMutex', 'enableLockdep'])
+        assert.ok(!new RegExp(`\\b${absent}\\b`).test(code), `the fence-only bundle contains ${absent}`);
+      assert.match(code, /\bvar DmaFence = class\b/);
+      const full = built.get('esm')!.code.length;
+      assert.ok(code.length * 5 < full, `fence-only ${code.length} bytes vs everything ${full} bytes`);
+    },
+  );
 
   describe('in Chromium', { skip: browserSkip() }, () => {
     let server: StaticServer;

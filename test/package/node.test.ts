@@ -44,7 +44,8 @@ describe('the package in plain Node', () => {
     fs.writeFileSync(
       path.join(dir, 'main.cjs'),
       "const dmabuf = require('dmabuf');\nconst { smoke } = require('./smoke-program.cjs');\n" +
-        'smoke(dmabuf, (line) => console.log(line)).catch((err) => {\n  console.error(err);\n  process.exitCode = 1;\n});\n',
+        'smoke(dmabuf, (line) => console.log(line)).catch((err) => {\n' +
+        '  console.error(err);\n  process.exitCode = 1;\n});\n',
     );
   });
 

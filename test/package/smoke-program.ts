@@ -79,7 +79,8 @@ async function locks(m: typeof Dmabuf, print: Print): Promise<void> {
   const committed = results.filter(Boolean).length;
   const unlocked = objects.every((o) => !o.resv.isLocked);
   print(
-    `lock: ${committed} transactions over 2 objects in opposite orders committed, ${unlocked ? 'both objects unlocked' : 'LOCKED'}`,
+    `lock: ${committed} transactions over 2 objects in opposite orders committed, ` +
+      `${unlocked ? 'both objects unlocked' : 'LOCKED'}`,
   );
 }
 
@@ -141,7 +142,9 @@ async function lockdep(m: typeof Dmabuf, print: Print): Promise<void> {
       .flatMap((line, i, lines) => (/acquired at:$/.test(line) ? [lines[i + 1] ?? ''] : []));
     const atLock = firstFrames.length >= 2 && firstFrames.every((frame) => /\block\b/.test(frame));
     print(
-      `lockdep: ${saysWhy ? 'off without a tracker (it says so)' : 'ON WITHOUT A TRACKER'}; with one, ${enabled ? report?.kind : 'NOT ENABLED'}, ${atLock ? 'both sites start at a lock() call' : `sites: ${firstFrames.join(' | ')}`}`,
+      `lockdep: ${saysWhy ? 'off without a tracker (it says so)' : 'ON WITHOUT A TRACKER'}; ` +
+        `with one, ${enabled ? report?.kind : 'NOT ENABLED'}, ` +
+        `${atLock ? 'both sites start at a lock() call' : `sites: ${firstFrames.join(' | ')}`}`,
     );
   } finally {
     m.disableLockdep();

@@ -70,11 +70,14 @@ describe('the package for a strict TypeScript consumer', () => {
     pkg = await packedPackage();
   });
 
-  it('sanity: a Node consumer (NodeNext, ESM and CommonJS files; dmabuf, dmabuf/node, dmabuf/testing) compiles against the declarations', async () => {
-    const result = await typeCheck('ts-node', NODE_OPTIONS, {
-      'smoke-program.ts': SMOKE_SOURCE,
-      'using.ts': USING,
-      'main.mts': `import * as dmabuf from 'dmabuf';
+  it(
+    'sanity: a Node consumer (NodeNext, ESM and CommonJS files; dmabuf, dmabuf/node, dmabuf/testing) ' +
+      'compiles against the declarations',
+    async () => {
+      const result = await typeCheck('ts-node', NODE_OPTIONS, {
+        'smoke-program.ts': SMOKE_SOURCE,
+        'using.ts': USING,
+        'main.mts': `import * as dmabuf from 'dmabuf';
 import { enableLockdep, type LockdepReport } from 'dmabuf/node';
 import { VirtualClock, mockFence, useClock } from 'dmabuf/testing';
 import { smoke } from './smoke-program.js';
@@ -85,12 +88,13 @@ using _clock = useClock(new VirtualClock());
 const waited: Promise<boolean> = mockFence().wait({ timeout: 1 });
 void waited;
 `,
-      'require.cts': `import dmabuf = require('dmabuf');
+        'require.cts': `import dmabuf = require('dmabuf');
 export const fence: dmabuf.DmaFence = dmabuf.DmaFence.getStub();
 `,
-    });
-    assert.ok(result.ok, result.output);
-  });
+      });
+      assert.ok(result.ok, result.output);
+    },
+  );
 
   it('a browser consumer with the default lib for ES2022 and no @types/node compiles, using included', async () => {
     const result = await typeCheck('ts-browser', BROWSER_OPTIONS, {

@@ -222,19 +222,23 @@ describe('DmaResv', () => {
       assert.equal(await resv.wait({ timeout: 0 }), true);
     });
 
-    it('abort rejects with the reason and leaves no callback behind; late: an already signaled set still resolves true', async () => {
-      const f = mockFence();
-      const resv = lockedWith([f, DmaResvUsage.Write]);
-      const controller = new AbortController();
-      const waiting = resv.wait({ signal: controller.signal });
-      const reason = new Error('stop');
-      controller.abort(reason);
-      await assert.rejects(waiting, (err) => err === reason);
-      assert.equal(f.pendingCallbacks, 0);
-      await assert.rejects(resv.wait({ signal: controller.signal }), (err) => err === reason, 'pre-aborted');
-      f.signal();
-      assert.equal(await resv.wait({ signal: controller.signal }), true);
-    });
+    it(
+      'abort rejects with the reason and leaves no callback behind; late: ' +
+        'an already signaled set still resolves true',
+      async () => {
+        const f = mockFence();
+        const resv = lockedWith([f, DmaResvUsage.Write]);
+        const controller = new AbortController();
+        const waiting = resv.wait({ signal: controller.signal });
+        const reason = new Error('stop');
+        controller.abort(reason);
+        await assert.rejects(waiting, (err) => err === reason);
+        assert.equal(f.pendingCallbacks, 0);
+        await assert.rejects(resv.wait({ signal: controller.signal }), (err) => err === reason, 'pre-aborted');
+        f.signal();
+        assert.equal(await resv.wait({ signal: controller.signal }), true);
+      },
+    );
 
     it('bad options reject with InvalidArgumentError', async () => {
       const resv = new DmaResv();

@@ -3,8 +3,9 @@
  * buffer object released while its reservation is busy (or locked) becomes a zombie that keeps
  * its memory until the last fence signals, then a work item on the device's bounded workqueue
  * (`'per-object'`, Linux 6.3+; or `'per-object-idle'`, queued only once idle) or the device's
- * 10 ms scanner (`'periodic-scan'`, the older design) frees it. Idle buffers free at once; eviction may free a zombie early; device teardown
- * drains every pending delete and then names what is still referenced.
+ * 10 ms scanner (`'periodic-scan'`, the older design) frees it. Idle buffers free at once;
+ * eviction may free a zombie early; device teardown drains every pending delete and then names
+ * what is still referenced.
  *
  * Every case installs a VirtualClock, so the scanner only runs when a test ticks it; the
  * per-object worker needs no timer. "Settle" means: let every queued promise reaction run.
@@ -229,30 +230,33 @@ describe('ttm delayed delete', () => {
         await dev.fini(); // idempotent
       });
 
-      it('device.fini() with a buffer still referenced rejects with a BugError naming it, after draining the rest', async () => {
-        const clock = new VirtualClock();
-        using _clock = useClock(clock);
-        const { dev } = device(mode);
-        const leaky = await TtmBufferObject.initValidate(dev, { size: SIZE, placement: VRAM, name: 'leaky-bo' });
-        const other = await TtmBufferObject.initValidate(dev, { size: SIZE, placement: VRAM });
-        const [fence] = (await makeBusy(other)) as [DmaFence];
-        other.put();
-        const fini = dev.fini();
-        const outcome = watch(fini);
-        await clock.tick(20);
-        assert.equal(outcome().state, 'pending');
-        fence.signal();
-        for (let i = 0; i < 10 && outcome().state === 'pending'; i++) await clock.tick(10);
-        const o = outcome();
-        assert.ok(o.state === 'rejected', `fini rejected: ${o.state}`);
-        assert.ok(o.reason instanceof BugError, `a BugError: ${String(o.reason)}`);
-        assert.match(o.reason.message, /leaky-bo/);
-        assert.ok(!o.reason.message.includes(other.name), 'only what is still referenced is named');
-        assert.equal(other.released, true, 'the busy one was drained first');
-        await assert.rejects(dev.fini(), BugError, 'fini is idempotent: the same outcome');
-        leaky.put(); // a late put after teardown frees quietly
-        assert.equal(leaky.released, true);
-      });
+      it(
+        'device.fini() with a buffer still referenced rejects with a BugError naming it, ' + 'after draining the rest',
+        async () => {
+          const clock = new VirtualClock();
+          using _clock = useClock(clock);
+          const { dev } = device(mode);
+          const leaky = await TtmBufferObject.initValidate(dev, { size: SIZE, placement: VRAM, name: 'leaky-bo' });
+          const other = await TtmBufferObject.initValidate(dev, { size: SIZE, placement: VRAM });
+          const [fence] = (await makeBusy(other)) as [DmaFence];
+          other.put();
+          const fini = dev.fini();
+          const outcome = watch(fini);
+          await clock.tick(20);
+          assert.equal(outcome().state, 'pending');
+          fence.signal();
+          for (let i = 0; i < 10 && outcome().state === 'pending'; i++) await clock.tick(10);
+          const o = outcome();
+          assert.ok(o.state === 'rejected', `fini rejected: ${o.state}`);
+          assert.ok(o.reason instanceof BugError, `a BugError: ${String(o.reason)}`);
+          assert.match(o.reason.message, /leaky-bo/);
+          assert.ok(!o.reason.message.includes(other.name), 'only what is still referenced is named');
+          assert.equal(other.released, true, 'the busy one was drained first');
+          await assert.rejects(dev.fini(), BugError, 'fini is idempotent: the same outcome');
+          leaky.put(); // a late put after teardown frees quietly
+          assert.equal(leaky.released, true);
+        },
+      );
 
       it('a zombie is evicted by a validate that needs its space (ttm_bo_validate_deleted_evict, busy)', async () => {
         const clock = new VirtualClock();
@@ -287,29 +291,33 @@ describe('ttm delayed delete', () => {
         assert.equal(dev.stats().zombies, 0);
       });
 
-      it('a second put() of a buffer released while busy is a BugError at the call; the zombie is still freed when idle', async () => {
-        const clock = new VirtualClock();
-        using _clock = useClock(clock);
-        const { dev } = device(mode, { quiet: true });
-        await using _dev = dev;
-        using _leftovers = signalLeftovers();
-        const man = dev.manager(TtmMemType.VRAM)!;
-        const bo = await TtmBufferObject.initValidate(dev, { size: SIZE, placement: VRAM, name: 'twice-bo' });
-        const [fence] = (await makeBusy(bo)) as [DmaFence];
-        bo.put();
-        assert.throws(
-          () => bo.put(),
-          (err) => err instanceof BugError && /twice-bo/.test(err.message),
-          'the owner has no reference left',
-        );
-        assert.equal(bo.released, false, 'still a zombie');
-        assert.equal(man.usage, SIZE);
-        fence.signal();
-        await reap(clock, dev, mode);
-        assert.equal(man.usage, 0);
-        assert.equal(bo.released, true);
-        assert.deepEqual(dev.failures, [], 'no failure in the delayed delete');
-      });
+      it(
+        'a second put() of a buffer released while busy is a BugError at the call; ' +
+          'the zombie is still freed when idle',
+        async () => {
+          const clock = new VirtualClock();
+          using _clock = useClock(clock);
+          const { dev } = device(mode, { quiet: true });
+          await using _dev = dev;
+          using _leftovers = signalLeftovers();
+          const man = dev.manager(TtmMemType.VRAM)!;
+          const bo = await TtmBufferObject.initValidate(dev, { size: SIZE, placement: VRAM, name: 'twice-bo' });
+          const [fence] = (await makeBusy(bo)) as [DmaFence];
+          bo.put();
+          assert.throws(
+            () => bo.put(),
+            (err) => err instanceof BugError && /twice-bo/.test(err.message),
+            'the owner has no reference left',
+          );
+          assert.equal(bo.released, false, 'still a zombie');
+          assert.equal(man.usage, SIZE);
+          fence.signal();
+          await reap(clock, dev, mode);
+          assert.equal(man.usage, 0);
+          assert.equal(bo.released, true);
+          assert.deepEqual(dev.failures, [], 'no failure in the delayed delete');
+        },
+      );
     });
   }
 

@@ -404,30 +404,33 @@ describe('TtmBufferObject bad input', () => {
     assert.equal(device.boCount, 0, 'nothing was counted for refused buffers');
   });
 
-  it('validate into a type without a manager fails with ENOMEM naming the buffer; the buffer is unchanged', async () => {
-    await using device = kunitDevice();
-    const bo = await boInSystem(device, { name: 'lonely-bo' });
-    await bo.reserve();
-    fillRandom(bo.kmap(), 3);
-    const sum = checksum(bo.kmap());
-    const res = bo.resource;
-    const err = await bo.validate(placement(TtmMemType.VRAM)).then(
-      () => null,
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof DmaBufError, `rejects with a DmaBufError, got ${String(err)}`);
-    assert.equal(err.code, 'ENOMEM');
-    assert.match(err.message, /lonely-bo/, 'the message names the buffer');
-    assert.equal(bo.resource, res, 'still where it was');
-    assert.equal(checksum(bo.kmap()), sum, 'contents intact');
-    bo.unreserve();
-    bo.put();
-    await assert.rejects(
-      TtmBufferObject.initValidate(device, { size: BO_SIZE, placement: placement(TtmMemType.VRAM) }),
-      { code: 'ENOMEM' },
-    );
-    assert.equal(device.boCount, 0, 'a failed init releases the new buffer');
-  });
+  it(
+    'validate into a type without a manager fails with ENOMEM naming the buffer; ' + 'the buffer is unchanged',
+    async () => {
+      await using device = kunitDevice();
+      const bo = await boInSystem(device, { name: 'lonely-bo' });
+      await bo.reserve();
+      fillRandom(bo.kmap(), 3);
+      const sum = checksum(bo.kmap());
+      const res = bo.resource;
+      const err = await bo.validate(placement(TtmMemType.VRAM)).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof DmaBufError, `rejects with a DmaBufError, got ${String(err)}`);
+      assert.equal(err.code, 'ENOMEM');
+      assert.match(err.message, /lonely-bo/, 'the message names the buffer');
+      assert.equal(bo.resource, res, 'still where it was');
+      assert.equal(checksum(bo.kmap()), sum, 'contents intact');
+      bo.unreserve();
+      bo.put();
+      await assert.rejects(
+        TtmBufferObject.initValidate(device, { size: BO_SIZE, placement: placement(TtmMemType.VRAM) }),
+        { code: 'ENOMEM' },
+      );
+      assert.equal(device.boCount, 0, 'a failed init releases the new buffer');
+    },
+  );
 
   it('releasing a pinned buffer warns (a kernel WARN) and still frees it', async () => {
     await using device = kunitDevice({ quiet: true });
@@ -632,25 +635,28 @@ describe('TtmBufferObject waits', () => {
     bo.put();
   });
 
-  it('with a copy engine, a move is pipelined: kmap right after validate is EBUSY, the bytes arrive once idle', async () => {
-    const clock = new VirtualClock();
-    using _clock = useClock(clock);
-    await using device = new TtmDevice({ vramBytes: 64 * 1024, copyEngine: true });
-    const bo = await boInSystem(device);
-    await bo.reserve();
-    fillRandom(bo.kmap(), 21);
-    const sum = checksum(bo.kmap());
-    await bo.validate(placement(TtmMemType.VRAM));
-    assert.equal(bo.resource?.memType, TtmMemType.VRAM);
-    assert.throws(() => bo.kmap(), { code: 'EBUSY' }, 'the copy has not run yet');
-    const idle = bo.waitIdle();
-    await clock.tick(1);
-    await idle;
-    assert.equal(checksum(bo.kmap()), sum);
-    bo.unreserve();
-    bo.put();
-    await clock.runAll();
-  });
+  it(
+    'with a copy engine, a move is pipelined: ' + 'kmap right after validate is EBUSY, the bytes arrive once idle',
+    async () => {
+      const clock = new VirtualClock();
+      using _clock = useClock(clock);
+      await using device = new TtmDevice({ vramBytes: 64 * 1024, copyEngine: true });
+      const bo = await boInSystem(device);
+      await bo.reserve();
+      fillRandom(bo.kmap(), 21);
+      const sum = checksum(bo.kmap());
+      await bo.validate(placement(TtmMemType.VRAM));
+      assert.equal(bo.resource?.memType, TtmMemType.VRAM);
+      assert.throws(() => bo.kmap(), { code: 'EBUSY' }, 'the copy has not run yet');
+      const idle = bo.waitIdle();
+      await clock.tick(1);
+      await idle;
+      assert.equal(checksum(bo.kmap()), sum);
+      bo.unreserve();
+      bo.put();
+      await clock.runAll();
+    },
+  );
 
   it('an aborted validate rejects with the reason and moves nothing', async () => {
     await using device = new TtmDevice({ vramBytes: 32 * 1024 });

@@ -26,34 +26,37 @@ function pattern(size: number, seed = 1): Uint8Array {
 }
 
 describe('TtmCopyEngine', () => {
-  it('sanity: the bytes land in dst when the fence signals, not before; fences are ttm/<name> seqnos 1, 2, ...', async () => {
-    const clock = new VirtualClock();
-    using _c = useClock(clock);
-    const engine = new TtmCopyEngine({ name: 'sdma0' });
-    const src = pattern(4096);
-    const dst = new Uint8Array(4096);
-    const fence = engine.copy(
-      () => src,
-      () => dst,
-    );
-    assert.equal(fence.context, engine.context);
-    assert.equal(fence.seqno, 1);
-    assert.equal(fence.driverName, 'ttm');
-    assert.equal(fence.timelineName, 'sdma0');
-    assert.equal(fence.signaledFlag, false, 'never signals inside copy()');
-    assert.equal(dst[5], 0);
-    assert.equal(engine.pendingJobs, 1);
-    fence.addCallback(() => assert.deepEqual(dst, src, 'the copy is complete when the callbacks run'));
-    await clock.tick(0);
-    assert.equal(fence.status, 'signaled');
-    assert.deepEqual(dst, src);
-    assert.equal(engine.bytesCopied, 4096);
-    assert.equal(engine.pendingJobs, 0);
-    assert.equal(engine.copy(null, () => dst).seqno, 2);
-    await clock.tick(0);
-    await engine[Symbol.asyncDispose]();
-    assert.equal(clock.pendingTimers, 0);
-  });
+  it(
+    'sanity: the bytes land in dst when the fence signals, not before; ' + 'fences are ttm/<name> seqnos 1, 2, ...',
+    async () => {
+      const clock = new VirtualClock();
+      using _c = useClock(clock);
+      const engine = new TtmCopyEngine({ name: 'sdma0' });
+      const src = pattern(4096);
+      const dst = new Uint8Array(4096);
+      const fence = engine.copy(
+        () => src,
+        () => dst,
+      );
+      assert.equal(fence.context, engine.context);
+      assert.equal(fence.seqno, 1);
+      assert.equal(fence.driverName, 'ttm');
+      assert.equal(fence.timelineName, 'sdma0');
+      assert.equal(fence.signaledFlag, false, 'never signals inside copy()');
+      assert.equal(dst[5], 0);
+      assert.equal(engine.pendingJobs, 1);
+      fence.addCallback(() => assert.deepEqual(dst, src, 'the copy is complete when the callbacks run'));
+      await clock.tick(0);
+      assert.equal(fence.status, 'signaled');
+      assert.deepEqual(dst, src);
+      assert.equal(engine.bytesCopied, 4096);
+      assert.equal(engine.pendingJobs, 0);
+      assert.equal(engine.copy(null, () => dst).seqno, 2);
+      await clock.tick(0);
+      await engine[Symbol.asyncDispose]();
+      assert.equal(clock.pendingTimers, 0);
+    },
+  );
 
   it('resolves src and dst when the job runs, not in copy(): the caller may set the memory up afterwards', async () => {
     const clock = new VirtualClock();
@@ -261,34 +264,38 @@ describe('TtmCopyEngine', () => {
       assert.equal(fence.error, a.error);
     });
 
-    it('mismatched sizes or a throwing view function fail that job (fence error, nothing copied) and the ring goes on', async () => {
-      const clock = new VirtualClock();
-      using _c = useClock(clock);
-      const engine = new TtmCopyEngine({ bytesPerMs: 1024 });
-      const dst = new Uint8Array(16);
-      const mismatch = engine.copy(
-        () => pattern(32),
-        () => dst,
-      );
-      const thrower = engine.copy(null, () => {
-        throw new RangeError('unmapped');
-      });
-      const notAView = engine.copy(null, () => [0, 0] as unknown as Uint8Array);
-      const ok = engine.copy(
-        () => pattern(16),
-        () => dst,
-      );
-      await clock.tick(1);
-      assert.ok(
-        mismatch.error instanceof BugError && /32 bytes into a 16-byte destination/.test(mismatch.error.message),
-        String(mismatch.error),
-      );
-      assert.deepEqual(dst, pattern(16), 'only the last job wrote');
-      assert.ok(thrower.error instanceof RangeError, String(thrower.error));
-      assert.ok(notAView.error instanceof InvalidArgumentError, String(notAView.error));
-      assert.equal(ok.status, 'signaled');
-      assert.equal(engine.bytesCopied, 16, 'failed jobs copy nothing');
-    });
+    it(
+      'mismatched sizes or a throwing view function fail that job (fence error, nothing copied) ' +
+        'and the ring goes on',
+      async () => {
+        const clock = new VirtualClock();
+        using _c = useClock(clock);
+        const engine = new TtmCopyEngine({ bytesPerMs: 1024 });
+        const dst = new Uint8Array(16);
+        const mismatch = engine.copy(
+          () => pattern(32),
+          () => dst,
+        );
+        const thrower = engine.copy(null, () => {
+          throw new RangeError('unmapped');
+        });
+        const notAView = engine.copy(null, () => [0, 0] as unknown as Uint8Array);
+        const ok = engine.copy(
+          () => pattern(16),
+          () => dst,
+        );
+        await clock.tick(1);
+        assert.ok(
+          mismatch.error instanceof BugError && /32 bytes into a 16-byte destination/.test(mismatch.error.message),
+          String(mismatch.error),
+        );
+        assert.deepEqual(dst, pattern(16), 'only the last job wrote');
+        assert.ok(thrower.error instanceof RangeError, String(thrower.error));
+        assert.ok(notAView.error instanceof InvalidArgumentError, String(notAView.error));
+        assert.equal(ok.status, 'signaled');
+        assert.equal(engine.bytesCopied, 16, 'failed jobs copy nothing');
+      },
+    );
 
     it('bad arguments throw synchronously and queue nothing', () => {
       const engine = new TtmCopyEngine();
@@ -495,28 +502,31 @@ describe('TtmCopyEngine', () => {
 });
 
 describe('TtmCopyEngine.idle with a signal (issue 10)', () => {
-  it('an abort rejects idle() with the reason and leaves no waiter; the jobs go on and a later idle() resolves', async () => {
-    const clock = new VirtualClock();
-    using _clock = useClock(clock);
-    await using engine = new TtmCopyEngine({ name: 'abortable' });
-    const dep = mockFence();
-    const fence = engine.copy(null, () => new Uint8Array(16), [dep]);
-    const controller = new AbortController();
-    const reason = new Error('stop waiting');
-    const idle = watch(engine.idle({ signal: controller.signal }));
-    controller.abort(reason);
-    await clock.tick(0);
-    const state = idle();
-    assert.ok(
-      state.state === 'rejected' && state.reason === reason,
-      `idle() must reject with the reason, got ${state.state}`,
-    );
-    dep.signal();
-    await clock.runAll();
-    await engine.idle();
-    assert.equal(fence.signaledFlag, true, 'the job was not cancelled by the abort');
-    await assert.rejects(engine.idle({ signal: {} as AbortSignal }), InvalidArgumentError);
-  });
+  it(
+    'an abort rejects idle() with the reason and leaves no waiter; ' + 'the jobs go on and a later idle() resolves',
+    async () => {
+      const clock = new VirtualClock();
+      using _clock = useClock(clock);
+      await using engine = new TtmCopyEngine({ name: 'abortable' });
+      const dep = mockFence();
+      const fence = engine.copy(null, () => new Uint8Array(16), [dep]);
+      const controller = new AbortController();
+      const reason = new Error('stop waiting');
+      const idle = watch(engine.idle({ signal: controller.signal }));
+      controller.abort(reason);
+      await clock.tick(0);
+      const state = idle();
+      assert.ok(
+        state.state === 'rejected' && state.reason === reason,
+        `idle() must reject with the reason, got ${state.state}`,
+      );
+      dep.signal();
+      await clock.runAll();
+      await engine.idle();
+      assert.equal(fence.signaledFlag, true, 'the job was not cancelled by the abort');
+      await assert.rejects(engine.idle({ signal: {} as AbortSignal }), InvalidArgumentError);
+    },
+  );
 });
 
 describe('TtmCopyEngine under the validator', () => {

@@ -134,30 +134,33 @@ describe('ttmBoMoveDefault', () => {
     bo.put();
   });
 
-  it('with a copy engine a VRAM eviction is pipelined: the range is freed at once, the manager keeps the fence', async () => {
-    const clock = new VirtualClock();
-    using _clock = useClock(clock);
-    await using device = new TtmDevice({ vramBytes: 16 * KiB, copyEngine: true });
-    const vram = device.manager(TtmMemType.VRAM)!;
-    const bo = await TtmBufferObject.initReserved(device, { size: PAGE, placement: placement(TtmMemType.VRAM) });
-    const cleared = bo.waitIdle(); // the first placement clears the range on the engine too
-    await clock.tick(1);
-    await cleared;
-    fillRandom(bo.kmap(), 7);
-    const sum = checksum(bo.kmap());
-    await bo.evict();
-    assert.equal(bo.resource?.memType, TtmMemType.System);
-    assert.equal(vram.usage, 0, 'the VRAM range was freed without waiting for the copy');
-    const parked = vram.evictionFences.filter((f) => f !== null && !f.isSignaled());
-    assert.equal(parked.length, 1, 'the copy fence waits in the manager for the next allocation there');
-    assert.equal(device.stats().ghostCount, 0, 'no ghost: nothing else holds the old range');
-    assert.equal(bo.resv.testSignaled(DmaResvUsage.Kernel), false, 'the bytes are guarded until the copy ran');
-    const idle = bo.waitIdle();
-    await clock.tick(1);
-    await idle;
-    assert.equal(checksum(bo.kmap()), sum);
-    bo.unreserve();
-    bo.put();
-    await clock.runAll();
-  });
+  it(
+    'with a copy engine a VRAM eviction is pipelined: ' + 'the range is freed at once, the manager keeps the fence',
+    async () => {
+      const clock = new VirtualClock();
+      using _clock = useClock(clock);
+      await using device = new TtmDevice({ vramBytes: 16 * KiB, copyEngine: true });
+      const vram = device.manager(TtmMemType.VRAM)!;
+      const bo = await TtmBufferObject.initReserved(device, { size: PAGE, placement: placement(TtmMemType.VRAM) });
+      const cleared = bo.waitIdle(); // the first placement clears the range on the engine too
+      await clock.tick(1);
+      await cleared;
+      fillRandom(bo.kmap(), 7);
+      const sum = checksum(bo.kmap());
+      await bo.evict();
+      assert.equal(bo.resource?.memType, TtmMemType.System);
+      assert.equal(vram.usage, 0, 'the VRAM range was freed without waiting for the copy');
+      const parked = vram.evictionFences.filter((f) => f !== null && !f.isSignaled());
+      assert.equal(parked.length, 1, 'the copy fence waits in the manager for the next allocation there');
+      assert.equal(device.stats().ghostCount, 0, 'no ghost: nothing else holds the old range');
+      assert.equal(bo.resv.testSignaled(DmaResvUsage.Kernel), false, 'the bytes are guarded until the copy ran');
+      const idle = bo.waitIdle();
+      await clock.tick(1);
+      await idle;
+      assert.equal(checksum(bo.kmap()), sum);
+      bo.unreserve();
+      bo.put();
+      await clock.runAll();
+    },
+  );
 });

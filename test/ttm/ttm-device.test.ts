@@ -242,24 +242,30 @@ describe('TtmDevice teardown at the trust boundary (issue 10)', () => {
     assert.equal(device.boCount, 0);
   });
 
-  it('defect 3, late: a second failed fini names only the buffers still referenced, and says so about the device', async () => {
-    const device = new TtmDevice({ vramBytes: 64 * KiB, quiet: true });
-    const [f1, f2] = [mockFence(), mockFence()];
-    const gone = await busyBuffer(device, f1);
-    const kept = await busyBuffer(device, f2);
-    await assert.rejects(device.fini(), BugError);
-    gone.put();
-    f1.signal();
-    await assert.rejects(device.fini(), (err: unknown) => {
-      assert.ok(err instanceof BugError, String(err));
-      assert.ok(!err.message.includes(gone.name), `the second fini named ${gone.name}, which was put: ${err.message}`);
-      assert.ok(err.message.includes(kept.name), err.message);
-      return true;
-    });
-    kept.put();
-    f2.signal();
-    await device.fini();
-  });
+  it(
+    'defect 3, late: ' + 'a second failed fini names only the buffers still referenced, and says so about the device',
+    async () => {
+      const device = new TtmDevice({ vramBytes: 64 * KiB, quiet: true });
+      const [f1, f2] = [mockFence(), mockFence()];
+      const gone = await busyBuffer(device, f1);
+      const kept = await busyBuffer(device, f2);
+      await assert.rejects(device.fini(), BugError);
+      gone.put();
+      f1.signal();
+      await assert.rejects(device.fini(), (err: unknown) => {
+        assert.ok(err instanceof BugError, String(err));
+        assert.ok(
+          !err.message.includes(gone.name),
+          `the second fini named ${gone.name}, which was put: ${err.message}`,
+        );
+        assert.ok(err.message.includes(kept.name), err.message);
+        return true;
+      });
+      kept.put();
+      f2.signal();
+      await device.fini();
+    },
+  );
 
   it('defect 4: fini says what it still waits for when its timeout runs out', async () => {
     const clock = new VirtualClock();
@@ -305,9 +311,12 @@ describe('TtmDevice teardown at the trust boundary (issue 10)', () => {
   it('defect 4: a periodic-scan device with a zombie that never idles does not keep the process alive', async () => {
     const root = fileURLToPath(new URL('../../', import.meta.url));
     const script = [
-      `import { TtmBufferObject, TtmDevice, TtmMemType, DmaFence } from ${JSON.stringify(new URL('../../src/index.ts', import.meta.url).href)};`,
+      `import { TtmBufferObject, TtmDevice, TtmMemType, DmaFence } from ${JSON.stringify(
+        new URL('../../src/index.ts', import.meta.url).href,
+      )};`,
       "const device = new TtmDevice({ vramBytes: 1 << 16, delayedDelete: 'periodic-scan', quiet: true });",
-      'const bo = await TtmBufferObject.initReserved(device, { size: 4096, placement: [{ memType: TtmMemType.VRAM }] });',
+      'const bo = await TtmBufferObject.initReserved(device, ' +
+        '{ size: 4096, placement: [{ memType: TtmMemType.VRAM }] });',
       "bo.resv.reserveFences(1); bo.resv.addFence(new DmaFence('never'), 'write'); bo.unreserve(); bo.put();",
       "console.log('zombies', device.zombies);",
     ].join('\n');

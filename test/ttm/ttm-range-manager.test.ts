@@ -300,7 +300,8 @@ describe('TtmRangeManager cost', () => {
     const small = costPerOp(few);
     const large = costPerOp(many);
     t.diagnostic(
-      `alloc+free: ${small.toFixed(0)} ns with 10 live, ${large.toFixed(0)} ns with 100,000 live (x${(large / small).toFixed(2)})`,
+      `alloc+free: ${small.toFixed(0)} ns with 10 live, ` +
+        `${large.toFixed(0)} ns with 100,000 live (x${(large / small).toFixed(2)})`,
     );
     assert.ok(large / small < 50, `cost grew x${(large / small).toFixed(1)} (a linear search would be ~x10,000)`);
   });

@@ -202,51 +202,55 @@ describe('SoftDevice', () => {
 });
 
 describe('SoftDevice hangs and faults', () => {
-  it('a hang trips the watchdog: ETIMEDOUT, the context turns guilty, the ring resets and runs the jobs behind it, others keep being served', async () => {
-    const clock = new VirtualClock();
-    using _clock = useClock(clock);
-    const gpu = device({ engines: { compute: 1, copy: 1 }, hangTimeoutMs: 500 });
-    try {
-      await gpu.registerKernels(TEST_KERNELS);
-      const bad = gpu.createContext({ name: 'bad' });
-      const log = gpu.map(new SharedArrayBuffer(16));
-      const hung = gpu.submit('compute', 'spin', { ms: Number.MAX_SAFE_INTEGER }, { context: bad });
-      const compute = gpu.rings('compute')[0]!;
-      await until(() => compute.ring.running !== 0, 'the spin job to start');
-      // Written into the ring behind the hung job: it waits there for the engine.
-      const behind = gpu.submit('compute', 'append', { log: log.range(), value: 7 });
-      await until(() => compute.ring.fences.pendingCount === 2, 'the second job to reach the ring');
-      // The copy engine serves its clients while compute hangs.
-      for (let i = 0; i < 20; i++) await gpu.submit('copy', 'noop').wait();
-      clock.advance(499);
-      assert.equal(gpu.resets.length, 0, 'no reset before the timeout');
-      clock.advance(1);
-      await Promise.all([hung.wait(), behind.wait()]);
-      assert.equal(codeOf(hung), 'ETIMEDOUT');
-      assert.equal(behind.error, undefined);
-      assert.deepEqual(
-        [...new Uint32Array(log.buffer, 0, 2)],
-        [1, 7],
-        'the job behind the hang ran once, on the new engine',
-      );
-      assert.equal(gpu.resets.length, 1);
-      assert.deepEqual(
-        { engine: gpu.resets[0]!.engine, code: gpu.resets[0]!.code },
-        { engine: 'compute.0', code: 'ETIMEDOUT' },
-      );
-      assert.equal(gpu.rings('copy')[0]!.resets, 0);
-      assert.equal(bad.guilty, true, 'karma made the context guilty');
-      assert.equal(gpu.defaultContext.guilty, false);
-      const skipped = gpu.submit('compute', 'append', { log: log.range(), value: 8 }, { context: bad });
-      const served = gpu.submit('compute', 'append', { log: log.range(), value: 9 });
-      await Promise.all([skipped.wait(), served.wait()]);
-      assert.equal(codeOf(skipped), 'ECANCELED', "a guilty context's job is not run");
-      assert.equal(served.error, undefined);
-      assert.deepEqual([...new Uint32Array(log.buffer, 0, 3)], [2, 7, 9]);
-    } finally {
-      await gpu.destroy({ cancel: true });
-    }
-  });
+  it(
+    'a hang trips the watchdog: ' +
+      'ETIMEDOUT, the context turns guilty, the ring resets and runs the jobs behind it, others keep being served',
+    async () => {
+      const clock = new VirtualClock();
+      using _clock = useClock(clock);
+      const gpu = device({ engines: { compute: 1, copy: 1 }, hangTimeoutMs: 500 });
+      try {
+        await gpu.registerKernels(TEST_KERNELS);
+        const bad = gpu.createContext({ name: 'bad' });
+        const log = gpu.map(new SharedArrayBuffer(16));
+        const hung = gpu.submit('compute', 'spin', { ms: Number.MAX_SAFE_INTEGER }, { context: bad });
+        const compute = gpu.rings('compute')[0]!;
+        await until(() => compute.ring.running !== 0, 'the spin job to start');
+        // Written into the ring behind the hung job: it waits there for the engine.
+        const behind = gpu.submit('compute', 'append', { log: log.range(), value: 7 });
+        await until(() => compute.ring.fences.pendingCount === 2, 'the second job to reach the ring');
+        // The copy engine serves its clients while compute hangs.
+        for (let i = 0; i < 20; i++) await gpu.submit('copy', 'noop').wait();
+        clock.advance(499);
+        assert.equal(gpu.resets.length, 0, 'no reset before the timeout');
+        clock.advance(1);
+        await Promise.all([hung.wait(), behind.wait()]);
+        assert.equal(codeOf(hung), 'ETIMEDOUT');
+        assert.equal(behind.error, undefined);
+        assert.deepEqual(
+          [...new Uint32Array(log.buffer, 0, 2)],
+          [1, 7],
+          'the job behind the hang ran once, on the new engine',
+        );
+        assert.equal(gpu.resets.length, 1);
+        assert.deepEqual(
+          { engine: gpu.resets[0]!.engine, code: gpu.resets[0]!.code },
+          { engine: 'compute.0', code: 'ETIMEDOUT' },
+        );
+        assert.equal(gpu.rings('copy')[0]!.resets, 0);
+        assert.equal(bad.guilty, true, 'karma made the context guilty');
+        assert.equal(gpu.defaultContext.guilty, false);
+        const skipped = gpu.submit('compute', 'append', { log: log.range(), value: 8 }, { context: bad });
+        const served = gpu.submit('compute', 'append', { log: log.range(), value: 9 });
+        await Promise.all([skipped.wait(), served.wait()]);
+        assert.equal(codeOf(skipped), 'ECANCELED', "a guilty context's job is not run");
+        assert.equal(served.error, undefined);
+        assert.deepEqual([...new Uint32Array(log.buffer, 0, 3)], [2, 7, 9]);
+      } finally {
+        await gpu.destroy({ cancel: true });
+      }
+    },
+  );
 
   it('a slow start is not a hang: the watchdog waits while the engine executes nothing', async () => {
     const clock = new VirtualClock();
@@ -339,29 +343,36 @@ describe('SoftDevice teardown', () => {
     );
   });
 
-  it('destroy({ cancel: true }) ends work at once: on the ring ECANCELED, queued ESRCH (as killed entities)', async () => {
-    const gpu = device({ engines: { compute: 1 }, ringSize: 4 });
-    await gpu.registerKernels(TEST_KERNELS);
-    const gate = mockFence();
-    const fences = [
-      gpu.submit('compute', 'spin', { ms: Number.MAX_SAFE_INTEGER }),
-      ...Array.from({ length: 10 }, () => gpu.submit('compute', 'noop')),
-    ];
-    const gated = gpu.submit('compute', 'noop', {}, { dependencies: [gate] });
-    await until(() => gpu.engines[0]!.ring.running !== 0, 'the spin job to start');
-    await gpu.destroy({ cancel: true });
-    await Promise.all(fences.map((f) => f.wait()));
-    assert.deepEqual(fences.map(codeOf), [...new Array(4).fill('ECANCELED'), ...new Array(7).fill('ESRCH')]);
-    assert.equal(gated.signaledFlag, false, 'a killed job still waits for its dependencies, as in the kernel');
-    gate.signal();
-    await gated.wait();
-    assert.equal(codeOf(gated), 'ESRCH');
-  });
+  it(
+    'destroy({ cancel: true }) ends work at once: ' + 'on the ring ECANCELED, queued ESRCH (as killed entities)',
+    async () => {
+      const gpu = device({ engines: { compute: 1 }, ringSize: 4 });
+      await gpu.registerKernels(TEST_KERNELS);
+      const gate = mockFence();
+      const fences = [
+        gpu.submit('compute', 'spin', { ms: Number.MAX_SAFE_INTEGER }),
+        ...Array.from({ length: 10 }, () => gpu.submit('compute', 'noop')),
+      ];
+      const gated = gpu.submit('compute', 'noop', {}, { dependencies: [gate] });
+      await until(() => gpu.engines[0]!.ring.running !== 0, 'the spin job to start');
+      await gpu.destroy({ cancel: true });
+      await Promise.all(fences.map((f) => f.wait()));
+      assert.deepEqual(fences.map(codeOf), [...new Array(4).fill('ECANCELED'), ...new Array(7).fill('ESRCH')]);
+      assert.equal(gated.signaledFlag, false, 'a killed job still waits for its dependencies, as in the kernel');
+      gate.signal();
+      await gated.wait();
+      assert.equal(codeOf(gated), 'ESRCH');
+    },
+  );
 
   it('nothing keeps the process alive after destroy(), nor while the device is idle', () => {
     const script = `
-      import { SoftDevice } from ${JSON.stringify(new URL('../../../src/device/soft/soft-device.ts', import.meta.url).href)};
-      import { nodeWorkerPlatform } from ${JSON.stringify(new URL('../../../src/device/soft/soft-worker-node.ts', import.meta.url).href)};
+      import { SoftDevice } from ${JSON.stringify(
+        new URL('../../../src/device/soft/soft-device.ts', import.meta.url).href,
+      )};
+      import { nodeWorkerPlatform } from ${JSON.stringify(
+        new URL('../../../src/device/soft/soft-worker-node.ts', import.meta.url).href,
+      )};
       const idle = new SoftDevice({ platform: nodeWorkerPlatform, engines: { copy: 1 } });
       await idle.submit('copy', 'noop').wait();
       const gpu = new SoftDevice({ platform: nodeWorkerPlatform, engines: { copy: 1 } });

@@ -90,7 +90,11 @@ describe('requestWebGpuDevice', { skip }, () => {
     // A resolve hook that makes the package unresolvable, as on a machine without it.
     const hooks = `data:text/javascript,${encodeURIComponent(
       `export async function resolve(specifier, context, next) {
-         if (specifier === 'webgpu') { const e = new Error("Cannot find package 'webgpu'"); e.code = 'ERR_MODULE_NOT_FOUND'; throw e; }
+         if (specifier === 'webgpu') {
+           const e = new Error("Cannot find package 'webgpu'");
+           e.code = 'ERR_MODULE_NOT_FOUND';
+           throw e;
+         }
          return next(specifier, context);
        }`,
     )}`;

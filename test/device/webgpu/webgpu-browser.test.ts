@@ -95,7 +95,8 @@ describe('WebGpuDevice in Chromium', { skip: browserSkip() }, () => {
     writeFileSync(join(dir, 'smoke.ts'), SMOKE);
     writeFileSync(
       join(dir, 'index.html'),
-      '<!doctype html><meta charset="utf-8"><title>dmabuf webgpu</title><script type="module" src="/smoke.js"></script>',
+      '<!doctype html><meta charset="utf-8"><title>dmabuf webgpu</title>' +
+        '<script type="module" src="/smoke.js"></script>',
     );
     await build({
       entryPoints: [join(dir, 'smoke.ts')],

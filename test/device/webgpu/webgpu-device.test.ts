@@ -178,36 +178,39 @@ describe('WebGpuDevice', { skip }, () => {
     assert.equal(gpu.ttm.boCount, 0, 'torn down');
   });
 
-  it('device loss mid-work: pending fences signal with ENODEV, a busy buffer put meanwhile is still freed', async () => {
-    const gpu = await makeDevice(512 * KiB);
-    const m = 64;
-    const a = await gpu.createBuffer({ size: m * m * 4, name: 'a' });
-    const c = await gpu.createBuffer({ size: m * m * 4, name: 'c' });
-    const fences = [];
-    for (let i = 0; i < 6; i++) {
-      fences.push(
-        await gpu.submit([{ bo: a }, { bo: c, write: true }], (encoder, binding) =>
-          gpu.kernels.matmul(encoder, { a: binding(a), b: binding(a), c: binding(c), m, n: m, k: m }),
-        ),
+  it(
+    'device loss mid-work: ' + 'pending fences signal with ENODEV, a busy buffer put meanwhile is still freed',
+    async () => {
+      const gpu = await makeDevice(512 * KiB);
+      const m = 64;
+      const a = await gpu.createBuffer({ size: m * m * 4, name: 'a' });
+      const c = await gpu.createBuffer({ size: m * m * 4, name: 'c' });
+      const fences = [];
+      for (let i = 0; i < 6; i++) {
+        fences.push(
+          await gpu.submit([{ bo: a }, { bo: c, write: true }], (encoder, binding) =>
+            gpu.kernels.matmul(encoder, { a: binding(a), b: binding(a), c: binding(c), m, n: m, k: m }),
+          ),
+        );
+      }
+      c.put(); // busy: a zombie until its fences signal
+      const pendingBefore = fences.filter((f) => !f.signaledFlag).length;
+      gpu.gpu.destroy();
+      await gpu.lost;
+      assert.ok(pendingBefore > 0, 'work was pending at the loss');
+      assert.ok(
+        fences.every((f) => f.signaledFlag),
+        'every fence signalled',
       );
-    }
-    c.put(); // busy: a zombie until its fences signal
-    const pendingBefore = fences.filter((f) => !f.signaledFlag).length;
-    gpu.gpu.destroy();
-    await gpu.lost;
-    assert.ok(pendingBefore > 0, 'work was pending at the loss');
-    assert.ok(
-      fences.every((f) => f.signaledFlag),
-      'every fence signalled',
-    );
-    const codes = fences.map((f) => (f.error as DmaBufError | undefined)?.code ?? 'ok');
-    assert.ok(codes.includes('ENODEV'), `some fences report the loss: ${codes.join(', ')}`);
-    await assert.rejects(gpu.read(a), (e: unknown) => (e as DmaBufError).code === 'ENODEV');
-    a.put();
-    await gpu.destroy();
-    assert.equal(gpu.ttm.stats().zombies, 0, 'the zombie was freed');
-    assert.equal(gpu.vram.usage, 0, 'all VRAM returned');
-  });
+      const codes = fences.map((f) => (f.error as DmaBufError | undefined)?.code ?? 'ok');
+      assert.ok(codes.includes('ENODEV'), `some fences report the loss: ${codes.join(', ')}`);
+      await assert.rejects(gpu.read(a), (e: unknown) => (e as DmaBufError).code === 'ENODEV');
+      a.put();
+      await gpu.destroy();
+      assert.equal(gpu.ttm.stats().zombies, 0, 'the zombie was freed');
+      assert.equal(gpu.vram.usage, 0, 'all VRAM returned');
+    },
+  );
 
   it('collects errors raised outside its scopes; a command buffer they spoiled fails its own fence', async () => {
     await using gpu = await makeDevice(64 * KiB);

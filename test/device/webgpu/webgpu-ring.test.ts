@@ -200,28 +200,31 @@ describe('WebGpuRing', { skip }, () => {
     assert.equal(ring.lastSeqno, 0, 'no seqno consumed');
   });
 
-  it('forceCompletion signals every pending fence with the error, in order, and refuses later submissions', async () => {
-    const ring = new WebGpuRing(device, { name: 'forced' });
-    const fences = [ring.submit([]), ring.submit([]), ring.submit([])];
-    const order: number[] = [];
-    for (const f of fences) f.addCallback(() => order.push(f.seqno));
-    const lostError = new DmaBufError('ENODEV', 'test: device lost');
-    ring.forceCompletion(lostError);
-    assert.ok(
-      fences.every((f) => f.signaledFlag && f.error === lostError),
-      'every pending fence signalled with the loss',
-    );
-    assert.deepEqual(order, [1, 2, 3], 'in seqno order');
-    assert.throws(
-      () => ring.submit([]),
-      (e: unknown) => e === lostError,
-      'submit after loss throws the loss',
-    );
-    ring.forceCompletion(new DmaBufError('EIO', 'second'));
-    assert.equal(ring.deadError, lostError, 'the first error stays');
-    await device.queue.onSubmittedWorkDone(); // the late completions find nothing to do
-    assert.equal(ring.pendingCount, 0, 'nothing pending');
-  });
+  it(
+    'forceCompletion signals every pending fence with the error, in order, ' + 'and refuses later submissions',
+    async () => {
+      const ring = new WebGpuRing(device, { name: 'forced' });
+      const fences = [ring.submit([]), ring.submit([]), ring.submit([])];
+      const order: number[] = [];
+      for (const f of fences) f.addCallback(() => order.push(f.seqno));
+      const lostError = new DmaBufError('ENODEV', 'test: device lost');
+      ring.forceCompletion(lostError);
+      assert.ok(
+        fences.every((f) => f.signaledFlag && f.error === lostError),
+        'every pending fence signalled with the loss',
+      );
+      assert.deepEqual(order, [1, 2, 3], 'in seqno order');
+      assert.throws(
+        () => ring.submit([]),
+        (e: unknown) => e === lostError,
+        'submit after loss throws the loss',
+      );
+      ring.forceCompletion(new DmaBufError('EIO', 'second'));
+      assert.equal(ring.deadError, lostError, 'the first error stays');
+      await device.queue.onSubmittedWorkDone(); // the late completions find nothing to do
+      assert.equal(ring.pendingCount, 0, 'nothing pending');
+    },
+  );
 
   it('a real device loss mid-work: fences pending at the loss signal with ENODEV, every fence settles', async () => {
     const own = await requestWebGpuDevice();

@@ -89,33 +89,36 @@ describe('WebGpuVramManager', { skip }, () => {
     assert.match(String(fence.error), /destroyed/, 'the submission saw a destroyed buffer');
   });
 
-  it('with recycle, a freed buffer serves the next resource of its size; live + idle bytes stay within the budget', () => {
-    const vram = new WebGpuVramManager({ unevictable: new TtmLruList() }, device, { size: 64 * KiB, recycle: true });
-    const a = vram.alloc(owner(16 * KiB), place) as WebGpuVramResource;
-    const b = vram.alloc(owner(32 * KiB), place) as WebGpuVramResource;
-    assert.equal(a.recycled, false, 'a first buffer is new');
-    const buffer = a.buffer;
-    vram.free(a);
-    assert.equal(vram.stats().idleBytes, 16 * KiB, 'the freed buffer is kept idle');
-    const again = vram.alloc(owner(16 * KiB), place) as WebGpuVramResource;
-    assert.equal(again.buffer, buffer, 'the same GPUBuffer serves the next 16 KiB resource');
-    assert.equal(again.recycled, true, 'marked recycled (not zeroed)');
-    vram.free(again);
-    vram.free(b);
-    assert.equal(vram.stats().idleBytes, 48 * KiB, 'both idle');
-    const big = vram.alloc(owner(64 * KiB), place);
-    assert.ok(big instanceof WebGpuVramResource && !big.recycled, 'a new 64 KiB buffer');
-    assert.equal(vram.stats().idleBytes, 0, 'idle buffers were destroyed to make room: live + idle <= budget');
-    assert.equal(vram.stats().destroyed, 2, 'both idle buffers destroyed');
-    big.destroyOnFree = true;
-    vram.free(big);
-    assert.equal(vram.stats().idleBytes, 0, 'destroyOnFree: destroyed, not kept');
-    const c = vram.alloc(owner(4 * KiB), place) as WebGpuVramResource;
-    vram.free(c);
-    vram.trim();
-    assert.equal(vram.stats().idleBytes, 0, 'trim destroys every idle buffer');
-    assert.equal(vram.stats().created, vram.stats().destroyed, 'nothing held');
-  });
+  it(
+    'with recycle, a freed buffer serves the next resource of its size; ' + 'live + idle bytes stay within the budget',
+    () => {
+      const vram = new WebGpuVramManager({ unevictable: new TtmLruList() }, device, { size: 64 * KiB, recycle: true });
+      const a = vram.alloc(owner(16 * KiB), place) as WebGpuVramResource;
+      const b = vram.alloc(owner(32 * KiB), place) as WebGpuVramResource;
+      assert.equal(a.recycled, false, 'a first buffer is new');
+      const buffer = a.buffer;
+      vram.free(a);
+      assert.equal(vram.stats().idleBytes, 16 * KiB, 'the freed buffer is kept idle');
+      const again = vram.alloc(owner(16 * KiB), place) as WebGpuVramResource;
+      assert.equal(again.buffer, buffer, 'the same GPUBuffer serves the next 16 KiB resource');
+      assert.equal(again.recycled, true, 'marked recycled (not zeroed)');
+      vram.free(again);
+      vram.free(b);
+      assert.equal(vram.stats().idleBytes, 48 * KiB, 'both idle');
+      const big = vram.alloc(owner(64 * KiB), place);
+      assert.ok(big instanceof WebGpuVramResource && !big.recycled, 'a new 64 KiB buffer');
+      assert.equal(vram.stats().idleBytes, 0, 'idle buffers were destroyed to make room: live + idle <= budget');
+      assert.equal(vram.stats().destroyed, 2, 'both idle buffers destroyed');
+      big.destroyOnFree = true;
+      vram.free(big);
+      assert.equal(vram.stats().idleBytes, 0, 'destroyOnFree: destroyed, not kept');
+      const c = vram.alloc(owner(4 * KiB), place) as WebGpuVramResource;
+      vram.free(c);
+      vram.trim();
+      assert.equal(vram.stats().idleBytes, 0, 'trim destroys every idle buffer');
+      assert.equal(vram.stats().created, vram.stats().destroyed, 'nothing held');
+    },
+  );
 
   it('refuses a bad budget or device', () => {
     const host = { unevictable: new TtmLruList() };
