@@ -1325,7 +1325,8 @@ function checkOutcome(
   assert.notEqual(outcome.kind, 'ok', `${where} accepted ${shown.join(' / ')} (seed ${SEED})`);
   assert.ok(
     outcome.error instanceof InvalidArgumentError,
-    `${where} with ${shown.join(' / ')} must fail with an InvalidArgumentError, got ${String(outcome.error)} (seed ${SEED})`,
+    `${where} with ${shown.join(' / ')} must fail with an ` +
+      `InvalidArgumentError, got ${String(outcome.error)} (seed ${SEED})`,
   );
   assert.ok(
     shown.some((text) => outcome.error instanceof Error && outcome.error.message.includes(text)),

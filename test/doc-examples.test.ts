@@ -157,7 +157,8 @@ describe('documentation examples', () => {
         const snippet = d.file === undefined ? undefined : files.get(resolve(d.file.fileName));
         const line =
           d.file !== undefined && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line : 0;
-        return `${snippet?.id ?? d.file?.fileName ?? '?'} line ${line}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
+        const where = snippet?.id ?? d.file?.fileName ?? '?';
+        return `${where} line ${line}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
       });
       assert.deepEqual(typeErrors, [], 'examples that do not type-check');
 

@@ -303,7 +303,8 @@ function checkShape(compiled: CompiledSchema, options: unknown): Record<string, 
       const known = compiled.keys;
       const which = known.length === 0 ? 'it takes no options' : `the known options are ${known.join(', ')}`;
       throw new InvalidArgumentError(
-        `${compiled.fn}: unknown option ${JSON.stringify(key)} (got ${describeValue(options[key])}); ${which}; check the spelling`,
+        `${compiled.fn}: unknown option ${JSON.stringify(key)} (got ` +
+          `${describeValue(options[key])}); ${which}; check the spelling`,
         { argument: `options.${key}` },
       );
     }

@@ -244,7 +244,8 @@ export class WorkQueue implements AsyncDisposable {
       typeof options === 'string' ? { name: options, signal: undefined } : parseItemOptions(options);
     if (this.#state.closed) {
       throw new BugError(
-        `WorkQueue "${this.name}" is destroyed (queue_work after destroy_workqueue) and refuses ${name ?? 'new work'}; ` +
+        `WorkQueue "${this.name}" is destroyed (queue_work after ` +
+          `destroy_workqueue) and refuses ${name ?? 'new work'}; ` +
           'queue work only before disposing the queue, or run it directly',
       );
     }
@@ -340,7 +341,11 @@ export class WorkQueue implements AsyncDisposable {
   }
 
   toString(): string {
-    return `WorkQueue "${this.name}" (${this.#state.status}, ${this.pending} pending, ${this.#active}/${this.maxActive} active, ${this.#completed} completed, ${this.#failed} failed, ${this.#cancelled} cancelled)`;
+    return (
+      `WorkQueue "${this.name}" (${this.#state.status}, ${this.pending} pending, ` +
+      `${this.#active}/${this.maxActive} active, ${this.#completed} completed, ${this.#failed} failed, ` +
+      `${this.#cancelled} cancelled)`
+    );
   }
 
   #schedulePump(): void {

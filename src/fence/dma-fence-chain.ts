@@ -177,7 +177,8 @@ export class DmaFenceChain extends DmaFence {
     const gc = init === undefined ? 'walk' : (parseInit(init).gc ?? 'walk');
     if (fence instanceof DmaFenceChain) {
       throw new BugError(
-        `DmaFenceChain: the payload ${fence.describe()} is itself a chain; chains link only through prev. Flatten it with unwrapMerge() first`,
+        `DmaFenceChain: the payload ${fence.describe()} is itself a chain; ` +
+          `chains link only through prev. Flatten it with unwrapMerge() first`,
       );
     }
     // The kernel's placement rule: continue the predecessor's timeline only when moving forward.

@@ -82,7 +82,8 @@ export class SyncPt extends DmaFence {
   constructor(timeline: SwSyncTimeline, value: number) {
     if (!constructing) {
       throw new BugError(
-        `SyncPt: points are created by SwSyncTimeline.createFence(), not with new (asked for value ${describeValue(value)})`,
+        `SyncPt: points are created by SwSyncTimeline.createFence(), ` +
+          `not with new (asked for value ${describeValue(value)})`,
       );
     }
     super(SyncPt.#ops, timeline.context, value);
@@ -216,7 +217,8 @@ export class SwSyncTimeline implements Disposable {
     const bytes = utf8.encode(name).length;
     if (bytes > MAX_NAME_BYTES) {
       throw new InvalidArgumentError(
-        `SwSyncTimeline: name ${JSON.stringify(name)} is ${bytes} bytes of UTF-8; at most ${MAX_NAME_BYTES} fit, shorten it`,
+        `SwSyncTimeline: name ${JSON.stringify(name)} is ${bytes} ` +
+          `bytes of UTF-8; at most ${MAX_NAME_BYTES} fit, shorten it`,
       );
     }
     this.#name = name;

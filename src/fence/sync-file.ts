@@ -106,7 +106,8 @@ function checkName(what: string, name: unknown): string {
   const bytes = utf8Length(name);
   if (bytes > SYNC_FILE_NAME_MAX) {
     throw new InvalidArgumentError(
-      `${what}: name ${JSON.stringify(name)} is ${bytes} bytes of UTF-8; at most ${SYNC_FILE_NAME_MAX} fit. Use a shorter name`,
+      `${what}: name ${JSON.stringify(name)} is ${bytes} bytes of ` +
+        `UTF-8; at most ${SYNC_FILE_NAME_MAX} fit. Use a shorter name`,
     );
   }
   return name;

@@ -551,7 +551,8 @@ export class Syncobj implements Disposable {
   #submitTimeout(point: number, timeout: number): FenceTimeoutError {
     const what = point === 0 ? 'a fence' : `point ${point}`;
     return new FenceTimeoutError(
-      `${this.#name()}: ${what} was not submitted within ${timeout} ms (${this.#lastSubmitted()}); check that a producer will add it, or wait longer`,
+      `${this.#name()}: ${what} was not submitted within ${timeout} ms ` +
+        `(${this.#lastSubmitted()}); check that a producer will add it, or wait longer`,
     );
   }
 
@@ -644,7 +645,8 @@ export class Syncobj implements Disposable {
     const shown = pending.length > 8 ? [...pending.slice(0, 8), `${pending.length - 8} more`] : pending;
     const goal = plan.available ? 'to be submitted' : 'to signal';
     return new FenceTimeoutError(
-      `Syncobj.wait: timed out after ${timeout} ms waiting for ${plan.all ? 'all' : 'any'} of ${slots.length} point(s) ${goal}; pending: ${shown.join(', ')}`,
+      `Syncobj.wait: timed out after ${timeout} ms waiting for ${plan.all ? 'all' : 'any'} ` +
+        `of ${slots.length} point(s) ${goal}; pending: ${shown.join(', ')}`,
     );
   }
 }

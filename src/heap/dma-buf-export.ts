@@ -365,7 +365,8 @@ export class DmaBufShare implements Disposable {
   }
 
   toString(): string {
-    return `DmaBufShare(${this.name}, ${this.attached} imports${this.pinned ? ', pinned' : ''}${this.#closed ? ', closed' : ''})`;
+    const flags = `${this.pinned ? ', pinned' : ''}${this.#closed ? ', closed' : ''}`;
+    return `DmaBufShare(${this.name}, ${this.attached} imports${flags})`;
   }
 }
 
@@ -378,7 +379,8 @@ export function shareDmaBuf(buffer: DmaBuf | DmaBufExporter): DmaBufShare {
   if (buffer instanceof DmaBuf) {
     if (!buffer.shared) {
       throw new InvalidArgumentError(
-        `shareDmaBuf: ${buffer.name} is not in shared memory; allocate it with { shared: true } to share it with threads`,
+        `shareDmaBuf: ${buffer.name} is not in shared memory; ` +
+          `allocate it with { shared: true } to share it with threads`,
       );
     }
     const buf = buffer;

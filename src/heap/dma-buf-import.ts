@@ -74,7 +74,10 @@ export interface DmaBufAttachOptions {
    * default) pins it. @see dma_buf_dynamic_attach()
    */
   readonly dynamic?: boolean;
-  /** Called (dynamic only) under the importer's reservation lock when the buffer moved; map again before the next access. */
+  /**
+   * Called (dynamic only) under the importer's reservation lock when the buffer moved; map again before the
+   * next access.
+   */
   readonly moveNotify?: (attachment: DmaBufAttachment) => void;
 }
 
@@ -214,7 +217,8 @@ export class ImportedDmaBuf implements Disposable {
     this.#checkLive('bytes()');
     if (this.stale) {
       throw new BugError(
-        `ImportedDmaBuf ${this.name}: the exporter moved the buffer; beginCpuAccess() (or an attachment's map()) maps it again`,
+        `ImportedDmaBuf ${this.name}: the exporter moved the buffer; ` +
+          `beginCpuAccess() (or an attachment's map()) maps it again`,
       );
     }
     return new Uint8Array(this.#mapping.buffer, this.#mapping.offset, this.size);
@@ -413,7 +417,8 @@ export function importDmaBuf(descriptor: DmaBufDescriptor): ImportedDmaBuf {
     leave(control);
     throw new DmaBufError(
       'EBUSY',
-      `importDmaBuf: ${d.name} was already imported ${MAX_DMA_BUF_PARTIES - 1} times; import once per thread and keep it`,
+      `importDmaBuf: ${d.name} was already imported ` +
+        `${MAX_DMA_BUF_PARTIES - 1} times; import once per thread and keep it`,
     );
   }
   return new ImportedDmaBuf(d as DmaBufDescriptor, control, index);

@@ -159,7 +159,8 @@ export class SharedResvParty {
     if (this.#region.tryExport(fence, 0, undefined, usage + 1) === undefined) {
       throw new DmaBufError(
         'ENOSPC',
-        `${this.name}: ${PARTY_SLOTS} published fences of this thread are still pending; wait for some before publishing more`,
+        `${this.name}: ${PARTY_SLOTS} published fences of this thread ` +
+          `are still pending; wait for some before publishing more`,
       );
     }
     this.#published.add(fence);

@@ -318,7 +318,8 @@ export class DmaBuf extends Kref implements Disposable {
     } else if (!(await this.resv.wait(waitOptions))) {
       const pending = this.resv.getFences(usage).map((f) => f.describe());
       throw new FenceTimeoutError(
-        `DmaBuf.beginCpuAccess on ${this.name}: the fences a CPU ${write ? 'write' : 'read'} must wait for did not signal within ${limit} ms ` +
+        `DmaBuf.beginCpuAccess on ${this.name}: the fences a CPU ` +
+          `${write ? 'write' : 'read'} must wait for did not signal within ${limit} ms ` +
           `(${pending.length} pending: ${pending.join('; ')}); retry later or raise the timeout`,
       );
     }
@@ -330,7 +331,8 @@ export class DmaBuf extends Kref implements Disposable {
   endCpuAccess(): void {
     if (this.#cpuAccess === 0) {
       throw new BugError(
-        `DmaBuf.endCpuAccess() on ${this.name}: no CPU access is open; call it once after each resolved beginCpuAccess()`,
+        `DmaBuf.endCpuAccess() on ${this.name}: no CPU access is ` +
+          `open; call it once after each resolved beginCpuAccess()`,
       );
     }
     this.#cpuAccess--;
@@ -353,7 +355,8 @@ export class DmaBuf extends Kref implements Disposable {
     const buffer = this.#buffer;
     if (buffer === null) {
       throw new BugError(
-        `DmaBuf.${op} on ${this.name}: the buffer was released by its last put() (use after free); take a reference with get() while you use it`,
+        `DmaBuf.${op} on ${this.name}: the buffer was released by its last ` +
+          `put() (use after free); take a reference with get() while you use it`,
       );
     }
     return buffer;

@@ -174,7 +174,8 @@ const defaultAllocator: DmaHeapAllocator = (bytes, shared) => {
   if (typeof SharedArrayBuffer === 'undefined') {
     throw new DmaBufError(
       'EOPNOTSUPP',
-      'DmaHeap: SharedArrayBuffer is not available here (a browser page needs cross-origin isolation); allocate with shared: false',
+      'DmaHeap: SharedArrayBuffer is not available here (a browser page ' +
+        'needs cross-origin isolation); allocate with shared: false',
     );
   }
   return new SharedArrayBuffer(bytes);
@@ -370,7 +371,8 @@ export class DmaHeap implements AsyncDisposable {
     const isShared = typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer;
     if ((!(buffer instanceof ArrayBuffer) && !isShared) || buffer.byteLength !== bytes || isShared !== shared) {
       throw new BugError(
-        `DmaHeap ${this.name}: the allocator returned ${describeValue(buffer)} for ${bytes} ${shared ? 'shared' : 'unshared'} bytes; ` +
+        `DmaHeap ${this.name}: the allocator returned ${describeValue(buffer)} ` +
+          `for ${bytes} ${shared ? 'shared' : 'unshared'} bytes; ` +
           `it must return a zero-filled ${shared ? 'SharedArrayBuffer' : 'ArrayBuffer'} of exactly that length`,
       );
     }
@@ -382,8 +384,10 @@ export class DmaHeap implements AsyncDisposable {
     const s = this.stats();
     return new DmaBufError(
       'ENOMEM',
-      `DmaHeap ${this.name}: cannot allocate ${bytes} bytes (asked ${size}): ${why}; the heap holds ${s.heldBytes} bytes ` +
-        `(live ${s.liveBytes}, pooled ${s.pooledBytes}, pending ${s.pendingBytes}) with budget ${s.budgetBytes ?? 'unlimited'}, ` +
+      `DmaHeap ${this.name}: cannot allocate ${bytes} bytes (asked ` +
+        `${size}): ${why}; the heap holds ${s.heldBytes} bytes ` +
+        `(live ${s.liveBytes}, pooled ${s.pooledBytes}, pending ` +
+        `${s.pendingBytes}) with budget ${s.budgetBytes ?? 'unlimited'}, ` +
         `and shrinking freed ${freedPages} pages; put buffers you no longer need or raise budgetBytes`,
       cause === undefined ? undefined : { cause },
     );
@@ -470,7 +474,9 @@ export class DmaHeap implements AsyncDisposable {
     this.#liveBytes -= record.size;
     this.#liveCount--;
     this.#leaks.push({ name: record.name, size: record.size, stack: record.stack });
-    const message = `DmaHeap ${this.name}: ${record.name} was garbage-collected without its last put(); allocated at:\n${record.stack}`;
+    const message =
+      `DmaHeap ${this.name}: ${record.name} was garbage-collected without its last put(); ` +
+      `allocated at:\n${record.stack}`;
     const proc = (
       globalThis as {
         process?: { emitWarning?: (message: string, options?: { type?: string; code?: string }) => void };

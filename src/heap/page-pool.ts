@@ -219,7 +219,8 @@ export class PagePool implements Disposable {
     this.#hits++;
     if (this.verifyZero && !isZero(buffer)) {
       throw new BugError(
-        `${this.name}.take: a pooled ${cls.bytes}-byte buffer is no longer zero: someone wrote to it after giving it back (use after free); the buffer was dropped`,
+        `${this.name}.take: a pooled ${cls.bytes}-byte buffer is no longer zero: someone ` +
+          `wrote to it after giving it back (use after free); the buffer was dropped`,
       );
     }
     return buffer;
@@ -250,7 +251,8 @@ export class PagePool implements Disposable {
     if (cls === undefined || this.#pooledBytes + cls.bytes > this.maxPooledBytes) return false;
     if (this.verifyZero && !isZero(buffer)) {
       throw new BugError(
-        `${this.name}.give: the ${cls.bytes}-byte buffer is not zero; zero it before giving it back (it was not pooled)`,
+        `${this.name}.give: the ${cls.bytes}-byte buffer is not ` +
+          `zero; zero it before giving it back (it was not pooled)`,
       );
     }
     cls.buffers.push(buffer);

@@ -89,7 +89,10 @@ export class Shrinker {
   readonly batch: number;
   readonly #ops: ShrinkerOps;
 
-  /** @throws {InvalidArgumentError} for a non-string name, ops without count/scan, or a non-positive `seeks` or `batch`. */
+  /**
+   * @throws {InvalidArgumentError} for a non-string name, ops without count/scan, or a non-positive `seeks`
+   * or `batch`.
+   */
   constructor(name: string, ops: ShrinkerOps, options?: ShrinkerOptions) {
     this.name = requiredString(name, 'Shrinker', 'name');
     if (typeof ops?.count !== 'function' || typeof ops.scan !== 'function') {

@@ -265,7 +265,8 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
     checkItem(item as LockItem, `TransLockList '${this.name}': add()`);
     if (this.#backingOff) {
       throw new BugError(
-        `TransLockList '${this.name}': add() of ${nameOf(item.object)} while a backoff is in flight; await backoff() first`,
+        `TransLockList '${this.name}': add() of ${nameOf(item.object)} ` +
+          `while a backoff is in flight; await backoff() first`,
       );
     }
     this.#append(item as LockItem);
@@ -283,7 +284,8 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
     if (entry?.list !== this) {
       const where = entry ? `on list '${entry.list.name}'` : 'on no list';
       throw new BugError(
-        `TransLockList '${this.name}': remove() of ${nameOf(item.object)}, which is ${where}; remove it from the list that holds it`,
+        `TransLockList '${this.name}': remove() of ${nameOf(item.object)}, ` +
+          `which is ${where}; remove it from the list that holds it`,
       );
     }
     const index = this.#items.lastIndexOf(entry.item);
@@ -345,7 +347,8 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
     }
     if (this.#containedBy(contending.object)) {
       throw new BugError(
-        `TransLockList '${this.name}': backoff() with ${nameOf(contending.object)} as the contending item, which is this list or contains it; ` +
+        `TransLockList '${this.name}': backoff() with ${nameOf(contending.object)} ` +
+          `as the contending item, which is this list or contains it; ` +
           'back off on the outer list instead',
       );
     }
@@ -375,10 +378,9 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
   /** One line for logs and error messages. */
   describe(): string {
     const parent = this.parent;
-    return (
-      `TransLockList '${this.name}' (${this.#items.length} item(s)` +
-      `${this.#contending ? `, contending ${nameOf(this.#contending.object)}` : ''}${parent ? `, on list '${parent.name}'` : ''})`
-    );
+    const contending = this.#contending ? `, contending ${nameOf(this.#contending.object)}` : '';
+    const onList = parent ? `, on list '${parent.name}'` : '';
+    return `TransLockList '${this.name}' (${this.#items.length} item(s)${contending}${onList})`;
   }
 
   /** Unlocks and puts everything, and drops a recorded contending item. Idempotent. */
@@ -454,7 +456,8 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
       const owner = membership.get(object);
       if (owner !== undefined && owner.list.#root() === this.#root()) {
         throw new BugError(
-          `TransLockList '${this.name}': backoff() on ${nameOf(object)}, which this transaction still holds on list '${owner.list.name}'; ` +
+          `TransLockList '${this.name}': backoff() on ${nameOf(object)}, ` +
+            `which this transaction still holds on list '${owner.list.name}'; ` +
             'a transaction backs off for a lock it does not hold (back off on the outermost list)',
         );
       }
@@ -464,7 +467,8 @@ export class TransLockList implements LockItem<TransLockList>, Disposable {
       if (result !== 'locked') {
         keepRef = true;
         throw new BugError(
-          `TransLockList '${this.name}': slowLock() of ${nameOf(object)} returned ${describeValue(result)}, expected 'locked' or 'relaxed'; ` +
+          `TransLockList '${this.name}': slowLock() of ${nameOf(object)} ` +
+            `returned ${describeValue(result)}, expected 'locked' or 'relaxed'; ` +
             'its lock state is unknown, so its reference is kept',
         );
       }

@@ -275,7 +275,8 @@ export class TtmBufferObject implements TtmResourceOwner {
     for (const key of Object.keys(init)) {
       if (!INIT_KEYS.has(key)) {
         throw new InvalidArgumentError(
-          `TtmBufferObject: unknown option ${JSON.stringify(key)} (got ${describeValue(init[key as keyof TtmBoInit])}); ` +
+          `TtmBufferObject: unknown option ${JSON.stringify(key)} ` +
+            `(got ${describeValue(init[key as keyof TtmBoInit])}); ` +
             `the known options are ${[...INIT_KEYS].join(', ')}; check the spelling`,
           { argument: `init.${key}` },
         );

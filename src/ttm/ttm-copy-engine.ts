@@ -163,12 +163,14 @@ export class TtmCopyEngine implements AsyncDisposable {
   copy(src: (() => Uint8Array) | null, dst: () => Uint8Array, deps?: Iterable<DmaFence>): DmaFence {
     if (typeof dst !== 'function') {
       throw new InvalidArgumentError(
-        `TtmCopyEngine "${this.name}": copy() dst must be a function returning the destination view, got ${describeValue(dst)}`,
+        `TtmCopyEngine "${this.name}": copy() dst must be a function ` +
+          `returning the destination view, got ${describeValue(dst)}`,
       );
     }
     if (src !== null && typeof src !== 'function') {
       throw new InvalidArgumentError(
-        `TtmCopyEngine "${this.name}": copy() src must be a function returning the source view, or null to clear, got ${describeValue(src)}`,
+        `TtmCopyEngine "${this.name}": copy() src must be a function returning ` +
+          `the source view, or null to clear, got ${describeValue(src)}`,
       );
     }
     let list: DmaFence[] | null = null;
@@ -189,7 +191,8 @@ export class TtmCopyEngine implements AsyncDisposable {
     }
     if (this.#state.closed) {
       throw new BugError(
-        `TtmCopyEngine "${this.name}" is disposed and takes no more jobs; copy with the CPU (or on a live engine) instead`,
+        `TtmCopyEngine "${this.name}" is disposed and takes no more ` +
+          `jobs; copy with the CPU (or on a live engine) instead`,
       );
     }
     const fence = new DmaFence(this.#ops, this.context, ++this.#seqno);
@@ -234,7 +237,10 @@ export class TtmCopyEngine implements AsyncDisposable {
   }
 
   toString(): string {
-    return `TtmCopyEngine "${this.name}" (${this.#state.status}, ${this.pendingJobs} jobs pending, ${this.#bytesCopied} bytes copied)`;
+    return (
+      `TtmCopyEngine "${this.name}" (${this.#state.status}, ${this.pendingJobs} jobs pending, ` +
+      `${this.#bytesCopied} bytes copied)`
+    );
   }
 
   /** Arms a timer for the front job once it is ready, unless one is armed or a batch is running. */
@@ -285,7 +291,8 @@ export class TtmCopyEngine implements AsyncDisposable {
         src = checkView('source', job.src());
         if (src.byteLength !== dst.byteLength) {
           error = new BugError(
-            `TtmCopyEngine "${this.name}": job ${job.fence.seqno} copies ${src.byteLength} bytes into a ${dst.byteLength}-byte destination; ` +
+            `TtmCopyEngine "${this.name}": job ${job.fence.seqno} copies ` +
+              `${src.byteLength} bytes into a ${dst.byteLength}-byte destination; ` +
               'source and destination must be the same size (nothing was copied)',
           );
         }

@@ -32,7 +32,9 @@
  * const bo = { size: 4 * PAGE_SIZE, priority: 0, pinCount: 0, bulkMove: null, resource: null, resv: new DmaResv() };
  * const low = vram.alloc(bo, { memType: TtmMemType.VRAM });
  * const high = vram.alloc(bo, { memType: TtmMemType.VRAM, flags: TtmPlaceFlags.TopDown });
- * if (typeof low !== 'string' && typeof high !== 'string') console.log(low.start, high.start, vram.largestFree); // 0 12 32768
+ * if (typeof low !== 'string' && typeof high !== 'string') {
+ *   console.log(low.start, high.start, vram.largestFree); // 0 12 32768
+ * }
  * ```
  */
 
@@ -386,7 +388,8 @@ export class TtmRangeManager extends TtmResourceManager {
 
   /** @see ttm_range_man_debug() */
   override debug(): string {
-    return `${super.debug()}, ${this.allocatedRanges} ranges, ${this.freeBytes} bytes free, largest free ${this.largestFree}`;
+    const ranges = `${this.allocatedRanges} ranges, ${this.freeBytes} bytes free, largest free ${this.largestFree}`;
+    return `${super.debug()}, ${ranges}`;
   }
 
   /**

@@ -311,7 +311,7 @@ describe('DmaFenceChain', () => {
     assert.equal(foundFence(DmaFenceChain.findSeqno(chain, 1), 'still usable'), chain);
   });
 
-  it('a 1,000,000-node chain builds, signals in random order, is waited on and collected in constant stack', async () => {
+  it('a 1,000,000-node chain builds, signals in random order, is waited on and freed in constant stack', async () => {
     const N = 1_000_000;
     const seed = testSeed();
     const fences: DmaFence[] = new Array(N);

@@ -114,7 +114,7 @@ describe('DmaFence waits', () => {
     assert.equal(await p, 0);
   });
 
-  it('waitAny rejects with FenceTimeoutError on timeout, leaving no callback and no timer; timeout 0 polls', async () => {
+  it('waitAny times out with FenceTimeoutError, leaving no callback or timer; timeout 0 polls', async () => {
     const clock = new VirtualClock();
     using _c = useClock(clock);
     const fences = [mockFence(), mockFence()];

@@ -486,7 +486,7 @@ describe('DmaFence', () => {
     assert.equal(fenceContextAlloc(1), first + 4);
   });
 
-  it('fenceContextAlloc with a count that is not a positive integer is InvalidArgumentError and allocates nothing', () => {
+  it('fenceContextAlloc: a count that is not a positive integer is InvalidArgumentError, allocates nothing', () => {
     const before = fenceContextAlloc();
     for (const count of [0, -1, 1.5, NaN, Infinity])
       assert.throws(() => fenceContextAlloc(count), InvalidArgumentError, String(count));

@@ -329,7 +329,7 @@ describe('long-running fences under the validator: who may wait for whom', () =>
     assert.deepEqual(seen(), []);
   });
 
-  it('scoped sections: an ordinary one reports a long-running wait after an await; a long-running one allows ordinary waits', async () => {
+  it('scoped sections: an ordinary one reports a long-running wait after await, a long-running one not', async () => {
     const resv = new DmaResv({ name: 'lr.scoped.bo' });
     await lrSignallingSection(async () => {
       await Promise.resolve();

@@ -183,7 +183,7 @@ describe('shared fences (exportFence / importFence)', () => {
     assert.ok(imported instanceof ImportedFence);
   });
 
-  it('regions can share one buffer; watchers see the pending fences of a region by tag, without import rights', async () => {
+  it('regions share one buffer; watchers see the pending fences of a region by tag without import rights', async () => {
     const bytes = sharedFenceRegionBytes(4);
     const buffer = new SharedArrayBuffer(2 * bytes);
     const first = new SharedFenceRegion({ slots: 4, buffer });

@@ -80,7 +80,7 @@ describe('shareDmaBuf (one thread, two parties)', () => {
 });
 
 describe('buffer sharing between real worker threads', () => {
-  it('producer and consumer workers, 200 frames of 64 KiB, asynchronous on both sides: checksums hold on every frame', async () => {
+  it('producer and consumer workers, 200 frames of 64 KiB, async on both sides: every checksum holds', async () => {
     const seed = testSeed();
     const frames = 200;
     await using producer = WorkerPeer.start(PEER);
@@ -100,7 +100,7 @@ describe('buffer sharing between real worker threads', () => {
     assert.equal(await producer.request('close'), true, 'the buffer was released once both were done');
   });
 
-  it('a buffer moved again and again while a consumer worker reads it: every read checks out, moves are notified', async () => {
+  it('a buffer moved again and again while a worker reads it: every read checks out, moves are notified', async () => {
     const seed = testSeed();
     const exporter = new MovableBuffer(32 << 10);
     writeFrame(exporter.bytes(), 1, seed);

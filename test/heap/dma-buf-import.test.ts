@@ -24,7 +24,7 @@ describe('importDmaBuf', () => {
     assert.throws(() => view.endCpuAccess(), BugError);
   });
 
-  it('attachments: a static one pins, a dynamic one is told of moves under its reservation lock and maps again', async () => {
+  it('attachments: a static one pins, a dynamic one is told of moves under its resv lock and maps again', async () => {
     const exporter = new MovableBuffer(4096);
     writeFrame(exporter.bytes(), 1, 99);
     using share = shareDmaBuf(exporter);

@@ -282,7 +282,7 @@ describe('DmaHeap deferred free', () => {
     assert.ok(allZero(again));
   });
 
-  it('many buffers released together with views kept: every view is detached, every piece of memory pooled zeroed', async () => {
+  it('many buffers released together with views kept: every view detached, all memory pooled zeroed', async () => {
     await using heap = new DmaHeap();
     const bufs = Array.from({ length: 40 }, () => heap.allocate(4096));
     const views = bufs.map((buf) => {

@@ -154,7 +154,7 @@ describe('ShrinkerRegistry', () => {
     assert.throws(() => reg.shrink(1.5), InvalidArgumentError);
   });
 
-  it('shrinkPass asks each shrinker for ceil(count / seeks) pages: seeks 1 gives all, seeks 2 half, seeks 4 a quarter', () => {
+  it('shrinkPass asks each shrinker for ceil(count / seeks) pages: seeks 1 all, 2 half, 4 a quarter', () => {
     const log: string[] = [];
     const reg = new ShrinkerRegistry();
     const one = cache('one', 10, log, { seeks: 1 });

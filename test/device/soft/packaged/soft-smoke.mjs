@@ -45,7 +45,8 @@ export async function softSmoke(m, kernelsUrl, print) {
     const next = device.submit('gfx', 'noop');
     await next.wait();
     print(
-      `hang: ${hung.error?.code}, ${device.resets.length} reset, next job ${next.error === undefined ? 'fine' : next.error.code}`,
+      `hang: ${hung.error?.code}, ${device.resets.length} reset, next ` +
+        `job ${next.error === undefined ? 'fine' : next.error.code}`,
     );
   } finally {
     await device.destroy();
