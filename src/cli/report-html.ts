@@ -207,7 +207,8 @@ function metricCell(scenario: string, variant: string, metric: Metric | undefine
   if (metric === undefined) return '<td>-</td>';
   return (
     `<td class="num" data-scenario="${escapeHtml(scenario)}" data-variant="${escapeHtml(variant)}" ` +
-    `data-metric="${escapeHtml(metric.key)}" data-value="${metric.value}">${escapeHtml(formatValue(metric.value, metric.unit))}</td>`
+    `data-metric="${escapeHtml(metric.key)}" data-value="${metric.value}">` +
+    `${escapeHtml(formatValue(metric.value, metric.unit))}</td>`
   );
 }
 
@@ -248,7 +249,8 @@ table.metrics th, table.metrics td { padding: 2px 10px; border-bottom: 1px solid
 table.metrics td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .grid { display: flex; flex-wrap: wrap; gap: 1em 2em; align-items: flex-start; }
 .variant { flex: 1 1 480px; min-width: 340px; } .numbers { flex: 0 1 auto; max-width: 600px; }
-.chart { min-height: 260px; margin-bottom: 1.2em; } .chart-empty { color: #555; margin: 1em 0; } li.failed { color: #b00; } code { background: #f4f4f4; padding: 0 3px; }
+.chart { min-height: 260px; margin-bottom: 1.2em; } .chart-empty { color: #555; margin: 1em 0; }
+li.failed { color: #b00; } code { background: #f4f4f4; padding: 0 3px; }
 `;
 
 /** The report of `run` (see the module contract). */
@@ -256,7 +258,8 @@ export function renderReportHtml(run: RunResult, library = loadChartLibrary()): 
   const charts: PageChart[] = [];
   const chartDiv = (chart: Chart): string => {
     if (isEmpty(chart)) {
-      return `<div class="chart-empty" data-chart-id="${escapeHtml(chart.id)}"><b>${escapeHtml(chart.title)}</b>: no samples in this run</div>`;
+      const title = `<b>${escapeHtml(chart.title)}</b>`;
+      return `<div class="chart-empty" data-chart-id="${escapeHtml(chart.id)}">${title}: no samples in this run</div>`;
     }
     const element = `chart-${charts.length + 1}`;
     charts.push(pageChart(element, chart));
@@ -289,10 +292,10 @@ export function renderReportHtml(run: RunResult, library = loadChartLibrary()): 
   // A contents line, then one section per scenario: its numbers next to its first charts.
   body.push(
     `<nav class="meta">${run.scenarios
-      .map(
-        (s) =>
-          `<a href="#scenario-${escapeHtml(s.name)}">${escapeHtml(s.name)}</a>${s.status === 'ok' ? '' : ` (${s.status})`}`,
-      )
+      .map((s) => {
+        const status = s.status === 'ok' ? '' : ` (${s.status})`;
+        return `<a href="#scenario-${escapeHtml(s.name)}">${escapeHtml(s.name)}</a>${status}`;
+      })
       .join(' · ')}</nav>`,
   );
   for (const s of run.scenarios) {
@@ -301,9 +304,8 @@ export function renderReportHtml(run: RunResult, library = loadChartLibrary()): 
     body.push(`<section class="scenario" id="scenario-${escapeHtml(s.name)}"><h2>${escapeHtml(s.name)}${status}</h2>`);
     body.push(`<p>${escapeHtml(s.title)}</p>`);
     body.push('<div class="grid">');
-    body.push(
-      `<div class="numbers">${summaryTable(s)}<ul>${s.variants.map((v) => variantNotes(v, compared)).join('')}</ul></div>`,
-    );
+    const notes = s.variants.map((v) => variantNotes(v, compared)).join('');
+    body.push(`<div class="numbers">${summaryTable(s)}<ul>${notes}</ul></div>`);
     if (compared && run.compare !== null) {
       for (const c of overlays(s.variants, run.compare.knob)) body.push(`<div class="variant">${chartDiv(c)}</div>`);
       body.push('</div><div class="grid">');
@@ -326,7 +328,8 @@ export function renderReportHtml(run: RunResult, library = loadChartLibrary()): 
     '<!doctype html>',
     '<html lang="en"><head><meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">`,
+    '<meta http-equiv="Content-Security-Policy" ' +
+      `content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">`,
     `<title>dmabuf run ${escapeHtml(run.date)}</title>`,
     `<style>${library.css}${STYLE}</style>`,
     '</head><body>',

@@ -45,8 +45,10 @@ function scenarioBlock(scenario: ScenarioResult, compareKnob: string | null): st
     8,
     Math.min(16, Math.floor((SUMMARY_WIDTH - INDENT.length - LABEL_WIDTH) / Math.max(1, columns)) - 1),
   );
-  const row = (label: string, cells: readonly string[]): string =>
-    `${INDENT}${clip(label, LABEL_WIDTH).padEnd(LABEL_WIDTH)}${cells.map((c) => clip(c, cell).padStart(cell + 1)).join('')}`;
+  const row = (label: string, cells: readonly string[]): string => {
+    const values = cells.map((c) => clip(c, cell).padStart(cell + 1)).join('');
+    return `${INDENT}${clip(label, LABEL_WIDTH).padEnd(LABEL_WIDTH)}${values}`;
+  };
   if (compared) lines.push(`${INDENT}compare ${compareKnob}:`);
   lines.push(row('metric', withRatio ? [...heads, `${heads[1]}/${heads[0]}`] : heads));
   const keys: Metric[] = [];

@@ -28,7 +28,7 @@ describe('createProgressView', () => {
     );
   });
 
-  it('plain lines: a progress line at most once a second, failures with their message, lines within 100 columns', async () => {
+  it('plain lines: progress at most once a second, failures with their message, lines within 100 columns', async () => {
     const stream = new CaptureStream();
     const view = createProgressView(stream, true);
     view.started('render', 500);

@@ -156,7 +156,7 @@ describe('report.html in Chromium', { skip: browserSkip() }, () => {
     }
   });
 
-  it('draws engine occupancy, stacked memory, bars and histograms from any scenario, and marks an interrupted run', async () => {
+  it('draws occupancy, stacked memory, bars and histograms from any scenario; marks an interrupted run', async () => {
     const file = path.join(tempDir(), 'report.html');
     const occupancy = {
       kind: 'lines' as const,

@@ -110,7 +110,7 @@ describe('runScenarios', () => {
     assert.deepEqual(view.lines, ['start failing', 'end failed the stack misbehaved', 'start measured', 'end ok']);
   });
 
-  it('on abort: tells the running scenario, marks it interrupted with its partial numbers, skips the rest', async () => {
+  it('on abort: tells the running scenario, marks it interrupted with partial numbers, skips the rest', async () => {
     const controller = new AbortController();
     const slow = scenario('slow', async (ctx) => {
       setTimeout(() => controller.abort(new Error('Ctrl-C')), 10);

@@ -96,7 +96,7 @@ describe('toTraceJson', () => {
     );
   });
 
-  it('a real churn comparison is a valid trace: a process per variant, its clients and the system as tracks', async () => {
+  it('a real churn comparison is a valid trace: a process per variant, its clients and system as tracks', async () => {
     const run = await runScenarios({
       scenarios: [churn],
       options: { seed: 1, clients: 2, budgetBytes: 16 << 20, durationMs: 200, device: 'soft' },

@@ -144,7 +144,8 @@ export class InlineFreeHeap implements ChurnHeap {
       if (this.#held() + bytes > this.#budget) {
         throw new DmaBufError(
           'ENOMEM',
-          `InlineFreeHeap: ${bytes} bytes do not fit the ${this.#budget}-byte budget (${this.#held()} held after shrinking)`,
+          `InlineFreeHeap: ${bytes} bytes do not fit the ${this.#budget}-byte ` +
+            `budget (${this.#held()} held after shrinking)`,
         );
       }
       memory = new ArrayBuffer(bytes);
