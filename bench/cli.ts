@@ -132,7 +132,8 @@ export function renderReport(run: BenchRunJson): string {
   );
   out.push('');
   out.push(
-    'ratio = dmabuf / baseline, median of per-round ratios (IQR = middle half of the rounds); rates: higher is better, bytes: lower is better.',
+    'ratio = dmabuf / baseline, median of per-round ratios (IQR = middle ' +
+      'half of the rounds); rates: higher is better, bytes: lower is better.',
   );
   const notes: string[] = [];
   for (const o of run.benchmarks) {
@@ -150,7 +151,8 @@ export function renderReport(run: BenchRunJson): string {
   out.push(
     missed === 0
       ? `targets: ${met} met, none missed.`
-      : `targets: ${met} met, ${missed} MISSED (a missed target is a measurement, not a failure: the exit code stays 0).`,
+      : `targets: ${met} met, ${missed} MISSED (a missed target ` +
+          `is a measurement, not a failure: the exit code stays 0).`,
   );
   if (!run.gcExposed) out.push(`warning: ${NO_GC_NOTE}.`);
   const m = run.machine;
@@ -171,7 +173,8 @@ export function resolveNames(names: readonly string[], registry: readonly BenchE
   if (unknown.length > 0) {
     const valid = registry.map((b) => b.name).join(', ');
     throw new UnknownBenchmarkError(
-      `unknown benchmark${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}. Valid names: ${valid} (see npm run bench -- --list)`,
+      `unknown benchmark${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}. ` +
+        `Valid names: ${valid} (see npm run bench -- --list)`,
     );
   }
   return [...new Set(names)];

@@ -233,9 +233,11 @@ function perOp(row: Row): string {
 export const definition: BenchDefinition = {
   name: 'dma-resv',
   question:
-    'What do addFence with slot reuse on a 64-context reservation, and an unlocked pass over 64 fences half signaled, cost next to a plain array doing the same?',
+    'What do addFence with slot reuse on a 64-context reservation, and an unlocked ' +
+    'pass over 64 fences half signaled, cost next to a plain array doing the same?',
   baseline:
-    'plain arrays: same-context search (and the kernel replacement rule) for addFence; a for loop with isSignaled() for the iteration',
+    'plain arrays: same-context search (and the kernel replacement ' +
+    'rule) for addFence; a for loop with isSignaled() for the iteration',
   target: 'none: ratios reported',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const { rounds, warmup } = ctx.budget;
@@ -264,7 +266,9 @@ export const definition: BenchDefinition = {
     });
     rows.push({
       ...rule,
-      note: `baseline applies dma_resv_add_fence's rule (same context + usage + later-or-same, or signaled via isSignaled()) to a plain array, no lock, no reservation; ${perOp(rule)}`,
+      note:
+        `baseline applies dma_resv_add_fence's rule (same context + usage + later-or-same, or ` +
+        `signaled via isSignaled()) to a plain array, no lock, no reservation; ${perOp(rule)}`,
     });
     ctx.progress('dma-resv: unlocked iteration, 64 fences, half signaled');
     const iter = await compare({

@@ -356,7 +356,8 @@ function appendSide(gc: ChainGcPolicy | 'array', sc: AppendScenario, lookups?: n
 export const definition: BenchDefinition = {
   name: 'fence-chain',
   question:
-    "What do the 'walk' and 'queue' chain GC policies cost per point, append and lookup, and how many signaled nodes stay reachable (4096-point timelines; seed 000's append-only timeline)?",
+    "What do the 'walk' and 'queue' chain GC policies cost per point, append and lookup, and how " +
+    "many signaled nodes stay reachable (4096-point timelines; seed 000's append-only timeline)?",
   baseline: 'a plain JS array of the same fences (push, same signals, lookup by index)',
   target: 'none (measurement for the policy question)',
   async run(ctx: BenchContext): Promise<BenchReport> {
@@ -387,7 +388,9 @@ export const definition: BenchDefinition = {
         const stats = timelineStats(gc, order, size);
         rows.push({
           ...row,
-          note: `reachable signaled nodes: peak ${stats.peakSignaled}, final ${stats.finalSignaled} (of ${stats.finalNodes} reachable nodes)`,
+          note:
+            `reachable signaled nodes: peak ${stats.peakSignaled}, final ` +
+            `${stats.finalSignaled} (of ${stats.finalNodes} reachable nodes)`,
         });
       }
     }
@@ -447,7 +450,9 @@ export const definition: BenchDefinition = {
           await freshQueue();
           await runAppendOnly({ ...statsSpec, sampleEvery: 0 });
           const shared = await runAppendOnly(statsSpec);
-          sharedText = `; run again right after a dead ${APPENDS / 1000}k-node queue timeline whose entries were still in the FIFO: peak ${shared.peakSignaled}`;
+          sharedText =
+            `; run again right after a dead ${APPENDS / 1000}k-node queue timeline ` +
+            `whose entries were still in the FIFO: peak ${shared.peakSignaled}`;
         }
         await freshQueue();
         // Mean lookup time per measured round, then the median over rounds.
@@ -457,8 +462,10 @@ export const definition: BenchDefinition = {
         rows.push({
           ...row,
           note:
-            `${formatDuration(1e9 / row.dmabuf!.value)}/append (array push ${formatDuration(1e9 / row.baseline!.value)})${lookupText}; ` +
-            `reachable signaled nodes: peak ${stats.peakSignaled}, end ${stats.finalSignaled} (of ${stats.finalNodes} reachable)${queueText}${sharedText}`,
+            `${formatDuration(1e9 / row.dmabuf!.value)}/append (array push ` +
+            `${formatDuration(1e9 / row.baseline!.value)})${lookupText}; ` +
+            `reachable signaled nodes: peak ${stats.peakSignaled}, end ${stats.finalSignaled} ` +
+            `(of ${stats.finalNodes} reachable)${queueText}${sharedText}`,
         });
       }
       if (policies.length === 2) {
@@ -474,14 +481,20 @@ export const definition: BenchDefinition = {
         await freshQueue();
         rows.push({
           ...row,
-          note: `the queue policy's own cost in the same rounds: ${formatDuration(1e9 / row.dmabuf!.value - 1e9 / row.baseline!.value)} more per append than walk alone`,
+          note:
+            `the queue policy's own cost in the same rounds: ` +
+            `${formatDuration(1e9 / row.dmabuf!.value - 1e9 / row.baseline!.value)} more per append than walk alone`,
         });
       }
     }
     notes.push(
-      `append-only rows: one op = one append (lookups timed separately, yields to the event loop every ${YIELD_EVERY} appends not timed); ` +
-        `payload i-${LAG} signalled at append i; 'lookup/${LOOKUP_EVERY}': one findSeqno of a random earlier point every ${LOOKUP_EVERY} appends and no other walk, ` +
-        `reachable nodes sampled after every append; 'never walked': no lookup at all, sampled every 1000 appends; 'walk per append': the whole chain iterated from the previous head after each append (Syncobj.addPoint, drm_syncobj_add_point), timed with the append, sampled after every append`,
+      `append-only rows: one op = one append (lookups timed separately, ` +
+        `yields to the event loop every ${YIELD_EVERY} appends not timed); ` +
+        `payload i-${LAG} signalled at append i; 'lookup/${LOOKUP_EVERY}': one findSeqno ` +
+        `of a random earlier point every ${LOOKUP_EVERY} appends and no other walk, ` +
+        `reachable nodes sampled after every append; 'never walked': no lookup at all, sampled every 1000 appends; ` +
+        `'walk per append': the whole chain iterated from the previous head after each append ` +
+        `(Syncobj.addPoint, drm_syncobj_add_point), timed with the append, sampled after every append`,
     );
     return { rows, notes };
   },

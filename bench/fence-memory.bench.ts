@@ -137,7 +137,8 @@ export function chainNodes(gc: ChainGcPolicy, withPayload: boolean): MemorySubje
 export const definition: BenchDefinition = {
   name: 'fence-memory',
   question:
-    'Does a pending fence (bare, or with one callback) and a chain node cost no more than 2x the bytes of a Promise with its resolve kept?',
+    'Does a pending fence (bare, or with one callback) and a chain node ' +
+    'cost no more than 2x the bytes of a Promise with its resolve kept?',
   baseline: 'pending new Promise + its resolve function, both held',
   target: '<= 2x the baseline bytes (chain node: payload not counted)',
   async run(ctx: BenchContext): Promise<BenchReport> {
@@ -187,7 +188,8 @@ export const definition: BenchDefinition = {
     return {
       rows,
       notes: [
-        `${COUNT.toLocaleString('en-US')} objects per repetition, heapUsed delta after gc(), median of ${reps} repetitions`,
+        `${COUNT.toLocaleString('en-US')} objects per repetition, ` +
+          `heapUsed delta after gc(), median of ${reps} repetitions`,
       ],
     };
   },

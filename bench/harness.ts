@@ -31,7 +31,10 @@
  * const row = await compare({
  *   name: 'array push vs spread',
  *   candidate: { label: 'push', run: (n) => { const a: number[] = []; for (let i = 0; i < n; i++) a.push(i); } },
- *   baseline: { label: 'spread', run: (n) => { let a: number[] = []; for (let i = 0; i < n; i++) a = [...a.slice(-4), i]; } },
+ *   baseline: {
+ *     label: 'spread',
+ *     run: (n) => { let a: number[] = []; for (let i = 0; i < n; i++) a = [...a.slice(-4), i]; },
+ *   },
  *   batch: 10_000,
  *   rounds: 10,
  *   warmup: 2,

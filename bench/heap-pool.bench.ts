@@ -122,7 +122,8 @@ export function dmaHeapPoolSide(options: {
       const after = heap.stats();
       if (after.hits - before.hits !== n || after.misses !== before.misses) {
         throw new Error(
-          `heap-pool: DmaHeap round of ${n} had ${after.hits - before.hits} pool hits and ${after.misses - before.misses} misses; every allocation must reuse a pooled buffer`,
+          `heap-pool: DmaHeap round of ${n} had ${after.hits - before.hits} pool hits and ` +
+            `${after.misses - before.misses} misses; every allocation must reuse a pooled buffer`,
         );
       }
       if (after.liveBytes !== 0) throw new Error(`heap-pool: DmaHeap round left ${after.liveBytes} live bytes`);
@@ -187,9 +188,11 @@ function perOp(row: Row): string {
 export const definition: BenchDefinition = {
   name: 'heap-pool',
   question:
-    'Is taking a 64 KiB buffer from a DmaHeap and putting it back at least twice as fast as acquire + release on generic-pool?',
+    'Is taking a 64 KiB buffer from a DmaHeap and putting it back ' +
+    'at least twice as fast as acquire + release on generic-pool?',
   baseline:
-    'generic-pool 3.9: createPool({ create: 64 KiB ArrayBuffer, destroy }, { max: 16, min: 16 }); await acquire(), await release()',
+    'generic-pool 3.9: createPool({ create: 64 KiB ArrayBuffer, destroy ' +
+    '}, { max: 16, min: 16 }); await acquire(), await release()',
   target: 'DmaHeap allocate + put >= 2x generic-pool acquire + release (deferred worker between rounds)',
   async run(ctx: BenchContext): Promise<BenchReport> {
     // Rounds are short (about a millisecond): three times the budget's count costs little.
@@ -209,19 +212,25 @@ export const definition: BenchDefinition = {
         candidate: dmaHeapPoolSide({ timedDrain: false, drainMs }),
         baseline: genericPoolSide({ zeroOnRelease: false }),
         target: { op: '>=', value: 2 },
-        note: 'one op = allocate + 1-byte write + put (sync) vs await acquire() + write + await release(); the worker zeroes between rounds (untimed); generic-pool does not zero',
+        note:
+          'one op = allocate + 1-byte write + put (sync) vs await acquire() + write + await ' +
+          'release(); the worker zeroes between rounds (untimed); generic-pool does not zero',
       },
       {
         name: '64 KiB acquire/release, worker timed',
         candidate: dmaHeapPoolSide({ timedDrain: true }),
         baseline: genericPoolSide({ zeroOnRelease: false }),
-        note: 'no target: the heap works in bursts of 16, each followed by a timed await heap.drain() (zeroing + one macrotask turn per buffer); the baseline zeroes nothing',
+        note:
+          'no target: the heap works in bursts of 16, each followed by a timed await ' +
+          'heap.drain() (zeroing + one macrotask turn per buffer); the baseline zeroes nothing',
       },
       {
         name: '64 KiB acquire/release, worker timed, vs zeroing pool',
         candidate: dmaHeapPoolSide({ timedDrain: true }),
         baseline: genericPoolSide({ zeroOnRelease: true }),
-        note: 'no target: both sides hand out zeroed buffers and pay for it inside the round (generic-pool: fill(0) before each release)',
+        note:
+          'no target: both sides hand out zeroed buffers and pay for it ' +
+          'inside the round (generic-pool: fill(0) before each release)',
       },
     ];
     for (const c of cases) {
@@ -243,9 +252,12 @@ export const definition: BenchDefinition = {
       }
     }
     const notes = [
-      `memory: DmaHeap keeps ${POOL_BATCH} x 64 KiB = ${(POOL_BATCH * BUFFER_SIZE) / 2 ** 20} MiB pooled (one buffer per op of a round, since its worker refills the pool between rounds); generic-pool holds ${GENERIC_POOL_SIZE} x 64 KiB = ${(GENERIC_POOL_SIZE * BUFFER_SIZE) / 2 ** 20} MiB`,
+      `memory: DmaHeap keeps ${POOL_BATCH} x 64 KiB = ${(POOL_BATCH * BUFFER_SIZE) / 2 ** 20} MiB pooled (one buffer ` +
+        `per op of a round, since its worker refills the pool between rounds); generic-pool holds ` +
+        `${GENERIC_POOL_SIZE} x 64 KiB = ${(GENERIC_POOL_SIZE * BUFFER_SIZE) / 2 ** 20} MiB`,
       drainMs.length > 0
-        ? `deferred worker between rounds (untimed in the first row): ${formatDuration(median(drainMs) * 1e6)} per buffer released (zeroing 64 KiB + one macrotask turn), median over ${drainMs.length} drains`
+        ? `deferred worker between rounds (untimed in the first row): ${formatDuration(median(drainMs) * 1e6)} ` +
+          `per buffer released (zeroing 64 KiB + one macrotask turn), median over ${drainMs.length} drains`
         : 'deferred worker: no drain measured',
     ];
     return { rows, notes };

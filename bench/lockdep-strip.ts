@@ -28,7 +28,8 @@
  * ```ts
  * import { stripLockdepHooks } from './lockdep-strip.js';
  * const out = stripLockdepHooks(
- *   "import { lockdep } from '../base/lockdep-hooks.js';\nexport function f(): void {\n  lockdep?.mightReclaim();\n}\n",
+ *   "import { lockdep } from '../base/lockdep-hooks.js';\n" +
+ *     'export function f(): void {\n  lockdep?.mightReclaim();\n}\n',
  *   'probe.ts',
  * );
  * console.log(out.source); // export function f(): void {\n}
@@ -815,7 +816,8 @@ export function stripLockdepHooks(source: string, file: string): StrippedFile {
   const left = hookReferences(result.source, file);
   if (left.length > 0) {
     throw new Error(
-      `stripLockdepHooks: ${file}: ${left.length} hook reference(s) left (lines of the result; a hook used without a null check?):\n  ${left.join('\n  ')}`,
+      `stripLockdepHooks: ${file}: ${left.length} hook reference(s) left (lines of ` +
+        `the result; a hook used without a null check?):\n  ${left.join('\n  ')}`,
     );
   }
   return result;

@@ -77,7 +77,8 @@ export function postMessageSide(echo: EchoWorker): Side {
 export const definition: BenchDefinition = {
   name: 'soft-ring',
   question:
-    'How many no-op jobs per second go through the soft device (command ring in shared memory) against one postMessage per job with a reply?',
+    'How many no-op jobs per second go through the soft device (command ' +
+    'ring in shared memory) against one postMessage per job with a reply?',
   baseline: 'one postMessage per job to an echo worker, one answer per job, pipelined',
   target: '>= 5x the jobs per second',
   async run(ctx: BenchContext): Promise<BenchReport> {

@@ -85,7 +85,8 @@ function us(ms: number): string {
 export const definition: BenchDefinition = {
   name: 'soft-wake',
   question:
-    'How long from an engine worker finishing a job to its fence signalling on the main thread, against half a postMessage round trip?',
+    'How long from an engine worker finishing a job to its fence signalling ' +
+    'on the main thread, against half a postMessage round trip?',
   baseline: 'half a postMessage round trip to an echo worker (and, as a diagnostic, the one-way answer time)',
   target: 'p50 and p99 wake latency <= half a round trip (ratio >= 1x as rates)',
   async run(ctx: BenchContext): Promise<BenchReport> {
@@ -144,7 +145,9 @@ export const definition: BenchDefinition = {
         candidate: { label: 'hw fence wake', perRoundMs: series.wakeP50 },
         baseline: { label: 'postMessage one way', perRoundMs: oneWay.p50 },
         batch: SAMPLES,
-        note: `diagnostic: p50 ${us(median(series.wakeP50))} vs ${us(median(oneWay.p50))}, p99 ${us(median(series.wakeP99))} vs ${us(median(oneWay.p99))}`,
+        note:
+          `diagnostic: p50 ${us(median(series.wakeP50))} vs ${us(median(oneWay.p50))}, ` +
+          `p99 ${us(median(series.wakeP99))} vs ${us(median(oneWay.p99))}`,
       }),
     ];
     const notes = [

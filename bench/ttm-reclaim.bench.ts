@@ -256,7 +256,9 @@ export async function runReclaim(scale: ReclaimScale, progress: (line: string) =
       budgetMs: 1,
       batch,
       targetText: '<= 1 ms (ratio >= 1x)',
-      note: `per-round p99 ${ms(median(ours.p99))} (median of ${ours.p99.length} rounds); all ${ours.all.length} samples: ${allText(ours)}`,
+      note:
+        `per-round p99 ${ms(median(ours.p99))} (median of ${ours.p99.length} ` +
+        `rounds); all ${ours.all.length} samples: ${allText(ours)}`,
     }),
     latencyRow({
       name: 'reclaim p99, per-object vs periodic scan',
@@ -264,7 +266,9 @@ export async function runReclaim(scale: ReclaimScale, progress: (line: string) =
       baseline: { label: scan.label, perRoundMs: scan.p99 },
       batch,
       target: TARGET_VS_SCAN,
-      note: `p99 ${ms(median(ours.p99))} vs ${ms(median(scan.p99))}; all samples: ${ms(quantile(ours.all, 0.99))} vs ${ms(quantile(scan.all, 0.99))} (ratio ${(quantile(scan.all, 0.99) / quantile(ours.all, 0.99)).toFixed(1)}x)`,
+      note:
+        `p99 ${ms(median(ours.p99))} vs ${ms(median(scan.p99))}; all samples: ${ms(quantile(ours.all, 0.99))} vs ` +
+        `${ms(quantile(scan.all, 0.99))} (ratio ${(quantile(scan.all, 0.99) / quantile(ours.all, 0.99)).toFixed(1)}x)`,
     }),
     latencyRow({
       name: 'reclaim p50, per-object vs periodic scan',
@@ -275,10 +279,13 @@ export async function runReclaim(scale: ReclaimScale, progress: (line: string) =
     }),
   ];
   const notes = [
-    `${scale.count} one-page VRAM objects per round and design, one released every ${RELEASE_EVERY_MS} ms, its fence signalled ${BUSY_MIN_MS}-${BUSY_MAX_MS} ms (seeded uniform) after its release; ` +
+    `${scale.count} one-page VRAM objects per round and design, one released every ${RELEASE_EVERY_MS} ` +
+      `ms, its fence signalled ${BUSY_MIN_MS}-${BUSY_MAX_MS} ms (seeded uniform) after its release; ` +
       `${scale.rounds} measured rounds (+${scale.warmup} warm-up), designs alternating; real clock`,
-    `latency = device.onReclaim time - fence.timestamp; per-object work: ${allText(ours)}; ${scan.label}: ${allText(scan)}`,
-    `peak zombies waiting at once: per-object ${ours.peakZombies}, scanner ${scan.peakZombies}; peak running work items on device.wq: per-object ${ours.peakActive} (maxActive 16), scanner ${scan.peakActive}`,
+    `latency = device.onReclaim time - fence.timestamp; per-object ` +
+      `work: ${allText(ours)}; ${scan.label}: ${allText(scan)}`,
+    `peak zombies waiting at once: per-object ${ours.peakZombies}, scanner ${scan.peakZombies}; peak running ` +
+      `work items on device.wq: per-object ${ours.peakActive} (maxActive 16), scanner ${scan.peakActive}`,
   ];
   return { rows, notes };
 }
@@ -286,9 +293,11 @@ export async function runReclaim(scale: ReclaimScale, progress: (line: string) =
 export const definition: BenchDefinition = {
   name: 'ttm-reclaim',
   question:
-    "From the signal of a released busy buffer object's last fence to its memory being freed: how long with seed 004's per-object delayed-delete work items, on the real clock?",
+    "From the signal of a released busy buffer object's last fence to its memory being " +
+    "freed: how long with seed 004's per-object delayed-delete work items, on the real clock?",
   baseline:
-    'the design before seed 004: a 10 ms periodic scan of the delayed-destroy list (TtmDevice delayedDelete: periodic-scan)',
+    'the design before seed 004: a 10 ms periodic scan of the ' +
+    'delayed-destroy list (TtmDevice delayedDelete: periodic-scan)',
   target: 'per-object p99 <= 1 ms, and >= 5x lower than the periodic scan',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const base = ctx.budget.quick ? QUICK : FULL;

@@ -190,7 +190,8 @@ export async function stormRun(spec: StormSpec): Promise<StormRun> {
       const notZombie = bos.filter((bo) => !bo.deleted).length;
       if (notZombie > 0)
         throw new Error(
-          `ttm-release-storm (${design}): ${notZombie} of ${count} busy objects did not become zombies at their last put`,
+          `ttm-release-storm (${design}): ${notZombie} of ${count} ` +
+            `busy objects did not become zombies at their last put`,
         );
       bos.length = 0; // the device holds the zombies now
 
@@ -273,7 +274,9 @@ function p(run: StormRun, q: number): number {
 /** Runs both designs and both orders at `scale` and builds the rows. */
 export async function runStorm(scale: StormScale, progress: (line: string) => void): Promise<BenchReport> {
   const { count, windowMs } = scale;
-  const title = `${count >= 1000 ? `${count / 1000}k` : count} BOs / ${windowMs >= 1000 ? `${windowMs / 1000} s` : `${windowMs} ms`}${scale.quick ? ' (quick, scaled down)' : ''}`;
+  const title =
+    `${count >= 1000 ? `${count / 1000}k` : count} BOs / ` +
+    `${windowMs >= 1000 ? `${windowMs / 1000} s` : `${windowMs} ms`}${scale.quick ? ' (quick, scaled down)' : ''}`;
   const rows: Row[] = [];
   const notes: string[] = [];
   const ours = 'per-object work';
@@ -299,7 +302,9 @@ export async function runStorm(scale: StormScale, progress: (line: string) => vo
           targetText: `<= ${MAX_ACTIVE} (maxActive)`,
           samples: 1,
           batch: count,
-          note: `per-object: ${a.peakActive} work items running at once at most (maxActive ${MAX_ACTIVE}), ${count} queued; scanner: ${b.peakActive} on device.wq (its scan runs on a timer)`,
+          note:
+            `per-object: ${a.peakActive} work items running at once at most (maxActive ${MAX_ACTIVE}), ` +
+            `${count} queued; scanner: ${b.peakActive} on device.wq (its scan runs on a timer)`,
         }),
       );
     }
@@ -323,7 +328,9 @@ export async function runStorm(scale: StormScale, progress: (line: string) => vo
         candidate: { label: ours, perRoundMs: [a.allFreedMs] },
         baseline: { label: scan, perRoundMs: [b.allFreedMs] },
         batch: count,
-        note: `first put to last reclaim ${ms(a.allFreedMs)} vs ${ms(b.allFreedMs)} (last signal at ${ms(a.lastSignalMs)} vs ${ms(b.lastSignalMs)})`,
+        note:
+          `first put to last reclaim ${ms(a.allFreedMs)} vs ${ms(b.allFreedMs)} ` +
+          `(last signal at ${ms(a.lastSignalMs)} vs ${ms(b.lastSignalMs)})`,
       }),
       bytesRow({
         name: `${name}: peak bytes held by signalled zombies`,
@@ -331,8 +338,11 @@ export async function runStorm(scale: StormScale, progress: (line: string) => vo
         baseline: { label: scan, bytes: [b.peakHeldSignaled] },
         batch: count,
         note:
-          `${mib(a.peakHeldSignaled)} vs ${mib(b.peakHeldSignaled)} of ${mib(count * PAGE_SIZE)} (VRAM usage minus pending objects' bytes); ` +
-          `integral ${a.heldSignaledMiBms.toFixed(0)} vs ${b.heldSignaledMiBms.toFixed(0)} MiB·ms; VRAM in use when half the fences had signalled: ${mib(a.heldAtHalf)} vs ${mib(b.heldAtHalf)} (ideal ${mib((count * PAGE_SIZE) / 2)})`,
+          `${mib(a.peakHeldSignaled)} vs ${mib(b.peakHeldSignaled)} of ` +
+          `${mib(count * PAGE_SIZE)} (VRAM usage minus pending objects' bytes); ` +
+          `integral ${a.heldSignaledMiBms.toFixed(0)} vs ${b.heldSignaledMiBms.toFixed(0)} MiB·ms; VRAM in use when ` +
+          `half the fences had signalled: ${mib(a.heldAtHalf)} vs ` +
+          `${mib(b.heldAtHalf)} (ideal ${mib((count * PAGE_SIZE) / 2)})`,
       }),
     );
     if (order === 'random') {
@@ -352,31 +362,45 @@ export async function runStorm(scale: StormScale, progress: (line: string) => vo
           candidate: { label: idle, perRoundMs: [p(c, 0.99)] },
           baseline: { label: scan, perRoundMs: [p(b, 0.99)] },
           batch: count,
-          note: `p99 ${ms(p(c, 0.99))} vs ${ms(p(b, 0.99))}; max ${ms(p(c, 1))}; peak running work items ${c.peakActive}; all freed after ${ms(c.allFreedMs)}`,
+          note:
+            `p99 ${ms(p(c, 0.99))} vs ${ms(p(b, 0.99))}; max ${ms(p(c, 1))}; peak ` +
+            `running work items ${c.peakActive}; all freed after ${ms(c.allFreedMs)}`,
         }),
         bytesRow({
           name: `${name}: peak bytes held by signalled zombies, queued when idle`,
           candidate: { label: idle, bytes: [c.peakHeldSignaled] },
           baseline: { label: scan, bytes: [b.peakHeldSignaled] },
           batch: count,
-          note: `${mib(c.peakHeldSignaled)} vs ${mib(b.peakHeldSignaled)}; VRAM in use when half the fences had signalled: ${mib(c.heldAtHalf)}`,
+          note:
+            `${mib(c.peakHeldSignaled)} vs ${mib(b.peakHeldSignaled)}; VRAM ` +
+            `in use when half the fences had signalled: ${mib(c.heldAtHalf)}`,
         }),
         bytesRow({
           name: `${name}: peak heap growth`,
           candidate: { label: ours, bytes: [a.peakHeapGrowth] },
           baseline: { label: scan, bytes: [b.peakHeapGrowth] },
           batch: count,
-          note: `${mib(a.peakHeapGrowth)} vs ${mib(b.peakHeapGrowth)}: V8 used heap sampled each tick minus its level before the puts${defaultEnv.gc === undefined ? ' (gc() not exposed: the base level includes garbage)' : ' (after gc())'}; garbage made during the storm is included`,
+          note:
+            `${mib(a.peakHeapGrowth)} vs ${mib(b.peakHeapGrowth)}: V8 used heap sampled each tick minus its ` +
+            `level before the ` +
+            `puts${
+              defaultEnv.gc === undefined
+                ? ' (gc() not exposed: the ' + 'base level includes garbage)'
+                : ' (after gc())'
+            }; garbage made during the storm is included`,
         }),
       );
     }
     notes.push(
-      `${order} order: put() loop of ${count} objects took ${ms(a.releaseMs)} (per-object) and ${ms(b.releaseMs)} (scanner); ` +
-        `longest gap between 1 ms driver ticks ${ms(a.maxTickGapMs)} vs ${ms(b.maxTickGapMs)} (event-loop stalls: work done in one macrotask)`,
+      `${order} order: put() loop of ${count} objects took ` +
+        `${ms(a.releaseMs)} (per-object) and ${ms(b.releaseMs)} (scanner); ` +
+        `longest gap between 1 ms driver ticks ${ms(a.maxTickGapMs)} vs ` +
+        `${ms(b.maxTickGapMs)} (event-loop stalls: work done in one macrotask)`,
     );
   }
   notes.push(
-    `one run per design and order (samples 1: no IQR); one-page VRAM objects, fences signalled evenly over the window by a 1 ms real-time driver, random order seeded ${SEED}; ` +
+    `one run per design and order (samples 1: no IQR); one-page VRAM objects, fences signalled ` +
+      `evenly over the window by a 1 ms real-time driver, random order seeded ${SEED}; ` +
       `latency = onReclaim time - fence.timestamp; maxActive ${MAX_ACTIVE}, scanner period ${SCAN_INTERVAL_MS} ms`,
   );
   return { rows, notes };
@@ -385,7 +409,9 @@ export async function runStorm(scale: StormScale, progress: (line: string) => vo
 export const definition: BenchDefinition = {
   name: 'ttm-release-storm',
   question:
-    "10,000 busy buffer objects released at once, fences signalled over one second in random order: how many delayed-delete work items run at once, how long until all are freed, what memory is held, and what reclaim latency do objects see behind 16 sleeping workers (seed 004's review)?",
+    '10,000 busy buffer objects released at once, fences signalled over one second in random order: how many ' +
+    'delayed-delete work items run at once, how long until all are freed, what memory is held, ' +
+    "and what reclaim latency do objects see behind 16 sleeping workers (seed 004's review)?",
   baseline: 'the 10 ms periodic scan of the delayed-destroy list (TtmDevice delayedDelete: periodic-scan)',
   target: 'peak running work items <= maxActive (16); latency and memory rows without target',
   async run(ctx: BenchContext): Promise<BenchReport> {

@@ -242,7 +242,8 @@ export function rangeSide(
     setup() {
       if (manager.usage !== liveBytes)
         throw new Error(
-          `ttm-validate: range manager usage ${manager.usage} B, but its ${live.length} live ranges hold ${liveBytes} B`,
+          `ttm-validate: range manager usage ${manager.usage} B, ` +
+            `but its ${live.length} live ranges hold ${liveBytes} B`,
         );
     },
     run(batch: number) {
@@ -304,7 +305,9 @@ export async function runValidate(
     });
     rows.push({
       ...inPlace,
-      note: `${perOp(inPlace.dmabuf!.value)} vs ${perOp(inPlace.baseline!.value)} per validate (reserve + validate + unreserve), ${Math.min(IN_PLACE_SET, small)} objects round-robin on both devices`,
+      note:
+        `${perOp(inPlace.dmabuf!.value)} vs ${perOp(inPlace.baseline!.value)} per validate (reserve ` +
+        `+ validate + unreserve), ${Math.min(IN_PLACE_SET, small)} objects round-robin on both devices`,
     });
     progress('ttm-validate: validate with one eviction');
     const evicting = await compare({
@@ -319,7 +322,10 @@ export async function runValidate(
     const s = big.device.stats();
     rows.push({
       ...evicting,
-      note: `${perOp(evicting.dmabuf!.value)} vs ${perOp(evicting.baseline!.value)} per validate (reserve + validate into full VRAM + unreserve; one memcpy eviction of one page each); large device: ${s.evictions} evictions in all rounds`,
+      note:
+        `${perOp(evicting.dmabuf!.value)} vs ${perOp(evicting.baseline!.value)} per validate (reserve + validate ` +
+        `into full VRAM + unreserve; one memcpy eviction of one page ` +
+        `each); large device: ${s.evictions} evictions in all rounds`,
     });
   } finally {
     await big.close();
@@ -341,17 +347,22 @@ export async function runValidate(
     rows.push({
       ...range,
       note:
-        `${perOp(range.dmabuf!.value)} vs ${perOp(range.baseline!.value)} per free + alloc of 1-${MAX_PAGES} pages with 25% of the pages free; ` +
-        `ENOSPC (then one page taken instead): ${bigRange.failures()} vs ${littleRange.failures()} (live ranges at the end ${bigRange.live()} vs ${littleRange.live()}); ` +
-        `free extents at the end: largest ${bigRange.manager.largestFree / PAGE_SIZE} vs ${littleRange.manager.largestFree / PAGE_SIZE} pages`,
+        `${perOp(range.dmabuf!.value)} vs ${perOp(range.baseline!.value)} per ` +
+        `free + alloc of 1-${MAX_PAGES} pages with 25% of the pages free; ` +
+        `ENOSPC (then one page taken instead): ${bigRange.failures()} vs ${littleRange.failures()} ` +
+        `(live ranges at the end ${bigRange.live()} vs ${littleRange.live()}); ` +
+        `free extents at the end: largest ${bigRange.manager.largestFree / PAGE_SIZE} ` +
+        `vs ${littleRange.manager.largestFree / PAGE_SIZE} pages`,
     });
   } finally {
     await bigRange.close();
     await littleRange.close();
   }
   notes.push(
-    `building the ${large.toLocaleString('en-US')}-object device (initValidate one by one) took ${(buildMs / 1000).toFixed(1)} s; ` +
-      `validate rows: one op = one reserve + validate + unreserve, ${scale.inPlaceBatch} (in place) and ${scale.batch} (one eviction) per round; range rows: ${scale.rangeBatch} per round; seeds ${SEED}, ${SEED + 1}`,
+    `building the ${large.toLocaleString('en-US')}-object device ` +
+      `(initValidate one by one) took ${(buildMs / 1000).toFixed(1)} s; ` +
+      `validate rows: one op = one reserve + validate + unreserve, ${scale.inPlaceBatch} (in place) and ` +
+      `${scale.batch} (one eviction) per round; range rows: ${scale.rangeBatch} per round; seeds ${SEED}, ${SEED + 1}`,
   );
   return { rows, notes };
 }
@@ -359,7 +370,8 @@ export async function runValidate(
 export const definition: BenchDefinition = {
   name: 'ttm-validate',
   question:
-    'Does validate() cost more with 100,000 buffer objects on the LRU than with 100 (already placed; needing one eviction), and does the range manager allocate as fast with 100,000 live ranges as with 100?',
+    'Does validate() cost more with 100,000 buffer objects on the LRU than with 100 (already placed; needing ' +
+    'one eviction), and does the range manager allocate as fast with 100,000 live ranges as with 100?',
   baseline: 'the same operation on a device (or range manager) holding 100 objects (ranges)',
   target: 'validate rows >= 0.5x (flat in the LRU length); range manager >= 0.1x (sub-linear)',
   async run(ctx: BenchContext): Promise<BenchReport> {

@@ -55,7 +55,9 @@ export const definition: BenchDefinition = {
         const data = new Uint8Array(size).fill(3);
         const owner = { size, priority: 0, pinCount: 0, bulkMove: null, resource: null, resv: new DmaResv() };
         for (const restore of [false, true]) {
-          const what = `${size >= MiB ? `${size / MiB} MiB` : `${size / KiB} KiB`} ${restore ? 'restored (all bytes written)' : 'new (reads as zeros)'}`;
+          const what =
+            `${size >= MiB ? `${size / MiB} MiB` : `${size / KiB} KiB`} ` +
+            `${restore ? 'restored (all bytes written)' : 'new (reads as zeros)'}`;
           ctx.progress(`webgpu-alloc: ${what}`);
           const batch = size >= MiB ? 16 : 64;
           const row = await compare({

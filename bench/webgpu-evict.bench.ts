@@ -152,7 +152,8 @@ function rawSide(device: GPUDevice, shape: Shape): Side & { close(): void } {
 export const definition: BenchDefinition = {
   name: 'webgpu-evict',
   question:
-    'How many bytes per second do TTM eviction (staging + mapAsync) and restore (writeBuffer) move on the WebGPU device?',
+    'How many bytes per second do TTM eviction (staging + mapAsync) ' +
+    'and restore (writeBuffer) move on the WebGPU device?',
   baseline: 'a raw copyBufferToBuffer + mapAsync out / writeBuffer back loop over the same buffers',
   target: '>= 0.8x the raw loop (both shapes)',
   async run(ctx: BenchContext): Promise<BenchReport> {

@@ -206,7 +206,8 @@ export const definition: BenchDefinition = {
     return {
       rows,
       notes: [
-        `one op = one forward pass (act = act x W per layer, batch 8), output checked bit for bit; adapter ${handle.adapterName}`,
+        `one op = one forward pass (act = act x W per layer, batch 8), ` +
+          `output checked bit for bit; adapter ${handle.adapterName}`,
       ],
     };
   },

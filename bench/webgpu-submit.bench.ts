@@ -69,7 +69,9 @@ export const definition: BenchDefinition = {
       ] as const) {
         ctx.progress(`webgpu-submit: ${inFlight} in flight${r === ring ? '' : ', no error scopes'}`);
         const row = await compare({
-          name: `${inFlight === 1 ? 'submit + wait, one at a time' : 'submit 16, wait for the last'}${r === ring ? '' : ', errorScopes: false'}`,
+          name:
+            (inFlight === 1 ? 'submit + wait, one at a time' : 'submit 16, wait for the last') +
+            (r === ring ? '' : ', errorScopes: false'),
           batch: 256,
           rounds: ctx.budget.rounds,
           warmup: ctx.budget.warmup,
@@ -135,7 +137,9 @@ export const definition: BenchDefinition = {
         try {
           rows.push(
             await compare({
-              name: `WebGpuDevice.submit + wait (DrmExec, validate, scheduler job)${errorScopes ? '' : ', errorScopes: false'}`,
+              name:
+                `WebGpuDevice.submit + wait (DrmExec, validate, scheduler ` +
+                `job)${errorScopes ? '' : ', errorScopes: false'}`,
               batch: 128,
               rounds: ctx.budget.rounds,
               warmup: ctx.budget.warmup,
@@ -179,7 +183,8 @@ export const definition: BenchDefinition = {
       rows,
       notes: [
         `one op = one submission of a 256-byte clearBuffer; adapter: ${handle.adapterName}; ` +
-          'the candidate creates a DmaFence per submission and pushes/pops two error scopes (validation, out-of-memory); ' +
+          'the candidate creates a DmaFence per submission and ' +
+          'pushes/pops two error scopes (validation, out-of-memory); ' +
           'the ring keeps one onSubmittedWorkDone() outstanding, which completes every submission before it',
       ],
     };

@@ -157,7 +157,8 @@ export function asyncMutexHandoffSide(): Side {
 export const definition: BenchDefinition = {
   name: 'ww-mutex',
   question:
-    'Is an uncontended WwMutex lock/unlock at least 10x, and a hand-off to 100 queued waiters at least 3x, the rate of async-mutex?',
+    'Is an uncontended WwMutex lock/unlock at least 10x, and a hand-off ' +
+    'to 100 queued waiters at least 3x, the rate of async-mutex?',
   baseline: 'async-mutex 0.5.0 Mutex: const release = await mutex.acquire(); release(), same shapes',
   target: 'uncontended >= 10x (plain and with a context); hand-off to 100 waiters >= 3x (plain)',
   async run(ctx: BenchContext): Promise<BenchReport> {
@@ -192,14 +193,18 @@ export const definition: BenchDefinition = {
         baseline: asyncMutexHandoffSide(),
         batch: HANDOFF_BATCH,
         target: { op: '>=', value: 3 },
-        note: `one op = one hand-off; ${HANDOFF_BATCH / WAITERS} bursts of ${WAITERS} async tasks per round, each burst joined with Promise.all`,
+        note:
+          `one op = one hand-off; ${HANDOFF_BATCH / WAITERS} bursts of ` +
+          `${WAITERS} async tasks per round, each burst joined with Promise.all`,
       },
       {
         name: `hand-off to ${WAITERS} queued waiters, ctx per task`,
         candidate: wwHandoffSide(true),
         baseline: asyncMutexHandoffSide(),
         batch: HANDOFF_BATCH,
-        note: 'no target: each task makes its own WwAcquireCtx (stamp-ordered queue, wake-up hook); async-mutex has no equivalent',
+        note:
+          'no target: each task makes its own WwAcquireCtx (stamp-ordered ' +
+          'queue, wake-up hook); async-mutex has no equivalent',
       },
     ];
     for (const c of cases) {

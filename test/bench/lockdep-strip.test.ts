@@ -42,7 +42,8 @@ async function transcript(build: Build): Promise<string[]> {
   const waiting = f.wait();
   log.push(`signal ${f.signal(5)}, again ${f.signal(6)}, status ${f.status}, timestamp ${f.timestamp}`);
   log.push(
-    `wait ${await waiting}, late wait ${await f.wait()}, late addCallback ${f.addCallback(() => log.push('late callback ran'))}`,
+    `wait ${await waiting}, late wait ${await f.wait()}, late ` +
+      `addCallback ${f.addCallback(() => log.push('late callback ran'))}`,
   );
   const g = new DmaFence(ops, context, 2);
   log.push(`waitAny ${await DmaFence.waitAny([g, f])}, zero-timeout wait ${await g.wait({ timeout: 0 })}`);
@@ -100,7 +101,8 @@ describe('stripLockdepHooks: folding rules', () => {
 
   it('an if on the binding keeps its live branch and drops the other', () => {
     const out = strip(
-      'export function f(): number {\n  if (lockdep !== null) {\n    lockdep.mightReclaim();\n    return 1;\n  } else {\n    return 2;\n  }\n}\n',
+      'export function f(): number {\n  if (lockdep !== null) {\n    ' +
+        'lockdep.mightReclaim();\n    return 1;\n  } else {\n    return 2;\n  }\n}\n',
     );
     assert.equal(out, 'export function f(): number {\n  {\n    return 2;\n  }\n}\n');
   });
@@ -176,7 +178,8 @@ describe('stripLockdepHooks: folding rules', () => {
     );
     assert.equal(
       out,
-      'export function f(a: boolean): object {\n  if (a) work();\n  else {}\n  for (const x of [1]) {}\n  return { lockdep: null };\n}\n',
+      'export function f(a: boolean): object {\n  if (a) work();\n  else ' +
+        '{}\n  for (const x of [1]) {}\n  return { lockdep: null };\n}\n',
     );
   });
 
@@ -192,7 +195,8 @@ describe('stripLockdepHooks: folding rules', () => {
   });
 
   it('hookReferences sees the binding and hook calls in code, not in comments or strings', () => {
-    const source = `${IMPORT}// lockdep?.mightWait(true) in a comment\nconst s = 'lockdep.release(x)';\nlockdep?.release(s);\n`;
+    const source =
+      `${IMPORT}// lockdep?.mightWait(true) in a comment\n` + `const s = 'lockdep.release(x)';\nlockdep?.release(s);\n`;
     assert.deepEqual(hookReferences(source), ['4: lockdep?.release(s);']);
     assert.ok(HOOK_METHODS.has('mightWait') && HOOK_METHODS.has('request'), [...HOOK_METHODS].join(', '));
   });

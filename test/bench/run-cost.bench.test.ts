@@ -5,7 +5,7 @@ import { churnRound } from '../../bench/run-cost.bench.js';
 import { tempDir } from '../helpers/cli-run.js';
 
 describe('run-cost bench', () => {
-  it('sanity: a round with the runner on writes both outputs and measures a positive rate; off writes none', async () => {
+  it('sanity: a round with the runner on writes both outputs, measures a positive rate; off writes none', async () => {
     const on = tempDir();
     const off = tempDir();
     const rateOn = await churnRound(true, on, 150);

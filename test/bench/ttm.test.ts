@@ -132,7 +132,7 @@ describe('ttm bench rows', () => {
 });
 
 describe('ttm bench workloads', () => {
-  it('reclaimRound: every object is reclaimed after its fence; the 10 ms scanner makes some wait over 1 ms', async () => {
+  it('reclaimRound: every object is reclaimed after its fence; the 10 ms scanner makes some wait >1 ms', async () => {
     const ours = await reclaimRound({
       design: 'per-object',
       count: 20,
