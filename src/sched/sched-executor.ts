@@ -30,6 +30,7 @@
  */
 
 import { BugError, describeValue, InvalidArgumentError } from '../base/errors.js';
+import { requiredFunction, requiredIndex } from '../base/options.js';
 
 /** Runs the scheduler's work later, in order, one function at a time. */
 export interface DrmSchedExecutor {
@@ -61,7 +62,9 @@ export const macrotaskExecutor: DrmSchedExecutor = Object.freeze({
 export class ManualExecutor implements DrmSchedExecutor {
   #queue: (() => void)[] = [];
 
+  /** @throws {InvalidArgumentError} for anything but a function (it would fail only at {@link drain}). */
   schedule(fn: () => void): void {
+    requiredFunction(fn, 'ManualExecutor.schedule', 'fn');
     this.#queue.push(fn);
   }
 
@@ -77,6 +80,7 @@ export class ManualExecutor implements DrmSchedExecutor {
    * @throws {BugError} when `limit` functions ran and more are queued.
    */
   drain(limit = 1_000_000): number {
+    requiredIndex(limit, 'ManualExecutor.drain', 'limit');
     let ran = 0;
     while (this.#queue.length > 0) {
       if (ran >= limit) {

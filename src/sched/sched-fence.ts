@@ -37,7 +37,7 @@
  * ```
  */
 
-import { describeValue, InvalidArgumentError } from '../base/errors.js';
+import { invalidArgument, requiredFinite, requiredString } from '../base/options.js';
 import { DmaFence, type DmaFenceOps } from '../fence/dma-fence.js';
 
 /** The driver name of every scheduler fence. */
@@ -95,11 +95,9 @@ export class DrmSchedFence {
    * @see drm_sched_fence_init()
    */
   constructor(owner: object, timelineName: string, context: number, seqno: number) {
-    if (typeof timelineName !== 'string') {
-      throw new InvalidArgumentError(
-        `DrmSchedFence: timelineName must be a string, got ${describeValue(timelineName)}`,
-      );
-    }
+    if (typeof owner !== 'object' || owner === null)
+      throw invalidArgument('DrmSchedFence', 'owner', owner, 'an object');
+    requiredString(timelineName, 'DrmSchedFence', 'timelineName');
     this.owner = owner;
     this.timelineName = timelineName;
     this.scheduled = new DrmSchedFenceMember(scheduledOps, this, context, seqno);
@@ -135,6 +133,7 @@ export class DrmSchedFence {
    * @see drm_sched_fence_set_deadline_finished()
    */
   setDeadline(deadline: number): void {
+    requiredFinite(deadline, 'DrmSchedFence.setDeadline', 'deadline');
     if (this.#deadline !== undefined && this.#deadline <= deadline) return;
     this.#deadline = deadline;
     this.#parent?.setDeadline(deadline);
