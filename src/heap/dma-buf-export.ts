@@ -73,10 +73,18 @@
  */
 
 import { BugError, DmaBufError, ERRNO, InvalidArgumentError, describeValue, type ErrnoCode } from '../base/errors.js';
-import type { DmaFence } from '../fence/dma-fence.js';
+import { DmaFence } from '../fence/dma-fence.js';
 import { SharedWordWaiter } from '../fence/shared-wait.js';
-import { DmaResv, type DmaResvUsage } from '../resv/dma-resv.js';
-import { defineOptions, defineSignalOnly, optionalSignal, optionalTimeout, requiredBoolean } from '../base/options.js';
+import { DmaResv, type DmaResvUsageLike, checkUsage } from '../resv/dma-resv.js';
+import {
+  defineOptions,
+  defineSignalOnly,
+  invalidArgument,
+  optionalSignal,
+  optionalTimeout,
+  requiredBoolean,
+  requiredErrno,
+} from '../base/options.js';
 import { DmaBuf } from './dma-buf.js';
 import {
   CONTROL_BYTES,
@@ -160,6 +168,8 @@ export class DmaBufShare implements Disposable {
 
   /** @internal use {@link shareDmaBuf}. */
   constructor(exporter: DmaBufExporter, buf?: DmaBuf) {
+    checkExporter('DmaBufShare', exporter);
+    if (buf !== undefined && !(buf instanceof DmaBuf)) throw invalidArgument('DmaBufShare', 'buf', buf, 'a DmaBuf');
     this.#exporter = exporter;
     this.#buf = buf;
     this.name = exporter.name;
@@ -258,13 +268,14 @@ export class DmaBufShare implements Disposable {
   }
 
   /** Publishes `fence` with `usage` for the importers (it stays in the exporter's hands). */
-  publishFence(fence: DmaFence, usage: DmaResvUsage): boolean {
-    return this.#party.publish(fence, usage);
+  publishFence(fence: DmaFence, usage: DmaResvUsageLike): boolean {
+    if (!(fence instanceof DmaFence)) throw invalidArgument('DmaBufShare.publishFence', 'fence', fence, 'a DmaFence');
+    return this.#party.publish(fence, checkUsage('DmaBufShare.publishFence', usage));
   }
 
   /** The importers' pending fences with usage <= `usage` (as fences of this thread). */
-  remoteFences(usage: DmaResvUsage): DmaFence[] {
-    return this.#party.remote(usage).map((r) => r.fence);
+  remoteFences(usage: DmaResvUsageLike): DmaFence[] {
+    return this.#party.remote(checkUsage('DmaBufShare.remoteFences', usage)).map((r) => r.fence);
   }
 
   /** Brings the importers' pending fences into the exporter's reservation object. */
@@ -318,6 +329,7 @@ export class DmaBufShare implements Disposable {
    * going away, e.g. `ENODEV` when the exporting device is destroyed), then closes it.
    */
   revoke(code: ErrnoCode): void {
+    requiredErrno(code, `DmaBufShare.revoke on ${this.name}`, 'code');
     Atomics.compareExchange(this.#control, C_REVOKED, 0, ERRNO[code]);
     Atomics.add(this.#control, C_WAKE, 1);
     Atomics.notify(this.#control, C_WAKE);
@@ -392,17 +404,21 @@ export function shareDmaBuf(buffer: DmaBuf | DmaBufExporter): DmaBufShare {
       buf,
     );
   }
-  const e = buffer as Partial<DmaBufExporter> | null;
+  checkExporter('shareDmaBuf', buffer);
+  return new DmaBufShare(buffer);
+}
+
+function checkExporter(fn: string, value: unknown): void {
+  const e = value as Partial<DmaBufExporter> | null;
   if (
     typeof e !== 'object' ||
     e === null ||
     typeof e.memory !== 'function' ||
     !(e.resv instanceof DmaResv) ||
-    !Number.isSafeInteger(e.size)
+    typeof e.name !== 'string' ||
+    !Number.isSafeInteger(e.size) ||
+    (e.size as number) < 0
   ) {
-    throw new InvalidArgumentError(
-      `shareDmaBuf: expected a DmaBuf or an exporter { name, size, resv, memory() }, got ${describeValue(buffer)}`,
-    );
+    throw invalidArgument(fn, 'buffer', value, 'a DmaBuf or an exporter { name, size, resv, memory() }');
   }
-  return new DmaBufShare(buffer);
 }

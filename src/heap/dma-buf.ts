@@ -340,8 +340,17 @@ export class DmaBuf extends Kref implements Disposable {
   /**
    * Installs (or, with null, removes) the cross-thread access hook. For `dma-buf-export.ts`,
    * which shares the buffer with other threads.
+   * @throws {InvalidArgumentError} for anything but null or an object with `begin` and `end` functions
+   *   (a broken hook would fail only at the next CPU access, inside it).
    */
   setAccessHook(hook: DmaBufAccessHook | null): void {
+    if (hook !== null) {
+      if (typeof hook !== 'object') {
+        throw invalidArgument('DmaBuf.setAccessHook', 'hook', hook, 'null or an object { begin, end }');
+      }
+      requiredFunction(hook.begin, 'DmaBuf.setAccessHook', 'hook.begin');
+      requiredFunction(hook.end, 'DmaBuf.setAccessHook', 'hook.end');
+    }
     this.#accessHook = hook;
   }
 
