@@ -192,23 +192,16 @@ export class SharedFenceRegion {
   constructor(options?: SharedFenceRegionOptions) {
     parseRegionOptions(options);
     const slots = options?.slots ?? DEFAULT_SLOTS;
-    if (!Number.isSafeInteger(slots) || slots < 1 || slots > MAX_SLOTS) {
-      throw new InvalidArgumentError(
-        `SharedFenceRegion: slots must be an integer in 1 .. ${MAX_SLOTS}, got ${describeValue(slots)}`,
-      );
-    }
+    if (slots > MAX_SLOTS) throw invalidArgument('SharedFenceRegion', 'options.slots', slots, `at most ${MAX_SLOTS}`);
     const bytes = sharedFenceRegionBytes(slots);
     const byteOffset = options?.byteOffset ?? 0;
     const buffer = options?.buffer ?? new SharedArrayBuffer(bytes);
-    if (
-      !(buffer instanceof SharedArrayBuffer) ||
-      !Number.isSafeInteger(byteOffset) ||
-      byteOffset < 0 ||
-      byteOffset % 8 !== 0 ||
-      byteOffset + bytes > buffer.byteLength
-    ) {
-      throw new InvalidArgumentError(
-        `SharedFenceRegion: ${slots} slots need ${bytes} bytes of a SharedArrayBuffer at an offset that is a multiple of 8`,
+    if (byteOffset % 8 !== 0 || byteOffset + bytes > buffer.byteLength) {
+      throw invalidArgument(
+        'SharedFenceRegion',
+        'options.byteOffset',
+        byteOffset,
+        `a multiple of 8 with ${slots} slots (${bytes} bytes) after it in the buffer of ${buffer.byteLength} bytes`,
       );
     }
     this.slots = slots;

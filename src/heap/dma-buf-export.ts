@@ -72,7 +72,7 @@
  * ```
  */
 
-import { BugError, DmaBufError, ERRNO, InvalidArgumentError, describeValue, type ErrnoCode } from '../base/errors.js';
+import { BugError, DmaBufError, ERRNO, InvalidArgumentError, type ErrnoCode } from '../base/errors.js';
 import { DmaFence } from '../fence/dma-fence.js';
 import { SharedWordWaiter } from '../fence/shared-wait.js';
 import { DmaResv, type DmaResvUsageLike, checkUsage } from '../resv/dma-resv.js';

@@ -344,12 +344,11 @@ export class DmaBuf extends Kref implements Disposable {
    *   (a broken hook would fail only at the next CPU access, inside it).
    */
   setAccessHook(hook: DmaBufAccessHook | null): void {
-    if (hook !== null) {
-      if (typeof hook !== 'object') {
-        throw invalidArgument('DmaBuf.setAccessHook', 'hook', hook, 'null or an object { begin, end }');
-      }
-      requiredFunction(hook.begin, 'DmaBuf.setAccessHook', 'hook.begin');
-      requiredFunction(hook.end, 'DmaBuf.setAccessHook', 'hook.end');
+    if (
+      hook !== null &&
+      (typeof hook !== 'object' || typeof hook.begin !== 'function' || typeof hook.end !== 'function')
+    ) {
+      throw invalidArgument('DmaBuf.setAccessHook', 'hook', hook, 'null or an object { begin(write, options), end() }');
     }
     this.#accessHook = hook;
   }

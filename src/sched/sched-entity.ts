@@ -269,7 +269,7 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
   modifySched(schedulers: readonly DrmSchedEntityScheduler[]): void {
     const list = checkSchedList(schedulers, `${this}.modifySched`, 'schedulers');
     if (list.length === 0) {
-      throw new InvalidArgumentError(`${this}: modifySched needs at least one scheduler`);
+      throw invalidArgument(`${this}.modifySched`, 'schedulers', schedulers, 'a non-empty array of DrmGpuScheduler');
     }
     this.#schedList = list;
   }

@@ -37,7 +37,7 @@
  * ```
  */
 
-import { invalidArgument, requiredFinite, requiredString } from '../base/options.js';
+import { invalidArgument, requiredFinite, requiredIndex, requiredString } from '../base/options.js';
 import { DmaFence, type DmaFenceOps } from '../fence/dma-fence.js';
 
 /** The driver name of every scheduler fence. */
@@ -98,6 +98,16 @@ export class DrmSchedFence {
     if (typeof owner !== 'object' || owner === null)
       throw invalidArgument('DrmSchedFence', 'owner', owner, 'an object');
     requiredString(timelineName, 'DrmSchedFence', 'timelineName');
+    // `finished` takes the context after `context`: both must be fence contexts.
+    if (requiredIndex(context, 'DrmSchedFence', 'context') >= Number.MAX_SAFE_INTEGER) {
+      throw invalidArgument(
+        'DrmSchedFence',
+        'context',
+        context,
+        'an integer from 0 to 2^53-2 (finished uses the next)',
+      );
+    }
+    requiredIndex(seqno, 'DrmSchedFence', 'seqno');
     this.owner = owner;
     this.timelineName = timelineName;
     this.scheduled = new DrmSchedFenceMember(scheduledOps, this, context, seqno);
@@ -172,6 +182,6 @@ export class DrmSchedFence {
  * The pair behind a scheduler fence (`scheduled` or `finished`), or null for any other fence.
  * @see to_drm_sched_fence()
  */
-export function toDrmSchedFence(fence: DmaFence): DrmSchedFence | null {
+export function toDrmSchedFence(fence: unknown): DrmSchedFence | null {
   return fence instanceof DrmSchedFenceMember ? fence.sFence : null;
 }

@@ -53,9 +53,12 @@ export const DRM_SCHED_PRIORITY_COUNT = 4;
 
 const PRIORITY_NAMES = ['kernel', 'high', 'normal', 'low'] as const;
 
-/** `'kernel'`, `'high'`, `'normal'` or `'low'`. */
+/**
+ * `'kernel'`, `'high'`, `'normal'` or `'low'`.
+ * @throws {InvalidArgumentError} for anything but a {@link DrmSchedPriority} (or its name).
+ */
 export function schedPriorityName(priority: DrmSchedPriority): string {
-  return PRIORITY_NAMES[priority];
+  return PRIORITY_NAMES[checkSchedPriority(priority, 'schedPriorityName', 'priority')];
 }
 
 /**
@@ -163,7 +166,7 @@ export class DrmSchedRqNode<Owner = unknown> {
    *   predecessor's).
    */
   accountJob(duration: number): void {
-    if (!(duration >= 0 && duration < Infinity)) {
+    if (typeof duration !== 'number' || !(duration >= 0 && duration < Infinity)) {
       throw invalidArgument('DrmSchedRqNode.accountJob', 'duration', duration, 'a finite number of milliseconds >= 0');
     }
     this.runtime += duration;
@@ -312,7 +315,22 @@ export class DrmSchedRq {
   #cursorLap = 0;
   #cursorPosition = -1;
 
+  /** @throws {InvalidArgumentError} for a policy without its four functions, or stats without `avgJobTime`. */
   constructor(policy: DrmSchedPolicy, stats: DrmSchedQueueStats) {
+    const p = policy as Partial<DrmSchedPolicy> | null;
+    if (
+      typeof p !== 'object' ||
+      p === null ||
+      typeof p.keyOnAdd !== 'function' ||
+      typeof p.keyOnPop !== 'function' ||
+      typeof p.keyOnUnblock !== 'function' ||
+      typeof p.selected !== 'function'
+    ) {
+      throw invalidArgument('DrmSchedRq', 'policy', policy, 'a DrmSchedPolicy (fairPolicy, fifoPolicy, rrPolicy)');
+    }
+    if (typeof stats !== 'object' || stats === null || typeof stats.avgJobTime !== 'number') {
+      throw invalidArgument('DrmSchedRq', 'stats', stats, 'an object { avgJobTime: number }');
+    }
     this.policy = policy;
     this.stats = stats;
   }
