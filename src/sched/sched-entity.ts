@@ -48,7 +48,7 @@
  * ```
  */
 
-import { DmaBufError, InvalidArgumentError } from '../base/errors.js';
+import { DmaBufError } from '../base/errors.js';
 import {
   type Check,
   defineOptions,

@@ -15,12 +15,15 @@ import {
   exportSyncFile,
   importFence,
   importSyncFile,
+  isSharedFenceRegion,
+  sharedFenceRegionBytes,
+  watchSharedFences,
 } from '../../src/fence/shared-fence.js';
 import { SharedTimeline } from '../../src/fence/shared-timeline.js';
 import { SyncFile } from '../../src/fence/sync-file.js';
 import { DmaResvUsage } from '../../src/resv/dma-resv.js';
 import { DmaHeap } from '../../src/heap/dma-heap.js';
-import { shareDmaBuf } from '../../src/heap/dma-buf-export.js';
+import { DmaBufShare, shareDmaBuf } from '../../src/heap/dma-buf-export.js';
 import { importDmaBuf } from '../../src/heap/dma-buf-import.js';
 import { dmaBufExportSyncFile, dmaBufImportSyncFile } from '../../src/heap/dma-buf-sync-file.js';
 import { mockFence } from '../helpers/mock-fence.js';
@@ -184,5 +187,18 @@ describe('sharing sweep (issue 10)', () => {
       view.endCpuAccess();
       assert.ok(DmaFence.getStub().signaledFlag);
     });
+  });
+  it('found by the fuzz table: region helpers and the share constructor check their arguments', async () => {
+    await invalid(() => isSharedFenceRegion(5 as never), 'buffer');
+    await invalid(() => isSharedFenceRegion(new SharedArrayBuffer(64), Number.NaN), 'byteOffset');
+    await invalid(() => sharedFenceRegionBytes(0), 'slots');
+    const region = new SharedFenceRegion({ slots: 1 });
+    assert.equal(isSharedFenceRegion(region.buffer), true);
+    await invalid(() => watchSharedFences(region.buffer, 0, 5 as never), 'accept');
+    await invalid(
+      () => new SharedFenceRegion({ slots: 1, buffer: region.buffer, byteOffset: 8 }),
+      'options.byteOffset',
+    );
+    await invalid(() => new DmaBufShare({} as never), 'buffer');
   });
 });

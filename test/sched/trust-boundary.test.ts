@@ -10,9 +10,15 @@ import { BugError, InvalidArgumentError } from '../../src/base/errors.js';
 import { DrmGpuScheduler, DrmGpuSchedStat } from '../../src/sched/sched-main.js';
 import { DrmSchedEntity } from '../../src/sched/sched-entity.js';
 import { ManualExecutor } from '../../src/sched/sched-executor.js';
-import { DrmSchedFence } from '../../src/sched/sched-fence.js';
+import { DrmSchedFence, toDrmSchedFence } from '../../src/sched/sched-fence.js';
 import { DrmSchedJob } from '../../src/sched/sched-job.js';
-import { DrmSchedPriority, DrmSchedRq, DrmSchedRqNode, fairPolicy } from '../../src/sched/sched-rq.js';
+import {
+  DrmSchedPriority,
+  DrmSchedRq,
+  DrmSchedRqNode,
+  fairPolicy,
+  schedPriorityName,
+} from '../../src/sched/sched-rq.js';
 import { submitJob } from '../../src/sched/sched-submit.js';
 import { DmaResvUsage } from '../../src/resv/dma-resv.js';
 import { Bo } from '../helpers/exec-objects.js';
@@ -231,6 +237,25 @@ describe('scheduler sweep (issue 10)', () => {
     const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
     pushJob(entity);
     ring.drain();
+    entity.fini();
+    ring.sched.fini();
+  });
+  it('found by the fuzz table: the small helpers and the building blocks check their arguments', async () => {
+    assert.throws(() => schedPriorityName(9 as never), InvalidArgumentError, 'it returned undefined');
+    assert.equal(schedPriorityName(DrmSchedPriority.High), 'high');
+    assert.equal(toDrmSchedFence(null), null, 'any value: null for anything but a scheduler fence');
+    assert.equal(toDrmSchedFence(5), null);
+    assert.throws(() => new DrmSchedRq({} as never, { avgJobTime: 0 }), InvalidArgumentError);
+    assert.throws(() => new DrmSchedRq(fairPolicy, null as never), InvalidArgumentError);
+    const ring = new TestRing();
+    assert.throws(() => new DrmSchedFence(ring.sched, 'r', Number.MAX_SAFE_INTEGER, 1), InvalidArgumentError);
+    assert.throws(() => new DrmSchedFence(null as never, 'r', 1, 1), InvalidArgumentError);
+    assert.throws(() => new DrmSchedFence(ring.sched, 'r', 1, -1), InvalidArgumentError);
+    const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
+    await invalid(() => entity.modifySched([]), 'schedulers');
+    await invalid(() => entity.modifySched([{}] as never), 'schedulers[]');
+    const node = new DrmSchedRqNode({}, DrmSchedPriority.Low);
+    await invalid(() => node.accountJob(Symbol('t') as never), 'duration');
     entity.fini();
     ring.sched.fini();
   });
