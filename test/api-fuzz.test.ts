@@ -1464,7 +1464,14 @@ const SPECS: Readonly<Record<string, Spec>> = {
       p('exportSyncFile', A.opts({ write: A.bool(), signal: A.signal }, ['write'])),
       p('pull', signalOnly),
       m('attach', {
-        ...A.opts({ dynamic: A.bool(), moveNotify: A.fn() }),
+        // moveNotify alone is refused (it needs dynamic: true), so no value of it is acceptable on its own.
+        ...A.opts({
+          dynamic: A.bool(),
+          moveNotify: make(
+            () => undefined,
+            () => false,
+          ),
+        }),
         accepts: (v) =>
           v === undefined ||
           (isPlainObject(v) &&

@@ -233,6 +233,7 @@ export class SharedFenceRegion {
   /**
    * Writes `fence` into a free slot and returns its descriptor; the slot signals when the fence
    * does. `undefined` when every slot is taken.
+   * @throws {InvalidArgumentError} for a bad argument, before a slot is taken.
    * @throws {DmaBufError} `ENODEV` when the region was abandoned.
    */
   tryExport(fence: DmaFence, importers: number, name?: string, tag = 0): SharedFenceDescriptor | undefined {
@@ -749,6 +750,8 @@ function claimRight(region: ImportRegion, d: SharedFenceDescriptor): void {
 /**
  * Turns a descriptor from {@link exportSyncFile} (or {@link exportFence}) into a sync file of
  * this thread, keeping the exporter's name for the file.
+ * @throws {InvalidArgumentError} for something that is not a descriptor, or a name a sync file
+ *   cannot have; checked before the import uses up one of the descriptor's rights.
  */
 export function importSyncFile(descriptor: SharedFenceDescriptor): SyncFile {
   // The name is checked before the import uses up one of the descriptor's rights.

@@ -267,13 +267,19 @@ export class DmaBufShare implements Disposable {
     return this.#party.publishResv();
   }
 
-  /** Publishes `fence` with `usage` for the importers (it stays in the exporter's hands). */
+  /**
+   * Publishes `fence` with `usage` (a {@link DmaResvUsage} or its name) for the importers (it stays
+   * in the exporter's hands). @throws {InvalidArgumentError} for a non-fence or an unknown usage.
+   */
   publishFence(fence: DmaFence, usage: DmaResvUsageLike): boolean {
     if (!(fence instanceof DmaFence)) throw invalidArgument('DmaBufShare.publishFence', 'fence', fence, 'a DmaFence');
     return this.#party.publish(fence, checkUsage('DmaBufShare.publishFence', usage));
   }
 
-  /** The importers' pending fences with usage <= `usage` (as fences of this thread). */
+  /**
+   * The importers' pending fences with usage <= `usage` (as fences of this thread).
+   * @throws {InvalidArgumentError} for an unknown usage.
+   */
   remoteFences(usage: DmaResvUsageLike): DmaFence[] {
     return this.#party.remote(checkUsage('DmaBufShare.remoteFences', usage)).map((r) => r.fence);
   }
@@ -327,6 +333,7 @@ export class DmaBufShare implements Disposable {
   /**
    * Ends the share for good: imports made before fail from now on with `code` (the memory is
    * going away, e.g. `ENODEV` when the exporting device is destroyed), then closes it.
+   * @throws {InvalidArgumentError} for a code that is not an errno name; nothing is revoked then.
    */
   revoke(code: ErrnoCode): void {
     requiredErrno(code, `DmaBufShare.revoke on ${this.name}`, 'code');

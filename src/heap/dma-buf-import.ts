@@ -37,6 +37,7 @@ import { BugError, DmaBufError, InvalidArgumentError, describeValue } from '../b
 import {
   defineOptions,
   defineSignalOnly,
+  invalidArgument,
   optionalBoolean,
   optionalFunction,
   optionalSignal,
@@ -335,6 +336,7 @@ export class ImportedDmaBuf implements Disposable {
 
   /**
    * Attaches an importer (see {@link DmaBufAttachOptions}); a static one pins the buffer.
+   * @throws {InvalidArgumentError} for bad or unknown options (`moveNotify` needs `dynamic: true`).
    * @throws {BugError} when closed; the revoke code when revoked.
    * @see dma_buf_attach() @see dma_buf_dynamic_attach()
    */
@@ -342,9 +344,12 @@ export class ImportedDmaBuf implements Disposable {
     const { dynamic, moveNotify } = parseAttachOptions(options);
     this.#checkLive('attach()');
     if (moveNotify !== undefined && dynamic !== true) {
-      throw new InvalidArgumentError(`ImportedDmaBuf.attach on ${this.name}: moveNotify needs dynamic: true`, {
-        argument: 'options.moveNotify',
-      });
+      throw invalidArgument(
+        `ImportedDmaBuf.attach on ${this.name}`,
+        'options.moveNotify',
+        moveNotify,
+        'omitted unless dynamic is true (a static importer pins the buffer: it never moves)',
+      );
     }
     const attachment = new DmaBufAttachment(this, {
       dynamic: dynamic === true,

@@ -358,6 +358,7 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
    * entity was killed, or its scheduler finished.
    * @returns true when idle; false when `timeout` ran out first.
    * @throws rejects with `signal.reason` when aborted.
+   * @throws rejects with {@link InvalidArgumentError} for bad or unknown options, before it waits.
    * @see drm_sched_entity_flush()
    */
   async flush(options?: DrmSchedFlushOptions): Promise<boolean> {

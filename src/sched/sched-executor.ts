@@ -76,6 +76,7 @@ export class ManualExecutor implements DrmSchedExecutor {
   /**
    * Runs scheduled functions, including those they schedule, until none is left.
    * @param limit the most functions to run (a guard against work that re-queues itself forever).
+   * @throws {InvalidArgumentError} for a limit that is not an integer >= 0.
    * @returns how many ran.
    * @throws {BugError} when `limit` functions ran and more are queued.
    */

@@ -140,6 +140,7 @@ export class DrmSchedFence {
 
   /**
    * Keeps the earliest deadline and passes it on to the hardware fence, when there is one.
+   * @throws {InvalidArgumentError} for a deadline that is not a finite number.
    * @see drm_sched_fence_set_deadline_finished()
    */
   setDeadline(deadline: number): void {

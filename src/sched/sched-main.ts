@@ -485,6 +485,7 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
   /**
    * Counts a hang against `job` and marks its entity's guilty flag (kernel-priority jobs are
    * always considered innocent). Call it from `timedOutJob`, as drivers do.
+   * @throws {InvalidArgumentError} for anything but a DrmSchedJob.
    * @see drm_sched_increase_karma()
    */
   increaseKarma(job: DrmSchedJob): void {
@@ -528,6 +529,7 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
 
   /**
    * Re-arms the watchdog with `remaining` ms (from {@link suspendTimeout}); disarms it when idle.
+   * @throws {InvalidArgumentError} for anything but a number of milliseconds >= 0.
    * @see drm_sched_resume_timeout()
    */
   resumeTimeout(remaining: number): void {
@@ -545,6 +547,7 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
    * hardware fence is still pending are detached from it (their credits given back), the others
    * are freed; `bad` (the hung job, if it is this scheduler's) goes back to the head of the
    * pending list, and if it had completed it is freed once the timeout handler returns.
+   * @throws {InvalidArgumentError} for a `bad` that is not a DrmSchedJob (or null); nothing is stopped then.
    * @see drm_sched_stop()
    */
   stop(bad?: J | null): void {
@@ -572,6 +575,7 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
   /**
    * Restarts submission after {@link stop}: every pending job is re-attached to its hardware fence,
    * and a job without one (detached by `stop`) completes with `errno` (`ECANCELED` when omitted).
+   * @throws {InvalidArgumentError} for an errno that is not an errno name; nothing is restarted then.
    * @see drm_sched_start()
    */
   start(errno?: ErrnoCode): void {

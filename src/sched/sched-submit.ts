@@ -70,6 +70,8 @@ export interface SubmitJobOptions {
 /**
  * Locks `buffers`, makes `job` wait for their implicit fences, arms it, adds its `finished`
  * fence to each (write or read usage), pushes it, unlocks.
+ * @throws rejects with {@link InvalidArgumentError} (a job that is not a DrmSchedJob, bad buffers or
+ *   options) or {@link BugError} (a job already armed or pushed) before anything is locked.
  * @throws rejects before arm with the lock's or the entity's error; the job is then not armed.
  */
 export async function submitJob(
