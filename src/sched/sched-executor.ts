@@ -79,6 +79,7 @@ export class ManualExecutor implements DrmSchedExecutor {
    * @throws {InvalidArgumentError} for a limit that is not an integer >= 0.
    * @returns how many ran.
    * @throws {BugError} when `limit` functions ran and more are queued.
+   * @throws what a function threw; the functions after it stay queued for the next drain.
    */
   drain(limit = 1_000_000): number {
     requiredIndex(limit, 'ManualExecutor.drain', 'limit');
@@ -91,9 +92,15 @@ export class ManualExecutor implements DrmSchedExecutor {
       }
       const batch = this.#queue;
       this.#queue = [];
-      for (const fn of batch) {
-        fn();
+      for (let i = 0; i < batch.length; i++) {
         ran++;
+        try {
+          batch[i]!();
+        } catch (err) {
+          // The rest of the batch stays queued, ahead of what was scheduled since: a later drain runs it.
+          this.#queue = batch.slice(i + 1).concat(this.#queue);
+          throw err;
+        }
       }
     }
     return ran;

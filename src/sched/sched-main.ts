@@ -576,11 +576,16 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
    * Restarts submission after {@link stop}: every pending job is re-attached to its hardware fence,
    * and a job without one (detached by `stop`) completes with `errno` (`ECANCELED` when omitted).
    * @throws {InvalidArgumentError} for an errno that is not an errno name; nothing is restarted then.
+   * @throws {BugError} when the scheduler was not stopped (nothing changes).
    * @see drm_sched_start()
    */
   start(errno?: ErrnoCode): void {
     checkStart(errno);
     if (!this.#ready) return;
+    if (!this.#paused) {
+      // Every pending job still has its hardware callback: attaching another would complete it twice.
+      throw new BugError(`${this}.start() without stop(); start() restarts submission after a stop() only`);
+    }
     const error = errno === undefined ? 'ECANCELED' : errno;
     for (const job of this.#pending.slice()) {
       this.#creditCount += job.credits;

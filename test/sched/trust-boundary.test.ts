@@ -259,4 +259,32 @@ describe('scheduler sweep (issue 10)', () => {
     entity.fini();
     ring.sched.fini();
   });
+  it('start() without stop() is a BugError and changes nothing (it attached a second hardware callback)', () => {
+    const ring = new TestRing({ creditLimit: 4 });
+    const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
+    const job = pushJob(entity);
+    ring.drain();
+    assert.throws(() => ring.sched.start(), BugError);
+    assert.equal(ring.sched.creditCount, 1, 'credits were counted twice');
+    ring.complete(job);
+    assert.equal(ring.sched.creditCount, 0);
+    assert.deepEqual(ring.calls('free'), [job], 'freed once');
+    assert.equal(ring.sched.score, 1, 'the entity, and no job completed twice');
+    entity.fini();
+    ring.sched.fini();
+  });
+
+  it('ManualExecutor.drain: a function that throws does not drop the rest of its batch', () => {
+    const executor = new ManualExecutor();
+    const ran: string[] = [];
+    executor.schedule(() => ran.push('a'));
+    executor.schedule(() => {
+      throw new Error('boom');
+    });
+    executor.schedule(() => ran.push('c'));
+    assert.throws(() => executor.drain(), /boom/);
+    assert.equal(executor.pending, 1, 'c is still queued');
+    assert.equal(executor.drain(), 1);
+    assert.deepEqual(ran, ['a', 'c']);
+  });
 });
