@@ -547,11 +547,14 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
    * hardware fence is still pending are detached from it (their credits given back), the others
    * are freed; `bad` (the hung job, if it is this scheduler's) goes back to the head of the
    * pending list, and if it had completed it is freed once the timeout handler returns.
+   * Idempotent: a second stop() before {@link start} changes nothing.
    * @throws {InvalidArgumentError} for a `bad` that is not a DrmSchedJob (or null); nothing is stopped then.
    * @see drm_sched_stop()
    */
   stop(bad?: J | null): void {
     if (bad !== undefined && bad !== null) checkJob('DrmGpuScheduler.stop', 'bad', bad);
+    // Stopped already: the detached jobs look like jobs without a hardware fence and would be freed unfinished.
+    if (this.#paused) return;
     this.#pause();
     const pending = this.#pending;
     if (bad !== undefined && bad !== null && bad.sched === this && !pending.includes(bad)) pending.unshift(bad);

@@ -287,4 +287,20 @@ describe('scheduler sweep (issue 10)', () => {
     assert.equal(executor.drain(), 1);
     assert.deepEqual(ran, ['a', 'c']);
   });
+  it('a second stop() changes nothing (it freed the detached jobs unfinished: their fences never signalled)', () => {
+    const ring = new TestRing();
+    const entity = new DrmSchedEntity({ schedulers: [ring.sched] });
+    const job = pushJob(entity);
+    ring.drain();
+    ring.sched.stop();
+    ring.sched.stop();
+    assert.deepEqual(ring.calls('free'), [], 'nothing freed before it finished');
+    assert.equal(ring.sched.pendingCount, 1);
+    ring.sched.start('EIO');
+    ring.drain();
+    assert.equal(errorCode(job.finished), 'EIO');
+    assert.deepEqual(ring.calls('free'), [job]);
+    entity.fini();
+    ring.sched.fini();
+  });
 });
