@@ -257,8 +257,11 @@ export class DmaBufShare implements Disposable {
     return this.#party.beginAccess(parsed.write, parsed);
   }
 
-  /** Ends the access {@link beginCpuAccess} opened. */
+  /** Ends the access {@link beginCpuAccess} opened. @throws {BugError} without one. */
   endCpuAccess(): void {
+    if (this.#party.openAccesses === 0) {
+      throw new BugError(`DmaBufShare.endCpuAccess on ${this.name}: no CPU access is open`);
+    }
     this.#party.endAccess();
   }
 

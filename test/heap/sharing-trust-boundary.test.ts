@@ -6,7 +6,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DmaBufError, InvalidArgumentError } from '../../src/base/errors.js';
+import { BugError, DmaBufError, InvalidArgumentError } from '../../src/base/errors.js';
 import { DmaFence } from '../../src/fence/dma-fence.js';
 import {
   SharedFenceRegion,
@@ -200,5 +200,14 @@ describe('sharing sweep (issue 10)', () => {
       'options.byteOffset',
     );
     await invalid(() => new DmaBufShare({} as never), 'buffer');
+  });
+  it('DmaBufShare.endCpuAccess without an open access is a BugError, as on DmaBuf and ImportedDmaBuf', async () => {
+    await using heap = new DmaHeap({ shared: true });
+    using buf = heap.allocate(4096);
+    using share = shareDmaBuf(buf);
+    assert.throws(() => share.endCpuAccess(), BugError);
+    await share.beginCpuAccess({ write: true });
+    share.endCpuAccess();
+    assert.throws(() => share.endCpuAccess(), BugError);
   });
 });
