@@ -34,7 +34,7 @@
  * ```
  */
 
-import { InvalidArgumentError, describeValue } from './errors.js';
+import { ERRNO, type ErrnoCode, InvalidArgumentError, describeValue } from './errors.js';
 
 /** @internal Checks one input: returns the value to use (maybe normalised) or throws. */
 export type Check<T> = (value: unknown, fn: string, name: string) => T;
@@ -177,6 +177,24 @@ export const requiredFinite: Check<number> = (value, fn, name) => {
 /** @internal `undefined` or a finite number. */
 export const optionalFinite: Check<number | undefined> = (value, fn, name) =>
   value === undefined ? undefined : requiredFinite(value, fn, name);
+
+/** @internal Whether `value` is one of the errno names dmabuf uses (`'ENODEV'`, ...; see `ERRNO`). */
+export function isErrnoName(value: unknown): value is ErrnoCode {
+  return typeof value === 'string' && Object.hasOwn(ERRNO, value);
+}
+
+/** @internal What an errno check expects, for messages. */
+export const ERRNO_EXPECTED = `an errno name (${Object.keys(ERRNO).join(', ')})`;
+
+/** @internal An errno name (`'ENODEV'`, `'ECANCELED'`, ...): the one check for every call that takes a code. */
+export const requiredErrno: Check<ErrnoCode> = (value, fn, name) => {
+  if (isErrnoName(value)) return value;
+  throw invalidArgument(fn, name, value, ERRNO_EXPECTED);
+};
+
+/** @internal `undefined` or an errno name. */
+export const optionalErrno: Check<ErrnoCode | undefined> = (value, fn, name) =>
+  value === undefined ? undefined : requiredErrno(value, fn, name);
 
 /** @internal A check accepting exactly the listed primitive values (`oneOf(['walk', 'queue'])`). */
 export function oneOf<const T extends readonly (string | number | boolean)[]>(values: T): Check<T[number]> {

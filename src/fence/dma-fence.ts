@@ -53,7 +53,6 @@
 import {
   BugError,
   DmaBufError,
-  ERRNO,
   FenceTimeoutError,
   reportCallbackError,
   type ErrnoCode,
@@ -63,7 +62,9 @@ import { lockdep } from '../base/lockdep-hooks.js';
 import {
   defineOptions,
   defineOptionsCheck,
+  ERRNO_EXPECTED,
   invalidArgument,
+  isErrnoName,
   optionalBoolean,
   optionalIndex,
   optionalSignal,
@@ -384,9 +385,8 @@ export class DmaFence {
    * @see dma_fence_set_error()
    */
   setError(error: Error | ErrnoCode): void {
-    if (!(error instanceof Error) && !(typeof error === 'string' && Object.hasOwn(ERRNO, error))) {
-      const expected = `an Error or an errno name (${Object.keys(ERRNO).join(', ')})`;
-      throw invalidArgument('DmaFence.setError', 'error', error, expected);
+    if (!(error instanceof Error) && !isErrnoName(error)) {
+      throw invalidArgument('DmaFence.setError', 'error', error, `an Error or ${ERRNO_EXPECTED}`);
     }
     if ((this.#flags & FLAG_SIGNALED) !== 0) {
       throw new BugError(`${this.describe()}: setError after signal; the error must be set before the fence signals`);

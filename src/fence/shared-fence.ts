@@ -54,8 +54,22 @@
  */
 
 import { DmaBufError, ERRNO, InvalidArgumentError, describeValue, type ErrnoCode } from '../base/errors.js';
+import {
+  type Check,
+  defineOptions,
+  defineOptionsCheck,
+  instanceOf,
+  invalidArgument,
+  optional,
+  optionalIndex,
+  optionalPositiveInteger,
+  optionalString,
+  requiredErrno,
+  requiredFunction,
+  requiredIndex,
+} from '../base/options.js';
 import { DmaFence, fenceContextAlloc, type DmaFenceOps } from './dma-fence.js';
-import { SyncFile } from './sync-file.js';
+import { SyncFile, checkSyncFileName } from './sync-file.js';
 import {
   SharedWordWaiter,
   errnoOf,
@@ -137,6 +151,9 @@ export interface SharedFenceExportOptions {
 
 /** Bytes a region of `slots` slots takes (a multiple of 8). */
 export function sharedFenceRegionBytes(slots: number): number {
+  if (!Number.isSafeInteger(slots) || slots < 1 || slots > MAX_SLOTS) {
+    throw invalidArgument('sharedFenceRegionBytes', 'slots', slots, `an integer in 1 .. ${MAX_SLOTS}`);
+  }
   return (HEADER_WORDS + slots * SLOT_WORDS + slots + (slots & 1)) * 4;
 }
 
@@ -173,24 +190,18 @@ export class SharedFenceRegion {
    *   memory that is too small, misaligned or already holds a region.
    */
   constructor(options?: SharedFenceRegionOptions) {
+    parseRegionOptions(options);
     const slots = options?.slots ?? DEFAULT_SLOTS;
-    if (!Number.isSafeInteger(slots) || slots < 1 || slots > MAX_SLOTS) {
-      throw new InvalidArgumentError(
-        `SharedFenceRegion: slots must be an integer in 1 .. ${MAX_SLOTS}, got ${describeValue(slots)}`,
-      );
-    }
+    if (slots > MAX_SLOTS) throw invalidArgument('SharedFenceRegion', 'options.slots', slots, `at most ${MAX_SLOTS}`);
     const bytes = sharedFenceRegionBytes(slots);
     const byteOffset = options?.byteOffset ?? 0;
     const buffer = options?.buffer ?? new SharedArrayBuffer(bytes);
-    if (
-      !(buffer instanceof SharedArrayBuffer) ||
-      !Number.isSafeInteger(byteOffset) ||
-      byteOffset < 0 ||
-      byteOffset % 8 !== 0 ||
-      byteOffset + bytes > buffer.byteLength
-    ) {
-      throw new InvalidArgumentError(
-        `SharedFenceRegion: ${slots} slots need ${bytes} bytes of a SharedArrayBuffer at an offset that is a multiple of 8`,
+    if (byteOffset % 8 !== 0 || byteOffset + bytes > buffer.byteLength) {
+      throw invalidArgument(
+        'SharedFenceRegion',
+        'options.byteOffset',
+        byteOffset,
+        `a multiple of 8 with ${slots} slots (${bytes} bytes) after it in the buffer of ${buffer.byteLength} bytes`,
       );
     }
     this.slots = slots;
@@ -222,9 +233,16 @@ export class SharedFenceRegion {
   /**
    * Writes `fence` into a free slot and returns its descriptor; the slot signals when the fence
    * does. `undefined` when every slot is taken.
+   * @throws {InvalidArgumentError} for a bad argument, before a slot is taken.
    * @throws {DmaBufError} `ENODEV` when the region was abandoned.
    */
   tryExport(fence: DmaFence, importers: number, name?: string, tag = 0): SharedFenceDescriptor | undefined {
+    // Every argument before the slot is taken: a slot allocated for a bad call was never given back.
+    if (!(fence instanceof DmaFence))
+      throw invalidArgument('SharedFenceRegion.tryExport', 'fence', fence, 'a DmaFence');
+    checkCount('SharedFenceRegion.tryExport', 'importers', importers);
+    optionalString(name, 'SharedFenceRegion.tryExport', 'name');
+    checkCount('SharedFenceRegion.tryExport', 'tag', tag);
     if (this.abandoned) {
       throw new DmaBufError(
         'ENODEV',
@@ -324,9 +342,7 @@ export function abandonSharedFenceRegion(
   byteOffset = 0,
 ): boolean {
   const i32 = checkRegion('abandonSharedFenceRegion', region, byteOffset);
-  if (!Object.hasOwn(ERRNO, code)) {
-    throw new InvalidArgumentError(`abandonSharedFenceRegion: code must be an errno name, got ${describeValue(code)}`);
-  }
+  requiredErrno(code, 'abandonSharedFenceRegion', 'code');
   if (Atomics.compareExchange(i32, H_LOST, 0, ERRNO[code]) !== 0) return false;
   Atomics.add(i32, H_WAKE, 1);
   Atomics.notify(i32, H_WAKE);
@@ -335,6 +351,10 @@ export function abandonSharedFenceRegion(
 
 /** Whether a region has been laid out at `byteOffset` of `buffer` (its owner created it). */
 export function isSharedFenceRegion(buffer: SharedArrayBuffer, byteOffset = 0): boolean {
+  if (!(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)) {
+    throw invalidArgument('isSharedFenceRegion', 'buffer', buffer, 'a SharedArrayBuffer');
+  }
+  requiredIndex(byteOffset, 'isSharedFenceRegion', 'byteOffset');
   if (byteOffset < 0 || byteOffset % 8 !== 0 || byteOffset + HEADER_WORDS * 4 > buffer.byteLength) return false;
   return Atomics.load(new Int32Array(buffer, byteOffset, HEADER_WORDS), H_MAGIC) === MAGIC;
 }
@@ -389,10 +409,23 @@ function exportThroughDefault(
 
 function checkCount(what: string, name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > 0x3fff_ffff) {
-    throw new InvalidArgumentError(`${what}: ${name} must be an integer in 0 .. 2^30-1, got ${describeValue(value)}`);
+    throw invalidArgument(what, name, value, 'an integer in 0 .. 2^30-1');
   }
   return value;
 }
+
+const countOption: Check<number | undefined> = (value, fn, name) =>
+  value === undefined ? undefined : checkCount(fn, name, value);
+
+const parseRegionOptions = defineOptionsCheck('SharedFenceRegion', {
+  slots: optionalPositiveInteger,
+  buffer: optional(instanceOf(SharedArrayBuffer)),
+  byteOffset: optionalIndex,
+});
+
+const exportSchema = { importers: countOption, tag: countOption, region: optional(instanceOf(SharedFenceRegion)) };
+const parseExportFence = defineOptions('exportFence', exportSchema);
+const parseExportSyncFile = defineOptions('exportSyncFile', exportSchema);
 
 /**
  * Exports `fence` to other threads: a descriptor to send with `postMessage` and import there
@@ -405,22 +438,19 @@ export function exportFence(fence: DmaFence, options?: SharedFenceExportOptions)
   if (!(fence instanceof DmaFence)) {
     throw new InvalidArgumentError(`exportFence: fence must be a DmaFence, got ${describeValue(fence)}`);
   }
-  return exportWithName('exportFence', fence, options, undefined);
+  return exportWithName('exportFence', fence, parseExportFence(options), undefined);
 }
 
 function exportWithName(
   what: string,
   fence: DmaFence,
-  options: SharedFenceExportOptions | undefined,
+  options: ReturnType<typeof parseExportFence>,
   name: string | undefined,
 ): SharedFenceDescriptor {
-  const importers = checkCount(what, 'importers', options?.importers ?? 1);
-  const tag = checkCount(what, 'tag', options?.tag ?? 0);
-  const region = options?.region;
+  const importers = options.importers ?? 1;
+  const tag = options.tag ?? 0;
+  const region = options.region;
   if (region === undefined) return exportThroughDefault(fence, importers, name, tag);
-  if (!(region instanceof SharedFenceRegion)) {
-    throw new InvalidArgumentError(`${what}: options.region must be a SharedFenceRegion, got ${describeValue(region)}`);
-  }
   const descriptor = region.tryExport(fence, importers, name, tag);
   if (descriptor === undefined) {
     throw new DmaBufError(
@@ -439,8 +469,9 @@ export function exportSyncFile(file: SyncFile, options?: SharedFenceExportOption
   if (!(file instanceof SyncFile)) {
     throw new InvalidArgumentError(`exportSyncFile: file must be a SyncFile, got ${describeValue(file)}`);
   }
+  const parsed = parseExportSyncFile(options);
   const fence = file.fence; // throws for a disposed file
-  return exportWithName('exportSyncFile', fence, options, file.name);
+  return exportWithName('exportSyncFile', fence, parsed, file.name);
 }
 
 /** Per-thread state of one region this thread imports from. */
@@ -614,7 +645,8 @@ function checkDescriptor(what: string, descriptor: unknown): SharedFenceDescript
     !Number.isSafeInteger(d.context) ||
     !Number.isSafeInteger(d.seqno) ||
     typeof d.driverName !== 'string' ||
-    typeof d.timelineName !== 'string'
+    typeof d.timelineName !== 'string' ||
+    (d.name !== undefined && typeof d.name !== 'string')
   ) {
     throw new InvalidArgumentError(
       `${what}: expected a descriptor from exportFence() or exportSyncFile(), got ${describeValue(descriptor)}`,
@@ -666,6 +698,7 @@ export function watchSharedFences(
   byteOffset: number,
   accept: (tag: number) => boolean,
 ): ImportedFence[] {
+  requiredFunction(accept, 'watchSharedFences', 'accept');
   const region = importRegion('watchSharedFences', buffer, byteOffset);
   const i32 = region.i32;
   const fences: ImportedFence[] = [];
@@ -717,10 +750,14 @@ function claimRight(region: ImportRegion, d: SharedFenceDescriptor): void {
 /**
  * Turns a descriptor from {@link exportSyncFile} (or {@link exportFence}) into a sync file of
  * this thread, keeping the exporter's name for the file.
+ * @throws {InvalidArgumentError} for something that is not a descriptor, or a name a sync file
+ *   cannot have; checked before the import uses up one of the descriptor's rights.
  */
 export function importSyncFile(descriptor: SharedFenceDescriptor): SyncFile {
-  const fence = importFence(descriptor);
-  return new SyncFile(fence, descriptor.name);
+  // The name is checked before the import uses up one of the descriptor's rights.
+  const d = checkDescriptor('importSyncFile', descriptor);
+  if (d.name !== undefined) checkSyncFileName('importSyncFile', d.name);
+  return new SyncFile(importFence(d), d.name);
 }
 
 /** The errno name a fence region was abandoned with, or `undefined` while it lives. */

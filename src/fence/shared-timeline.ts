@@ -41,10 +41,11 @@
  */
 
 import { ERRNO, InvalidArgumentError, describeValue, type ErrnoCode } from '../base/errors.js';
-import { defineOptions, optionalSignal, optionalTimeout } from '../base/options.js';
+import { defineOptions, optionalSignal, optionalString, optionalTimeout, requiredErrno } from '../base/options.js';
 import { DmaFence, fenceContextAlloc, type DmaFenceOps, type FenceWaitOptions } from './dma-fence.js';
 import { SharedWordWaiter, errnoCode, errorFromErrno } from './shared-wait.js';
 
+const parseInit = defineOptions('SharedTimeline', { name: optionalString });
 const parseWaitOptions = defineOptions('SharedTimeline.wait', { timeout: optionalTimeout, signal: optionalSignal });
 
 // Layout: 32-bit words 0..7, then the 64-bit state word at byte 32.
@@ -212,10 +213,7 @@ export class SharedTimeline {
     let descriptor = attaching;
     attaching = undefined;
     if (descriptor === undefined) {
-      const name = init?.name ?? 'shared-timeline';
-      if (typeof name !== 'string') {
-        throw new InvalidArgumentError(`SharedTimeline: name must be a string, got ${describeValue(name)}`);
-      }
+      const name = parseInit(init).name ?? 'shared-timeline';
       const buffer = new SharedArrayBuffer(BYTES);
       const i32 = new Int32Array(buffer);
       i32[W_MAGIC] = MAGIC;
@@ -294,11 +292,7 @@ export class SharedTimeline {
    * @throws {InvalidArgumentError} when `code` is not an errno name.
    */
   fail(code: ErrnoCode): boolean {
-    if (!Object.hasOwn(ERRNO, code)) {
-      throw new InvalidArgumentError(
-        `SharedTimeline.fail on ${this.name}: code must be an errno name, got ${describeValue(code)}`,
-      );
-    }
+    requiredErrno(code, `SharedTimeline.fail on ${this.name}`, 'code');
     const { state, i32 } = this.#watch;
     let current = Atomics.load(state, STATE_INDEX);
     if ((current & FAILED) !== 0n) return false;

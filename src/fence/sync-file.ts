@@ -94,7 +94,8 @@ function utf8Length(text: string): number {
   return bytes;
 }
 
-function checkName(what: string, name: unknown): string {
+/** @internal Checks a sync file's name (a string of at most 31 bytes of UTF-8, no NUL). */
+export function checkSyncFileName(what: string, name: unknown): string {
   if (typeof name !== 'string') {
     throw new InvalidArgumentError(`${what}: name must be a string, got ${describeValue(name)}`);
   }
@@ -135,7 +136,7 @@ export class SyncFile implements Disposable {
       throw new InvalidArgumentError(`SyncFile: fence must be a DmaFence, got ${describeValue(fence)}`);
     }
     this.#fence = fence;
-    this.#userName = name === undefined ? '' : checkName('SyncFile', name);
+    this.#userName = name === undefined ? '' : checkSyncFileName('SyncFile', name);
   }
 
   /**
@@ -146,7 +147,7 @@ export class SyncFile implements Disposable {
    * @see sync_file_merge()
    */
   static merge(name: string, a: SyncFile, b: SyncFile): SyncFile {
-    checkName('SyncFile.merge', name);
+    checkSyncFileName('SyncFile.merge', name);
     for (const [label, file] of [
       ['a', a],
       ['b', b],

@@ -72,11 +72,19 @@
  * ```
  */
 
-import { BugError, DmaBufError, ERRNO, InvalidArgumentError, describeValue, type ErrnoCode } from '../base/errors.js';
-import type { DmaFence } from '../fence/dma-fence.js';
+import { BugError, DmaBufError, ERRNO, InvalidArgumentError, type ErrnoCode } from '../base/errors.js';
+import { DmaFence } from '../fence/dma-fence.js';
 import { SharedWordWaiter } from '../fence/shared-wait.js';
-import { DmaResv, type DmaResvUsage } from '../resv/dma-resv.js';
-import { defineOptions, defineSignalOnly, optionalSignal, optionalTimeout, requiredBoolean } from '../base/options.js';
+import { DmaResv, type DmaResvUsageLike, checkUsage } from '../resv/dma-resv.js';
+import {
+  defineOptions,
+  defineSignalOnly,
+  invalidArgument,
+  optionalSignal,
+  optionalTimeout,
+  requiredBoolean,
+  requiredErrno,
+} from '../base/options.js';
 import { DmaBuf } from './dma-buf.js';
 import {
   CONTROL_BYTES,
@@ -160,6 +168,8 @@ export class DmaBufShare implements Disposable {
 
   /** @internal use {@link shareDmaBuf}. */
   constructor(exporter: DmaBufExporter, buf?: DmaBuf) {
+    checkExporter('DmaBufShare', exporter);
+    if (buf !== undefined && !(buf instanceof DmaBuf)) throw invalidArgument('DmaBufShare', 'buf', buf, 'a DmaBuf');
     this.#exporter = exporter;
     this.#buf = buf;
     this.name = exporter.name;
@@ -247,8 +257,11 @@ export class DmaBufShare implements Disposable {
     return this.#party.beginAccess(parsed.write, parsed);
   }
 
-  /** Ends the access {@link beginCpuAccess} opened. */
+  /** Ends the access {@link beginCpuAccess} opened. @throws {BugError} without one. */
   endCpuAccess(): void {
+    if (this.#party.openAccesses === 0) {
+      throw new BugError(`DmaBufShare.endCpuAccess on ${this.name}: no CPU access is open`);
+    }
     this.#party.endAccess();
   }
 
@@ -257,14 +270,21 @@ export class DmaBufShare implements Disposable {
     return this.#party.publishResv();
   }
 
-  /** Publishes `fence` with `usage` for the importers (it stays in the exporter's hands). */
-  publishFence(fence: DmaFence, usage: DmaResvUsage): boolean {
-    return this.#party.publish(fence, usage);
+  /**
+   * Publishes `fence` with `usage` (a {@link DmaResvUsage} or its name) for the importers (it stays
+   * in the exporter's hands). @throws {InvalidArgumentError} for a non-fence or an unknown usage.
+   */
+  publishFence(fence: DmaFence, usage: DmaResvUsageLike): boolean {
+    if (!(fence instanceof DmaFence)) throw invalidArgument('DmaBufShare.publishFence', 'fence', fence, 'a DmaFence');
+    return this.#party.publish(fence, checkUsage('DmaBufShare.publishFence', usage));
   }
 
-  /** The importers' pending fences with usage <= `usage` (as fences of this thread). */
-  remoteFences(usage: DmaResvUsage): DmaFence[] {
-    return this.#party.remote(usage).map((r) => r.fence);
+  /**
+   * The importers' pending fences with usage <= `usage` (as fences of this thread).
+   * @throws {InvalidArgumentError} for an unknown usage.
+   */
+  remoteFences(usage: DmaResvUsageLike): DmaFence[] {
+    return this.#party.remote(checkUsage('DmaBufShare.remoteFences', usage)).map((r) => r.fence);
   }
 
   /** Brings the importers' pending fences into the exporter's reservation object. */
@@ -316,8 +336,10 @@ export class DmaBufShare implements Disposable {
   /**
    * Ends the share for good: imports made before fail from now on with `code` (the memory is
    * going away, e.g. `ENODEV` when the exporting device is destroyed), then closes it.
+   * @throws {InvalidArgumentError} for a code that is not an errno name; nothing is revoked then.
    */
   revoke(code: ErrnoCode): void {
+    requiredErrno(code, `DmaBufShare.revoke on ${this.name}`, 'code');
     Atomics.compareExchange(this.#control, C_REVOKED, 0, ERRNO[code]);
     Atomics.add(this.#control, C_WAKE, 1);
     Atomics.notify(this.#control, C_WAKE);
@@ -394,17 +416,21 @@ export function shareDmaBuf(buffer: DmaBuf | DmaBufExporter): DmaBufShare {
       buf,
     );
   }
-  const e = buffer as Partial<DmaBufExporter> | null;
+  checkExporter('shareDmaBuf', buffer);
+  return new DmaBufShare(buffer);
+}
+
+function checkExporter(fn: string, value: unknown): void {
+  const e = value as Partial<DmaBufExporter> | null;
   if (
     typeof e !== 'object' ||
     e === null ||
     typeof e.memory !== 'function' ||
     !(e.resv instanceof DmaResv) ||
-    !Number.isSafeInteger(e.size)
+    typeof e.name !== 'string' ||
+    !Number.isSafeInteger(e.size) ||
+    (e.size as number) < 0
   ) {
-    throw new InvalidArgumentError(
-      `shareDmaBuf: expected a DmaBuf or an exporter { name, size, resv, memory() }, got ${describeValue(buffer)}`,
-    );
+    throw invalidArgument(fn, 'buffer', value, 'a DmaBuf or an exporter { name, size, resv, memory() }');
   }
-  return new DmaBufShare(buffer);
 }

@@ -34,7 +34,16 @@
  */
 
 import { BugError, DmaBufError, InvalidArgumentError, describeValue } from '../base/errors.js';
-import { defineOptions, defineSignalOnly, optionalSignal, optionalTimeout, requiredBoolean } from '../base/options.js';
+import {
+  defineOptions,
+  defineSignalOnly,
+  invalidArgument,
+  optionalBoolean,
+  optionalFunction,
+  optionalSignal,
+  optionalTimeout,
+  requiredBoolean,
+} from '../base/options.js';
 import { errnoCode } from '../fence/shared-wait.js';
 import type { SyncFile } from '../fence/sync-file.js';
 import { DmaResv, DmaResvUsage } from '../resv/dma-resv.js';
@@ -66,6 +75,14 @@ const parseAccessOptions = defineOptions('ImportedDmaBuf.beginCpuAccess', {
   signal: optionalSignal,
 });
 const parsePull = defineSignalOnly('ImportedDmaBuf.pull');
+const parseExportSyncFile = defineOptions('ImportedDmaBuf.exportSyncFile', {
+  write: requiredBoolean,
+  signal: optionalSignal,
+});
+const parseAttachOptions = defineOptions('ImportedDmaBuf.attach', {
+  dynamic: optionalBoolean,
+  moveNotify: optionalFunction,
+});
 
 /** Options of {@link ImportedDmaBuf.attach}. */
 export interface DmaBufAttachOptions {
@@ -301,11 +318,12 @@ export class ImportedDmaBuf implements Disposable {
     for (const fence of fences) this.#party.publish(fence, options.write ? DmaResvUsage.Write : DmaResvUsage.Read);
   }
 
-  /** A sync file of what an access must wait for, in every thread (pulls first). */
+  /** A sync file of what an access must wait for, in every thread (pulls first; `signal` aborts the pull). */
   async exportSyncFile(options: DmaBufSyncFileOptions): Promise<SyncFile> {
+    const { write, signal } = parseExportSyncFile(options);
     this.#checkLive('exportSyncFile()');
-    await this.#party.pull(options.signal === undefined ? undefined : { signal: options.signal });
-    return dmaBufExportSyncFile(this, options);
+    await this.#party.pull(signal === undefined ? undefined : { signal });
+    return dmaBufExportSyncFile(this, { write });
   }
 
   /** Publishes this thread's unsignaled implicit fences (added to {@link resv} directly). */
@@ -322,15 +340,25 @@ export class ImportedDmaBuf implements Disposable {
 
   /**
    * Attaches an importer (see {@link DmaBufAttachOptions}); a static one pins the buffer.
+   * @throws {InvalidArgumentError} for bad or unknown options (`moveNotify` needs `dynamic: true`).
    * @throws {BugError} when closed; the revoke code when revoked.
    * @see dma_buf_attach() @see dma_buf_dynamic_attach()
    */
   attach(options: DmaBufAttachOptions = {}): DmaBufAttachment {
+    const { dynamic, moveNotify } = parseAttachOptions(options);
     this.#checkLive('attach()');
-    if (options.moveNotify !== undefined && options.dynamic !== true) {
-      throw new InvalidArgumentError(`ImportedDmaBuf.attach on ${this.name}: moveNotify needs dynamic: true`);
+    if (moveNotify !== undefined && dynamic !== true) {
+      throw invalidArgument(
+        `ImportedDmaBuf.attach on ${this.name}`,
+        'options.moveNotify',
+        moveNotify,
+        'omitted unless dynamic is true (a static importer pins the buffer: it never moves)',
+      );
     }
-    const attachment = new DmaBufAttachment(this, options);
+    const attachment = new DmaBufAttachment(this, {
+      dynamic: dynamic === true,
+      ...(moveNotify === undefined ? {} : { moveNotify: moveNotify as (attachment: DmaBufAttachment) => void }),
+    });
     if (!attachment.dynamic) Atomics.add(this.#control, C_PINS, 1);
     this.#attachments.add(attachment);
     return attachment;

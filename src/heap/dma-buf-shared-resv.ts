@@ -264,6 +264,11 @@ export class SharedResvParty {
     this.#accesses.pop()?.signal();
   }
 
+  /** CPU accesses begun and not ended, of this party. */
+  get openAccesses(): number {
+    return this.#accesses.length;
+  }
+
   async #waitAll(
     remote: readonly DmaFence[],
     usage: DmaResvUsage,

@@ -48,11 +48,15 @@ export interface DmaBufSyncTarget {
 /** Options of the two sync-file calls: `DMA_BUF_SYNC_WRITE` (true) or `DMA_BUF_SYNC_READ`. */
 export interface DmaBufSyncFileOptions {
   readonly write: boolean;
-  /** Aborts waiting for the reservation lock (import only). */
+  /**
+   * Aborts waiting for the reservation lock (import) or for the other threads' fences
+   * (`ImportedDmaBuf.exportSyncFile`); `dmaBufExportSyncFile` never waits and only checks it.
+   */
   readonly signal?: AbortSignal;
 }
 
-const parseExportOptions = defineOptions('dmaBufExportSyncFile', { write: requiredBoolean });
+// `signal` is accepted (the options type is shared with import) but export never waits.
+const parseExportOptions = defineOptions('dmaBufExportSyncFile', { write: requiredBoolean, signal: optionalSignal });
 const parseImportOptions = defineOptions('dmaBufImportSyncFile', { write: requiredBoolean, signal: optionalSignal });
 
 function checkTarget(what: string, target: unknown): void {

@@ -342,8 +342,16 @@ export class DmaBuf extends Kref implements Disposable {
   /**
    * Installs (or, with null, removes) the cross-thread access hook. For `dma-buf-export.ts`,
    * which shares the buffer with other threads.
+   * @throws {InvalidArgumentError} for anything but null or an object with `begin` and `end` functions
+   *   (a broken hook would fail only at the next CPU access, inside it).
    */
   setAccessHook(hook: DmaBufAccessHook | null): void {
+    if (
+      hook !== null &&
+      (typeof hook !== 'object' || typeof hook.begin !== 'function' || typeof hook.end !== 'function')
+    ) {
+      throw invalidArgument('DmaBuf.setAccessHook', 'hook', hook, 'null or an object { begin(write, options), end() }');
+    }
     this.#accessHook = hook;
   }
 

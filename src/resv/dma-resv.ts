@@ -167,8 +167,8 @@ let nextResvId = 1;
 /** Where a {@link DmaResv} publishes its list; readers hold this box and compare its content. */
 type ResvHead = { list: ResvList | null };
 
-/** A usage as the ordered number, from the number or its name. */
-function checkUsage(fn: string, usage: unknown, name = 'usage'): DmaResvUsage {
+/** @internal A usage as the ordered number, from the number or its name. */
+export function checkUsage(fn: string, usage: unknown, name = 'usage'): DmaResvUsage {
   if (usage === 0 || usage === 1 || usage === 2 || usage === 3) return usage;
   switch (usage) {
     case 'kernel':

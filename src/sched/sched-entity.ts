@@ -48,8 +48,17 @@
  * ```
  */
 
-import { DmaBufError, describeValue, InvalidArgumentError } from '../base/errors.js';
-import { optionalTimeout } from '../base/options.js';
+import { DmaBufError } from '../base/errors.js';
+import {
+  type Check,
+  defineOptions,
+  invalidArgument,
+  optional,
+  optionalBoolean,
+  optionalSignal,
+  optionalString,
+  optionalTimeout,
+} from '../base/options.js';
 import type { Clock, TimerHandle } from '../base/clock.js';
 import { type DmaFence, fenceContextAlloc } from '../fence/dma-fence.js';
 import { lockdep } from '../base/lockdep-hooks.js';
@@ -168,19 +177,11 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
    * @see drm_sched_entity_init()
    */
   constructor(init: DrmSchedEntityInit) {
-    const name = init?.name ?? `entity-${++entityCount}`;
-    if (typeof name !== 'string') {
-      throw new InvalidArgumentError(`DrmSchedEntity: name must be a string, got ${describeValue(name)}`);
-    }
-    const list = checkSchedList(`DrmSchedEntity ${name}`, init?.schedulers);
-    const priority = checkSchedPriority(`DrmSchedEntity ${name}: priority`, init.priority ?? DrmSchedPriority.Normal);
-    const guilty = init.guilty ?? null;
-    if (guilty !== null && (typeof guilty !== 'object' || typeof guilty.value !== 'boolean')) {
-      throw new InvalidArgumentError(
-        `DrmSchedEntity ${name}: guilty must be an object { value: boolean } shared by the client's entities, ` +
-          `got ${describeValue(guilty)}`,
-      );
-    }
+    const parsed = parseEntityInit(init);
+    const name = parsed.name ?? `entity-${++entityCount}`;
+    const list = parsed.schedulers;
+    const priority = parsed.priority ?? DrmSchedPriority.Normal;
+    const guilty = parsed.guilty ?? null;
     this.name = name;
     this.guilty = guilty;
     this.node = new DrmSchedRqNode<DrmSchedEntity>(this, priority);
@@ -256,7 +257,7 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
    * @see drm_sched_entity_set_priority()
    */
   setPriority(priority: DrmSchedPriority | 'kernel' | 'high' | 'normal' | 'low'): void {
-    this.node.priority = checkSchedPriority(`${this}: setPriority`, priority);
+    this.node.priority = checkSchedPriority(priority, `${this}.setPriority`, 'priority');
   }
 
   /**
@@ -266,9 +267,9 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
    * @see drm_sched_entity_modify_sched()
    */
   modifySched(schedulers: readonly DrmSchedEntityScheduler[]): void {
-    const list = checkSchedList(`${this}: modifySched`, schedulers);
+    const list = checkSchedList(schedulers, `${this}.modifySched`, 'schedulers');
     if (list.length === 0) {
-      throw new InvalidArgumentError(`${this}: modifySched needs at least one scheduler`);
+      throw invalidArgument(`${this}.modifySched`, 'schedulers', schedulers, 'a non-empty array of DrmGpuScheduler');
     }
     this.#schedList = list;
   }
@@ -357,14 +358,14 @@ export class DrmSchedEntity implements DrmSchedJobEntity, Disposable, AsyncDispo
    * entity was killed, or its scheduler finished.
    * @returns true when idle; false when `timeout` ran out first.
    * @throws rejects with `signal.reason` when aborted.
+   * @throws rejects with {@link InvalidArgumentError} for bad or unknown options, before it waits.
    * @see drm_sched_entity_flush()
    */
   async flush(options?: DrmSchedFlushOptions): Promise<boolean> {
-    const timeout = optionalTimeout(options?.timeout, 'DrmSchedEntity.flush', 'options.timeout');
-    const abort = options?.signal;
+    const { timeout, signal, kill } = parseFlushOptions(options);
     let idle = this.#isIdle();
-    if (!idle && timeout !== 0) idle = await this.#waitIdle(timeout, abort);
-    if (options?.kill === true) this.kill();
+    if (!idle && timeout !== 0) idle = await this.#waitIdle(timeout, signal);
+    if (kill === true) this.kill();
     return idle;
   }
 
@@ -509,19 +510,38 @@ export function pickBest<S extends DrmSchedEntityScheduler>(list: readonly S[]):
   return best;
 }
 
-function checkSchedList(what: string, list: unknown): readonly DrmSchedEntityScheduler[] {
-  if (!Array.isArray(list)) {
-    throw new InvalidArgumentError(
-      `${what}: schedulers must be an array of DrmGpuScheduler, got ${describeValue(list)}`,
-    );
-  }
+const checkSchedList: Check<readonly DrmSchedEntityScheduler[]> = (list, fn, name) => {
+  if (!Array.isArray(list)) throw invalidArgument(fn, name, list, 'an array of DrmGpuScheduler');
   for (const s of list) {
     if (typeof s !== 'object' || s === null || typeof (s as DrmSchedEntityScheduler).rqFor !== 'function') {
-      throw new InvalidArgumentError(`${what}: schedulers must hold DrmGpuScheduler objects, got ${describeValue(s)}`);
+      throw invalidArgument(fn, `${name}[]`, s, 'a DrmGpuScheduler');
     }
   }
   return list.slice() as DrmSchedEntityScheduler[];
-}
+};
+
+const checkPriority: Check<DrmSchedPriority | undefined> = optional(checkSchedPriority);
+
+const checkGuilty: Check<DrmSchedGuiltyFlag | undefined> = (value, fn, name) => {
+  if (value === undefined) return undefined;
+  if (typeof value === 'object' && value !== null && typeof (value as DrmSchedGuiltyFlag).value === 'boolean') {
+    return value as DrmSchedGuiltyFlag;
+  }
+  throw invalidArgument(fn, name, value, "an object { value: boolean } shared by the client's entities");
+};
+
+const parseEntityInit = defineOptions('DrmSchedEntity', {
+  schedulers: checkSchedList,
+  priority: checkPriority,
+  guilty: checkGuilty,
+  name: optionalString,
+});
+
+const parseFlushOptions = defineOptions('DrmSchedEntity.flush', {
+  timeout: optionalTimeout,
+  signal: optionalSignal,
+  kill: optionalBoolean,
+});
 
 /**
  * Completes a job of a killed entity once `previous` (the job before it) has finished and its own

@@ -30,6 +30,7 @@
  */
 
 import { BugError, describeValue, InvalidArgumentError } from '../base/errors.js';
+import { requiredFunction, requiredIndex } from '../base/options.js';
 
 /** Runs the scheduler's work later, in order, one function at a time. */
 export interface DrmSchedExecutor {
@@ -61,7 +62,9 @@ export const macrotaskExecutor: DrmSchedExecutor = Object.freeze({
 export class ManualExecutor implements DrmSchedExecutor {
   #queue: (() => void)[] = [];
 
+  /** @throws {InvalidArgumentError} for anything but a function (it would fail only at {@link drain}). */
   schedule(fn: () => void): void {
+    requiredFunction(fn, 'ManualExecutor.schedule', 'fn');
     this.#queue.push(fn);
   }
 
@@ -73,10 +76,13 @@ export class ManualExecutor implements DrmSchedExecutor {
   /**
    * Runs scheduled functions, including those they schedule, until none is left.
    * @param limit the most functions to run (a guard against work that re-queues itself forever).
+   * @throws {InvalidArgumentError} for a limit that is not an integer >= 0.
    * @returns how many ran.
    * @throws {BugError} when `limit` functions ran and more are queued.
+   * @throws what a function threw; the functions after it stay queued for the next drain.
    */
   drain(limit = 1_000_000): number {
+    requiredIndex(limit, 'ManualExecutor.drain', 'limit');
     let ran = 0;
     while (this.#queue.length > 0) {
       if (ran >= limit) {
@@ -86,9 +92,15 @@ export class ManualExecutor implements DrmSchedExecutor {
       }
       const batch = this.#queue;
       this.#queue = [];
-      for (const fn of batch) {
-        fn();
+      for (let i = 0; i < batch.length; i++) {
         ran++;
+        try {
+          batch[i]!();
+        } catch (err) {
+          // The rest of the batch stays queued, ahead of what was scheduled since: a later drain runs it.
+          this.#queue = batch.slice(i + 1).concat(this.#queue);
+          throw err;
+        }
       }
     }
     return ran;

@@ -37,7 +37,7 @@
  * ```
  */
 
-import { describeValue, InvalidArgumentError } from '../base/errors.js';
+import { invalidArgument, requiredFinite, requiredIndex, requiredString } from '../base/options.js';
 import { DmaFence, type DmaFenceOps } from '../fence/dma-fence.js';
 
 /** The driver name of every scheduler fence. */
@@ -95,11 +95,19 @@ export class DrmSchedFence {
    * @see drm_sched_fence_init()
    */
   constructor(owner: object, timelineName: string, context: number, seqno: number) {
-    if (typeof timelineName !== 'string') {
-      throw new InvalidArgumentError(
-        `DrmSchedFence: timelineName must be a string, got ${describeValue(timelineName)}`,
+    if (typeof owner !== 'object' || owner === null)
+      throw invalidArgument('DrmSchedFence', 'owner', owner, 'an object');
+    requiredString(timelineName, 'DrmSchedFence', 'timelineName');
+    // `finished` takes the context after `context`: both must be fence contexts.
+    if (requiredIndex(context, 'DrmSchedFence', 'context') >= Number.MAX_SAFE_INTEGER) {
+      throw invalidArgument(
+        'DrmSchedFence',
+        'context',
+        context,
+        'an integer from 0 to 2^53-2 (finished uses the next)',
       );
     }
+    requiredIndex(seqno, 'DrmSchedFence', 'seqno');
     this.owner = owner;
     this.timelineName = timelineName;
     this.scheduled = new DrmSchedFenceMember(scheduledOps, this, context, seqno);
@@ -132,9 +140,11 @@ export class DrmSchedFence {
 
   /**
    * Keeps the earliest deadline and passes it on to the hardware fence, when there is one.
+   * @throws {InvalidArgumentError} for a deadline that is not a finite number.
    * @see drm_sched_fence_set_deadline_finished()
    */
   setDeadline(deadline: number): void {
+    requiredFinite(deadline, 'DrmSchedFence.setDeadline', 'deadline');
     if (this.#deadline !== undefined && this.#deadline <= deadline) return;
     this.#deadline = deadline;
     this.#parent?.setDeadline(deadline);
@@ -173,6 +183,6 @@ export class DrmSchedFence {
  * The pair behind a scheduler fence (`scheduled` or `finished`), or null for any other fence.
  * @see to_drm_sched_fence()
  */
-export function toDrmSchedFence(fence: DmaFence): DrmSchedFence | null {
+export function toDrmSchedFence(fence: unknown): DrmSchedFence | null {
   return fence instanceof DrmSchedFenceMember ? fence.sFence : null;
 }

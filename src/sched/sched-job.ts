@@ -50,6 +50,7 @@
  */
 
 import { BugError, DmaBufError, describeValue, InvalidArgumentError, NotSubmittedError } from '../base/errors.js';
+import { type Check, defineOptions, invalidArgument, optionalPositiveInteger } from '../base/options.js';
 import { DmaFence, type FenceCallback } from '../fence/dma-fence.js';
 import type { Syncobj } from '../fence/syncobj.js';
 import { DmaResv, type DmaResvUsage } from '../resv/dma-resv.js';
@@ -100,6 +101,19 @@ export interface DrmSchedJobInit {
   readonly clientId?: string | number;
 }
 
+const checkClientId: Check<string | number | undefined> = (value, fn, name) => {
+  if (value === undefined || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))) {
+    return value;
+  }
+  throw invalidArgument(fn, name, value, 'a string or a finite number (or omitted)');
+};
+
+const parseJobInit = defineOptions('DrmSchedJob', {
+  credits: optionalPositiveInteger,
+  owner: (value: unknown) => value,
+  clientId: checkClientId,
+});
+
 /**
  * Where a job is in its life. `initialized` → `armed` → `queued` → `running` → `done` →
  * `freed`; a queued job of a killed entity goes `killed` → `freed`; a job given up before arm
@@ -148,13 +162,7 @@ export class DrmSchedJob {
     if (typeof entity !== 'object' || entity === null || typeof entity.armJob !== 'function') {
       throw new InvalidArgumentError(`DrmSchedJob: entity must be a DrmSchedEntity, got ${describeValue(entity)}`);
     }
-    const credits: unknown = init?.credits ?? 1;
-    if (typeof credits !== 'number' || !Number.isSafeInteger(credits) || credits < 1) {
-      throw new InvalidArgumentError(
-        `DrmSchedJob for entity ${entity.name}: credits must be an integer >= 1 (ring space the job takes), ` +
-          `got ${describeValue(credits)}`,
-      );
-    }
+    const options = parseJobInit(init);
     if (!entity.hasScheduler) {
       throw new DmaBufError(
         'ENOENT',
@@ -163,9 +171,9 @@ export class DrmSchedJob {
       );
     }
     this.entity = entity;
-    this.#credits = credits;
-    this.owner = init?.owner;
-    this.clientId = init?.clientId ?? entity.name;
+    this.#credits = options.credits ?? 1;
+    this.owner = options.owner;
+    this.clientId = options.clientId ?? entity.name;
   }
 
   /** Where the job is in its life. */

@@ -75,14 +75,25 @@
  * ```
  */
 
-import { BugError, DmaBufError, describeValue, type ErrnoCode, InvalidArgumentError } from '../base/errors.js';
+import { BugError, DmaBufError, describeValue, type ErrnoCode } from '../base/errors.js';
+import {
+  type Check,
+  defineOptions,
+  invalidArgument,
+  optionalErrno,
+  optionalFunction,
+  optionalIndex,
+  optionalPositiveInteger,
+  requiredFunction,
+  requiredName,
+} from '../base/options.js';
 import { type Clock, getClock, type TimerHandle } from '../base/clock.js';
 import { lockdep } from '../base/lockdep-hooks.js';
 import { DmaFence } from '../fence/dma-fence.js';
 import { beginSignalling, endSignalling } from '../locking/lockdep.js';
 import { type DrmSchedExecutor, resolveSchedExecutor } from './sched-executor.js';
 import type { DrmSchedEntity, DrmSchedEntityScheduler } from './sched-entity.js';
-import type { DrmSchedJob } from './sched-job.js';
+import { DrmSchedJob } from './sched-job.js';
 import {
   DRM_SCHED_POLICIES,
   DRM_SCHED_PRIORITY_COUNT,
@@ -182,6 +193,93 @@ export interface DrmGpuSchedulerInit<J extends DrmSchedJob = DrmSchedJob> {
   readonly onError?: (failure: DrmSchedFailure) => void;
 }
 
+const checkOps: Check<DrmSchedBackendOps> = (value, fn, name) => {
+  if (typeof value !== 'object' || value === null) {
+    throw invalidArgument(fn, name, value, 'an object with runJob, timedOutJob and freeJob');
+  }
+  const table = value as Record<string, unknown>;
+  for (const op of ['runJob', 'timedOutJob', 'freeJob']) requiredFunction(table[op], fn, `${name}.${op}`);
+  for (const op of ['prepareJob', 'cancelJob']) optionalFunction(table[op], fn, `${name}.${op}`);
+  return value as DrmSchedBackendOps;
+};
+
+const checkCreditLimit: Check<number | undefined> = (value, fn, name) =>
+  value === Infinity ? Infinity : optionalPositiveInteger(value, fn, name);
+
+const checkWatchdogTimeout: Check<number | undefined> = (value, fn, name) => {
+  if (value === undefined || (typeof value === 'number' && value >= 0)) return value;
+  throw invalidArgument(fn, name, value, 'a number of milliseconds >= 0, or Infinity (the default) for no watchdog');
+};
+
+const checkPolicy: Check<DrmSchedPolicy> = (value, fn, name) => {
+  if (value === undefined) return DRM_SCHED_POLICIES.fair;
+  if (typeof value === 'string' && Object.hasOwn(DRM_SCHED_POLICIES, value)) {
+    return DRM_SCHED_POLICIES[value as DrmSchedPolicy['name']];
+  }
+  if (typeof value === 'object' && value !== null && typeof (value as DrmSchedPolicy).keyOnAdd === 'function') {
+    return value as DrmSchedPolicy;
+  }
+  throw invalidArgument(fn, name, value, "'fair', 'fifo', 'rr' or a policy object");
+};
+
+const checkClock: Check<Clock | undefined> = (value, fn, name) => {
+  if (value === undefined) return undefined;
+  const c = value as Partial<Clock> | null;
+  if (
+    typeof c === 'object' &&
+    c !== null &&
+    typeof c.now === 'function' &&
+    typeof c.setTimer === 'function' &&
+    typeof c.clearTimer === 'function'
+  ) {
+    return value as Clock;
+  }
+  throw invalidArgument(fn, name, value, 'a Clock { now, setTimer, clearTimer } (or omitted)');
+};
+
+const checkExecutor: Check<DrmSchedExecutor> = (value, fn, name) => {
+  try {
+    return resolveSchedExecutor(value);
+  } catch {
+    throw invalidArgument(fn, name, value, "'microtask', 'macrotask' or an object with a schedule(fn) method");
+  }
+};
+
+const checkObserver: Check<DrmSchedObserver | undefined> = (value, fn, name) => {
+  if (value === undefined) return undefined;
+  if (typeof value === 'object' && value !== null) {
+    const o = value as Record<string, unknown>;
+    for (const hook of ['jobQueued', 'jobRun', 'jobDone', 'jobFreed', 'jobKilled', 'timedOut']) {
+      optionalFunction(o[hook], fn, `${name}.${hook}`);
+    }
+    return value as DrmSchedObserver;
+  }
+  throw invalidArgument(fn, name, value, 'an object of optional hooks (or omitted)');
+};
+
+const parseInit = defineOptions('DrmGpuScheduler', {
+  name: requiredName,
+  ops: checkOps,
+  creditLimit: checkCreditLimit,
+  timeout: checkWatchdogTimeout,
+  hangLimit: optionalIndex,
+  policy: checkPolicy,
+  clock: checkClock,
+  executor: checkExecutor,
+  observer: checkObserver,
+  onError: optionalFunction,
+});
+
+function checkJob(fn: string, name: string, job: unknown): void {
+  if (!(job instanceof DrmSchedJob)) throw invalidArgument(fn, name, job, 'a DrmSchedJob');
+}
+
+const checkStart = (errno: unknown): ErrnoCode | undefined => optionalErrno(errno, 'DrmGpuScheduler.start', 'errno');
+const checkRemaining = (value: unknown): number => {
+  if (typeof value === 'number' && value >= 0 && !Number.isNaN(value)) return value;
+  throw invalidArgument('DrmGpuScheduler.resumeTimeout', 'remaining', value, 'a number of milliseconds >= 0');
+};
+
 /** Work items on the ordered executor. */
 const RUN = 0;
 const FREE = 1;
@@ -274,79 +372,17 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
    * @see drm_sched_init()
    */
   constructor(init: DrmGpuSchedulerInit<J>) {
-    if (typeof init !== 'object' || init === null) {
-      throw new InvalidArgumentError(`DrmGpuScheduler: options must be an object, got ${describeValue(init)}`);
-    }
-    const { name, ops } = init;
-    if (typeof name !== 'string' || name === '') {
-      throw new InvalidArgumentError(`DrmGpuScheduler: name must be a non-empty string, got ${describeValue(name)}`);
-    }
-    const what = `DrmGpuScheduler "${name}"`;
-    if (typeof ops !== 'object' || ops === null) {
-      throw new InvalidArgumentError(
-        `${what}: ops must be an object with runJob, timedOutJob and freeJob, got ${describeValue(ops)}`,
-      );
-    }
-    for (const op of ['runJob', 'timedOutJob', 'freeJob'] as const) {
-      if (typeof ops[op] !== 'function') {
-        throw new InvalidArgumentError(
-          `${what}: ops.${op} is required and must be a function, got ${describeValue(ops[op])}`,
-        );
-      }
-    }
-    for (const op of ['prepareJob', 'cancelJob'] as const) {
-      if (ops[op] !== undefined && typeof ops[op] !== 'function') {
-        throw new InvalidArgumentError(
-          `${what}: ops.${op} must be a function when given, got ${describeValue(ops[op])}`,
-        );
-      }
-    }
-    const creditLimit: unknown = init.creditLimit ?? Infinity;
-    if (
-      creditLimit !== Infinity &&
-      (typeof creditLimit !== 'number' || !Number.isSafeInteger(creditLimit) || creditLimit < 1)
-    ) {
-      throw new InvalidArgumentError(
-        `${what}: creditLimit must be an integer >= 1 (ring space) or Infinity, got ${describeValue(creditLimit)}`,
-      );
-    }
-    const timeout: unknown = init.timeout ?? Infinity;
-    if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
-      throw new InvalidArgumentError(
-        `${what}: timeout must be a non-negative number of milliseconds, or Infinity for no watchdog, ` +
-          `got ${describeValue(timeout)}`,
-      );
-    }
-    const hangLimit: unknown = init.hangLimit ?? 0;
-    if (typeof hangLimit !== 'number' || !Number.isSafeInteger(hangLimit) || hangLimit < 0) {
-      throw new InvalidArgumentError(
-        `${what}: hangLimit must be a non-negative integer, got ${describeValue(hangLimit)}`,
-      );
-    }
-    const policy =
-      typeof init.policy === 'string' || init.policy === undefined
-        ? DRM_SCHED_POLICIES[init.policy ?? 'fair']
-        : init.policy;
-    if (policy === undefined || typeof policy.keyOnAdd !== 'function') {
-      throw new InvalidArgumentError(
-        `${what}: policy must be 'fair', 'fifo', 'rr' or a policy object, got ${describeValue(init.policy)}`,
-      );
-    }
-    if (init.onError !== undefined && typeof init.onError !== 'function') {
-      throw new InvalidArgumentError(
-        `${what}: onError must be a function when given, got ${describeValue(init.onError)}`,
-      );
-    }
+    const { name, ops, creditLimit, timeout, hangLimit, policy, clock, executor, observer, onError } = parseInit(init);
     this.name = name;
-    this.#ops = ops;
-    this.creditLimit = creditLimit as number;
-    this.#timeout = timeout;
-    this.hangLimit = hangLimit;
+    this.#ops = ops as DrmSchedBackendOps<J>;
+    this.creditLimit = creditLimit ?? Infinity;
+    this.#timeout = timeout ?? Infinity;
+    this.hangLimit = hangLimit ?? 0;
     this.policy = policy;
-    this.executor = resolveSchedExecutor(init.executor);
-    this.#clock = init.clock;
-    this.#observer = init.observer ?? null;
-    this.#onError = init.onError;
+    this.executor = executor;
+    this.#clock = clock;
+    this.#observer = (observer as DrmSchedObserver<J> | undefined) ?? null;
+    this.#onError = onError as ((failure: DrmSchedFailure) => void) | undefined;
     const queues = policy.queuePerPriority ? DRM_SCHED_PRIORITY_COUNT : 1;
     this.#rqs = Array.from({ length: queues }, () => new DrmSchedRq(policy, this.#stats));
   }
@@ -449,9 +485,11 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
   /**
    * Counts a hang against `job` and marks its entity's guilty flag (kernel-priority jobs are
    * always considered innocent). Call it from `timedOutJob`, as drivers do.
+   * @throws {InvalidArgumentError} for anything but a DrmSchedJob.
    * @see drm_sched_increase_karma()
    */
   increaseKarma(job: DrmSchedJob): void {
+    checkJob('DrmGpuScheduler.increaseKarma', 'job', job);
     if (job.priority === DrmSchedPriority.Kernel) return;
     job.addKarma();
     const guilty = (job.entity as Partial<DrmSchedEntity>).guilty;
@@ -491,9 +529,11 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
 
   /**
    * Re-arms the watchdog with `remaining` ms (from {@link suspendTimeout}); disarms it when idle.
+   * @throws {InvalidArgumentError} for anything but a number of milliseconds >= 0.
    * @see drm_sched_resume_timeout()
    */
   resumeTimeout(remaining: number): void {
+    checkRemaining(remaining);
     if (this.#pending.length === 0) {
       this.#cancelTimeout();
       return;
@@ -507,9 +547,14 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
    * hardware fence is still pending are detached from it (their credits given back), the others
    * are freed; `bad` (the hung job, if it is this scheduler's) goes back to the head of the
    * pending list, and if it had completed it is freed once the timeout handler returns.
+   * Idempotent: a second stop() before {@link start} changes nothing.
+   * @throws {InvalidArgumentError} for a `bad` that is not a DrmSchedJob (or null); nothing is stopped then.
    * @see drm_sched_stop()
    */
   stop(bad?: J | null): void {
+    if (bad !== undefined && bad !== null) checkJob('DrmGpuScheduler.stop', 'bad', bad);
+    // Stopped already: the detached jobs look like jobs without a hardware fence and would be freed unfinished.
+    if (this.#paused) return;
     this.#pause();
     const pending = this.#pending;
     if (bad !== undefined && bad !== null && bad.sched === this && !pending.includes(bad)) pending.unshift(bad);
@@ -533,10 +578,17 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
   /**
    * Restarts submission after {@link stop}: every pending job is re-attached to its hardware fence,
    * and a job without one (detached by `stop`) completes with `errno` (`ECANCELED` when omitted).
+   * @throws {InvalidArgumentError} for an errno that is not an errno name; nothing is restarted then.
+   * @throws {BugError} when the scheduler was not stopped (nothing changes).
    * @see drm_sched_start()
    */
   start(errno?: ErrnoCode): void {
+    checkStart(errno);
     if (!this.#ready) return;
+    if (!this.#paused) {
+      // Every pending job still has its hardware callback: attaching another would complete it twice.
+      throw new BugError(`${this}.start() without stop(); start() restarts submission after a stop() only`);
+    }
     const error = errno === undefined ? 'ECANCELED' : errno;
     for (const job of this.#pending.slice()) {
       this.#creditCount += job.credits;
@@ -711,7 +763,8 @@ export class DrmGpuScheduler<J extends DrmSchedJob = DrmSchedJob> implements Drm
       if (job.finishedAt !== undefined) {
         // A serial ring: the next job could not start before this one finished.
         next?.startNoEarlierThan(job.finishedAt);
-        const duration = job.finishedAt - (job.startedAt ?? job.finishedAt);
+        // Clamped: a hardware fence that signalled before its predecessor's ended before it "started".
+        const duration = Math.max(0, job.finishedAt - (job.startedAt ?? job.finishedAt));
         (job.entity as DrmSchedEntity).node.accountJob(duration);
         this.#stats.avgJobTime = schedAvgTimeUpdate(this.#stats.avgJobTime, duration);
       }

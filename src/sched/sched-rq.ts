@@ -39,7 +39,7 @@
  * ```
  */
 
-import { describeValue, InvalidArgumentError } from '../base/errors.js';
+import { type Check, invalidArgument } from '../base/options.js';
 
 /**
  * Job and entity priorities; a lower value is a higher priority (the kernel's order since 6.8).
@@ -53,28 +53,33 @@ export const DRM_SCHED_PRIORITY_COUNT = 4;
 
 const PRIORITY_NAMES = ['kernel', 'high', 'normal', 'low'] as const;
 
-/** `'kernel'`, `'high'`, `'normal'` or `'low'`. */
+/**
+ * `'kernel'`, `'high'`, `'normal'` or `'low'`.
+ * @throws {InvalidArgumentError} for anything but a {@link DrmSchedPriority} (or its name).
+ */
 export function schedPriorityName(priority: DrmSchedPriority): string {
-  return PRIORITY_NAMES[priority];
+  return PRIORITY_NAMES[checkSchedPriority(priority, 'schedPriorityName', 'priority')];
 }
 
 /**
  * @internal
  * Checks a priority: one of {@link DrmSchedPriority}'s values or its lower-case name.
- * @throws {InvalidArgumentError} naming `what`.
+ * @throws {InvalidArgumentError} naming argument `name` of `fn`.
  */
-export function checkSchedPriority(what: string, value: unknown): DrmSchedPriority {
+export const checkSchedPriority: Check<DrmSchedPriority> = (value, fn, name) => {
   if (typeof value === 'string') {
     const i = (PRIORITY_NAMES as readonly string[]).indexOf(value);
     if (i >= 0) return i as DrmSchedPriority;
   } else if (value === 0 || value === 1 || value === 2 || value === 3) {
     return value;
   }
-  throw new InvalidArgumentError(
-    `${what} must be a DrmSchedPriority (Kernel 0, High 1, Normal 2, Low 3) or its name ` +
-      `('kernel', 'high', 'normal', 'low'), got ${describeValue(value)}`,
+  throw invalidArgument(
+    fn,
+    name,
+    value,
+    "a DrmSchedPriority (Kernel 0, High 1, Normal 2, Low 3) or its name ('kernel', 'high', 'normal', 'low')",
   );
-}
+};
 
 /**
  * @internal
@@ -102,8 +107,7 @@ const BLOCKED = 2;
 export class DrmSchedRqNode<Owner = unknown> {
   /** Whose node this is (the entity). */
   readonly owner: Owner;
-  /** The entity's priority now (FAIR reads it at every pop; FIFO and RR when a queue is chosen). */
-  priority: DrmSchedPriority;
+  #priority: DrmSchedPriority;
   /** GPU time of this entity's freed jobs, in clock milliseconds. */
   runtime = 0;
   /** The part of {@link runtime} already turned into virtual runtime. */
@@ -126,9 +130,23 @@ export class DrmSchedRqNode<Owner = unknown> {
   heap = OUTSIDE;
   heapIndex = -1;
 
+  /** @throws {InvalidArgumentError} for a priority that is not a {@link DrmSchedPriority} (or its name). */
   constructor(owner: Owner, priority: DrmSchedPriority) {
     this.owner = owner;
-    this.priority = priority;
+    this.#priority = checkSchedPriority(priority, 'DrmSchedRqNode', 'priority');
+  }
+
+  /** The entity's priority now (FAIR reads it at every pop; FIFO and RR when a queue is chosen). */
+  get priority(): DrmSchedPriority {
+    return this.#priority;
+  }
+
+  /**
+   * Checked: FAIR's weight is looked up by priority, and anything else made a NaN virtual runtime.
+   * @throws {InvalidArgumentError} for a priority that is not a {@link DrmSchedPriority} (or its name).
+   */
+  set priority(priority: DrmSchedPriority) {
+    this.#priority = checkSchedPriority(priority, 'DrmSchedRqNode.priority', 'priority');
   }
 
   /** Whether the entity has queued jobs in the queue (runnable or blocked). */
@@ -141,8 +159,16 @@ export class DrmSchedRqNode<Owner = unknown> {
     return this.heap === RUNNABLE;
   }
 
-  /** Adds a freed job's GPU time (the kernel's `drm_sched_entity_stats_job_add_gpu_time()`). */
+  /**
+   * Adds a freed job's GPU time (the kernel's `drm_sched_entity_stats_job_add_gpu_time()`).
+   * @throws {InvalidArgumentError} for a duration that is negative or not finite: GPU time only
+   *   grows (the scheduler charges 0 for a job whose hardware fence signalled before its
+   *   predecessor's).
+   */
   accountJob(duration: number): void {
+    if (typeof duration !== 'number' || !(duration >= 0 && duration < Infinity)) {
+      throw invalidArgument('DrmSchedRqNode.accountJob', 'duration', duration, 'a finite number of milliseconds >= 0');
+    }
     this.runtime += duration;
     this.avgJobTime = schedAvgTimeUpdate(this.avgJobTime, duration);
   }
@@ -289,7 +315,22 @@ export class DrmSchedRq {
   #cursorLap = 0;
   #cursorPosition = -1;
 
+  /** @throws {InvalidArgumentError} for a policy without its four functions, or stats without `avgJobTime`. */
   constructor(policy: DrmSchedPolicy, stats: DrmSchedQueueStats) {
+    const p = policy as Partial<DrmSchedPolicy> | null;
+    if (
+      typeof p !== 'object' ||
+      p === null ||
+      typeof p.keyOnAdd !== 'function' ||
+      typeof p.keyOnPop !== 'function' ||
+      typeof p.keyOnUnblock !== 'function' ||
+      typeof p.selected !== 'function'
+    ) {
+      throw invalidArgument('DrmSchedRq', 'policy', policy, 'a DrmSchedPolicy (fairPolicy, fifoPolicy, rrPolicy)');
+    }
+    if (typeof stats !== 'object' || stats === null || typeof stats.avgJobTime !== 'number') {
+      throw invalidArgument('DrmSchedRq', 'stats', stats, 'an object { avgJobTime: number }');
+    }
     this.policy = policy;
     this.stats = stats;
   }

@@ -46,10 +46,13 @@
  * ```
  */
 
-import { describeValue, InvalidArgumentError } from '../base/errors.js';
+import { BugError, describeValue, InvalidArgumentError } from '../base/errors.js';
+import { defineOptions, invalidArgument, optionalSignal } from '../base/options.js';
 import { DmaResvUsage } from '../resv/dma-resv.js';
 import { DrmExec, type DrmExecObject } from '../exec/drm-exec.js';
-import type { DrmSchedJob } from './sched-job.js';
+import { DrmSchedJob } from './sched-job.js';
+
+const parseSubmitOptions = defineOptions('submitJob', { signal: optionalSignal });
 
 /** A buffer a job uses, and how. */
 export interface DrmSchedBufferAccess {
@@ -67,6 +70,8 @@ export interface SubmitJobOptions {
 /**
  * Locks `buffers`, makes `job` wait for their implicit fences, arms it, adds its `finished`
  * fence to each (write or read usage), pushes it, unlocks.
+ * @throws rejects with {@link InvalidArgumentError} (a job that is not a DrmSchedJob, bad buffers or
+ *   options) or {@link BugError} (a job already armed or pushed) before anything is locked.
  * @throws rejects before arm with the lock's or the entity's error; the job is then not armed.
  */
 export async function submitJob(
@@ -74,6 +79,11 @@ export async function submitJob(
   buffers: readonly DrmSchedBufferAccess[],
   options?: SubmitJobOptions,
 ): Promise<void> {
+  if (!(job instanceof DrmSchedJob)) throw invalidArgument('submitJob', 'job', job, 'a DrmSchedJob');
+  if (job.state !== 'initialized') {
+    throw new BugError(`submitJob: ${job} is ${job.state}; submit a fresh job (as made by new DrmSchedJob)`);
+  }
+  const { signal } = parseSubmitOptions(options);
   if (!Array.isArray(buffers)) {
     throw new InvalidArgumentError(
       `submitJob: buffers must be an array of { obj, write }, got ${describeValue(buffers)}`,
@@ -89,7 +99,7 @@ export async function submitJob(
     writes.set(b.obj, (writes.get(b.obj) ?? false) || b.write);
   }
   const objects = [...writes.keys()];
-  await using exec = new DrmExec(options?.signal !== undefined ? { signal: options.signal } : {});
+  await using exec = new DrmExec(signal !== undefined ? { signal } : {});
   await exec.untilAllLocked(async (exec) => {
     await exec.prepareArray(objects, 1);
   });
