@@ -371,27 +371,10 @@ export class DmaFence {
       hooks.endSignalling(cookie);
       return true;
     }
-    // The same steps as #runCallbacksAndWaiters, written out: a call here measured about 5%
-    // slower on the wait benchmark than the inline loop.
-    const callbacks = this.#callbacks;
-    if (callbacks !== null) {
-      this.#callbacks = null;
-      if (typeof callbacks === 'function') {
-        runCallback(callbacks, this);
-      } else {
-        for (let i = 0; i < callbacks.length; i++) runCallback(callbacks[i]!, this);
-      }
-    }
-    const waiters = this.#waiters;
-    if (waiters !== null) {
-      this.#waiters = null;
-      if (typeof waiters === 'function') waiters(true);
-      else for (let i = 0; i < waiters.length; i++) waiters[i]!(true);
-    }
+    this.#runCallbacksAndWaiters();
     return true;
   }
 
-  /** Runs the callbacks, then resolves the plain waits (inside the validator's section). */
   #runCallbacksAndWaiters(): void {
     const callbacks = this.#callbacks;
     if (callbacks !== null) {
