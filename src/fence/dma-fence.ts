@@ -361,22 +361,11 @@ export class DmaFence {
     if ((this.#flags & FLAG_SIGNALED) !== 0) return false;
     this.#flags |= FLAG_SIGNALED;
     this.#timestamp = timestamp ?? getClock().now();
-    // The validator sees the callbacks as running inside a signalling section (kernel: signal()
-    // is itself annotated); only worth opening when something runs in it. Out of line, so with
-    // the validator off signal() is the hook-free code plus this one test.
-    const hooks = lockdep;
-    if (hooks !== null && (this.#callbacks !== null || this.#waiters !== null)) {
-      const cookie = hooks.beginSignalling(this.isLongRunning);
-      this.#runCallbacksAndWaiters();
-      hooks.endSignalling(cookie);
-      return true;
-    }
-    this.#runCallbacksAndWaiters();
-    return true;
-  }
-
-  #runCallbacksAndWaiters(): void {
     const callbacks = this.#callbacks;
+    // The validator sees the callbacks as running inside a signalling section (kernel: signal()
+    // is itself annotated); only worth opening when something runs in it.
+    const hooks = lockdep;
+    const cookie = hooks !== null && (callbacks !== null || this.#waiters !== null) ? hooks.beginSignalling(this.isLongRunning) : null;
     if (callbacks !== null) {
       this.#callbacks = null;
       if (typeof callbacks === 'function') {
@@ -391,6 +380,8 @@ export class DmaFence {
       if (typeof waiters === 'function') waiters(true);
       else for (let i = 0; i < waiters.length; i++) waiters[i]!(true);
     }
+    if (cookie !== null) hooks!.endSignalling(cookie);
+    return true;
   }
 
   /**
