@@ -198,6 +198,70 @@ async function sortedMutexTask(plan: Plan, mutexes: readonly Mutex[], counts: Co
   }
 }
 
+/**
+ * The floor for sorted locking: the least a promise-based mutex can do. Free: lock() returns a
+ * shared resolved promise; taken: one promise per waiter, and unlock() hands the lock straight to
+ * the oldest waiter. No cancellation, no timeouts, no releaser objects: bench only.
+ */
+export class MinimalMutex {
+  #locked = false;
+  readonly #waiters: (() => void)[] = [];
+
+  get isLocked(): boolean {
+    return this.#locked;
+  }
+
+  lock(): Promise<void> {
+    if (!this.#locked) {
+      this.#locked = true;
+      return RESOLVED;
+    }
+    return new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+
+  unlock(): void {
+    const next = this.#waiters.shift();
+    // The lock passes to `next` without being freed in between.
+    if (next !== undefined) next();
+    else this.#locked = false;
+  }
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/** One minimal-mutex task in sorted order: the same steps as {@link sortedMutexTask}. */
+async function sortedMinimalTask(plan: Plan, mutexes: readonly MinimalMutex[], counts: Counts): Promise<void> {
+  const held: MinimalMutex[] = [];
+  for (const planned of plan) {
+    const tx = [...planned].sort((a, b) => a - b);
+    for (const i of tx) {
+      const m = mutexes[i]!;
+      await m.lock();
+      held.push(m);
+    }
+    await immediate();
+    counts.completed++;
+    while (held.length > 0) held.pop()!.unlock();
+  }
+}
+
+/** Floor baseline: {@link MinimalMutex}, one per object, acquired in sorted order. */
+export function sortedMinimalSide(plans: readonly Plan[]): Side {
+  const mutexes = Array.from({ length: OBJECTS }, () => new MinimalMutex());
+  const total = plans.reduce((n, p) => n + p.length, 0);
+  return {
+    label: 'minimal mutex sorted',
+    async run(batch: number): Promise<void> {
+      if (batch !== total) throw new Error(`drm-exec: batch ${batch} differs from the plans' ${total} transactions`);
+      const counts: Counts = { completed: 0, backoffs: 0, inFlight: 0 };
+      await Promise.all(plans.map((plan) => sortedMinimalTask(plan, mutexes, counts)));
+      if (counts.completed !== total)
+        throw new Error(`drm-exec: minimal mutex completed ${counts.completed} of ${total} transactions`);
+      if (mutexes.some((m) => m.isLocked)) throw new Error('drm-exec: minimal mutex left a mutex locked');
+    },
+  };
+}
+
 /** How the DrmExec side locks: in plan order or sorted, on the reservation class or another. */
 export interface DrmExecSideOptions {
   readonly sorted?: boolean;
@@ -456,6 +520,37 @@ export const definition: BenchDefinition = {
           `DrmExec back-offs per transaction: median ${median(backoffs).toFixed(2)} (range ${Math.min(...backoffs).toFixed(2)}-${Math.max(...backoffs).toFixed(2)}); ${c.note}`,
       });
     }
+
+    // The floor (issue 13): how far DrmExec, and async-mutex itself, are from the least a sorted
+    // promise mutex can cost. No target.
+    ctx.progress(`drm-exec: against a minimal sorted mutex (floor)`);
+    const floorBackoffs: number[] = [];
+    const floorRow = await compare({
+      name: `${TASKS} tasks x ${PER_TX} of ${OBJECTS} objects, vs minimal mutex`,
+      candidate: drmExecSide(plans, {}, floorBackoffs),
+      baseline: sortedMinimalSide(plans),
+      batch,
+      rounds,
+      warmup,
+    });
+    rows.push({
+      ...floorRow,
+      note:
+        'floor, no target: baseline is a minimal hand-written promise mutex (no cancellation, direct hand-off), ' +
+        'sorted order; ' +
+        `DrmExec in the random plan order; back-offs per transaction: median ${median(floorBackoffs).toFixed(2)}`,
+    });
+    rows.push(
+      await compare({
+        name: `${TASKS} tasks x ${PER_TX} of ${OBJECTS} objects, async-mutex vs minimal`,
+        candidate: sortedMutexSide(plans),
+        baseline: sortedMinimalSide(plans),
+        batch,
+        rounds,
+        warmup,
+        note: 'floor, no target: how far the library a user would pick is from the minimal sorted mutex',
+      }),
+    );
 
     const runs = quick ? 3 : 5;
     ctx.progress(`drm-exec: random order under a ${WATCHDOG_MS} ms watchdog, ${runs} seeds`);

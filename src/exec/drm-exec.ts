@@ -64,7 +64,7 @@
  */
 
 import { AlreadyLockedError, BugError, DmaBufError, WwDeadlockError } from '../base/errors.js';
-import { collectFailures, throwCollected } from '../base/lifecycle.js';
+import { throwCollected } from '../base/lifecycle.js';
 import {
   checkInterruptible,
   defineOptions,
@@ -85,6 +85,13 @@ const parseOptions = defineOptions('DrmExec', {
   signal: optionalSignal,
   wwClass: optional(instanceOf(WwClass)),
 });
+
+function finiFailures(n: number): string {
+  return `DrmExec.fini: ${n} releases failed`;
+}
+
+// The in-flight mark while a lock runs up to its first await (see lockObj).
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /** Unlocks a tracked object and drops its reference, the reference even if the unlock failed. */
 function release(obj: DrmExecObject): void {
@@ -264,18 +271,18 @@ export class DrmExec implements AsyncDisposable {
    *   while another lock of this exec is pending, or after `fini()`.
    * @see drm_exec_lock_obj()
    */
-  async lockObj(obj: DrmExecObject): Promise<void> {
-    this.#checkLockable('lockObj', obj);
-    const wait = this.#lockObj(obj);
-    this.#inFlight = wait;
+  lockObj(obj: DrmExecObject): Promise<void> {
     try {
-      await wait;
-    } finally {
-      if (this.#inFlight === wait) {
-        this.#inFlight = null;
-        this.#pending = null;
-      }
+      this.#checkLockable('lockObj', obj);
+    } catch (err) {
+      return Promise.reject(err);
     }
+    // Marks a lock as in flight while #lockObj runs up to its first await; its `finally` clears
+    // the mark, so a lock that completed synchronously leaves nothing in flight.
+    this.#inFlight = RESOLVED;
+    const wait = this.#lockObj(obj);
+    if (this.#inFlight !== null) this.#inFlight = wait;
+    return wait;
   }
 
   /**
@@ -358,16 +365,31 @@ export class DrmExec implements AsyncDisposable {
       this.#stop(new DmaBufError('ECANCELED', `DrmExec: finished while a lock of ${nameOf(pending)} was pending`));
     }
     // Every step runs whatever the ones before it threw; the failures are thrown together.
-    const errors: unknown[] = [];
-    const keep = (failed: unknown[] | undefined): void => void (failed !== undefined && errors.push(...failed));
+    // Plain try/catch rather than collectFailures with closures: fini runs once per transaction.
+    let errors: unknown[] | undefined;
     // The pending lock may have been handed over already, with its promise not yet settled.
     if (pending !== null && pending.resv.mutex.holder === this.#ticket && !this.#objects.includes(pending)) {
-      keep(collectFailures([pending], (obj) => obj.resv.unlock()));
+      try {
+        pending.resv.unlock();
+      } catch (err) {
+        (errors ??= []).push(err);
+      }
     }
-    keep(this.#unlockAll());
-    if (contended !== null) keep(collectFailures([contended], (obj) => obj.put()));
-    keep(collectFailures([this.#ticket], (ticket) => ticket.fini()));
-    throwCollected(errors, (n) => `DrmExec.fini: ${n} releases failed`);
+    const failed = this.#unlockAll();
+    if (failed !== undefined) (errors ??= []).push(...failed);
+    if (contended !== null) {
+      try {
+        contended.put();
+      } catch (err) {
+        (errors ??= []).push(err);
+      }
+    }
+    try {
+      this.#ticket.fini();
+    } catch (err) {
+      (errors ??= []).push(err);
+    }
+    throwCollected(errors, finiFailures);
   }
 
   /** {@link fini}, then waits for a lock it cancelled to settle. Idempotent. */
@@ -384,53 +406,58 @@ export class DrmExec implements AsyncDisposable {
     return `DrmExec(${this.#ticket}, ${this.#phase}, ${this.#objects.length} locked${this.#contended !== null ? ', contended' : ''})`;
   }
 
+  // One async frame per lock (the contended slow lock inlined): each extra frame is an extra
+  // promise and microtask hop on every lock of every transaction.
   async #lockObj(obj: DrmExecObject): Promise<void> {
-    if (this.#contended !== null) await this.#lockContended();
-    if (this.#prelocked === obj) {
-      // Slow-locked at the start of this run and already tracked; drop the contended reference.
-      this.#prelocked = null;
-      obj.put();
-      return;
-    }
-    this.#throwIfStopped();
-    this.#pending = obj;
     try {
-      await obj.resv.lock(this.#ticket);
-    } catch (err) {
-      if (this.#phase === 'finished') throw err;
-      if (err instanceof WwDeadlockError) {
-        obj.get();
-        this.#contended = obj;
-        this.#contentions++;
+      const contended = this.#contended;
+      if (contended !== null) {
+        // After a back-off: slow-lock the contended object holding nothing (drm_exec_lock_contended()).
+        // Cleared first, so a failed slow lock ends the loop instead of retrying it.
+        this.#contended = null;
+        this.#pending = contended;
+        try {
+          this.#throwIfStopped();
+          await contended.resv.lockSlow(this.#ticket);
+        } catch (err) {
+          contended.put();
+          throw err;
+        }
+        if (this.#phase === 'finished') {
+          contended.put();
+          throw this.#stopReason?.reason;
+        }
+        this.#track(contended);
+        this.#prelocked = contended;
+      }
+      if (this.#prelocked === obj) {
+        // Slow-locked at the start of this run and already tracked; drop the contended reference.
+        this.#prelocked = null;
+        obj.put();
+        return;
+      }
+      this.#throwIfStopped();
+      this.#pending = obj;
+      try {
+        await obj.resv.lock(this.#ticket);
+      } catch (err) {
+        if (this.#phase === 'finished') throw err;
+        if (err instanceof WwDeadlockError) {
+          obj.get();
+          this.#contended = obj;
+          this.#contentions++;
+          throw err;
+        }
+        if (err instanceof AlreadyLockedError && this.#ignoreDuplicates) return;
         throw err;
       }
-      if (err instanceof AlreadyLockedError && this.#ignoreDuplicates) return;
-      throw err;
+      if (this.#phase === 'finished') throw this.#stopReason?.reason; // fini() released it already
+      this.#track(obj);
+    } finally {
+      // Only one lock of an exec is ever in flight, so the mark is this call's own.
+      this.#inFlight = null;
+      this.#pending = null;
     }
-    if (this.#phase === 'finished') throw this.#stopReason?.reason; // fini() released it already
-    this.#track(obj);
-  }
-
-  /** After a back-off: slow-locks the contended object holding nothing. @see drm_exec_lock_contended() */
-  async #lockContended(): Promise<void> {
-    const obj = this.#contended;
-    if (obj === null) return;
-    // Cleared first, so a failed slow lock ends the loop instead of retrying it.
-    this.#contended = null;
-    this.#pending = obj;
-    try {
-      this.#throwIfStopped();
-      await obj.resv.lockSlow(this.#ticket);
-    } catch (err) {
-      obj.put();
-      throw err;
-    }
-    if (this.#phase === 'finished') {
-      obj.put();
-      throw this.#stopReason?.reason;
-    }
-    this.#track(obj);
-    this.#prelocked = obj;
   }
 
   /** Stops lock waits for good: the current one (if any) rejects with `reason`, later ones at once. */
@@ -470,10 +497,21 @@ export class DrmExec implements AsyncDisposable {
     this.#objects = [];
     const prelocked = this.#prelocked;
     this.#prelocked = null;
-    const errors = collectFailures(objects, release);
+    let errors: unknown[] | undefined;
+    for (let i = 0; i < objects.length; i++) {
+      try {
+        release(objects[i]!);
+      } catch (err) {
+        (errors ??= []).push(err);
+      }
+    }
     if (prelocked === null) return errors;
-    const more = collectFailures([prelocked], (obj) => obj.put());
-    return more === undefined ? errors : [...(errors ?? []), ...more];
+    try {
+      prelocked.put();
+    } catch (err) {
+      (errors ??= []).push(err);
+    }
+    return errors;
   }
 
   /** A body that returned with a lock still pending forgot an `await`. */

@@ -241,6 +241,13 @@ function namedFence(
 const parseWaitOptions = defineOptions('DmaFence.wait', { timeout: optionalTimeout, signal: optionalSignal });
 const parseWaitAnyOptions = defineOptions('DmaFence.waitAny', { timeout: optionalTimeout, signal: optionalSignal });
 
+// The resolver of the promise a plain wait just created. The Promise constructor runs its
+// executor synchronously, so a shared executor can pass the resolver out through this slot.
+let capturedResolver: Resolver | null = null;
+function captureResolver(resolve: Resolver): void {
+  capturedResolver = resolve;
+}
+
 // Shared settled promises: waiting on a signaled fence allocates nothing.
 const RESOLVED_TRUE: Promise<boolean> = Promise.resolve(true);
 const RESOLVED_FALSE: Promise<boolean> = Promise.resolve(false);
@@ -530,12 +537,15 @@ export class DmaFence {
     if (this.isSignaled()) return RESOLVED_TRUE;
     if (timeout === 0) return RESOLVED_FALSE;
     if (timeout === undefined && abort === undefined) {
-      return new Promise<boolean>((resolve) => {
-        const waiters = this.#waiters;
-        if (waiters === null) this.#waiters = resolve;
-        else if (typeof waiters === 'function') this.#waiters = [waiters, resolve];
-        else waiters.push(resolve);
-      });
+      // One module-level executor hands the resolver out: no closure is created per wait.
+      const promise = new Promise<boolean>(captureResolver);
+      const resolve = capturedResolver!;
+      capturedResolver = null;
+      const waiters = this.#waiters;
+      if (waiters === null) this.#waiters = resolve;
+      else if (typeof waiters === 'function') this.#waiters = [waiters, resolve];
+      else waiters.push(resolve);
+      return promise;
     }
     return waitWithCleanup([this], timeout, abort).then(indexToBoolean);
   }

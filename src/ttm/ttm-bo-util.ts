@@ -71,6 +71,11 @@ export async function ttmBoMoveMemcpy(bo: TtmBufferObject, ctx: TtmOperationCtx,
   checkMove('ttmBoMoveMemcpy', bo, newRes, ctx);
   // Idle is the common case: skip the await (a microtask turn per move).
   if (!bo.resv.testSignaled(DmaResvUsage.Bookkeep)) await bo.waitIdle(ctx);
+  ttmBoCopyIdle(bo, newRes);
+}
+
+/** @internal The copy of {@link ttmBoMoveMemcpy} once the buffer is idle, synchronous. */
+export function ttmBoCopyIdle(bo: TtmBufferObject, newRes: TtmResource): void {
   const device = bo.device;
   const old = bo.resource;
   const src = old === null ? null : ttmBoSourceBytes(bo, old);

@@ -46,7 +46,14 @@ import {
 } from './ttm-placement.js';
 import { ttmResourceIntersects, type TtmResource } from './ttm-resource.js';
 import { TtmBufferObject, type TtmDeviceFuncs } from './ttm-bo.js';
-import { checkMove, ttmBoMoveAccelCleanup, ttmBoMoveMemcpy, ttmBoMoveNull, ttmBoSourceBytes } from './ttm-bo-util.js';
+import {
+  checkMove,
+  ttmBoCopyIdle,
+  ttmBoMoveAccelCleanup,
+  ttmBoMoveMemcpy,
+  ttmBoMoveNull,
+  ttmBoSourceBytes,
+} from './ttm-bo-util.js';
 
 /**
  * Whether evicting `bo` helps a request for `place`: always for System, else when its resource
@@ -98,7 +105,9 @@ export async function ttmBoMoveDefault(
   }
   const engine = bo.device.copyEngine;
   if (engine === null) {
-    await ttmBoMoveMemcpy(bo, ctx, newRes);
+    // An idle buffer is copied here and now, without the extra async frame of ttmBoMoveMemcpy.
+    if (bo.resv.testSignaled(DmaResvUsage.Bookkeep)) ttmBoCopyIdle(bo, newRes);
+    else await ttmBoMoveMemcpy(bo, ctx, newRes);
     return;
   }
   // The copy (or clear: VRAM is never handed out with a previous owner's bytes) runs after every

@@ -8,9 +8,11 @@ import {
   TX_PER_TASK,
   drmExecSide,
   drmExecWatchedRun,
+  MinimalMutex,
   findWaitCycle,
   makePlans,
   pickDistinct,
+  sortedMinimalSide,
   sortedMutexSide,
   turnWatchdog,
   unsortedMutexRun,
@@ -84,6 +86,24 @@ describe('drm-exec bench helpers', () => {
     assert.ok(run.backoffs >= 1, `${run.backoffs} back-offs: one of the two must have lost`);
   });
 
+  it('MinimalMutex: free locks at once, hands off to waiters in FIFO order, frees after the last', async () => {
+    const m = new MinimalMutex();
+    const order: number[] = [];
+    await m.lock();
+    assert.equal(m.isLocked, true);
+    const waits = [1, 2, 3].map((n) => m.lock().then(() => order.push(n)));
+    m.unlock();
+    await waits[0];
+    assert.deepEqual(order, [1]);
+    assert.equal(m.isLocked, true, 'handed over, never freed');
+    m.unlock();
+    m.unlock();
+    await Promise.all(waits);
+    assert.deepEqual(order, [1, 2, 3]);
+    m.unlock();
+    assert.equal(m.isLocked, false);
+  });
+
   it('the timed sides run a small random plan to the end and check their objects', async () => {
     const seed = testSeed();
     const plans = makePlans(seed, 4, 3);
@@ -91,6 +111,7 @@ describe('drm-exec bench helpers', () => {
     await drmExecSide(plans, {}, backoffs).run(12);
     await drmExecSide(plans, { sorted: true }, backoffs).run(12);
     await sortedMutexSide(plans).run(12);
+    await sortedMinimalSide(plans).run(12);
     assert.equal(backoffs.length, 2, `one back-off rate per DrmExec round (seed ${seed})`);
     assert.ok(
       backoffs.every((b) => b >= 0 && Number.isFinite(b)),

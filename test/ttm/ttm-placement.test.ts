@@ -57,6 +57,9 @@ describe('checkPlacement', () => {
     const cases: [unknown, RegExp][] = [
       ['System', /^spec: placement must be an array of places, got/],
       [[null], /^spec: place 0 must be an object/],
+      // A hole in a sparse array is a missing place, not one to skip.
+      // biome-ignore lint/suspicious/noSparseArray: the hole is the case under test
+      [[{ memType: TtmMemType.TT }, , { memType: TtmMemType.VRAM }], /^spec: place 1 must be an object, got undefined/],
       [
         [{ memType: TtmMemType.TT }, { memType: TTM_NUM_MEM_TYPES }],
         /^spec: place 1 memType must be an integer in 0\.\.8, got 9/,
