@@ -128,6 +128,9 @@ export function expectedSum(size: number, value: number): number {
   return (size / 4) * word;
 }
 
+/** `ms` rounded to the microsecond. */
+const onGrid = (ms: number): number => Math.round(ms * 1000) / 1000;
+
 /** Draws engine slices from job fences: a ring runs one job at a time, in order. */
 class EngineTracks {
   readonly #tracks = new Map<string, { id: number; lastEnd: number }>();
@@ -143,13 +146,18 @@ class EngineTracks {
   watch(engine: string, fence: DmaFence, name: string, client: number, bytes: number): void {
     const track = this.#tracks.get(engine)!;
     const origin = performance.now() - this.recorder.now();
-    fence.addCallback(() => {
-      const end = (fence.timestamp ?? performance.now()) - origin;
+    const record = (): void => {
+      // Fences of a ring signal in ring order; clamping keeps the track's slices apart even when
+      // two of them carry timestamps out of order.
+      // On a microsecond grid: the trace writes start + (end - start), which off the grid can
+      // round a touching slice's start to before the previous end.
+      const end = Math.max(track.lastEnd, onGrid((fence.timestamp ?? performance.now()) - origin));
       const scheduled = toDrmSchedFence(fence)?.scheduled.timestamp;
-      const start = Math.min(end, Math.max(track.lastEnd, scheduled === undefined ? end : scheduled - origin));
+      const start = Math.max(track.lastEnd, Math.min(end, scheduled === undefined ? end : onGrid(scheduled - origin)));
       this.recorder.slice(track.id, name, start, end, { client: `client ${client + 1}`, bytes });
       track.lastEnd = end;
-    });
+    };
+    if (!fence.addCallback(record)) record();
   }
 }
 
