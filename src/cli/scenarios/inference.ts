@@ -289,7 +289,8 @@ export const inference: Scenario = {
     recorder.histogram('layer-latency', 'layer latency (submit to fence)', 'ms', layerMs);
     recorder.note(
       `model: ${LAYERS} layers of ${dim} x ${dim} f32 (${formatValue(dim * dim * 4, 'bytes')} each, ` +
-        `${formatValue(LAYERS * dim * dim * 4, 'bytes')} in all) under a ${formatValue(ctx.budgetBytes, 'bytes')} budget`,
+        `${formatValue(LAYERS * dim * dim * 4, 'bytes')} in all) ` +
+        `under a ${formatValue(ctx.budgetBytes, 'bytes')} budget on the ${ctx.device} device`,
     );
     if (gpu.vramPeak() > ctx.budgetBytes) throw new Error('VRAM use went over the budget');
     if (!exact) throw new Error('the output of the last pass differs from the CPU reference');
