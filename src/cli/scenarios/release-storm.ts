@@ -351,7 +351,7 @@ export function releaseStormScenario(
             `${formatValue(vram.usage, 'bytes')} held`,
         );
       };
-      const sampler = setInterval(sample, Math.max(5, ctx.durationMs / SAMPLES));
+      let sampler: ReturnType<typeof setInterval> | undefined;
       let drainedMs = 0;
       let startMs = 0;
       let teardownError: string | undefined;
@@ -359,9 +359,10 @@ export function releaseStormScenario(
       try {
         await gpu.ready();
         ttm.wq.resetPeak();
-        sample();
-        // The workers' start (about a second from source) is not part of the storm.
+        // The workers' start (about a second from source) is not part of the storm or its charts.
         startMs = recorder.now();
+        sample();
+        sampler = setInterval(sample, Math.max(5, ctx.durationMs / SAMPLES));
         const untilMs = startMs + ctx.durationMs;
         const clients = Array.from({ length: ctx.clients }, (_, i) => client(ctx, gpu, i, tally, engines, untilMs));
         const settled = await Promise.allSettled(clients);

@@ -3,6 +3,7 @@
 // buffer fails the scenario's end-of-run accounting.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { DmaBufError } from '../../../src/base/errors.js';
 import { runScenarios } from '../../../src/cli/runner.js';
 import type { SeriesChart, VariantResult } from '../../../src/cli/run-result.js';
 import { KNOBS } from '../../../src/cli/scenario.js';
@@ -122,6 +123,30 @@ describe('release-storm scenario', () => {
     const names = new Set(trace.traceEvents.map((e: { name: string }) => e.name));
     for (const name of ['fill', 'reduce', 'reclaim', 'vram', 'zombies'])
       assert.ok(names.has(name), `trace has ${name}`);
+  });
+
+  it('an allocation refused with ENOMEM is counted; the client waits for its oldest buffer and goes on', async () => {
+    class RefusingDevice extends SoftDevice {
+      #made = 0;
+      override async createBuffer(init: SoftBufferInit): Promise<TtmBufferObject> {
+        // The first of each client's allocations goes through; then one in five is refused.
+        if (this.#made++ >= 4 && this.#made % 5 === 0) throw new DmaBufError('ENOMEM', 'refused by the test device');
+        return super.createBuffer(init);
+      }
+    }
+    const refusing = releaseStormScenario((options: SoftDeviceOptions) => new RefusingDevice(options));
+    const run = await runScenarios({
+      scenarios: [refusing],
+      options: { seed: 4, clients: 2, budgetBytes: BUDGET, durationMs: 300, device: 'soft' },
+      compare: null,
+      trace: true,
+    });
+    const v = run.scenarios[0]!.variants[0]!;
+    assert.equal(v.status, 'ok', v.error);
+    assert.ok(metric(v, 'alloc_failures') >= 1, `refusals counted (${metric(v, 'alloc_failures')})`);
+    assert.ok(metric(v, 'buffers') >= 5, 'and the storm went on');
+    const names = new Set(toTraceJson(run).traceEvents.map((e) => e.name));
+    assert.ok(names.has('allocation refused'), 'each refusal is an instant on its client track');
   });
 
   it('a device that leaks a buffer object fails the run, naming the memory and the buffer left', async () => {

@@ -1,0 +1,11 @@
+import { chromium } from 'playwright-core';
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless=new', '--no-sandbox', '--disable-gpu'] });
+const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
+const errors: string[] = [];
+page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') errors.push(m.text()); });
+page.on('pageerror', (e) => errors.push(String(e)));
+await page.goto('file://' + process.argv[2]);
+await page.waitForTimeout(1500);
+for (let i = 0; i < 3; i++) await page.screenshot({ path: process.argv[3] + i + '.png', fullPage: true, clip: { x: 0, y: i * 1500, width: 1300, height: 1500 } });
+console.log('errors', errors);
+await browser.close();
