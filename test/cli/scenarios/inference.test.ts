@@ -5,7 +5,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runScenarios } from '../../../src/cli/runner.js';
 import type { VariantResult } from '../../../src/cli/run-result.js';
-import { inference, layerDim } from '../../../src/cli/scenarios/inference.js';
+import { inference, layerDim, referenceOutput } from '../../../src/cli/scenarios/inference.js';
+import { seededRandom } from '../../../src/base/random.js';
+import { matmulReference } from '../../../src/device/webgpu/webgpu-compute.js';
 import { toTraceJson } from '../../../src/cli/trace.js';
 import { traceProblems } from '../../helpers/trace-check.js';
 import { webgpuSkip } from '../../helpers/webgpu.js';
@@ -24,6 +26,22 @@ describe('inference sizes', () => {
         `${layer} bytes per layer under a ${budget}-byte budget`,
       );
     }
+  });
+});
+
+describe('inference reference', () => {
+  it('equals a dense product of every layer, zeros skipped or not', () => {
+    const seed = 11;
+    const random = seededRandom(seed);
+    const dim = 16;
+    // Dense and sparse layers of small integers (a third of the weights zero), exact in f32.
+    const weights = Array.from({ length: 3 }, () =>
+      new Float32Array(dim * dim).map(() => (random() < 1 / 3 ? 0 : Math.floor(random() * 5) - 2)),
+    );
+    const input = new Float32Array(8 * dim).map(() => Math.floor(random() * 7) - 3);
+    let want: Float32Array = input;
+    for (const w of weights) want = matmulReference(want, w, 8, dim, dim);
+    assert.deepEqual(referenceOutput(weights, input, dim), want, `seed ${seed}`);
   });
 });
 
