@@ -66,6 +66,8 @@ describe('release-storm scenario', () => {
       assert.ok(metric(v, 'idle_free_p99') >= metric(v, 'idle_free_p50'), `${mode}: idle to free p99 >= p50`);
       assert.ok(metric(v, 'idle_free_p50') <= metric(v, 'reclaim_p50'), `${mode}: idle to free is part of reclaim`);
       assert.ok(metric(v, 'zombie_held_mean') <= BUDGET, `${mode}: zombies hold at most the budget`);
+      assert.ok(metric(v, 'zombie_held_mean') > 0, `${mode}: zombies held memory for a while`);
+      assert.ok(metric(v, 'idle_held_mean') <= metric(v, 'zombie_held_mean'), `${mode}: idle zombies are zombies`);
       assert.ok(metric(v, 'idle_held_peak') <= BUDGET, `${mode}: idle zombies hold at most the budget`);
       assert.ok(metric(v, 'alloc_p99') >= metric(v, 'alloc_p50'), `${mode}: allocation p99 >= p50`);
       assert.ok(metric(v, 'alloc_waits') >= 0 && metric(v, 'alloc_failures') >= 0, `${mode}: counts`);
@@ -147,6 +149,26 @@ describe('release-storm scenario', () => {
     assert.ok(metric(v, 'buffers') >= 5, 'and the storm went on');
     const names = new Set(toTraceJson(run).traceEvents.map((e) => e.name));
     assert.ok(names.has('allocation refused'), 'each refusal is an instant on its client track');
+  });
+
+  it('an abort (Ctrl-C) stops the storm early: interrupted, every zombie still reclaimed, nothing left', async () => {
+    const controller = new AbortController();
+    const started = performance.now();
+    setTimeout(() => controller.abort(new Error('Ctrl-C')), 1500);
+    const run = await runScenarios({
+      scenarios: [releaseStorm],
+      options: { seed: 4, clients: 2, budgetBytes: BUDGET, durationMs: 60_000, device: 'soft' },
+      compare: null,
+      trace: false,
+      signal: controller.signal,
+    });
+    const v = run.scenarios[0]!.variants[0]!;
+    assert.equal(v.status, 'interrupted', v.error);
+    assert.ok(performance.now() - started < 30_000, 'it stopped long before its duration');
+    assert.match(
+      v.notes.join('\n'),
+      /zombies were freed after their jobs, every sum matched, no memory is left in use/,
+    );
   });
 
   it('a device that leaks a buffer object fails the run, naming the memory and the buffer left', async () => {
