@@ -236,6 +236,9 @@ async function client(
       inFlight.push({ done: last, slot, size, value });
       tally.buffers++;
       tally.bytes += size;
+      // A macrotask turn per buffer: allocation and submission can resolve in microtasks alone,
+      // which would starve the timers (the sampler, and the periodic scan under comparison).
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } finally {
     // Whatever happened, let the jobs end before the device goes; their sums still count.
@@ -327,6 +330,9 @@ export function releaseStormScenario(
         }
         tally.reclaimMs.add(at - zombie.releasedAt);
         tally.idleToFreeMs.add(Math.max(0, at - idleAt));
+        // Exact, not sampled: each zombie's bytes for as long as it held them.
+        tally.zombieByteMs += zombie.size * (at - zombie.releasedAt);
+        tally.idleByteMs += zombie.size * Math.max(0, at - idleAt);
         recorder.instant(system, 'reclaim', at - origin, { buffer: bo.name, bytes: zombie.size });
       });
       let heldIdlePeak = 0;

@@ -101,7 +101,8 @@ describe('release-storm scenario', () => {
       ['live', 'zombies, busy', 'zombies, idle'],
     );
     assert.equal(memory.limit?.value, BUDGET);
-    assert.ok(memory.x.length >= 10, `sampled over time (${memory.x.length} samples)`);
+    // Every 5 ms when the process gets the CPU; the lockdep pass on a loaded machine gets far fewer.
+    assert.ok(memory.x.length >= 3, `sampled over time (${memory.x.length} samples)`);
     assert.ok(
       memory.series[1]!.values.some((x) => x > 0),
       'busy zombies held memory at some sample',
