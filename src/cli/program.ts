@@ -113,8 +113,7 @@ export function resolveScenarios(
   if (elsewhere.length > 0) {
     const s = elsewhere[0]!;
     throw new UsageError(
-      `${s.name} does not run on --device ${device}; it runs on --device ${s.devices!.join(' or --device ')}` +
-        (device === 'soft' ? ' (the soft device is not part of this build yet)' : ''),
+      `${s.name} does not run on --device ${device}; it runs on --device ${s.devices!.join(' or --device ')}`,
     );
   }
   if (compare !== null && !chosen.some(honours)) {

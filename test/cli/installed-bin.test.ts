@@ -41,6 +41,32 @@ describe('the installed dmabuf command', () => {
     assert.ok(existsSync(doc.outputs.trace!), 'trace written');
   });
 
+  it('runs the soft device from the compiled package: inference and release-storm, its workers included', async () => {
+    const dir = scratchDir(pkg, 'dmabuf-run-soft');
+    const r = await dmabuf(dir, [
+      'run',
+      'inference',
+      'release-storm',
+      '--duration',
+      '300ms',
+      '--budget',
+      '16M',
+      '--json',
+      '--no-progress',
+      '--no-report',
+      '--no-trace',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as RunJson;
+    assert.deepEqual(
+      doc.scenarios.map((s) => [s.name, s.status]),
+      [
+        ['inference', 'ok'],
+        ['release-storm', 'ok'],
+      ],
+    );
+  });
+
   it('needs no TypeScript tool: neither tsx nor typescript is installed beside it', () => {
     for (const tool of ['tsx', 'typescript', 'esbuild']) {
       assert.equal(existsSync(path.join(pkg.consumer, 'node_modules', tool)), false, `${tool} installed`);

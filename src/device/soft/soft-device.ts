@@ -60,6 +60,7 @@ import { DmaHeap } from '../../heap/dma-heap.js';
 import { shareDmaBuf, type DmaBufShare } from '../../heap/dma-buf-export.js';
 import type { DrmGpuScheduler } from '../../sched/sched-main.js';
 import { TtmBufferObject } from '../../ttm/ttm-bo.js';
+import type { TtmDelayedDeleteMode } from '../../ttm/ttm-bo-delayed-delete.js';
 import { TtmDevice } from '../../ttm/ttm-device.js';
 import { TtmMemType, type TtmPlacement } from '../../ttm/ttm-placement.js';
 import { boOf, softCs, type SoftCsOptions } from './soft-cs.js';
@@ -92,6 +93,13 @@ export interface SoftDeviceOptions {
   readonly vramBytes?: number;
   /** Budget of the TT (system pages) manager in bytes; default four times `vramBytes`. */
   readonly ttBytes?: number;
+  /**
+   * How buffer objects released while busy (zombies) are freed, with `vramBytes` (see
+   * `TtmDeviceOptions.delayedDelete`): `'per-object'` (default; a work item per zombie that sleeps
+   * until it is idle, seed 004's design), `'per-object-idle'` (the item is queued once the zombie
+   * is idle) or `'periodic-scan'` (a 10 ms scan of one list, the design seed 004 replaced).
+   */
+  readonly delayedDelete?: TtmDelayedDeleteMode;
 }
 
 /** Options of {@link SoftDevice.submit} and {@link SoftDevice.execute}. */
@@ -129,6 +137,7 @@ export interface SoftResetRecord extends SoftResetCause {
 let nextDevice = 0;
 
 const IN_VRAM: TtmPlacement = Object.freeze([{ memType: TtmMemType.VRAM }]);
+const DELAYED_DELETE_MODES: readonly TtmDelayedDeleteMode[] = ['per-object', 'per-object-idle', 'periodic-scan'];
 
 /** The embedded soft GPU (see the module overview). */
 export class SoftDevice implements AsyncDisposable {
@@ -222,14 +231,35 @@ export class SoftDevice implements AsyncDisposable {
     this.#contexts.add(this.defaultContext);
     this.#ttmContext = new SoftContext(this.#contextHost, { name: `${name}.ttm`, priority: 'kernel' });
     this.#ttmEngine = this.#rings.has('copy') ? 'copy' : entries[0]![0];
-    this.ttm = options.vramBytes === undefined ? null : this.#createTtm(options.vramBytes, options.ttBytes);
+    const delayedDelete = options.delayedDelete;
+    if (delayedDelete !== undefined) {
+      if (!DELAYED_DELETE_MODES.includes(delayedDelete)) {
+        throw new InvalidArgumentError(
+          `SoftDevice ${name}: delayedDelete must be one of ${DELAYED_DELETE_MODES.join(', ')}, ` +
+            `got ${describeValue(delayedDelete)}`,
+        );
+      }
+      if (options.vramBytes === undefined) {
+        throw new InvalidArgumentError(
+          `SoftDevice ${name}: delayedDelete (${delayedDelete}) needs vramBytes: only buffer objects of the ` +
+            "device's VRAM are deleted late",
+        );
+      }
+    }
+    this.ttm =
+      options.vramBytes === undefined ? null : this.#createTtm(options.vramBytes, options.ttBytes, delayedDelete);
   }
 
-  #createTtm(vramBytes: number, ttBytes: number | undefined): TtmDevice {
+  #createTtm(
+    vramBytes: number,
+    ttBytes: number | undefined,
+    delayedDelete: TtmDelayedDeleteMode | undefined,
+  ): TtmDevice {
     return new TtmDevice({
       name: `${this.name}.ttm`,
       vramBytes,
       ttBytes: ttBytes ?? 4 * vramBytes,
+      ...(delayedDelete === undefined ? {} : { delayedDelete }),
       // System pages must be shared: the engines copy from and to them.
       heap: new DmaHeap({ name: `${this.name}-system`, shared: true }),
       funcs: softTtmFuncs({

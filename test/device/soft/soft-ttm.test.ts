@@ -7,7 +7,9 @@ import { DmaResvUsage } from '../../../src/resv/dma-resv.js';
 import { SoftDevice } from '../../../src/device/soft/soft-device.js';
 import { nodeWorkerPlatform } from '../../../src/device/soft/soft-worker-node.js';
 import { TtmMemType } from '../../../src/ttm/ttm-placement.js';
-import { testSeed } from '../../helpers/mock-fence.js';
+import { mockFence, testSeed } from '../../helpers/mock-fence.js';
+import { InvalidArgumentError } from '../../../src/base/errors.js';
+import type { TtmDelayedDeleteMode } from '../../../src/ttm/ttm-bo-delayed-delete.js';
 import { readFrame, writeFrame } from '../../helpers/frames.js';
 import { WorkerPeer } from '../../helpers/worker-peer.js';
 import { readWhileMoving } from '../../helpers/read-while-moving.js';
@@ -101,6 +103,61 @@ describe('soft-ttm: TTM on the soft device', () => {
     assert.throws(
       () => gpu.shareBuffer(bo),
       (err: unknown) => err instanceof DmaBufError && err.code === 'ENODEV',
+    );
+  });
+});
+
+describe('soft-ttm: delayed delete of buffer objects released while a job uses them', () => {
+  const MODES: readonly TtmDelayedDeleteMode[] = ['per-object', 'per-object-idle', 'periodic-scan'];
+
+  it('sanity: the default is the per-object design of seed 004', async () => {
+    await using gpu = device();
+    assert.equal(gpu.ttm?.delayedDeleteMode, 'per-object');
+  });
+
+  for (const mode of MODES) {
+    it(`${mode}: a buffer put while its job waits is a zombie holding its VRAM, freed once the job ran`, async () => {
+      await using gpu = new SoftDevice({
+        platform: nodeWorkerPlatform,
+        engines: { compute: 1, copy: 1 },
+        vramBytes: 64 * KiB,
+        delayedDelete: mode,
+      });
+      const ttm = gpu.ttm!;
+      assert.equal(ttm.delayedDeleteMode, mode);
+      const vram = ttm.manager(TtmMemType.VRAM)!;
+      const reclaimed: string[] = [];
+      using _listener = ttm.onReclaim((bo) => reclaimed.push(bo.name));
+      const gate = mockFence();
+      const bo = await gpu.createBuffer({ size: 16 * KiB, name: 'busy' });
+      const done = await gpu.execute('compute', 'fill', { dst: bo, value: 7 }, { dependencies: [gate] });
+      bo.put();
+      assert.equal(bo.deleted, true, 'released while its job waits: a zombie');
+      assert.equal(ttm.zombies, 1);
+      assert.equal(vram.usage, 16 * KiB, 'the zombie keeps its memory: the job will still write it');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(vram.usage, 16 * KiB, 'and keeps it while the job cannot run');
+      gate.signal();
+      await done.wait({ timeout: 10_000 });
+      await ttm.delayedDelete.drain();
+      assert.equal(done.error, undefined);
+      assert.equal(ttm.zombies, 0);
+      assert.equal(vram.usage, 0, 'freed once the job ran');
+      assert.deepEqual(reclaimed, ['busy']);
+    });
+  }
+
+  it('a bad delayedDelete, or one without VRAM, is refused naming the option', () => {
+    assert.throws(
+      () => new SoftDevice({ platform: nodeWorkerPlatform, vramBytes: 64 * KiB, delayedDelete: 'lazy' as never }),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError &&
+        /delayedDelete must be one of per-object, .*got "lazy"/.test(err.message),
+    );
+    assert.throws(
+      () => new SoftDevice({ platform: nodeWorkerPlatform, delayedDelete: 'periodic-scan' }),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError && /delayedDelete \(periodic-scan\) needs vramBytes/.test(err.message),
     );
   });
 });
