@@ -14,8 +14,9 @@
 import type { Scenario } from '../scenario.js';
 import { churn } from './churn.js';
 import { inference } from './inference.js';
+import { render } from './render.js';
 
-export const SCENARIOS: readonly Scenario[] = [churn, inference];
+export const SCENARIOS: readonly Scenario[] = [render, churn, inference];
 
 /** The scenarios of a run that names none. */
 export function defaultScenarios(): readonly Scenario[] {

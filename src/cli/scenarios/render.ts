@@ -534,7 +534,6 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
   }
 }
 
-
 /** What {@link report} summarises. */
 interface RenderTotals {
   readonly clients: readonly Client[];
@@ -567,13 +566,18 @@ function report(ctx: ScenarioContext, totals: RenderTotals): void {
   const fair = maxMinShares(demands, gfxMs / windowMs);
   const got = clients.map((c) => c.gpuMs / windowMs);
   const fairness = jainIndex(got.map((g, i) => (fair[i]! > 0 ? g / fair[i]! : 1)));
-  recorder.metric('fairness', "Jain's index of gfx time against fair shares", fairness, 'ratio', 'higher');
+  recorder.metric('fairness', "fairness (Jain's index, 1 = fair)", fairness, 'ratio', 'higher');
   for (const c of clients) {
     const id = `c${c.index}`;
     recorder.metric(`frames_${id}`, `${c.name}: frames`, c.frames, 'count', 'higher');
     recorder.metric(`latency_p50_${id}`, `${c.name}: latency p50`, c.latency.quantile(0.5), 'ms', 'lower');
     recorder.metric(`latency_p99_${id}`, `${c.name}: latency p99`, c.latency.quantile(0.99), 'ms', 'lower');
-    recorder.metric(`gpu_share_${id}`, `${c.name}: share of gfx time`, (100 * c.gpuMs) / Math.max(1e-9, gfxMs), 'percent');
+    recorder.metric(
+      `gpu_share_${id}`,
+      `${c.name}: share of gfx time`,
+      (100 * c.gpuMs) / Math.max(1e-9, gfxMs),
+      'percent',
+    );
   }
   for (const [engine, ms] of busy) {
     recorder.metric(`occupancy_${engine.split('.')[0]}`, `${engine} busy`, (100 * ms) / windowMs, 'percent');
@@ -581,7 +585,9 @@ function report(ctx: ScenarioContext, totals: RenderTotals): void {
   recorder.metric('ww_backoffs', 'ww back-offs (DrmExec retries)', totals.backoffs, 'count', 'lower');
   recorder.metric('uploads', 'texture uploads (copy engine)', totals.uploads, 'count');
   recorder.histogram('frame-latency', 'frame latency (submit to compositor)', 'ms', allLatency);
-  const kinds = clients.map((c) => `${c.name} (${c.kind.fps === null ? 'unthrottled' : `${c.kind.fps} fps`}, ${c.passes} passes)`);
+  const kinds = clients.map(
+    (c) => `${c.name} (${c.kind.fps === null ? 'unthrottled' : `${c.kind.fps} fps`}, ${c.passes} passes)`,
+  );
   recorder.note(`clients: ${kinds.join(', ')}; scheduler policy ${totals.policy}`);
   recorder.note(
     `${totals.lockAttempts} DrmExec lock rounds for ${clients.reduce((n, c) => n + c.jobs, 0)} frames; ` +
