@@ -16,7 +16,7 @@ import { churn } from './churn.js';
 import { inference } from './inference.js';
 import { render } from './render.js';
 
-export const SCENARIOS: readonly Scenario[] = [render, churn, inference];
+export const SCENARIOS: readonly Scenario[] = [churn, render, inference];
 
 /** The scenarios of a run that names none. */
 export function defaultScenarios(): readonly Scenario[] {
