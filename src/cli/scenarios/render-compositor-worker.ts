@@ -8,11 +8,14 @@
  * the client's next write to the buffer waits for it. It checks the frame word for word
  * (`render-pattern.ts`), ends the read and reports back: when it saw the frame (wall-clock ms,
  * comparable between threads) and what was wrong, if anything. Frames are handled independently,
- * so one client's slow frame does not hold up another's.
+ * so one client's slow frame does not hold up another's. Reports go back once per refresh of
+ * the display (`refreshMs`, a vblank), all of that refresh in one message: that is when a
+ * compositor releases the buffers it latched, and it wakes the clients together.
  *
  * Contract (messages): in, `{ type: 'frame', ... }` ({@link CompositorFrame}) and
- * `{ type: 'stop' }`; out, `{ type: 'ready' }` once every buffer is imported, one
- * {@link CompositorReport} per frame, and `{ type: 'stopped' }` once every import is closed.
+ * `{ type: 'stop' }`; out, `{ type: 'ready' }` once every buffer is imported,
+ * `{ type: 'vblank', reports }` with one {@link CompositorReport} per frame seen since the last,
+ * and `{ type: 'stopped' }` once every report is out and every import is closed.
  * A read that does not start within `timeoutMs` is reported as an error, never left hanging.
  *
  * @example
@@ -38,6 +41,8 @@ export interface CompositorData {
   readonly targets: readonly DmaBufDescriptor[];
   /** Longest wait for a frame's fences, in ms. */
   readonly timeoutMs: number;
+  /** The display's refresh period (ms): reports go back in one batch per refresh. */
+  readonly refreshMs: number;
 }
 
 /** A frame to composite: which target holds it and what it must hold. */
@@ -67,7 +72,14 @@ export async function main(endpoint: WorkerEndpoint, data: CompositorData): Prom
   const views: ImportedDmaBuf[] = data.targets.map((d) => importDmaBuf(d));
   let pending = 0;
   let stopping = false;
+  const batch: CompositorReport[] = [];
+  const flush = (): void => {
+    if (batch.length > 0) endpoint.postMessage({ type: 'vblank', reports: batch.splice(0) });
+  };
+  const vblank = setInterval(flush, data.refreshMs);
   const finish = (): void => {
+    clearInterval(vblank);
+    flush();
     for (const view of views) view.close();
     endpoint.postMessage({ type: 'stopped' });
   };
@@ -96,7 +108,7 @@ export async function main(endpoint: WorkerEndpoint, data: CompositorData): Prom
       seenAt,
       error,
     };
-    endpoint.postMessage(report);
+    batch.push(report);
   };
   endpoint.onMessage((message) => {
     const m = message as CompositorFrame | { readonly type: 'stop' };

@@ -38,6 +38,8 @@ export interface RenderCompositorOptions {
   readonly targets: readonly DmaBufShare[];
   /** Longest wait for a frame's fences, and for the worker to start or stop (ms). */
   readonly timeoutMs: number;
+  /** The display's refresh period (ms): reports arrive in one batch per refresh. */
+  readonly refreshMs: number;
   onReport(report: CompositorReport): void;
   onFailure(error: Error): void;
 }
@@ -67,6 +69,7 @@ export class RenderCompositor {
       texWords: options.texWords,
       targets,
       timeoutMs: options.timeoutMs,
+      refreshMs: options.refreshMs,
     };
     return new Promise<RenderCompositor>((resolve, reject) => {
       let compositor: RenderCompositor | null = null;
@@ -85,8 +88,9 @@ export class RenderCompositor {
               ready = true;
               clearTimeout(timer);
               resolve(compositor!);
-            } else if (type === 'seen') options.onReport(message as CompositorReport);
-            else if (type === 'stopped') compositor?.stoppedByWorker();
+            } else if (type === 'vblank') {
+              for (const report of (message as { reports: CompositorReport[] }).reports) options.onReport(report);
+            } else if (type === 'stopped') compositor?.stoppedByWorker();
           },
           error: (error) => {
             clearTimeout(timer);

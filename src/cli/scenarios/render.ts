@@ -10,20 +10,24 @@
  * The workload, stated so it can be argued with: `clients` clients, each a {@link SoftContext}
  * on one {@link SoftDevice} (a gfx and a copy engine, two ring slots each as amdgpu's default
  * `hw_submission`, so jobs wait in the scheduler and its policy decides). Clients take turns at
- * four kinds: `game` (unthrottled, 16 to 24 passes a frame), `video` (60 fps, 6 to 10 passes),
- * `tool` (unthrottled, 4 to 8 passes) and `ui` (120 fps, 2 or 3 passes); a pass draws an 8 KiB
- * frame once, about 70 µs here. Each client has two target buffers (double buffering) and draws
- * into one once the compositor has released the frame it held. A frame reads two of three
- * shared textures (drawn per frame), and one frame in eight first uploads a new version of a
- * texture on the copy engine. Per frame the client locks the target, the textures and the
- * uploaded one with one {@link DrmExec}, in an order drawn per frame (so clients contend, and
- * back off), on locks of the `ww` knob's class; it takes each job's dependencies from the
- * reservation objects (a read waits for the writes, a write for the reads and writes; the
- * compositor's reads come in with the target's share), submits the jobs through the device's
- * schedulers, adds their fences to the reservations, publishes the target's new fence to the
- * compositor thread and unlocks. The compositor (`render-compositor.ts`, a `worker_threads`
- * worker) waits for each frame through the shared buffer's implicit fences, checks every word of
- * it (`render-pattern.ts`) and reports back.
+ * four kinds: `game` (unthrottled, 300 to 400 passes a frame), `video` (60 fps, 60 to 100
+ * passes), `tool` (unthrottled, 60 to 100 passes) and `ui` (120 fps, 15 to 25 passes); a pass
+ * draws an 8 KiB frame once, about 25 µs on an engine worker here, so a game frame is about 8 ms
+ * of engine time and the two unthrottled clients keep the engine busy. Each client has three
+ * target buffers (triple buffering) and draws into one once the compositor has released the
+ * frame it held; the compositor releases buffers at its display's refresh (240 Hz), all of one
+ * refresh at once, so the clients wake together. A frame reads two of three shared textures
+ * (drawn per frame), and one frame in eight first uploads a new version of a texture on the copy
+ * engine. Per frame the client locks the target, the textures and the uploaded one with one
+ * {@link DrmExec}, in an order drawn per frame (so clients that wake together contend, and back
+ * off), on locks of the `ww` knob's class; it takes each job's dependencies from the reservation
+ * objects (a read waits for the writes, a write for the reads and writes; the compositor's reads
+ * come in with the target's share), submits the jobs through the device's schedulers, adds their
+ * fences to the reservations, publishes the target's new fence to the compositor thread and
+ * unlocks. The compositor (`render-compositor.ts`, a `worker_threads` worker) waits for each frame
+ * through the shared buffer's implicit fences, checks every word of it (`render-pattern.ts`) and
+ * reports back. Engine time is what the kernels stamp (a timestamp query), not when the host
+ * noticed.
  *
  * Measured: frames per client, frame latency (submit to the compositor seeing the frame) p50 and
  * p99 per client, each client's share of the gfx engine, fairness (Jain's index of each client's
@@ -67,6 +71,8 @@ const DEPTH = 3;
 /** Ring slots per engine: amdgpu's default hw_submission limit. */
 const RING_SLOTS = 2;
 const UPLOAD_CHANCE = 1 / 8;
+/** The compositor's display: 240 Hz. Buffers are released at its refreshes. */
+const REFRESH_MS = 1000 / 240;
 /** Longest wait for a frame's fences or a worker, ms. */
 const TIMEOUT_MS = 10_000;
 
@@ -401,6 +407,7 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
       texWords: TEXTURE_WORDS,
       targets: shares,
       timeoutMs: TIMEOUT_MS,
+      refreshMs: REFRESH_MS,
       onReport,
       onFailure: (error) => {
         errors.push(`the compositor failed: ${error.message}`);
