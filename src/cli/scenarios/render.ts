@@ -73,6 +73,8 @@ const RING_SLOTS = 2;
 const UPLOAD_CHANCE = 1 / 8;
 /** The compositor's display: 240 Hz. Buffers are released at its refreshes. */
 const REFRESH_MS = 1000 / 240;
+/** Timestamp slots for uploads, used in turn. */
+const UPLOAD_STAMPS = 64;
 /** Longest wait for a frame's fences or a worker, ms. */
 const TIMEOUT_MS = 10_000;
 
@@ -298,6 +300,7 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
   };
   const onAbort = (): void => halt();
   ctx.signal.addEventListener('abort', onAbort, { once: true });
+  if (ctx.signal.aborted) halt();
   let backoffs = 0;
   let lockAttempts = 0;
   let uploads = 0;
@@ -314,14 +317,16 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
       return tex;
     });
     const textureMemory = textures.map((tex) => device.map(tex.memory));
-    // Two f64 stamps (start, end) per target buffer, then per texture: the jobs' timestamp queries.
-    const stampMemory = device.map(new SharedArrayBuffer(16 * (ctx.clients * DEPTH + TEXTURES)));
+    // Two f64 stamps (start, end) per target buffer, then a ring of them for uploads: the jobs'
+    // timestamp queries. A slot is reused only long after its job ran.
+    const stampMemory = device.map(new SharedArrayBuffer(16 * (ctx.clients * DEPTH + UPLOAD_STAMPS)));
     const stampsAt = (index: number): { range: SoftBufferRange; view: Float64Array } => {
       const view = new Float64Array(stampMemory.buffer, index * 16, 2);
       view.fill(0);
       return { range: stampMemory.range(index * 16, 16), view };
     };
-    const textureStamps = (t: number) => stampsAt(ctx.clients * DEPTH + t);
+    let nextUploadStamp = 0;
+    const uploadStamps = () => stampsAt(ctx.clients * DEPTH + (nextUploadStamp++ % UPLOAD_STAMPS));
     const uploadContext = device.createContext({ name: 'loader' });
     // Version 0 of every texture, uploaded before the first frame (frames depend on it implicitly).
     for (const [t, tex] of textures.entries()) {
@@ -330,7 +335,7 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
       const fence = device.submit(
         'copy',
         'uploadTexture',
-        { tex: textureMemory[t]!.range(), seed: ctx.seed, texture: t, version: 0, stamps: textureStamps(t).range },
+        { tex: textureMemory[t]!.range(), seed: ctx.seed, texture: t, version: 0, stamps: uploadStamps().range },
         { context: uploadContext },
       );
       tex.resv.addFence(fence, DmaResvUsage.Write);
@@ -373,6 +378,7 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
       });
     }
 
+    let lastStatus = -Infinity;
     const onReport = (report: CompositorReport): void => {
       const client = clients[Math.floor(report.target / DEPTH)]!;
       const submitted = client.inFlight.get(report.frame);
@@ -397,10 +403,14 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
         client: client.name,
         latencyMs: Math.round(latency * 1000) / 1000,
       });
-      ctx.progress(
-        Math.min(1, (at - loopStart) / ctx.durationMs),
-        `${allLatency.count} frames, p99 ${formatValue(allLatency.quantile(0.99), 'ms')}`,
-      );
+      // The quantile sorts the samples: a status every 100 ms is plenty.
+      if (at - lastStatus >= 100) {
+        lastStatus = at;
+        ctx.progress(
+          Math.min(1, (at - loopStart) / ctx.durationMs),
+          `${allLatency.count} frames, p99 ${formatValue(allLatency.quantile(0.99), 'ms')}`,
+        );
+      }
     };
     compositor = await RenderCompositor.start({
       seed: ctx.seed,
@@ -441,7 +451,7 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
       if (upload >= 0) {
         const tex = textures[upload]!;
         const version = ++versions[upload]!;
-        const stamps = textureStamps(upload);
+        const stamps = uploadStamps();
         // A write waits for every read and write of the texture.
         const fence = device.submit(
           'copy',
@@ -512,15 +522,15 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
     loopStart = recorder.now();
     loopEnd = loopStart + ctx.durationMs;
     const ender = setTimeout(halt, ctx.durationMs);
-    try {
-      await Promise.all(clients.map((c) => clientLoop(c)));
-    } finally {
-      clearTimeout(ender);
-    }
+    // Every loop ends before teardown, also when one of them failed.
+    const loops = await Promise.allSettled(clients.map((c) => clientLoop(c)));
+    clearTimeout(ender);
+    halt();
+    for (const loop of loops) if (loop.status === 'rejected') throw loop.reason;
     // Let the frames in flight reach the compositor (their buffers are released then).
     const drain = recorder.now() + TIMEOUT_MS;
     while (clients.some((c) => c.inFlight.size > 0) && errors.length === 0 && recorder.now() < drain) {
-      await sleep(5, new Promise<void>(() => {}));
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
     if (errors.length === 0 && clients.some((c) => c.inFlight.size > 0)) {
       errors.push(`frames still unseen by the compositor after ${TIMEOUT_MS} ms`);
@@ -530,7 +540,8 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
     const end = recorder.now();
     await compositor?.stop();
     for (const share of shares) share.close();
-    await device.destroy({ cancel: errors.length > 0 || ctx.signal.aborted });
+    // After a failure the work left is cancelled; otherwise (an abort too) it is let finish.
+    await device.destroy({ cancel: errors.length > 0 });
     for (const buffer of buffers) buffer.put();
     loopEnd = end;
   }
