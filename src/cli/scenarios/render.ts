@@ -310,7 +310,9 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
   const versions = new Array<number>(TEXTURES).fill(0);
 
   try {
-    await device.registerKernels(kernels);
+    // The engine workers load the kernels while the buffers are made and the compositor starts.
+    const kernelsLoaded = device.registerKernels(kernels);
+    kernelsLoaded.catch(() => {}); // awaited below; this only keeps an early failure handled
     const textures = Array.from({ length: TEXTURES }, (_, t) => {
       const tex = new RenderBuffer(`texture ${t}`, TEXTURE_WORDS, wwClass);
       buffers.push(tex);
@@ -327,19 +329,6 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
     };
     let nextUploadStamp = 0;
     const uploadStamps = () => stampsAt(ctx.clients * DEPTH + (nextUploadStamp++ % UPLOAD_STAMPS));
-    const uploadContext = device.createContext({ name: 'loader' });
-    // Version 0 of every texture, uploaded before the first frame (frames depend on it implicitly).
-    for (const [t, tex] of textures.entries()) {
-      await using exec = new DrmExec({ wwClass });
-      await exec.untilAllLocked(async (e) => e.prepareObj(tex, 1));
-      const fence = device.submit(
-        'copy',
-        'uploadTexture',
-        { tex: textureMemory[t]!.range(), seed: ctx.seed, texture: t, version: 0, stamps: uploadStamps().range },
-        { context: uploadContext },
-      );
-      tex.resv.addFence(fence, DmaResvUsage.Write);
-    }
     for (let i = 0; i < ctx.clients; i++) {
       const kind = RENDER_CLIENT_KINDS[i % RENDER_CLIENT_KINDS.length]!;
       const random = seededRandom((ctx.seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0);
@@ -412,7 +401,7 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
         );
       }
     };
-    compositor = await RenderCompositor.start({
+    const starting = RenderCompositor.start({
       seed: ctx.seed,
       texWords: TEXTURE_WORDS,
       targets: shares,
@@ -423,9 +412,27 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
         errors.push(`the compositor failed: ${error.message}`);
         halt();
       },
+    }).then((started) => {
+      compositor = started;
+      return started;
     });
-    await device.ready();
-    const present = compositor;
+    // Settled all, so that nothing started is left behind when one of them failed.
+    const setup = await Promise.allSettled([starting, kernelsLoaded, device.ready()]);
+    for (const step of setup) if (step.status === 'rejected') throw step.reason;
+    const uploadContext = device.createContext({ name: 'loader' });
+    // Version 0 of every texture, uploaded before the first frame (frames depend on it implicitly).
+    for (const [t, tex] of textures.entries()) {
+      await using exec = new DrmExec({ wwClass });
+      await exec.untilAllLocked(async (e) => e.prepareObj(tex, 1));
+      const fence = device.submit(
+        'copy',
+        'uploadTexture',
+        { tex: textureMemory[t]!.range(), seed: ctx.seed, texture: t, version: 0, stamps: uploadStamps().range },
+        { context: uploadContext },
+      );
+      tex.resv.addFence(fence, DmaResvUsage.Write);
+    }
+    const present = await starting;
 
     /** Locks, synchronises and submits one frame (and maybe an upload before it). */
     const submitFrame = async (client: Client, frame: number): Promise<void> => {
@@ -538,7 +545,8 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
   } finally {
     ctx.signal.removeEventListener('abort', onAbort);
     const end = recorder.now();
-    await compositor?.stop();
+    // Set in a callback of the start, which the compiler does not follow.
+    await (compositor as RenderCompositor | null)?.stop();
     for (const share of shares) share.close();
     // After a failure the work left is cancelled; otherwise (an abort too) it is let finish.
     await device.destroy({ cancel: errors.length > 0 });
