@@ -36,8 +36,10 @@ export interface RenderCompositorOptions {
   readonly texWords: number;
   /** The target buffers, by index (a frame names its target by index). */
   readonly targets: readonly DmaBufShare[];
-  /** Longest wait for a frame's fences, and for the worker to start or stop (ms). */
+  /** Longest wait for the worker to start, or to stop (ms). */
   readonly timeoutMs: number;
+  /** Longest wait for a frame's fences (ms); the frame is reported as failed then. */
+  readonly fenceTimeoutMs: number;
   /** The display's refresh period (ms): reports arrive in one batch per refresh. */
   readonly refreshMs: number;
   onReport(report: CompositorReport): void;
@@ -68,7 +70,7 @@ export class RenderCompositor {
       seed: options.seed,
       texWords: options.texWords,
       targets,
-      timeoutMs: options.timeoutMs,
+      timeoutMs: options.fenceTimeoutMs,
       refreshMs: options.refreshMs,
     };
     return new Promise<RenderCompositor>((resolve, reject) => {

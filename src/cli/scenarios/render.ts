@@ -406,6 +406,7 @@ async function runRender(ctx: ScenarioContext, textureSync: boolean): Promise<vo
       texWords: TEXTURE_WORDS,
       targets: shares,
       timeoutMs: TIMEOUT_MS,
+      fenceTimeoutMs: TIMEOUT_MS,
       refreshMs: REFRESH_MS,
       onReport,
       onFailure: (error) => {
