@@ -104,19 +104,20 @@ export interface RenderOptions {
   readonly textureSync?: boolean;
 }
 
-/** A buffer the clients lock: memory, its reservation object, a reference count. */
+/**
+ * A buffer the clients lock (what a GEM object is to `DrmExec`): memory, its reservation object
+ * (of the `ww` knob's lock class), a reference count.
+ */
 class RenderBuffer {
   readonly name: string;
   readonly resv: DmaResv;
   readonly memory: SharedArrayBuffer;
-  readonly words: Uint32Array;
   readonly #ref: Kref;
 
   constructor(name: string, words: number, wwClass: WwClass) {
     this.name = name;
     this.resv = new DmaResv({ wwClass, name });
     this.memory = new SharedArrayBuffer(words * 4);
-    this.words = new Uint32Array(this.memory);
     this.#ref = new Kref(() => this.resv[Symbol.dispose](), name);
   }
 
