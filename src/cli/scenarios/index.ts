@@ -15,8 +15,9 @@ import type { Scenario } from '../scenario.js';
 import { churn } from './churn.js';
 import { inference } from './inference.js';
 import { releaseStorm } from './release-storm.js';
+import { render } from './render.js';
 
-export const SCENARIOS: readonly Scenario[] = [churn, inference, releaseStorm];
+export const SCENARIOS: readonly Scenario[] = [churn, render, inference, releaseStorm];
 
 /** The scenarios of a run that names none. */
 export function defaultScenarios(): readonly Scenario[] {

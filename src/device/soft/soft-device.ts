@@ -3,7 +3,8 @@
  *
  * Overview: a {@link SoftDevice} has named engines (`gfx`, `compute`, `copy` by default), each
  * one or more rings with a worker thread behind every ring ({@link SoftEngine}), and each ring
- * fronted by a {@link DrmGpuScheduler} whose credit limit is the ring size. Clients are
+ * fronted by a {@link DrmGpuScheduler} whose credit limit is the ring size and whose entity
+ * policy (`policy`: FAIR, FIFO or round-robin) decides whose job goes next. Clients are
  * {@link SoftContext}s (one entity per engine, a shared guilty flag); {@link SoftDevice.submit}
  * queues a job on the default context (or the one given) and returns its `finished` fence at
  * once: the scheduler writes the job into a ring when its dependencies have signalled and a ring
@@ -59,6 +60,7 @@ import type { DmaBuf } from '../../heap/dma-buf.js';
 import { DmaHeap } from '../../heap/dma-heap.js';
 import { shareDmaBuf, type DmaBufShare } from '../../heap/dma-buf-export.js';
 import type { DrmGpuScheduler } from '../../sched/sched-main.js';
+import type { DrmSchedPolicy } from '../../sched/sched-rq.js';
 import { TtmBufferObject } from '../../ttm/ttm-bo.js';
 import type { TtmDelayedDeleteMode } from '../../ttm/ttm-bo-delayed-delete.js';
 import { TtmDevice } from '../../ttm/ttm-device.js';
@@ -100,6 +102,12 @@ export interface SoftDeviceOptions {
    * is idle) or `'periodic-scan'` (a 10 ms scan of one list, the design seed 004 replaced).
    */
   readonly delayedDelete?: TtmDelayedDeleteMode;
+  /**
+   * How every ring's scheduler picks the next client's job: `'fair'` (default: least GPU time
+   * weighted by priority), `'fifo'` (oldest job first) or `'rr'` (clients take turns); see
+   * `sched-rq.ts`. It decides only when jobs wait for ring slots, so it shows under load.
+   */
+  readonly policy?: DrmSchedPolicy['name'];
 }
 
 /** Options of {@link SoftDevice.submit} and {@link SoftDevice.execute}. */
@@ -207,6 +215,12 @@ export class SoftDevice implements AsyncDisposable {
       );
     }
     this.#maxResets = maxResets;
+    const policy = options.policy ?? 'fair';
+    if (policy !== 'fair' && policy !== 'fifo' && policy !== 'rr') {
+      throw new InvalidArgumentError(
+        `SoftDevice ${name}: policy must be 'fair', 'fifo' or 'rr', got ${describeValue(policy)}`,
+      );
+    }
     const platform = options.platform ?? defaultWorkerPlatform();
     this.#memory = new SoftMemoryMap(name, (message) => this.#broadcast(message));
     this.kernels = new SoftKernelTable(name, this.#memory);
@@ -224,7 +238,7 @@ export class SoftDevice implements AsyncDisposable {
       all.push(...rings);
       this.#rings.set(kind, rings);
       for (const engine of rings)
-        this.#schedulers.set(engine, createSoftScheduler(engine, { timeoutMs: hangTimeoutMs }));
+        this.#schedulers.set(engine, createSoftScheduler(engine, { timeoutMs: hangTimeoutMs, policy }));
     }
     this.engines = all;
     this.defaultContext = new SoftContext(this.#contextHost, { name: `${name}.default` });

@@ -44,6 +44,7 @@ import type { DmaFence } from '../../fence/dma-fence.js';
 import type { DrmSchedEntity } from '../../sched/sched-entity.js';
 import { DrmSchedJob, type DrmSchedJobInit } from '../../sched/sched-job.js';
 import { DrmGpuSchedStat, DrmGpuScheduler } from '../../sched/sched-main.js';
+import type { DrmSchedPolicy } from '../../sched/sched-rq.js';
 import type { SoftEngine } from './soft-engine.js';
 import type { SoftHwFence } from './soft-fence.js';
 
@@ -67,6 +68,8 @@ export class SoftJob extends DrmSchedJob {
 export interface SoftSchedulerOptions {
   /** The watchdog in milliseconds (Infinity: none). */
   readonly timeoutMs: number;
+  /** Entity selection of the scheduler (default `'fair'`). */
+  readonly policy?: DrmSchedPolicy['name'];
 }
 
 /**
@@ -78,6 +81,7 @@ export function createSoftScheduler(engine: SoftEngine, options: SoftSchedulerOp
     name: engine.name,
     creditLimit: engine.ring.size,
     timeout: options.timeoutMs,
+    policy: options.policy ?? 'fair',
     ops: {
       runJob(job: SoftJob): DmaFence | null {
         // A guilty context's job: amdgpu skips the payload and lets the fence carry ECANCELED.

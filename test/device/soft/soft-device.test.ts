@@ -201,6 +201,59 @@ describe('SoftDevice', () => {
   });
 });
 
+describe('SoftDevice scheduling policy', () => {
+  /** The order in which four queued jobs of two clients run, under `policy`, on one ring slot. */
+  async function order(policy: 'fair' | 'fifo' | 'rr' | undefined): Promise<{ sched: string; log: number[] }> {
+    const gpu = device({ engines: { gfx: 1 }, ringSize: 1, ...(policy === undefined ? {} : { policy }) });
+    try {
+      await gpu.registerKernels(TEST_KERNELS);
+      const log = gpu.map(new SharedArrayBuffer(64));
+      const [a, b] = [gpu.createContext({ name: 'a' }), gpu.createContext({ name: 'b' })];
+      // The ring's one slot is busy, so the jobs below wait in the scheduler, which then picks.
+      const busy = gpu.submit('gfx', 'spin', { ms: 50 });
+      const jobs = [
+        gpu.submit('gfx', 'append', { log: log.range(), value: 1 }, { context: a }),
+        gpu.submit('gfx', 'append', { log: log.range(), value: 2 }, { context: a }),
+        gpu.submit('gfx', 'append', { log: log.range(), value: 3 }, { context: a }),
+        gpu.submit('gfx', 'append', { log: log.range(), value: 10 }, { context: b }),
+      ];
+      await Promise.all([busy, ...jobs].map((f) => f.wait({ timeout: 10_000 })));
+      const words = new Uint32Array(log.buffer);
+      return { sched: gpu.scheduler(gpu.rings('gfx')[0]!).policy.name, log: [...words.subarray(1, 1 + words[0]!)] };
+    } finally {
+      await gpu.destroy();
+    }
+  }
+
+  it("sanity: the default is FAIR, and the option reaches every ring's scheduler", async () => {
+    assert.equal((await order(undefined)).sched, 'fair');
+    const gpu = device({ engines: { gfx: 1, copy: 2 }, policy: 'rr' });
+    try {
+      assert.deepEqual(
+        gpu.engines.map((e) => gpu.scheduler(e).policy.name),
+        ['rr', 'rr', 'rr'],
+      );
+    } finally {
+      await gpu.destroy();
+    }
+  });
+
+  it('FIFO runs the oldest queued job first; round-robin lets the clients take turns', async () => {
+    const fifo = await order('fifo');
+    assert.deepEqual(fifo, { sched: 'fifo', log: [1, 2, 3, 10] }, 'b submitted last, so it runs last');
+    const rr = await order('rr');
+    assert.deepEqual(rr, { sched: 'rr', log: [1, 10, 2, 3] }, 'a, then b, then a again');
+  });
+
+  it('refuses an unknown policy with a typed error naming it', () => {
+    assert.throws(
+      () => device({ engines: { gfx: 1 }, policy: 'lottery' as 'fair' }),
+      (e) =>
+        e instanceof InvalidArgumentError && /policy must be 'fair', 'fifo' or 'rr', got "lottery"/.test(String(e)),
+    );
+  });
+});
+
 describe('SoftDevice hangs and faults', () => {
   it(
     'a hang trips the watchdog: ' +
