@@ -13,9 +13,10 @@
 
 import type { Scenario } from '../scenario.js';
 import { churn } from './churn.js';
+import { hang } from './hang.js';
 import { inference } from './inference.js';
 
-export const SCENARIOS: readonly Scenario[] = [churn, inference];
+export const SCENARIOS: readonly Scenario[] = [churn, inference, hang];
 
 /** The scenarios of a run that names none. */
 export function defaultScenarios(): readonly Scenario[] {
