@@ -8,7 +8,7 @@
  * frame's latency (submit to its fence's signal) and its outcome go to the client's tally; the
  * fences' timestamps also place each job on the engine's timeline for the trace (the ring runs
  * its jobs one after the other, so a job starts when it was submitted or when the job before it
- * on the ring finished, whichever is later). A hook lets a scenario replace one frame with a job
+ * on the ring finished, whichever is later; a job refused with `ECANCELED` never ran). A hook lets a scenario replace one frame with a job
  * of its own (the hanging job) and react to a frame's error (a client that recreates its guilty
  * context).
  *
@@ -139,9 +139,10 @@ export async function runFrameClients(options: FrameClientsOptions): Promise<Fra
       const finished = (): void => {
         const endMs = recorder.now();
         const startMs = Math.min(endMs, Math.max(submittedMs, engine.lastFinishMs));
-        engine.lastFinishMs = Math.max(engine.lastFinishMs, endMs);
         const error = fence.error;
         const code = error === undefined ? null : errnoOf(error);
+        // A refused job (a guilty context's) never reached the ring: it does not move the ring's time.
+        if (code !== 'ECANCELED') engine.lastFinishMs = Math.max(engine.lastFinishMs, endMs);
         options.onJob?.(client, name, startMs, endMs, code);
         if (frame) {
           if (code === null) {

@@ -9,7 +9,7 @@
  * first without a hang (the baseline), then with one client (the guilty one, seeded) submitting,
  * a seeded 25 to 40 % into the run, a job that never ends (the `spin` kernel of
  * `spin-kernel.ts`, spinning for ever on the engine's worker thread). The scheduler's watchdog
- * (`hangTimeoutMs`, a fifteenth of the duration within 50 .. 2000 ms: 200 ms for 3 s) finds the
+ * (`hangTimeoutMs`, a fifteenth of the duration within 100 .. 2000 ms: 200 ms for 3 s) finds the
  * ring without progress and resets the engine: the worker is terminated and replaced, the hung
  * job fails with `ETIMEDOUT`, its context turns guilty, and the jobs of the other clients that
  * were written into the ring behind it run on the fresh worker. The guilty client, like an
@@ -38,6 +38,7 @@
  * ```
  */
 
+import { InvalidArgumentError } from '../../base/errors.js';
 import { seededRandom } from '../../base/random.js';
 import { SoftDevice } from '../../device/soft/soft-device.js';
 import type { DmaFence } from '../../fence/dma-fence.js';
@@ -54,7 +55,7 @@ const ENGINE = 'gfx';
 
 /** The watchdog's timeout for a run of `durationMs`: short, so the run shows the recovery. */
 export function hangTimeoutFor(durationMs: number): number {
-  return Math.min(2000, Math.max(50, Math.round(durationMs / 15)));
+  return Math.min(2000, Math.max(100, Math.round(durationMs / 15)));
 }
 
 /** What one of the two runs measured. */
@@ -199,18 +200,12 @@ async function runOnce(
           if (outcome !== null && client.index === outcome.guilty && outcome.contextsReplaced > 0 && error === null) {
             outcome.framesAfterNewContext++;
           }
-          recorder.slice(
-            engineTrack,
-            name,
-            jobStart,
-            jobEnd,
-            error === null
-              ? { client: client.name }
-              : {
-                  client: client.name,
-                  error,
-                },
-          );
+          if (error === 'ECANCELED') {
+            recorder.instant(engineTrack, `${name} refused (ECANCELED)`, jobEnd, { client: client.name });
+            return;
+          }
+          const args = error === null ? { client: client.name } : { client: client.name, error };
+          recorder.slice(engineTrack, name, jobStart, jobEnd, args);
         },
       });
       // A guilty client that had no frame to be refused after the reset (a very short run)
@@ -251,8 +246,11 @@ export const hang: Scenario = {
   inDefaultSet: false,
   async run(ctx) {
     const { recorder } = ctx;
-    if (ctx.clients < 2)
-      throw new RangeError(`hang needs at least 2 clients (one guilty, one innocent), got ${ctx.clients}`);
+    if (ctx.clients < 2) {
+      throw new InvalidArgumentError(
+        `hang: --clients must be at least 2 (one guilty, one innocent), got ${ctx.clients}`,
+      );
+    }
     const hangTimeoutMs = hangTimeoutFor(ctx.durationMs);
     const half = ctx.durationMs / 2;
     const outcome: HangOutcome = {
