@@ -15,8 +15,9 @@ import type { Scenario } from '../scenario.js';
 import { churn } from './churn.js';
 import { hang } from './hang.js';
 import { inference } from './inference.js';
+import { longRunning } from './long-running.js';
 
-export const SCENARIOS: readonly Scenario[] = [churn, inference, hang];
+export const SCENARIOS: readonly Scenario[] = [churn, inference, hang, longRunning];
 
 /** The scenarios of a run that names none. */
 export function defaultScenarios(): readonly Scenario[] {
