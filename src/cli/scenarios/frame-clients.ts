@@ -4,13 +4,13 @@
  * Overview: each {@link FrameClient} owns a {@link SoftContext} and its own mapped memory, and
  * submits one "frame" (a `matmul` of a seeded size, tens of microseconds to a fraction of a
  * millisecond of engine time) every `periodMs` (with a seeded jitter) on one engine of a
- * {@link SoftDevice}, keeping at most {@link IN_FLIGHT} frames in flight, like a swap chain. Every
- * frame's latency (submit to its fence's signal) and its outcome go to the client's tally; the
- * fences' timestamps also place each job on the engine's timeline for the trace (the ring runs
- * its jobs one after the other, so a job starts when it was submitted or when the job before it
- * on the ring finished, whichever is later; a job refused with `ECANCELED` never ran). A hook lets a scenario replace one frame with a job
- * of its own (the hanging job) and react to a frame's error (a client that recreates its guilty
- * context).
+ * {@link SoftDevice}, keeping at most {@link IN_FLIGHT} frames in flight, like a swap chain.
+ * Every frame's latency (submit to its fence's signal) and its outcome go to the client's tally;
+ * the fences' signal times also place each job on the engine's timeline for the trace (the ring
+ * runs its jobs one after the other, so a job starts when it was submitted or when the job
+ * before it on the ring finished, whichever is later; a job refused with `ECANCELED` never
+ * ran). A hook lets a scenario replace one frame with a job of its own (the hanging job) and
+ * react to a frame's error (a client that recreates its guilty context).
  *
  * Contract:
  * - Every random choice comes from `seededRandom(seed)`: the same seed gives the same sizes,

@@ -327,7 +327,8 @@ export const hang: Scenario = {
 
     recorder.note(
       `${guiltyName} is guilty: its spinning job hung ${ENGINE}.0 for ${stallMs.toFixed(0)} ms until the watchdog ` +
-        `(${hangTimeoutMs} ms) reset the engine; the fresh engine completed its first job ${recoveryMs.toFixed(0)} ms later`,
+        `(${hangTimeoutMs} ms) reset the engine; the fresh engine completed its first job ` +
+        `${recoveryMs.toFixed(0)} ms later`,
     );
     recorder.note(
       `${guiltyName} got ${guiltyErrors} errors (${timeouts} ETIMEDOUT, ${refused} ECANCELED on its guilty context), ` +

@@ -486,10 +486,8 @@ export const longRunning: Scenario = {
 
     recorder.note(`rule (seed 001, the kernel's "Indefinite DMA Fences"): ${LONG_RUNNING_RULE}`);
     if (outcome.waitReport !== null) {
-      recorder.note(
-        `forbidden wait, ${outcome.waitReportFresh ? 'reported now' : 'reported earlier in this process (once per pair)'}: ` +
-          reportGist(outcome.waitReport.message),
-      );
+      const when = outcome.waitReportFresh ? 'reported now' : 'reported earlier in this process (once per pair)';
+      recorder.note(`forbidden wait, ${when}: ${reportGist(outcome.waitReport.message)}`);
     }
     if (outcome.callbackReport !== null)
       recorder.note(`forbidden callback: ${reportGist(outcome.callbackReport.message)}`);
@@ -503,7 +501,8 @@ export const longRunning: Scenario = {
     recorder.note(
       `the ordinary clients beside the long-running job: p50 within 2x of alone: ${p50Ratio <= 2 ? 'PASS' : 'FAIL'} ` +
         `(${p50Ratio.toFixed(2)}x); a timing, reported, not thrown: the soft device's engines are threads on the ` +
-        "machine's cores, so a job that keeps compute.0 busy takes CPU time from gfx.0 as a GPU's separate rings would not",
+        "machine's cores, so a job that keeps compute.0 busy takes CPU time from gfx.0, as a GPU's separate rings " +
+        'would not',
     );
 
     if (baseline.errors + beside.errors > 0) {
