@@ -71,7 +71,7 @@ describe('long-running scenario', () => {
     );
   });
 
-  it('the ordinary clients run without errors; the forbidden things are reported or refused; the validator is restored', async () => {
+  it('ordinary clients: no error; forbidden things reported or refused; the validator restored', async () => {
     const before = lockdepEnabled();
     const run = await runLongRunning(false);
     assert.equal(lockdepEnabled(), before, 'the validator is back as it was');
