@@ -64,7 +64,7 @@ import { formatValue } from '../format.js';
 import type { Recorder } from '../recorder.js';
 import type { Scenario, ScenarioContext } from '../scenario.js';
 import { Samples } from '../stats.js';
-import { type FrameClient, runFrameClients } from './frame-clients.js';
+import { type FrameClient, runFrameClients, sleep } from './frame-clients.js';
 
 const CHART_BUCKETS = 100;
 /** The long-running job's batches: a `BATCH_DIM`-square matmul, a millisecond or two each. */
@@ -305,7 +305,7 @@ async function runOnce(
     const job = longRunningJob(ctx, gpu, lrFence, startMs + phaseMs * LR_END_FRACTION, timeline, lr);
     try {
       // Once the job is under way (a quarter in), with an ordinary job's fence at hand.
-      await new Promise((resolve) => setTimeout(resolve, phaseMs * 0.25));
+      await sleep(phaseMs * 0.25, ctx.signal);
       const frame = gpu.submit('gfx', 'noop', {});
       if (!ctx.signal.aborted && !lrFence.signaledFlag) await violateOnPurpose(recorder, system, lrFence, frame, lr);
       await frame.wait();

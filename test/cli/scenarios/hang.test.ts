@@ -119,6 +119,23 @@ describe('hang scenario', () => {
     assert.deepEqual(traceProblems(JSON.parse(JSON.stringify(toTraceJson(run)))), []);
   });
 
+  it('Ctrl-C during the run: it stops soon, interrupted, with what it measured', async () => {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), 600);
+    const started = performance.now();
+    const run = await runScenarios({
+      scenarios: [hang],
+      options: { seed: SEED, clients: 2, budgetBytes: 64 << 20, durationMs: 4000, device: 'soft' },
+      compare: null,
+      trace: false,
+      signal: controller.signal,
+    });
+    clearTimeout(timer);
+    const v = run.scenarios[0]!.variants[0]!;
+    assert.equal(v.status, 'interrupted', v.error);
+    assert.ok(performance.now() - started < 3500, `stopped before its 4 s were up (${performance.now() - started} ms)`);
+  });
+
   it('refuses a single client: there would be nobody innocent to measure', async () => {
     const run = await runHang(1, 300);
     const v = run.scenarios[0]!.variants[0]!;
