@@ -5,15 +5,22 @@ import assert from 'node:assert/strict';
 import '../../../src/node.js'; // as the dmabuf binary does: worker threads for the soft device
 import { runScenarios } from '../../../src/cli/runner.js';
 import type { SeriesChart, VariantResult } from '../../../src/cli/run-result.js';
-import { hang, hangTimeoutFor } from '../../../src/cli/scenarios/hang.js';
+import { hang, hangScenario, hangTimeoutFor } from '../../../src/cli/scenarios/hang.js';
 import { toTraceJson } from '../../../src/cli/trace.js';
 import { traceProblems } from '../../helpers/trace-check.js';
 
 const SEED = 5;
 
-async function runHang(clients: number, durationMs: number) {
+/**
+ * Longer than a fresh engine worker takes to start from the TypeScript sources under load (up to
+ * about 750 ms measured), so that the device's watchdog never blames the restarted engine's
+ * first job (see the hang module's overview).
+ */
+const WATCHDOG_MS = 1200;
+
+async function runHang(clients: number, durationMs: number, scenario = hangScenario({ hangTimeoutMs: WATCHDOG_MS })) {
   return runScenarios({
-    scenarios: [hang],
+    scenarios: [scenario],
     options: { seed: SEED, clients, budgetBytes: 64 << 20, durationMs, device: 'soft' },
     compare: null,
     trace: true,
@@ -47,14 +54,14 @@ const METRICS = [
 ];
 
 describe('hang scenario', () => {
-  it('sanity: the watchdog timeout is a fifteenth of the duration, within 100 .. 2000 ms', () => {
-    assert.equal(hangTimeoutFor(3000), 200);
-    assert.equal(hangTimeoutFor(600), 100);
+  it('sanity: the watchdog timeout is a twelfth of the duration, within 250 .. 2000 ms', () => {
+    assert.equal(hangTimeoutFor(6000), 500);
+    assert.equal(hangTimeoutFor(2000), 250);
     assert.equal(hangTimeoutFor(60_000), 2000);
   });
 
-  it('a hang resets the engine: the guilty client gets ETIMEDOUT and a refusal, the others no error', async () => {
-    const run = await runHang(3, 1500);
+  it('a hang resets the engine: guilty ETIMEDOUT and refusal, no innocent error; charted and traced', async () => {
+    const run = await runHang(3, 4000);
     const v = run.scenarios[0]!.variants[0]!;
     assert.equal(v.status, 'ok', `seed ${SEED}: ${v.error}`);
     assert.deepEqual(
@@ -68,8 +75,11 @@ describe('hang scenario', () => {
     assert.ok(metric(v, 'guilty_timeouts') >= 1, 'its hung job timed out');
     assert.ok(metric(v, 'guilty_refused') >= 1, 'its guilty context was refused');
     assert.equal(metric(v, 'innocent_errors'), 0, 'no innocent client got an error');
-    assert.equal(metric(v, 'hang_timeout'), 100);
-    assert.ok(metric(v, 'stall_ms') >= 100, `the engine hung at least the watchdog's time (${metric(v, 'stall_ms')})`);
+    assert.equal(metric(v, 'hang_timeout'), WATCHDOG_MS);
+    assert.ok(
+      metric(v, 'stall_ms') >= WATCHDOG_MS,
+      `the engine hung at least the watchdog's time (${metric(v, 'stall_ms')})`,
+    );
     assert.ok(metric(v, 'recovery_ms') >= 0);
     assert.ok(metric(v, 'innocent_frames_base') > 0 && metric(v, 'innocent_frames_hang') > 0, 'both runs ran frames');
     assert.ok(metric(v, 'innocent_p99_hang') >= metric(v, 'innocent_p50_hang'));
@@ -80,12 +90,6 @@ describe('hang scenario', () => {
     const notes = v.notes.join('\n');
     assert.match(notes, /is guilty: its spinning job hung gfx\.0/);
     assert.match(notes, /criterion \(issue 12\).*: (PASS|FAIL) on the innocent clients' p50/);
-  });
-
-  it('charts each client latency with the reset marked, and traces the hung job and the reset', async () => {
-    const run = await runHang(2, 1500);
-    const v = run.scenarios[0]!.variants[0]!;
-    assert.equal(v.status, 'ok', `seed ${SEED}: ${v.error}`);
     assert.deepEqual(
       v.charts.map((c) => [c.id, c.kind]),
       [
@@ -99,9 +103,9 @@ describe('hang scenario', () => {
     const chart = v.charts.find((c) => c.id === 'latency-hang') as SeriesChart;
     assert.deepEqual(
       chart.series.map((s) => s.label),
-      ['client 1', 'client 2', 'engine reset'],
+      ['client 1', 'client 2', 'client 3', 'engine reset'],
     );
-    const reset = chart.series[2]!.values;
+    const reset = chart.series[3]!.values;
     assert.equal(reset.filter((x) => x > 0).length, 1, 'the reset is marked once');
     assert.deepEqual(
       v.tracks.filter((t) => t.kind === 'engine').map((t) => t.name),
@@ -111,7 +115,7 @@ describe('hang scenario', () => {
     const hung = v.events.find((e) => e.type === 'slice' && e.track === hangTrack && e.name.includes('hung job'));
     assert.ok(hung !== undefined && hung.type === 'slice', 'the hung job is a slice on the engine');
     assert.equal(hung.args?.['error'], 'ETIMEDOUT');
-    assert.ok(hung.dur >= 100, `it occupied the engine for the watchdog's time (${hung.dur} ms)`);
+    assert.ok(hung.dur >= WATCHDOG_MS, `it occupied the engine for the watchdog's time (${hung.dur} ms)`);
     assert.ok(
       v.events.some((e) => e.type === 'instant' && e.track === hangTrack && e.name === 'engine reset (watchdog)'),
       'the reset is an instant on the engine',
