@@ -115,6 +115,11 @@ interface Frame {
 /** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    // An 'abort' listener added after the abort would never run.
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
     const timer = setTimeout(done, ms);
     function done(): void {
       clearTimeout(timer);
