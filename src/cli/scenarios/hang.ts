@@ -360,7 +360,8 @@ export function hangScenario(options: HangScenarioOptions = {}): Scenario {
           `${recoveryMs.toFixed(0)} ms later`,
       );
       recorder.note(
-        `${guiltyName} got ${guiltyErrors} errors (${timeouts} ETIMEDOUT, ${refused} ECANCELED on its guilty context), ` +
+        `${guiltyName} got ${guiltyErrors} errors ` +
+          `(${timeouts} ETIMEDOUT, ${refused} ECANCELED on its guilty context), ` +
           (outcome.contextsReplaced > 0
             ? `then made a new context and completed ${outcome.framesAfterNewContext} frames on it`
             : 'the refusal to one more submission after the run (the reset came after its last frame)'),
@@ -379,9 +380,8 @@ export function hangScenario(options: HangScenarioOptions = {}): Scenario {
             .filter((c) => c.tally.errors.size > 0 && !(run === hung && c.index === outcome.guilty))
             .map((c) => `${c.name} ${label}: ${[...c.tally.errors].map(([code, n]) => `${n} ${code}`).join(', ')}`);
         const resets = `resets: ${baseline.resets} without the hang, ${hung.resets} with it`;
-        throw new Error(
-          `innocent clients got errors (${[...who(baseline, 'without the hang'), ...who(hung, 'with it')].join('; ')}; ${resets})`,
-        );
+        const errors = [...who(baseline, 'without the hang'), ...who(hung, 'with it')].join('; ');
+        throw new Error(`innocent clients got errors (${errors}; ${resets})`);
       }
       if (baseline.resets > 0) throw new Error(`the run without a hang reset the engine ${baseline.resets} times`);
       if (hung.resets === 0) throw new Error('the hanging job caused no engine reset');
