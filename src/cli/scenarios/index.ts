@@ -13,11 +13,13 @@
 
 import type { Scenario } from '../scenario.js';
 import { churn } from './churn.js';
+import { hang } from './hang.js';
 import { inference } from './inference.js';
+import { longRunning } from './long-running.js';
 import { releaseStorm } from './release-storm.js';
 import { render } from './render.js';
 
-export const SCENARIOS: readonly Scenario[] = [churn, render, inference, releaseStorm];
+export const SCENARIOS: readonly Scenario[] = [churn, render, inference, releaseStorm, hang, longRunning];
 
 /** The scenarios of a run that names none. */
 export function defaultScenarios(): readonly Scenario[] {
