@@ -195,8 +195,8 @@ describe('stripLockdepHooks: folding rules', () => {
   });
 
   it('hookReferences sees the binding and hook calls in code, not in comments or strings', () => {
-    const source =
-      `${IMPORT}// lockdep?.mightWait(true) in a comment\n` + `const s = 'lockdep.release(x)';\nlockdep?.release(s);\n`;
+    const body = "// lockdep?.mightWait(true) in a comment\nconst s = 'lockdep.release(x)';\nlockdep?.release(s);\n";
+    const source = `${IMPORT}${body}`;
     assert.deepEqual(hookReferences(source), ['4: lockdep?.release(s);']);
     assert.ok(HOOK_METHODS.has('mightWait') && HOOK_METHODS.has('request'), [...HOOK_METHODS].join(', '));
   });
