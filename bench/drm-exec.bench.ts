@@ -147,7 +147,8 @@ function checkObjects(side: string, objects: readonly BenchObject[]): void {
   for (const o of objects) {
     if (o.resv.isLocked || o.refs !== 1) {
       throw new Error(
-        `drm-exec: ${side} left ${o.resv.mutex.name} ${o.resv.isLocked ? 'locked' : 'unlocked'} with ${o.refs} references (expected unlocked, 1)`,
+        `drm-exec: ${side} left ${o.resv.mutex.name} ${o.resv.isLocked ? 'locked' : 'unlocked'} ` +
+          `with ${o.refs} references (expected unlocked, 1)`,
       );
     }
   }
@@ -271,12 +272,17 @@ export interface DrmExecSideOptions {
   readonly signal?: AbortSignal;
 }
 
-/** dmabuf side: every task runs its plan through DrmExec. Back-offs per transaction of each round go to `backoffsPerTx`. */
+/**
+ * dmabuf side: every task runs its plan through DrmExec. Back-offs per transaction of each round go to
+ * `backoffsPerTx`.
+ */
 export function drmExecSide(plans: readonly Plan[], options: DrmExecSideOptions, backoffsPerTx: number[]): Side {
   const objects = Array.from({ length: OBJECTS }, (_, i) => new BenchObject(`bo${i}`, options.wwClass));
   const total = plans.reduce((n, p) => n + p.length, 0);
   return {
-    label: `DrmExec${options.sorted === true ? ' sorted' : ''}${options.wwClass !== undefined ? ` ${options.wwClass.algorithm}` : ''}`,
+    label:
+      `DrmExec${options.sorted === true ? ' sorted' : ''}` +
+      (options.wwClass !== undefined ? ` ${options.wwClass.algorithm}` : ''),
     async run(batch: number): Promise<void> {
       if (batch !== total) throw new Error(`drm-exec: batch ${batch} differs from the plans' ${total} transactions`);
       const counts: Counts = { completed: 0, backoffs: 0, inFlight: 0 };
@@ -469,9 +475,11 @@ function describeCycle(cycle: readonly number[] | null): string {
 export const definition: BenchDefinition = {
   name: 'drm-exec',
   question:
-    'With 16 tasks each locking 4 of 16 shared objects across an await, is DrmExec (any order) at least as fast as async-mutex in sorted order, and does unsorted async-mutex deadlock where DrmExec completes?',
+    'With 16 tasks each locking 4 of 16 shared objects across an await, is DrmExec (any order) at least as ' +
+    'fast as async-mutex in sorted order, and does unsorted async-mutex deadlock where DrmExec completes?',
   baseline:
-    'async-mutex 0.5.0, one Mutex per object, acquired in globally sorted order (sort per transaction), released in reverse',
+    'async-mutex 0.5.0, one Mutex per object, acquired in globally ' +
+    'sorted order (sort per transaction), released in reverse',
   target: 'DrmExec (random order) >= 1x the sorted async-mutex rate in transactions/s',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const { rounds, warmup, quick } = ctx.budget;
@@ -497,7 +505,9 @@ export const definition: BenchDefinition = {
         name: `${TASKS} tasks x ${PER_TX} of ${OBJECTS} objects, wound-wait class`,
         options: { wwClass: new WwClass('bench_wound_wait', 'wound-wait') },
         target: false,
-        note: "diagnostic, no target: objects and ticket on a 'wound-wait' class instead of the reservation class (wait-die), random order",
+        note:
+          "diagnostic, no target: objects and ticket on a 'wound-wait' " +
+          'class instead of the reservation class (wait-die), random order',
       },
     ];
     for (const c of cases) {
@@ -517,7 +527,8 @@ export const definition: BenchDefinition = {
         ...row,
         note:
           `one op = one transaction (lock ${PER_TX}, one setImmediate turn held, unlock); ${batch} per round; ` +
-          `DrmExec back-offs per transaction: median ${median(backoffs).toFixed(2)} (range ${Math.min(...backoffs).toFixed(2)}-${Math.max(...backoffs).toFixed(2)}); ${c.note}`,
+          `DrmExec back-offs per transaction: median ${median(backoffs).toFixed(2)} (range ` +
+          `${Math.min(...backoffs).toFixed(2)}-${Math.max(...backoffs).toFixed(2)}); ${c.note}`,
       });
     }
 
@@ -567,13 +578,17 @@ export const definition: BenchDefinition = {
       if (execRun.completed === execRun.total) execCompleted++;
       execBackoffs.push(execRun.backoffs / Math.max(1, execRun.completed));
       perSeed.push(
-        `seed ${seed}: async-mutex ${mutexRun.completed}/${mutexRun.total} completed, ${mutexRun.stalled} stalled (${describeCycle(mutexRun.cycle)}); ` +
-          `DrmExec ${execRun.completed}/${execRun.total} completed, ${execRun.stalled} stalled, ${(execRun.backoffs / Math.max(1, execRun.completed)).toFixed(3)} back-offs/transaction`,
+        `seed ${seed}: async-mutex ${mutexRun.completed}/${mutexRun.total} completed, ` +
+          `${mutexRun.stalled} stalled (${describeCycle(mutexRun.cycle)}); ` +
+          `DrmExec ${execRun.completed}/${execRun.total} completed, ${execRun.stalled} stalled, ` +
+          `${(execRun.backoffs / Math.max(1, execRun.completed)).toFixed(3)} back-offs/transaction`,
       );
     }
     notes.push(
-      `random lock order, ${runs} seeds, ${TASKS} tasks x ${TX_PER_TASK} transactions, ${WATCHDOG_MS} ms no-progress watchdog: ` +
-        `async-mutex deadlocked (wait-for cycle found) in ${deadlocked} of ${runs}; DrmExec completed all transactions in ${execCompleted} of ${runs}, ` +
+      `random lock order, ${runs} seeds, ${TASKS} tasks x ${TX_PER_TASK} ` +
+        `transactions, ${WATCHDOG_MS} ms no-progress watchdog: ` +
+        `async-mutex deadlocked (wait-for cycle found) in ${deadlocked} of ${runs}; ` +
+        `DrmExec completed all transactions in ${execCompleted} of ${runs}, ` +
         `median ${median(execBackoffs).toFixed(3)} back-offs/transaction`,
     );
     for (const line of perSeed) notes.push(line);

@@ -116,7 +116,9 @@ export const definition: BenchDefinition = {
         callbacks: 1,
         name: 'signal(ts), 1 callback',
         timestamp: 1.5,
-        note: 'diagnostic, no target: the timestamp is passed in, so signal() reads no clock; the gap to the row above is the cost of the clock read',
+        note:
+          'diagnostic, no target: the timestamp is passed in, so signal() reads ' +
+          'no clock; the gap to the row above is the cost of the clock read',
       },
     ];
     for (const c of cases) {

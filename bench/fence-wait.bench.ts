@@ -149,7 +149,9 @@ export const definition: BenchDefinition = {
         batch: BATCH,
         rounds,
         warmup,
-        note: 'diagnostic, no target: signal(ts) reads no clock; the gap to the row above is the cost of the clock read',
+        note:
+          'diagnostic, no target: signal(ts) reads no clock; ' +
+          'the gap to the row above is the cost of the clock read',
       }),
     );
     return { rows, notes: [] };

@@ -248,7 +248,8 @@ function writeAndCheck(design: string, view: Uint8Array, step: number): void {
   const mid = last >> 1;
   if (view[0] !== 0 || view[mid] !== 0 || view[last] !== 0) {
     throw new Error(
-      `heap-alloc: ${design} handed out a buffer that is not zero (bytes ${view[0]}, ${view[mid]}, ${view[last]} at 0, ${mid}, ${last}) at step ${step}`,
+      `heap-alloc: ${design} handed out a buffer that is not zero (bytes ${view[0]}, ` +
+        `${view[mid]}, ${view[last]} at 0, ${mid}, ${last}) at step ${step}`,
     );
   }
   view[0] = 1 + (step & 0x7f);
@@ -288,7 +289,8 @@ export async function churnRound<H>(
   }
   if (design.liveBuffers() !== workingSet) {
     throw new Error(
-      `heap-alloc: ${design.label} counts ${design.liveBuffers()} live buffers at the end of the churn, expected ${workingSet}`,
+      `heap-alloc: ${design.label} counts ${design.liveBuffers()} ` +
+        `live buffers at the end of the churn, expected ${workingSet}`,
     );
   }
   const heldBytes = design.heldBytes();
@@ -467,7 +469,9 @@ export async function runShape(
       baseline: { label: base.label, perRoundMs: base.allocP99 },
       batch,
       ...(target !== undefined ? { target } : {}),
-      note: `allocate p99 ${us(median(d.allocP99))} vs ${us(median(base.allocP99))} (all samples: ${us(quantile(d.allAlloc, 0.99))} vs ${us(quantile(base.allAlloc, 0.99))})`,
+      note:
+        `allocate p99 ${us(median(d.allocP99))} vs ${us(median(base.allocP99))} (all ` +
+        `samples: ${us(quantile(d.allAlloc, 0.99))} vs ${us(quantile(base.allAlloc, 0.99))})`,
     });
   const stepP99 = (base: DesignSamples, vs: string): Row =>
     latencyRow({
@@ -475,7 +479,9 @@ export async function runShape(
       candidate: { label: d.label, perRoundMs: d.stepP99 },
       baseline: { label: base.label, perRoundMs: base.stepP99 },
       batch,
-      note: `free + allocate p99 ${us(median(d.stepP99))} vs ${us(median(base.stepP99))}, p50 ${us(median(d.stepP50))} vs ${us(median(base.stepP50))}`,
+      note:
+        `free + allocate p99 ${us(median(d.stepP99))} vs ${us(median(base.stepP99))}, ` +
+        `p50 ${us(median(d.stepP50))} vs ${us(median(base.stepP50))}`,
     });
   const heldVsFresh = (): Row =>
     gc === undefined
@@ -495,7 +501,9 @@ export async function runShape(
           candidate: d,
           baseline: f,
           batch: workingSet,
-          note: `${mib(median(d.held))} vs ${mib(median(f.held))} (fresh: arrayBuffers growth minus the pooled designs' bytes: live buffers + uncollected garbage)`,
+          note:
+            `${mib(median(d.held))} vs ${mib(median(f.held))} (fresh: arrayBuffers ` +
+            `growth minus the pooled designs' bytes: live buffers + uncollected garbage)`,
         });
   if (diagnostic) {
     // No memory row: the buffers the shrinker drops are garbage that the fresh reading would count.
@@ -514,21 +522,29 @@ export async function runShape(
         candidate: d,
         baseline: p,
         batch: workingSet,
-        note: `${mib(median(d.held))} vs ${mib(median(p.held))} (DmaHeap: live + pooled + pending; inline pool: live + pooled)`,
+        note:
+          `${mib(median(d.held))} vs ${mib(median(p.held))} (DmaHeap: ` +
+          `live + pooled + pending; inline pool: live + pooled)`,
       }),
     );
   }
   const notes = [
-    `${label}: ${workingSet} buffers in flight (${mib(workingSet * size)}), ${steps} timed steps per round, one macrotask turn per ${shape.turnEvery} step(s)` +
+    `${label}: ${workingSet} buffers in flight (${mib(workingSet * size)}), ${steps} ` +
+      `timed steps per round, one macrotask turn per ${shape.turnEvery} step(s)` +
       `${budgetBytes !== undefined ? `, DmaHeap budget ${mib(budgetBytes)}` : ''}; ` +
       `allocate p50/p99 (median over ${rounds} rounds): DmaHeap ${us(median(d.allocP50))}/${us(median(d.allocP99))}, ` +
-      `new ArrayBuffer ${us(median(f.allocP50))}/${us(median(f.allocP99))}, inline-zero pool ${us(median(p.allocP50))}/${us(median(p.allocP99))}; ` +
+      `new ArrayBuffer ${us(median(f.allocP50))}/${us(median(f.allocP99))}, ` +
+      `inline-zero pool ${us(median(p.allocP50))}/${us(median(p.allocP99))}; ` +
       `all-samples max: ${us(Math.max(...d.allAlloc))}, ${us(Math.max(...f.allAlloc))}, ${us(Math.max(...p.allAlloc))}`,
-    `${label}: DmaHeap pool hits ${hits}, misses ${misses} in the measured rounds (${((100 * hits) / Math.max(1, hits + misses)).toFixed(1)}% hits); ` +
-      `after the last round and a drain: pooled ${mib(finalStats.pooledBytes)}, pending ${finalStats.pendingBytes} B, live ${finalStats.liveBytes} B`,
+    `${label}: DmaHeap pool hits ${hits}, misses ${misses} in the measured rounds ` +
+      `(${((100 * hits) / Math.max(1, hits + misses)).toFixed(1)}% hits); ` +
+      `after the last round and a drain: pooled ${mib(finalStats.pooledBytes)}, ` +
+      `pending ${finalStats.pendingBytes} B, live ${finalStats.liveBytes} B`,
     diagnostic
-      ? `${label}: DmaHeap heldBytes at end of churn ${mib(median(d.held))} (the budget); the pending buffers its shrinker dropped are garbage, counted nowhere until collected`
-      : `${label}: memory held (median at end of churn): DmaHeap ${mib(median(d.held))}, new ArrayBuffer ${gc === undefined ? '- (gc() not exposed)' : mib(median(f.held))}, inline-zero pool ${mib(median(p.held))}`,
+      ? `${label}: DmaHeap heldBytes at end of churn ${mib(median(d.held))} (the budget); ` +
+        `the pending buffers its shrinker dropped are garbage, counted nowhere until collected`
+      : `${label}: memory held (median at end of churn): DmaHeap ${mib(median(d.held))}, new ArrayBuffer ` +
+        `${gc === undefined ? '- (gc() not exposed)' : mib(median(f.held))}, inline-zero pool ${mib(median(p.held))}`,
   ];
   return { rows, notes };
 }
@@ -536,9 +552,11 @@ export async function runShape(
 export const definition: BenchDefinition = {
   name: 'heap-alloc',
   question:
-    'Under a steady alloc/free churn of 64 KiB and 1 MiB buffers (one macrotask turn per step), what are the p50/p99 allocation latencies of DmaHeap (pool + deferred zeroing), and what memory does it hold?',
+    'Under a steady alloc/free churn of 64 KiB and 1 MiB buffers (one macrotask turn per step), what are ' +
+    'the p50/p99 allocation latencies of DmaHeap (pool + deferred zeroing), and what memory does it hold?',
   baseline:
-    'new ArrayBuffer per allocation (dropped for the GC); a minimal pool that zeroes inline on free (fill(0) then push; allocate = pop or new)',
+    'new ArrayBuffer per allocation (dropped for the GC); a minimal pool ' +
+    'that zeroes inline on free (fill(0) then push; allocate = pop or new)',
   target: '1 MiB allocate p99 >= 5x lower than new ArrayBuffer, and lower than the inline-zeroing pool',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const { rounds, warmup } = ctx.budget;
@@ -550,8 +568,10 @@ export const definition: BenchDefinition = {
       notes.push(...report.notes);
     }
     notes.push(
-      'latency rows print 1/latency as a rate so that higher is better like every other rate; ratio = baseline latency / DmaHeap latency per round, median. ' +
-        'Allocate rows time heap.allocate() / new ArrayBuffer / pool pop only; free + allocate rows add the free (put, drop, or fill(0) + push). ' +
+      'latency rows print 1/latency as a rate so that higher is better like every ' +
+        'other rate; ratio = baseline latency / DmaHeap latency per round, median. ' +
+        'Allocate rows time heap.allocate() / new ArrayBuffer / pool pop only; ' +
+        'free + allocate rows add the free (put, drop, or fill(0) + push). ' +
         "DmaHeap's zeroing runs in its deferred-free worker during the macrotask turns, outside both.",
     );
     return { rows, notes };

@@ -43,13 +43,15 @@ export const BENCHMARKS: readonly BenchEntry[] = [
   {
     name: 'ww-mutex',
     summary:
-      'WwMutex uncontended lock/unlock (target >= 10x) and hand-off to 100 queued waiters (target >= 3x) vs async-mutex',
+      'WwMutex uncontended lock/unlock (target >= 10x) and hand-off ' +
+      'to 100 queued waiters (target >= 3x) vs async-mutex',
     load: async () => (await import('./ww-mutex.bench.js')).definition,
   },
   {
     name: 'drm-exec',
     summary:
-      '16 tasks locking 4 of 16 objects: DrmExec vs async-mutex in sorted order (target >= 1x); unsorted async-mutex deadlocks',
+      '16 tasks locking 4 of 16 objects: DrmExec vs async-mutex in ' +
+      'sorted order (target >= 1x); unsorted async-mutex deadlocks',
     load: async () => (await import('./drm-exec.bench.js')).definition,
   },
   {
@@ -60,7 +62,8 @@ export const BENCHMARKS: readonly BenchEntry[] = [
   {
     name: 'heap-alloc',
     summary:
-      'DmaHeap allocate p50/p99 under alloc/free churn (64 KiB, 1 MiB) vs new ArrayBuffer (1 MiB p99 target >= 5x lower) and an inline-zeroing pool (lower)',
+      'DmaHeap allocate p50/p99 under alloc/free churn (64 KiB, 1 MiB) vs new ' +
+      'ArrayBuffer (1 MiB p99 target >= 5x lower) and an inline-zeroing pool (lower)',
     load: async () => (await import('./heap-alloc.bench.js')).definition,
   },
   {
@@ -71,55 +74,64 @@ export const BENCHMARKS: readonly BenchEntry[] = [
   {
     name: 'ttm-reclaim',
     summary:
-      'TTM delayed delete, fence signal to memory freed: per-object work items vs 10 ms periodic scan (p99 <= 1 ms and >= 5x lower)',
+      'TTM delayed delete, fence signal to memory freed: per-object ' +
+      'work items vs 10 ms periodic scan (p99 <= 1 ms and >= 5x lower)',
     load: async () => (await import('./ttm-reclaim.bench.js')).definition,
   },
   {
     name: 'ttm-release-storm',
     summary:
-      '10,000 busy BOs released at once, fences over 1 s: peak work items (<= 16), time to free all, memory held, reclaim latency vs the 10 ms scan',
+      '10,000 busy BOs released at once, fences over 1 s: peak work items (<= ' +
+      '16), time to free all, memory held, reclaim latency vs the 10 ms scan',
     load: async () => (await import('./ttm-release-storm.bench.js')).definition,
   },
   {
     name: 'ttm-evict',
     summary:
-      'eviction VRAM -> System bytes/s (memcpy; copy engine diagnostic) vs Uint8Array.set, 64 x 64 KiB and 16 x 1 MiB (target >= 0.7x)',
+      'eviction VRAM -> System bytes/s (memcpy; copy engine diagnostic) ' +
+      'vs Uint8Array.set, 64 x 64 KiB and 16 x 1 MiB (target >= 0.7x)',
     load: async () => (await import('./ttm-evict.bench.js')).definition,
   },
   {
     name: 'ttm-validate',
     summary:
-      'validate() with 100,000 vs 100 BOs on the LRU (in place; one eviction; >= 0.5x) and range manager alloc at 100,000 vs 100 live ranges (>= 0.1x)',
+      'validate() with 100,000 vs 100 BOs on the LRU (in place; one eviction; >= ' +
+      '0.5x) and range manager alloc at 100,000 vs 100 live ranges (>= 0.1x)',
     load: async () => (await import('./ttm-validate.bench.js')).definition,
   },
   {
     name: 'sched',
     summary:
-      'DrmGpuScheduler no-op and chained jobs vs p-queue (target >= 1x); per-job cost at 10,000 entities / 100,000 jobs vs 10 / 100 (>= 0.5x)',
+      'DrmGpuScheduler no-op and chained jobs vs p-queue (target >= 1x); ' +
+      'per-job cost at 10,000 entities / 100,000 jobs vs 10 / 100 (>= 0.5x)',
     load: async () => (await import('./sched.bench.js')).definition,
   },
   {
     name: 'sched-fairness',
     summary:
-      'two clients on one ring under FAIR, FIFO and RR (tests_scheduler.c workloads, virtual time): engine-time shares and latency p50/p99; FAIR within 10% of fair',
+      'two clients on one ring under FAIR, FIFO and RR (tests_scheduler.c workloads, ' +
+      'virtual time): engine-time shares and latency p50/p99; FAIR within 10% of fair',
     load: async () => (await import('./sched-fairness.bench.js')).definition,
   },
   {
     name: 'webgpu-submit',
     summary:
-      'WebGpuRing submit + fence wait vs raw queue.submit + onSubmittedWorkDone on Dawn/SwiftShader (target <= 1.1x time)',
+      'WebGpuRing submit + fence wait vs raw queue.submit + ' +
+      'onSubmittedWorkDone on Dawn/SwiftShader (target <= 1.1x time)',
     load: async () => (await import('./webgpu-submit.bench.js')).definition,
   },
   {
     name: 'webgpu-evict',
     summary:
-      'TTM eviction + restore bytes/s on the WebGPU device vs a raw copyBufferToBuffer + mapAsync / writeBuffer loop (target >= 0.8x)',
+      'TTM eviction + restore bytes/s on the WebGPU device vs a raw ' +
+      'copyBufferToBuffer + mapAsync / writeBuffer loop (target >= 0.8x)',
     load: async () => (await import('./webgpu-evict.bench.js')).definition,
   },
   {
     name: 'webgpu-infer',
     summary:
-      'a model 3-4x the VRAM budget on the WebGPU device (TTM evicts and restores the weights) vs recreating buffers per layer; outputs exact',
+      'a model 3-4x the VRAM budget on the WebGPU device (TTM evicts and ' +
+      'restores the weights) vs recreating buffers per layer; outputs exact',
     load: async () => (await import('./webgpu-infer.bench.js')).definition,
   },
   {
@@ -136,7 +148,8 @@ export const BENCHMARKS: readonly BenchEntry[] = [
   {
     name: 'soft-wake',
     summary:
-      'soft device: job completion to fence signal on the main thread, p50/p99, vs half a postMessage round trip (target <= 1x latency)',
+      'soft device: job completion to fence signal on the main thread, ' +
+      'p50/p99, vs half a postMessage round trip (target <= 1x latency)',
     load: async () => (await import('./soft-wake.bench.js')).definition,
   },
   {
@@ -159,7 +172,8 @@ export const BENCHMARKS: readonly BenchEntry[] = [
   {
     name: 'lockdep',
     summary:
-      'lock validator hooks off vs stripped from the code (target >= 0.95x); on (stacks on/off) vs off; promise cost of the tracker',
+      'lock validator hooks off vs stripped from the code (target >= ' +
+      '0.95x); on (stacks on/off) vs off; promise cost of the tracker',
     load: async () => (await import('./lockdep.bench.js')).definition,
   },
 ];

@@ -323,14 +323,18 @@ async function offPhase(ctx: BenchContext, rows: Row[], notes: string[], set: Co
       rounds,
       warm,
     );
-    const method = `${n} hooked and 2 x ${n} stripped copies, each warmed by ${warm} runs, then ${rounds} round-robin rounds of ${c.offBatch} ops through all; a copy's rate is its 90th-percentile round; ratio: median [quartiles] over all copy pairs`;
+    const method =
+      `${n} hooked and 2 x ${n} stripped copies, each warmed by ${warm} runs, then ${rounds} ` +
+      `round-robin rounds of ${c.offBatch} ops through all; a copy's rate is ` +
+      `its 90th-percentile round; ratio: median [quartiles] over all copy pairs`;
     const list = (from: number, to: number): string =>
       rates
         .slice(from, to)
         .map((r) => formatRate(steadyRate(r)))
         .join(' ');
     notes.push(
-      `off: ${c.name}: steady rate per copy (/s): hooks ${list(0, n)}; stripped A ${list(n, 2 * n)}; stripped B ${list(2 * n, 3 * n)}`,
+      `off: ${c.name}: steady rate per copy (/s): hooks ${list(0, n)}; ` +
+        `stripped A ${list(n, 2 * n)}; stripped B ${list(2 * n, 3 * n)}`,
     );
     rows.push(
       crossRow({
@@ -350,7 +354,9 @@ async function offPhase(ctx: BenchContext, rows: Row[], notes: string[], set: Co
         baseline: { label: 'stripped, set A', rates: rates.slice(n, 2 * n) },
         batch: c.offBatch,
         rounds,
-        note: 'calibration, no target: the two sets of hook-free copies of the row above against each other; the distance from 1.00x is the resolution',
+        note:
+          'calibration, no target: the two sets of hook-free copies of the row ' +
+          'above against each other; the distance from 1.00x is the resolution',
       }),
     );
   }
@@ -444,7 +450,9 @@ async function onPhase(ctx: BenchContext, rows: Row[]): Promise<void> {
             batch,
             rounds: ctx.budget.rounds,
             warmup: ctx.budget.warmup,
-            note: `record mode; both sides after src/node.ts was imported and the validator was on once${batch !== c.batch ? `; ${batch} ops per round` : ''}`,
+            note:
+              `record mode; both sides after src/node.ts was imported and the validator ` +
+              `was on once${batch !== c.batch ? `; ${batch} ops per round` : ''}`,
           }),
         );
       }
@@ -457,11 +465,14 @@ async function onPhase(ctx: BenchContext, rows: Row[]): Promise<void> {
 export const definition: BenchDefinition = {
   name: 'lockdep',
   question:
-    'With the lock validator off, are fence signal and uncontended ww lock/unlock within 5% of the same code with the hooks stripped? What do they cost with it on, and what does its tracker cost the rest of the process?',
+    'With the lock validator off, are fence signal and uncontended ww lock/unlock within 5% of the same code with ' +
+    'the hooks stripped? What do they cost with it on, and what does its tracker cost the rest of the process?',
   baseline:
-    'copies of src/ with every hook statement deleted, against unmodified copies loaded the same way; enabled rows: src/ with the validator off',
+    'copies of src/ with every hook statement deleted, against unmodified ' +
+    'copies loaded the same way; enabled rows: src/ with the validator off',
   target:
-    'validator off >= 0.95x the hook-free rate (fence signal, lock/unlock, lock/unlock in one ctx); enabled and process-wide costs reported without target',
+    'validator off >= 0.95x the hook-free rate (fence signal, lock/unlock, ' +
+    'lock/unlock in one ctx); enabled and process-wide costs reported without target',
   async run(ctx: BenchContext): Promise<BenchReport> {
     const rows: Row[] = [];
     const notes: string[] = [];
@@ -473,7 +484,8 @@ export const definition: BenchDefinition = {
     if (!wasEnabled) disableLockdep();
     if (trackerPresent) {
       notes.push(
-        'src/node.ts was loaded before this benchmark (DMABUF_LOCKDEP=1 or an earlier import): its promise hooks slow both sides of every row, and "before import" is not before it',
+        'src/node.ts was loaded before this benchmark (DMABUF_LOCKDEP=1 or an earlier import): ' +
+          'its promise hooks slow both sides of every row, and "before import" is not before it',
       );
     }
     const { copies: n } = offBudget(ctx.budget.quick);
@@ -483,7 +495,8 @@ export const definition: BenchDefinition = {
       for (const [file, s] of Object.entries(set.files)) {
         const after = [...new Set(s.replaced.map((r) => r.split(' => ')[1]))].join('; ');
         notes.push(
-          `hooks stripped from ${file}: ${s.removed.length} statements or declarations removed, ${s.replaced.length} expressions folded${after !== '' ? ` (to: ${after})` : ''}`,
+          `hooks stripped from ${file}: ${s.removed.length} statements or declarations removed, ` +
+            `${s.replaced.length} expressions folded${after !== '' ? ` (to: ${after})` : ''}`,
         );
       }
       const probe = await offPhase(ctx, rows, notes, set);
@@ -492,7 +505,8 @@ export const definition: BenchDefinition = {
       // Last: the compiler's heap would otherwise weigh on every measurement after it.
       if (ctx.budget.quick) {
         notes.push(
-          'the stripped copy was not type-checked in --quick (about 4 s); the full run and test/bench/lockdep.bench.test.ts do',
+          'the stripped copy was not type-checked in --quick (about 4 ' +
+            's); the full run and test/bench/lockdep.bench.test.ts do',
         );
       } else {
         ctx.progress('lockdep: type-checking the hook-free copy');
@@ -506,7 +520,8 @@ export const definition: BenchDefinition = {
     }
     const reports = lockdepReports();
     notes.push(
-      `validator reports during the enabled rows: ${reports.length}${reports.length > 0 ? ` (${reports.map((r) => r.kind).join(', ')})` : ''}`,
+      `validator reports during the enabled rows: ` +
+        `${reports.length}${reports.length > 0 ? ` (${reports.map((r) => r.kind).join(', ')})` : ''}`,
     );
     resetLockdep();
     if (wasEnabled) notes.push('the validator was on when the benchmark started and is left off');

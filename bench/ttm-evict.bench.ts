@@ -89,7 +89,8 @@ function checkPattern(what: string, bytes: Uint8Array, pattern: number): void {
   const mid = last >> 1;
   if (bytes[0] !== pattern || bytes[mid] !== pattern || bytes[last] !== pattern) {
     throw new Error(
-      `ttm-evict: ${what} lost its contents (bytes ${bytes[0]}, ${bytes[mid]}, ${bytes[last]} at 0, ${mid}, ${last}, expected ${pattern})`,
+      `ttm-evict: ${what} lost its contents (bytes ${bytes[0]}, ${bytes[mid]}, ` +
+        `${bytes[last]} at 0, ${mid}, ${last}, expected ${pattern})`,
     );
   }
 }
@@ -272,9 +273,13 @@ export async function runEvict(
         rows.push({
           ...row,
           note:
-            `${bytesPerSecond(row.dmabuf!.value)} vs ${bytesPerSecond(row.baseline!.value)}; per object ${ms((shape.size / row.dmabuf!.value) * 1000)} vs ${ms((shape.size / row.baseline!.value) * 1000)} ` +
-            `(the difference, ${ms((shape.size / row.dmabuf!.value - shape.size / row.baseline!.value) * 1000)}, is what eviction adds to the copy); heap pool hits/misses (all rounds, warm-up included) ${candidate.heap.hits}/${candidate.heap.misses}; ` +
-            `device stats: ${s.evictions} evictions, ${(s.bytesMoved / MiB).toFixed(0)} MiB moved (all rounds, both directions)` +
+            `${bytesPerSecond(row.dmabuf!.value)} vs ${bytesPerSecond(row.baseline!.value)}; per object ` +
+            `${ms((shape.size / row.dmabuf!.value) * 1000)} vs ${ms((shape.size / row.baseline!.value) * 1000)} ` +
+            `(the difference, ${ms((shape.size / row.dmabuf!.value - shape.size / row.baseline!.value) * 1000)}, is ` +
+            `what eviction adds to the copy); heap pool hits/misses (all rounds, ` +
+            `warm-up included) ${candidate.heap.hits}/${candidate.heap.misses}; ` +
+            `device stats: ${s.evictions} evictions, ${(s.bytesMoved / MiB).toFixed(0)} ` +
+            `MiB moved (all rounds, both directions)` +
             (pipelined ? '; diagnostic, no target: each pass ends when copyEngine.idle() resolves' : ''),
         });
       } finally {
@@ -284,8 +289,10 @@ export async function runEvict(
     }
   }
   notes.push(
-    'one op = one byte (rates are bytes/s); a round = 32 MiB in timed passes of reserve + evict() + unreserve for every object (evictFlags default: System); ' +
-      'untimed between passes: check contents, validate back into VRAM, heap.drain() (tts come pre-zeroed from the pool); baseline: set() into preallocated Uint8Arrays, copied back untimed between passes',
+    'one op = one byte (rates are bytes/s); a round = 32 MiB in timed passes of ' +
+      'reserve + evict() + unreserve for every object (evictFlags default: System); ' +
+      'untimed between passes: check contents, validate back into VRAM, heap.drain() (tts come pre-zeroed ' +
+      'from the pool); baseline: set() into preallocated Uint8Arrays, copied back untimed between passes',
   );
   return { rows, notes };
 }
@@ -293,7 +300,8 @@ export async function runEvict(
 export const definition: BenchDefinition = {
   name: 'ttm-evict',
   question:
-    'How many bytes per second does evicting buffer objects from VRAM to System move (memcpy move; and pipelined through the copy engine), 64 x 64 KiB and 16 x 1 MiB?',
+    'How many bytes per second does evicting buffer objects from VRAM to System move ' +
+    '(memcpy move; and pipelined through the copy engine), 64 x 64 KiB and 16 x 1 MiB?',
   baseline: 'Uint8Array.prototype.set of the same bytes from one SharedArrayBuffer into preallocated buffers',
   target: 'memcpy eviction >= 0.7x the raw copy (both shapes); pipelined rows without target',
   async run(ctx: BenchContext): Promise<BenchReport> {

@@ -254,7 +254,8 @@ export class DrmExec implements AsyncDisposable {
         // Retrying would re-run a body that locks nothing: the C loop would spin for ever.
         this.#phase = 'failed';
         throw new BugError(
-          `DrmExec.untilAllLocked: the body returned without locking anything after backing off from ${nameOf(this.#contended)}; ` +
+          `DrmExec.untilAllLocked: the body returned without locking ` +
+            `anything after backing off from ${nameOf(this.#contended)}; ` +
             'a re-run body must lock its objects again',
         );
       }
@@ -297,7 +298,8 @@ export class DrmExec implements AsyncDisposable {
     this.#checkLockable('prepareObj', obj);
     if (numFences === 0) {
       throw new BugError(
-        `DrmExec.prepareObj(${nameOf(obj)}): numFences is 0; reserve at least one slot, or call lockObj to lock without reserving`,
+        `DrmExec.prepareObj(${nameOf(obj)}): numFences is 0; reserve ` +
+          `at least one slot, or call lockObj to lock without reserving`,
       );
     }
     await this.lockObj(obj);
@@ -333,7 +335,8 @@ export class DrmExec implements AsyncDisposable {
         throw invalidArgument('DrmExec.unlockObj', 'obj', obj, 'an object with a DmaResv resv and get()/put()');
       }
       throw new BugError(
-        `DrmExec.unlockObj: ${nameOf(obj)} is not locked by this exec; only objects listed in exec.objects can be unlocked`,
+        `DrmExec.unlockObj: ${nameOf(obj)} is not locked by this ` +
+          `exec; only objects listed in exec.objects can be unlocked`,
       );
     }
     obj.resv.unlock();
@@ -403,7 +406,8 @@ export class DrmExec implements AsyncDisposable {
   }
 
   toString(): string {
-    return `DrmExec(${this.#ticket}, ${this.#phase}, ${this.#objects.length} locked${this.#contended !== null ? ', contended' : ''})`;
+    const contended = this.#contended !== null ? ', contended' : '';
+    return `DrmExec(${this.#ticket}, ${this.#phase}, ${this.#objects.length} locked${contended})`;
   }
 
   // One async frame per lock (the contended slow lock inlined): each extra frame is an extra
@@ -520,7 +524,8 @@ export class DrmExec implements AsyncDisposable {
     const obj = this.#pending;
     await this.#settleInFlight();
     throw new BugError(
-      `DrmExec.untilAllLocked: the body returned while a lock${obj !== null ? ` of ${nameOf(obj)}` : ''} was still pending; await every lockObj/prepareObj`,
+      `DrmExec.untilAllLocked: the body returned while a lock${obj !== null ? ` of ${nameOf(obj)}` : ''} ` +
+        `was still pending; await every lockObj/prepareObj`,
     );
   }
 
@@ -553,7 +558,8 @@ export class DrmExec implements AsyncDisposable {
     }
     if (this.#contended !== null && this.#objects.length > 0) {
       throw new BugError(
-        `DrmExec.${op}(${nameOf(obj)}): the exec backed off from ${nameOf(this.#contended)} but the body kept locking; let the WwDeadlockError leave the body so untilAllLocked can retry`,
+        `DrmExec.${op}(${nameOf(obj)}): the exec backed off from ${nameOf(this.#contended)} but ` +
+          `the body kept locking; let the WwDeadlockError leave the body so untilAllLocked can retry`,
       );
     }
   }

@@ -50,13 +50,7 @@
  * ```
  */
 
-import {
-  BugError,
-  DmaBufError,
-  FenceTimeoutError,
-  reportCallbackError,
-  type ErrnoCode,
-} from '../base/errors.js';
+import { BugError, DmaBufError, FenceTimeoutError, reportCallbackError, type ErrnoCode } from '../base/errors.js';
 import { getClock } from '../base/clock.js';
 import { lockdep } from '../base/lockdep-hooks.js';
 import {
@@ -366,7 +360,10 @@ export class DmaFence {
     // The validator sees the callbacks as running inside a signalling section (kernel: signal()
     // is itself annotated); only worth opening when something runs in it.
     const hooks = lockdep;
-    const cookie = hooks !== null && (callbacks !== null || this.#waiters !== null) ? hooks.beginSignalling(this.isLongRunning) : null;
+    const cookie =
+      hooks !== null && (callbacks !== null || this.#waiters !== null)
+        ? hooks.beginSignalling(this.isLongRunning)
+        : null;
     if (callbacks !== null) {
       this.#callbacks = null;
       if (typeof callbacks === 'function') {
@@ -448,7 +445,8 @@ export class DmaFence {
    * @see dma_fence_add_callback()
    */
   addCallback(callback: FenceCallback): boolean {
-    if ((this.#flags & FLAG_LONG_RUNNING) !== 0 && lockdep !== null) lockdep.plainCallbackOnLongRunning(this.describe());
+    if ((this.#flags & FLAG_LONG_RUNNING) !== 0 && lockdep !== null)
+      lockdep.plainCallbackOnLongRunning(this.describe());
     return this.lrAddCallback(callback);
   }
 
@@ -663,7 +661,10 @@ export class DmaFence {
     return stub;
   }
 
-  /** A new fence, already signaled at `timestamp` (default now), on the stub context. @see dma_fence_allocate_private_stub() */
+  /**
+   * A new fence, already signaled at `timestamp` (default now), on the stub context.
+   * @see dma_fence_allocate_private_stub()
+   */
   static allocatePrivateStub(timestamp?: number): DmaFence {
     if (timestamp !== undefined) requiredFinite(timestamp, 'DmaFence.allocatePrivateStub', 'timestamp');
     const fence = new DmaFence(stubOps, 0, 0);

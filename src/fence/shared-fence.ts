@@ -369,7 +369,8 @@ function checkRegion(what: string, region: unknown, byteOffset: unknown): Int32A
     region.byteLength < byteOffset + HEADER_WORDS * 4
   ) {
     throw new InvalidArgumentError(
-      `${what}: region must be a SharedFenceRegion's buffer and offset, got ${describeValue(region)} at ${describeValue(byteOffset)}`,
+      `${what}: region must be a SharedFenceRegion's buffer and offset, ` +
+        `got ${describeValue(region)} at ${describeValue(byteOffset)}`,
     );
   }
   const header = new Int32Array(region, byteOffset, HEADER_WORDS);

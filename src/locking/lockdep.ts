@@ -334,7 +334,8 @@ const hooks: LockdepHooks = {
     report(
       'long-running-callback',
       [dmaFenceLrMap.name],
-      `WARNING: plain callback on a long-running fence\n  fence: ${what}\n  added at: ${site(hooks.plainCallbackOnLongRunning)}\n` +
+      `WARNING: plain callback on a long-running fence\n  fence: ` +
+        `${what}\n  added at: ${site(hooks.plainCallbackOnLongRunning)}\n` +
         '  A long-running fence may never complete; acknowledge that with lrAddCallback().',
       `lr-callback:${what}`,
     );

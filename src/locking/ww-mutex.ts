@@ -500,10 +500,18 @@ export class WwMutex {
     const s = ctx[STATE];
     if (s.contending !== this) {
       const what = s.contending === null ? 'no lock reported EDEADLK to it' : `the contended lock is ${s.contending}`;
-      return Promise.reject(new BugError(`${this}.lockSlow(${ctx}): ${what}; lockSlow is only for the lock that answered WwDeadlockError`));
+      return Promise.reject(
+        new BugError(
+          `${this}.lockSlow(${ctx}): ${what}; lockSlow is ` + `only for the lock that answered WwDeadlockError`,
+        ),
+      );
     }
     if (s.acquired > 0) {
-      return Promise.reject(new BugError(`${this}.lockSlow(${ctx}): ${s.acquired} lock(s) still held; unlock everything before the slow lock`));
+      return Promise.reject(
+        new BugError(
+          `${this}.lockSlow(${ctx}): ${s.acquired} lock(s) ` + `still held; unlock everything before the slow lock`,
+        ),
+      );
     }
     return this.#lockWithCtx(ctx, signal, 'lockSlow');
   }
@@ -570,7 +578,9 @@ export class WwMutex {
     if (s.finished) return new BugError(`${this}.${op}: ${ctx} was already finished with fini()`);
     if (s.done) return new BugError(`${this}.${op}: ${ctx} already called done(); no more locks may be taken with it`);
     if (ctx.wwClass !== this.wwClass) {
-      return new BugError(`${this}.${op}: class mismatch, the mutex is ${this.wwClass.name} and ${ctx} is ${ctx.wwClass.name}`);
+      return new BugError(
+        `${this}.${op}: class mismatch, the mutex is ` + `${this.wwClass.name} and ${ctx} is ${ctx.wwClass.name}`,
+      );
     }
     if (s.sleeper !== null) {
       return new BugError(
@@ -580,10 +590,16 @@ export class WwMutex {
     }
     if (s.contending !== null && op === 'lock') {
       if (s.contending !== this) {
-        return new BugError(`${this}.lock: ${ctx} backed off from ${s.contending}; unlock everything and lockSlow(${s.contending.name}) before taking other locks`);
+        return new BugError(
+          `${this}.lock: ${ctx} backed off from ${s.contending}; unlock ` +
+            `everything and lockSlow(${s.contending.name}) before taking other locks`,
+        );
       }
       if (s.acquired > 0) {
-        return new BugError(`${this}.lock: ${ctx} backed off from this lock but still holds ${s.acquired} lock(s); unlock them first`);
+        return new BugError(
+          `${this}.lock: ${ctx} backed off from this lock but ` +
+            `still holds ${s.acquired} lock(s); unlock them first`,
+        );
       }
     }
     return undefined;
@@ -606,7 +622,10 @@ export class WwMutex {
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
     try {
-      return new WwDeadlockError(`${this}: ${ctx} must back off (${why}); unlock everything, then lockSlow(${this.name})`, this);
+      return new WwDeadlockError(
+        `${this}: ${ctx} must back off (${why}); ` + `unlock everything, then lockSlow(${this.name})`,
+        this,
+      );
     } finally {
       Error.stackTraceLimit = limit;
     }

@@ -43,19 +43,22 @@ describe('drm-exec bench helpers', () => {
     assert.throws(() => pickDistinct(3, 4, seededRandom(seed)), RangeError);
   });
 
-  it('makePlans gives every task TX_PER_TASK transactions of PER_TX distinct objects, the same for the same seed', () => {
-    const plans = makePlans(SEED);
-    assert.equal(plans.length, TASKS);
-    for (const plan of plans) {
-      assert.equal(plan.length, TX_PER_TASK);
-      for (const tx of plan) {
-        assert.equal(new Set(tx).size, PER_TX);
-        assert.ok(tx.every((i) => i >= 0 && i < OBJECTS));
+  it(
+    'makePlans gives every task TX_PER_TASK transactions ' + 'of PER_TX distinct objects, the same for the same seed',
+    () => {
+      const plans = makePlans(SEED);
+      assert.equal(plans.length, TASKS);
+      for (const plan of plans) {
+        assert.equal(plan.length, TX_PER_TASK);
+        for (const tx of plan) {
+          assert.equal(new Set(tx).size, PER_TX);
+          assert.ok(tx.every((i) => i >= 0 && i < OBJECTS));
+        }
       }
-    }
-    assert.deepEqual(makePlans(SEED), plans);
-    assert.notDeepEqual(makePlans(SEED + 1), plans);
-  });
+      assert.deepEqual(makePlans(SEED), plans);
+      assert.notDeepEqual(makePlans(SEED + 1), plans);
+    },
+  );
 
   it('findWaitCycle finds nothing when nobody waits, or when waits end at a free object', () => {
     assert.equal(findWaitCycle([0, 1, -1], [-1, -1]), null);
@@ -72,12 +75,15 @@ describe('drm-exec bench helpers', () => {
     assert.deepEqual(findWaitCycle(holder, waitingOn), [1, 2, 3]);
   });
 
-  it('unsortedMutexRun: async-mutex in crossed order deadlocks; the watchdog finds the cycle and unwinds the tasks', async () => {
-    const run = await unsortedMutexRun(CROSSED, turnWatchdog(20));
-    assert.equal(run.completed, 0);
-    assert.equal(run.stalled, 2, 'both transactions were waiting');
-    assert.deepEqual([...(run.cycle ?? [])].sort(), [0, 1]);
-  });
+  it(
+    'unsortedMutexRun: async-mutex in crossed order deadlocks; ' + 'the watchdog finds the cycle and unwinds the tasks',
+    async () => {
+      const run = await unsortedMutexRun(CROSSED, turnWatchdog(20));
+      assert.equal(run.completed, 0);
+      assert.equal(run.stalled, 2, 'both transactions were waiting');
+      assert.deepEqual([...(run.cycle ?? [])].sort(), [0, 1]);
+    },
+  );
 
   it('drmExecWatchedRun: DrmExec completes the same crossed workload, backing off at least once', async () => {
     const run = await drmExecWatchedRun(CROSSED, turnWatchdog(20));

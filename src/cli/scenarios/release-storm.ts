@@ -260,7 +260,7 @@ export function releaseStormScenario(
     devices: ['soft'],
     defaultDurationMs: 3000,
     defaultClients: 4,
-    inDefaultSet: false,
+    inDefaultSet: true,
     async run(ctx) {
       const { recorder } = ctx;
       const mode = (ctx.knobs['delayed-delete'] ?? 'per-object') as TtmDelayedDeleteMode;
