@@ -99,6 +99,11 @@ export class SoftEngine {
     return this.#ready;
   }
 
+  /** True while a reset replaces the worker (the old one is being terminated or the new one started). */
+  get resetting(): boolean {
+    return this.#state === 'resetting';
+  }
+
   /** Engine resets so far. */
   get resets(): number {
     return this.#resets;

@@ -77,6 +77,8 @@ export interface SoftSchedulerOptions {
  * @see amdgpu_job_run() @see amdgpu_job_timedout()
  */
 export function createSoftScheduler(engine: SoftEngine, options: SoftSchedulerOptions): DrmGpuScheduler<SoftJob> {
+  /** When the current worker reported ready after the last reset (scheduler clock); -Infinity before any reset. */
+  let freshSince = Number.NEGATIVE_INFINITY;
   const sched: DrmGpuScheduler<SoftJob> = new DrmGpuScheduler<SoftJob>({
     name: engine.name,
     creditLimit: engine.ring.size,
@@ -97,10 +99,20 @@ export function createSoftScheduler(engine: SoftEngine, options: SoftSchedulerOp
         if (engine.stopped) return DrmGpuSchedStat.Enodev;
         const hw = job.hw;
         if (hw === null || hw.signaledFlag || engine.ring.running === 0) return DrmGpuSchedStat.NoHang;
+        // A reset in progress already deals with the hang: the job the ring shows as running may be
+        // the old worker's (terminating is asynchronous), and blaming the next one would make an
+        // innocent context guilty. The watchdog also started counting at the reset, so a fresh
+        // worker gets one whole timeout of its own before its first job can be called hung.
+        if (engine.resetting || sched.clock.now() - freshSince < options.timeoutMs) return DrmGpuSchedStat.NoHang;
         sched.increaseKarma(job);
         // The backend owns the job now: clean it up once the reset has signalled its fence.
         hw.lrAddCallback(() => job.cleanup());
-        void engine.reset('ETIMEDOUT', `${job} made no progress for ${options.timeoutMs} ms on ${engine.name}`);
+        void engine
+          .reset('ETIMEDOUT', `${job} made no progress for ${options.timeoutMs} ms on ${engine.name}`)
+          .then(() => engine.ready)
+          .then(() => {
+            freshSince = sched.clock.now();
+          });
         return DrmGpuSchedStat.Reset;
       },
       freeJob(job: SoftJob): void {

@@ -305,6 +305,37 @@ describe('SoftDevice hangs and faults', () => {
     },
   );
 
+  it('a watchdog expiry during a reset or before the fresh worker ran a full timeout blames no one', async () => {
+    const clock = new VirtualClock();
+    using _clock = useClock(clock);
+    const gpu = device({ engines: { compute: 1 }, hangTimeoutMs: 500 });
+    try {
+      await gpu.registerKernels(TEST_KERNELS);
+      const bad = gpu.createContext({ name: 'bad' });
+      const good = gpu.createContext({ name: 'good' });
+      const log = gpu.map(new SharedArrayBuffer(16));
+      const hung = gpu.submit('compute', 'spin', { ms: Number.MAX_SAFE_INTEGER }, { context: bad });
+      const compute = gpu.rings('compute')[0]!;
+      await until(() => compute.ring.running !== 0, 'the spin job to start');
+      const behind = gpu.submit('compute', 'append', { log: log.range(), value: 7 }, { context: good });
+      await until(() => compute.ring.fences.pendingCount === 2, 'the second job to reach the ring');
+      clock.advance(500); // the watchdog: the reset starts; terminating the spinning worker takes a while
+      clock.advance(500); // expires again while the engine is still resetting
+      await Promise.all([hung.wait(), behind.wait()]);
+      clock.advance(499); // the fresh engine's first moments: not a full timeout of its own yet
+      assert.equal(codeOf(hung), 'ETIMEDOUT');
+      assert.equal(behind.error, undefined, 'the job behind the hang ran on the fresh engine');
+      assert.equal(gpu.resets.length, 1, 'one hang, one reset');
+      assert.deepEqual([bad.guilty, good.guilty], [true, false], 'only the hung context is guilty');
+      const later = gpu.submit('compute', 'append', { log: log.range(), value: 9 }, { context: good });
+      await later.wait();
+      assert.equal(later.error, undefined, 'the innocent context is still served');
+      assert.deepEqual([...new Uint32Array(log.buffer, 0, 3)], [2, 7, 9]);
+    } finally {
+      await gpu.destroy({ cancel: true });
+    }
+  });
+
   it('a slow start is not a hang: the watchdog waits while the engine executes nothing', async () => {
     const clock = new VirtualClock();
     using _clock = useClock(clock);
