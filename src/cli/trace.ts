@@ -67,9 +67,11 @@ export function toTraceJson(run: RunResult): TraceJson {
       for (const e of variant.events) {
         if (e.type === 'slice') {
           const cat = variant.tracks[e.track - 1]?.kind ?? 'track';
-          // The end is rounded like the start, so slices that touch stay touching, never overlap.
+          // The end is rounded like the start, so slices that touch stay touching, never overlap. The
+          // recorder keeps start and duration: start + duration can miss the end it came from by a
+          // float step, which is enough to round to the next 0.1 µs; to the nanosecond it is exact.
           const ts = at(e.start);
-          const dur = at(e.start + e.dur) - ts;
+          const dur = at(Math.round((e.start + e.dur) * 1e6) / 1e6) - ts;
           timed.push({ name: e.name, cat, ph: 'X', pid, tid: e.track, ts, dur, ...(e.args ? { args: e.args } : {}) });
         } else if (e.type === 'instant') {
           timed.push({

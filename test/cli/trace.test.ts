@@ -32,6 +32,30 @@ function engineRun(): RunResult {
 }
 
 describe('toTraceJson', () => {
+  it('slices that touch in the recorder touch in the trace, whatever float rounding start + duration does', () => {
+    // Found by search: 7.171352874622006 + (45.59605 - 7.171352874622006) rounds to 45596.0 µs, 45.59605 to 45596.1.
+    const rec = new Recorder({ trace: true, durationMs: 100 });
+    const gfx = rec.track('gfx', 'engine');
+    rec.slice(gfx, 'first', 7.171352874622006, 45.59605);
+    rec.slice(gfx, 'second', 45.59605, 50);
+    const run = runOf([
+      {
+        name: 'test',
+        title: 'test',
+        status: 'ok',
+        variants: [variant('default', [], { startMs: 0, ...rec.result() })],
+      },
+    ]);
+    const doc = toTraceJson(run);
+    const [first, second] = doc.traceEvents.filter((e) => e.ph === 'X');
+    assert.equal(
+      Math.round((first!.ts! + first!.dur!) * 10),
+      Math.round(second!.ts! * 10),
+      'the first ends where the second starts',
+    );
+    assert.deepEqual(traceProblems(JSON.parse(JSON.stringify(doc))), []);
+  });
+
   it('sanity: a run with engines is a valid trace, one named track per engine, slices carrying their client', () => {
     const doc = JSON.parse(JSON.stringify(toTraceJson(engineRun()))) as { traceEvents: TraceEvent[] };
     assert.deepEqual(traceProblems(doc), []);
