@@ -38,7 +38,7 @@
 import { DmaBufError } from '../../base/errors.js';
 import { seededRandom } from '../../base/random.js';
 import type { SoftContext } from '../../device/soft/soft-ctx.js';
-import type { SoftDevice } from '../../device/soft/soft-device.js';
+import { SoftDevice, type SoftDeviceOptions } from '../../device/soft/soft-device.js';
 import type { DmaFence } from '../../fence/dma-fence.js';
 import type { Recorder } from '../recorder.js';
 import { Samples } from '../stats.js';
@@ -100,6 +100,22 @@ export interface FrameClientsOptions {
   readonly onError?: (client: FrameClient, code: string, atMs: number) => void;
   /** Called with each completed job (frame or replacement) and where it sat on the engine. */
   readonly onJob?: (client: FrameClient, name: string, startMs: number, endMs: number, error: string | null) => void;
+}
+
+/**
+ * A soft device made with `options`, booted, with the kernel module at `kernels` registered when
+ * given; destroyed again if either step fails, so a scenario that could not start leaves nothing.
+ */
+export async function bootSoftDevice(options: SoftDeviceOptions, kernels?: URL | string): Promise<SoftDevice> {
+  const gpu = new SoftDevice(options);
+  try {
+    await gpu.ready();
+    if (kernels !== undefined) await gpu.registerKernels(kernels);
+  } catch (err) {
+    await gpu.destroy({ cancel: true });
+    throw err;
+  }
+  return gpu;
 }
 
 /** The errno code of a fence's error (`EIO` when it has none). */

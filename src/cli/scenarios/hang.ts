@@ -47,13 +47,13 @@
 
 import { InvalidArgumentError } from '../../base/errors.js';
 import { seededRandom } from '../../base/random.js';
-import { SoftDevice } from '../../device/soft/soft-device.js';
+import type { SoftDevice } from '../../device/soft/soft-device.js';
 import type { DmaFence } from '../../fence/dma-fence.js';
 import { formatValue } from '../format.js';
 import type { Recorder } from '../recorder.js';
 import type { Scenario, ScenarioContext } from '../scenario.js';
 import { Samples } from '../stats.js';
-import { type FrameClient, errnoOf, runFrameClients } from './frame-clients.js';
+import { type FrameClient, bootSoftDevice, errnoOf, runFrameClients } from './frame-clients.js';
 import { SPIN_FOREVER, SPIN_KERNEL_URL } from './spin-kernel.js';
 
 /** Buckets of the latency charts per run. */
@@ -122,16 +122,9 @@ function latencyChart(
 }
 
 /** A device of one run, booted, with the `spin` kernel (both runs register it: set up alike). */
-async function bootDevice(phase: 'baseline' | 'hang', hangTimeoutMs: number): Promise<SoftDevice> {
-  const gpu = new SoftDevice({ name: `hang-${phase}`, engines: { [ENGINE]: 1 }, hangTimeoutMs, maxResets: 8 });
-  try {
-    await gpu.ready();
-    await gpu.registerKernels(SPIN_KERNEL_URL);
-  } catch (err) {
-    await gpu.destroy({ cancel: true });
-    throw err;
-  }
-  return gpu;
+function bootDevice(phase: 'baseline' | 'hang', hangTimeoutMs: number): Promise<SoftDevice> {
+  const options = { name: `hang-${phase}`, engines: { [ENGINE]: 1 }, hangTimeoutMs, maxResets: 8 };
+  return bootSoftDevice(options, SPIN_KERNEL_URL);
 }
 
 /** One run of the workload on `gpu`, from now for `phaseMs`; with `outcome`, the hang run. */

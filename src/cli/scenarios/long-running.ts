@@ -46,7 +46,7 @@
 
 import { BugError } from '../../base/errors.js';
 import { seededRandom } from '../../base/random.js';
-import { SoftDevice } from '../../device/soft/soft-device.js';
+import type { SoftDevice } from '../../device/soft/soft-device.js';
 import { DmaFence } from '../../fence/dma-fence.js';
 import { DmaFenceChain } from '../../fence/dma-fence-chain.js';
 import { Syncobj } from '../../fence/syncobj.js';
@@ -64,7 +64,7 @@ import { formatValue } from '../format.js';
 import type { Recorder } from '../recorder.js';
 import type { Scenario, ScenarioContext } from '../scenario.js';
 import { Samples } from '../stats.js';
-import { type FrameClient, runFrameClients, sleep } from './frame-clients.js';
+import { type FrameClient, bootSoftDevice, runFrameClients, sleep } from './frame-clients.js';
 
 const CHART_BUCKETS = 100;
 /** The long-running job's batches: a `BATCH_DIM`-square matmul, a millisecond or two each. */
@@ -117,15 +117,8 @@ interface LongRunningOutcome {
 }
 
 /** A booted device with a `gfx` ring for the clients and a `compute` ring for the long-running job. */
-async function bootDevice(phase: string): Promise<SoftDevice> {
-  const gpu = new SoftDevice({ name: `lr-${phase}`, engines: { gfx: 1, compute: 1 } });
-  try {
-    await gpu.ready();
-  } catch (err) {
-    await gpu.destroy({ cancel: true });
-    throw err;
-  }
-  return gpu;
+function bootDevice(phase: string): Promise<SoftDevice> {
+  return bootSoftDevice({ name: `lr-${phase}`, engines: { gfx: 1, compute: 1 } });
 }
 
 /** Tries the forbidden things once, and the allowed one; fills the outcome's reports. */
