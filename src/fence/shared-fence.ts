@@ -418,9 +418,18 @@ function checkCount(what: string, name: string, value: unknown): number {
 const countOption: Check<number | undefined> = (value, fn, name) =>
   value === undefined ? undefined : checkCount(fn, name, value);
 
+/**
+ * A `SharedArrayBuffer`, looked up when called: a page that is not cross-origin isolated has no such
+ * global, and naming it while this module loads would break every import of dmabuf there.
+ */
+const sharedArrayBuffer: Check<SharedArrayBuffer> = (value, fn, name) => {
+  if (typeof SharedArrayBuffer !== 'undefined' && value instanceof SharedArrayBuffer) return value;
+  throw invalidArgument(fn, name, value, 'a SharedArrayBuffer');
+};
+
 const parseRegionOptions = defineOptionsCheck('SharedFenceRegion', {
   slots: optionalPositiveInteger,
-  buffer: optional(instanceOf(SharedArrayBuffer)),
+  buffer: optional(sharedArrayBuffer),
   byteOffset: optionalIndex,
 });
 

@@ -129,9 +129,16 @@ describe('the package bundled for browsers', () => {
       it(`the ${b.name} bundle prints the smoke program's lines and nothing goes wrong`, async () => {
         const { page, log } = await openPage(browser, `${server.url}/${b.name}.html`);
         try {
-          await page.waitForFunction(() => (globalThis as { smokeDone?: boolean }).smokeDone === true, null, {
-            timeout: 30_000,
-          });
+          await page
+            .waitForFunction(() => (globalThis as { smokeDone?: boolean }).smokeDone === true, null, {
+              timeout: 30_000,
+            })
+            .catch((err: unknown) => {
+              // Say how far the program got: a timeout alone does not tell which step hangs.
+              const printed = log.console.map((c) => `${c.type}: ${c.text}`);
+              const seen = [...printed, ...log.errors.map((e) => `page error: ${e}`), ...log.failedRequests];
+              throw new Error(`${String(err)}\nthe page printed:\n${seen.join('\n')}`);
+            });
           log.assertClean();
           assert.deepEqual(log.lines(), SMOKE_EXPECTED);
         } finally {
