@@ -117,8 +117,8 @@ export class Recorder {
     if (!this.tracing) return;
     this.#push(
       args === undefined
-        ? { type: 'slice', track, name, start: startMs, dur: endMs - startMs }
-        : { type: 'slice', track, name, start: startMs, dur: endMs - startMs, args },
+        ? { type: 'slice', track, name, start: startMs, dur: endMs - startMs, end: endMs }
+        : { type: 'slice', track, name, start: startMs, dur: endMs - startMs, end: endMs, args },
     );
   }
 

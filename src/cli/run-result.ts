@@ -87,6 +87,8 @@ export type TraceRecord =
       readonly name: string;
       readonly start: number;
       readonly dur: number;
+      /** The end as recorded: `start + dur` can miss it by a float step (see trace.ts). */
+      readonly end: number;
       readonly args?: TraceArgs;
     }
   | {

@@ -67,11 +67,10 @@ export function toTraceJson(run: RunResult): TraceJson {
       for (const e of variant.events) {
         if (e.type === 'slice') {
           const cat = variant.tracks[e.track - 1]?.kind ?? 'track';
-          // The end is rounded like the start, so slices that touch stay touching, never overlap. The
-          // recorder keeps start and duration: start + duration can miss the end it came from by a
-          // float step, which is enough to round to the next 0.1 µs; to the nanosecond it is exact.
+          // The recorded end is rounded like the start, so slices that touch stay touching, never
+          // overlap (start + dur can miss the end by a float step and round to the next 0.1 µs).
           const ts = at(e.start);
-          const dur = at(Math.round((e.start + e.dur) * 1e6) / 1e6) - ts;
+          const dur = at(e.end) - ts;
           timed.push({ name: e.name, cat, ph: 'X', pid, tid: e.track, ts, dur, ...(e.args ? { args: e.args } : {}) });
         } else if (e.type === 'instant') {
           timed.push({
