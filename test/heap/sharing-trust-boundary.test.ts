@@ -27,21 +27,7 @@ import { DmaBufShare, shareDmaBuf } from '../../src/heap/dma-buf-export.js';
 import { importDmaBuf } from '../../src/heap/dma-buf-import.js';
 import { dmaBufExportSyncFile, dmaBufImportSyncFile } from '../../src/heap/dma-buf-sync-file.js';
 import { mockFence } from '../helpers/mock-fence.js';
-
-/** What a careless caller passes as `signal`: the controller, not its signal. */
-const notASignal = new AbortController() as unknown as AbortSignal;
-
-/** Calls `fn`, which must fail (throw or reject) with an InvalidArgumentError naming `argument`. */
-async function invalid(fn: () => unknown, argument: string): Promise<void> {
-  let error: unknown;
-  try {
-    await fn();
-  } catch (err) {
-    error = err;
-  }
-  assert.ok(error instanceof InvalidArgumentError, `expected an InvalidArgumentError, got ${String(error)}`);
-  assert.equal(error.argument, argument);
-}
+import { invalid, notASignal } from '../helpers/invalid-argument.js';
 
 describe('sharing sweep (issue 10)', () => {
   describe('shared fences', () => {

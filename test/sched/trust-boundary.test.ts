@@ -24,21 +24,7 @@ import { DmaResvUsage } from '../../src/resv/dma-resv.js';
 import { Bo } from '../helpers/exec-objects.js';
 import { TestRing, errorCode, pushJob, withVirtualClock } from '../helpers/sched-ring.js';
 import { mockFence } from '../helpers/mock-fence.js';
-
-/** What a careless caller passes as `signal`: the controller, not its signal. */
-const notASignal = new AbortController() as unknown as AbortSignal;
-
-/** Calls `fn`, which must fail (throw or reject) with an InvalidArgumentError naming `argument`. */
-async function invalid(fn: () => unknown, argument: string): Promise<void> {
-  let error: unknown;
-  try {
-    await fn();
-  } catch (err) {
-    error = err;
-  }
-  assert.ok(error instanceof InvalidArgumentError, `expected an InvalidArgumentError, got ${String(error)}`);
-  assert.equal(error.argument, argument);
-}
+import { invalid, notASignal } from '../helpers/invalid-argument.js';
 
 const ops = { runJob: () => null, timedOutJob: () => DrmGpuSchedStat.Reset, freeJob: () => {} };
 
