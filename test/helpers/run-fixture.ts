@@ -1,4 +1,5 @@
 /** Hand-made run results for the output tests (summary, report, trace, --json). */
+import assert from 'node:assert/strict';
 import type { Metric, RunResult, ScenarioResult, VariantResult } from '../../src/cli/run-result.js';
 
 /** A variant with `metrics`, nothing recorded besides. */
@@ -32,4 +33,11 @@ export function runOf(scenarios: readonly ScenarioResult[], extra: Partial<RunRe
     scenarios,
     ...extra,
   };
+}
+
+/** The value of metric `key` of `v`; fails the test, listing the metrics there are, when it is missing. */
+export function metric(v: VariantResult, key: string): number {
+  const m = v.metrics.find((x) => x.key === key);
+  assert.ok(m !== undefined, `metric ${key} missing from ${v.metrics.map((x) => x.key).join(', ')}`);
+  return m.value;
 }

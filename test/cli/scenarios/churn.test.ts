@@ -6,6 +6,7 @@ import { runScenarios } from '../../../src/cli/runner.js';
 import type { SeriesChart, VariantResult } from '../../../src/cli/run-result.js';
 import { type ChurnBuffer, type ChurnHeap, InlineFreeHeap } from '../../../src/cli/scenarios/churn-heaps.js';
 import { churn, churnScenario } from '../../../src/cli/scenarios/churn.js';
+import { metric } from '../../helpers/run-fixture.js';
 
 const MiB = 1024 * 1024;
 const BUDGET = 16 * MiB;
@@ -19,12 +20,6 @@ async function runChurn(compare: boolean, scenario = churn): Promise<readonly Va
   });
   return run.scenarios[0]!.variants;
 }
-
-const metric = (v: VariantResult, key: string): number => {
-  const m = v.metrics.find((x) => x.key === key);
-  assert.ok(m !== undefined, `metric ${key} missing from ${v.metrics.map((x) => x.key).join(', ')}`);
-  return m.value;
-};
 
 describe('churn scenario', () => {
   it('sanity: a short run allocates, stays within the budget and checks every buffer it got', async () => {

@@ -8,6 +8,7 @@ import type { SeriesChart, VariantResult } from '../../../src/cli/run-result.js'
 import { hang, hangScenario, hangTimeoutFor } from '../../../src/cli/scenarios/hang.js';
 import { toTraceJson } from '../../../src/cli/trace.js';
 import { traceProblems } from '../../helpers/trace-check.js';
+import { metric } from '../../helpers/run-fixture.js';
 
 const SEED = 5;
 
@@ -26,12 +27,6 @@ async function runHang(clients: number, durationMs: number, scenario = hangScena
     trace: true,
   });
 }
-
-const metric = (v: VariantResult, key: string): number => {
-  const m = v.metrics.find((x) => x.key === key);
-  assert.ok(m !== undefined, `metric ${key} missing from ${v.metrics.map((x) => x.key).join(', ')}`);
-  return m.value;
-};
 
 const METRICS = [
   'boot_ms',

@@ -10,6 +10,7 @@ import { LONG_RUNNING_RULE, longRunning, reportGist } from '../../../src/cli/sce
 import { toTraceJson } from '../../../src/cli/trace.js';
 import { lockdepEnabled } from '../../../src/locking/lockdep.js';
 import { traceProblems } from '../../helpers/trace-check.js';
+import { metric } from '../../helpers/run-fixture.js';
 
 const SEED = 11;
 
@@ -22,12 +23,6 @@ async function runLongRunning(compare: boolean) {
     warmup: false,
   });
 }
-
-const metric = (v: VariantResult, key: string): number => {
-  const m = v.metrics.find((x) => x.key === key);
-  assert.ok(m !== undefined, `metric ${key} missing from ${v.metrics.map((x) => x.key).join(', ')}`);
-  return m.value;
-};
 
 const METRICS = [
   'boot_ms',

@@ -13,17 +13,12 @@ import { SoftDevice, type SoftDeviceOptions } from '../../../src/device/soft/sof
 import type { SoftBufferInit } from '../../../src/device/soft/soft-device.js';
 import type { TtmBufferObject } from '../../../src/ttm/ttm-bo.js';
 import { traceProblems } from '../../helpers/trace-check.js';
+import { metric } from '../../helpers/run-fixture.js';
 
 const MiB = 1024 * 1024;
 const BUDGET = 16 * MiB;
 const CLIENTS = 3;
 const MODES = KNOBS['delayed-delete'].values;
-
-const metric = (v: VariantResult, key: string): number => {
-  const m = v.metrics.find((x) => x.key === key);
-  assert.ok(m !== undefined, `metric ${key} missing from ${v.metrics.map((x) => x.key).join(', ')}`);
-  return m.value;
-};
 
 describe('release-storm sums', () => {
   it('sanity: the expected sum is the f32 of four fill bytes times the words, as the reduce kernel adds it', () => {
