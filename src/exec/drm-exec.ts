@@ -76,7 +76,7 @@ import {
   requiredFunction,
   requiredIndex,
 } from '../base/options.js';
-import { WwAcquireCtx, WwClass } from '../locking/ww-mutex.js';
+import { WwAcquireCtx, WwClass, wwBackOffOf, wwLockGranted } from '../locking/ww-mutex.js';
 import { DmaResv, reservationWwClass } from '../resv/dma-resv.js';
 
 const parseOptions = defineOptions('DrmExec', {
@@ -224,9 +224,9 @@ export class DrmExec implements AsyncDisposable {
       let result: T;
       try {
         result = await body(this);
-        await this.#checkSettled();
+        if (this.#inFlight !== null) await this.#checkSettled();
       } catch (err) {
-        await this.#settleInFlight();
+        if (this.#inFlight !== null) await this.#settleInFlight();
         const retry =
           err instanceof WwDeadlockError &&
           this.#phase === 'locking' &&
@@ -278,11 +278,40 @@ export class DrmExec implements AsyncDisposable {
     } catch (err) {
       return Promise.reject(err);
     }
-    // Marks a lock as in flight while #lockObj runs up to its first await; its `finally` clears
-    // the mark, so a lock that completed synchronously leaves nothing in flight.
-    this.#inFlight = RESOLVED;
-    const wait = this.#lockObj(obj);
-    if (this.#inFlight !== null) this.#inFlight = wait;
+    if (this.#contended !== null || this.#prelocked === obj || this.#stopReason !== undefined) {
+      // After a back-off, naming the slow-locked object, or stopped: the general path. It marks
+      // a lock as in flight while #lockObj runs up to its first await; its `finally` clears the
+      // mark, so a lock that completed synchronously leaves nothing in flight.
+      this.#inFlight = RESOLVED;
+      const wait = this.#lockObj(obj);
+      if (this.#inFlight !== null) this.#inFlight = wait;
+      return wait;
+    }
+    // Every other lock of every transaction comes here. A lock taken at once returns the shared
+    // granted promise: tracking the object now spares the async frame most of a lock would cost.
+    let locked: Promise<void>;
+    try {
+      locked = obj.resv.lock(this.#ticket);
+    } catch (err) {
+      locked = Promise.reject(err); // a subclass's lock() that throws: handled as a rejection
+    }
+    if (locked === wwLockGranted) {
+      try {
+        this.#track(obj);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return RESOLVED;
+    }
+    const backOff = wwBackOffOf(locked);
+    if (backOff !== undefined) {
+      // Refused at once: record the contention now; the promise rejects with it a microtask later.
+      this.#refused(obj, backOff);
+      return locked;
+    }
+    this.#pending = obj;
+    const wait = this.#awaitLock(obj, locked);
+    this.#inFlight = wait; // #awaitLock clears it after its await, never before
     return wait;
   }
 
@@ -396,12 +425,23 @@ export class DrmExec implements AsyncDisposable {
   }
 
   /** {@link fini}, then waits for a lock it cancelled to settle. Idempotent. */
-  async [Symbol.asyncDispose](): Promise<void> {
+  [Symbol.asyncDispose](): Promise<void> {
     const inFlight = this.#inFlight;
+    if (inFlight !== null) return this.#finiThenSettle(inFlight);
+    // Nothing to wait for (every transaction that ends normally): no async frame.
+    try {
+      this.fini();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return RESOLVED;
+  }
+
+  async #finiThenSettle(inFlight: Promise<void>): Promise<void> {
     try {
       this.fini();
     } finally {
-      if (inFlight !== null) await inFlight.catch(() => undefined);
+      await inFlight.catch(() => undefined);
     }
   }
 
@@ -410,8 +450,8 @@ export class DrmExec implements AsyncDisposable {
     return `DrmExec(${this.#ticket}, ${this.#phase}, ${this.#objects.length} locked${contended})`;
   }
 
-  // One async frame per lock (the contended slow lock inlined): each extra frame is an extra
-  // promise and microtask hop on every lock of every transaction.
+  // One async frame for the general lock (the contended slow lock inlined): each extra frame is
+  // an extra promise and microtask hop.
   async #lockObj(obj: DrmExecObject): Promise<void> {
     try {
       const contended = this.#contended;
@@ -445,14 +485,7 @@ export class DrmExec implements AsyncDisposable {
       try {
         await obj.resv.lock(this.#ticket);
       } catch (err) {
-        if (this.#phase === 'finished') throw err;
-        if (err instanceof WwDeadlockError) {
-          obj.get();
-          this.#contended = obj;
-          this.#contentions++;
-          throw err;
-        }
-        if (err instanceof AlreadyLockedError && this.#ignoreDuplicates) return;
+        if (this.#refused(obj, err)) return;
         throw err;
       }
       if (this.#phase === 'finished') throw this.#stopReason?.reason; // fini() released it already
@@ -462,6 +495,39 @@ export class DrmExec implements AsyncDisposable {
       this.#inFlight = null;
       this.#pending = null;
     }
+  }
+
+  /** The rest of a lock that had to queue: wait for the hand-off, then track the object. */
+  async #awaitLock(obj: DrmExecObject, queued: Promise<void>): Promise<void> {
+    try {
+      try {
+        await queued;
+      } catch (err) {
+        if (this.#refused(obj, err)) return;
+        throw err;
+      }
+      if (this.#phase === 'finished') throw this.#stopReason?.reason; // fini() released it already
+      this.#track(obj);
+    } finally {
+      this.#inFlight = null;
+      this.#pending = null;
+    }
+  }
+
+  /**
+   * A lock of `obj` was refused with `err`. A back-off is recorded (the object becomes the
+   * contended one, holding a reference). @returns whether to carry on as if locked: a duplicate
+   * the exec was told to ignore.
+   */
+  #refused(obj: DrmExecObject, err: unknown): boolean {
+    if (this.#phase === 'finished') return false;
+    if (err instanceof WwDeadlockError) {
+      obj.get();
+      this.#contended = obj;
+      this.#contentions++;
+      return false;
+    }
+    return err instanceof AlreadyLockedError && this.#ignoreDuplicates;
   }
 
   /** Stops lock waits for good: the current one (if any) rejects with `reason`, later ones at once. */
@@ -520,7 +586,6 @@ export class DrmExec implements AsyncDisposable {
 
   /** A body that returned with a lock still pending forgot an `await`. */
   async #checkSettled(): Promise<void> {
-    if (this.#inFlight === null) return;
     const obj = this.#pending;
     await this.#settleInFlight();
     throw new BugError(

@@ -70,6 +70,7 @@
 
 import { AlreadyLockedError, BugError, WwDeadlockError } from '../base/errors.js';
 import { LockGuard } from '../base/lifecycle.js';
+import { rejectSoon } from '../base/reject-soon.js';
 import { LockClass, lockdep } from '../base/lockdep-hooks.js';
 import {
   defineOptions,
@@ -284,6 +285,14 @@ class WwWaiter extends Waiter<unknown> {
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
+/**
+ * @internal The promise every lock with a context returns when it took the mutex at once
+ * (`lock`, `lockSlow`, and `DmaResv.lock` through them). A caller that locks many objects
+ * (DrmExec) compares against it to go on without an `await` of its own; any other promise it
+ * simply awaits, so a wrapper returning its own promise stays correct, only slower.
+ */
+export const wwLockGranted: Promise<void> = RESOLVED;
+
 // The guard-returning lock for DmaResv.acquire (whose guard unlocks the reservation, not the
 // bare mutex), reaching WwMutex's private path; assigned in WwMutex's static block.
 let acquireWith: (
@@ -306,6 +315,26 @@ export function wwMutexAcquire(
   what: string,
 ): Promise<LockGuard> {
   return acquireWith(mutex, ctx, signal, release, what);
+}
+
+/**
+ * How far a lock request with a context got at once: `undefined`, the mutex is held now; an
+ * `Error`, it was refused now (a back-off, a bug, a bad argument) and nothing was queued or
+ * changed; a `Promise`, the request waits in the queue (or an aborted signal refused it).
+ */
+type WwLockAttempt = undefined | Error | Promise<void>;
+
+// The back-off that a lock with a context answered last, and its error, for wwBackOffOf().
+let lastBackOff: Promise<void> | null = null;
+let lastBackOffError: WwDeadlockError | null = null;
+
+/**
+ * @internal When `promise` is what the latest lock refused at once returned (a back-off that
+ * rejects on the next microtask), its {@link WwDeadlockError}; otherwise undefined. Lets DrmExec
+ * record the contention at once instead of awaiting the rejection in a frame of its own.
+ */
+export function wwBackOffOf(promise: Promise<void>): WwDeadlockError | undefined {
+  return promise === lastBackOff ? lastBackOffError! : undefined;
 }
 
 /** Passed to a context's sleeper to re-run its kill check rather than cancel it. */
@@ -399,7 +428,7 @@ export class WwMutex {
       if (token !== undefined) lockdepGranted(token);
       return RESOLVED;
     }
-    return this.#enqueue(null, signal, token, undefined);
+    return this.#enqueue(null, signal, token, undefined) as Promise<void>; // no context: never dies
   }
 
   /**
@@ -447,7 +476,7 @@ export class WwMutex {
       if (token !== undefined) lockdepGranted(token);
       return granted;
     }
-    return this.#enqueue(null, signal, token, value);
+    return this.#enqueue(null, signal, token, value) as Promise<void>; // no context: never dies
   }
 
   // Split from lock() so that both stay small enough for V8 to inline into hot callers.
@@ -458,17 +487,28 @@ export class WwMutex {
     value?: unknown,
     granted: Promise<unknown> = RESOLVED,
   ): Promise<void> {
+    const attempt = this.#attempt(ctx, signal, op, value);
+    if (attempt === undefined) return granted as Promise<void>;
+    if (attempt instanceof Promise) return attempt;
+    if (!(attempt instanceof WwDeadlockError)) return Promise.reject(attempt);
+    // A back-off is the protocol, not a failure: see rejectSoon for why it is not Promise.reject.
+    const backOff = rejectSoon(attempt);
+    lastBackOff = backOff;
+    lastBackOffError = attempt;
+    return backOff;
+  }
+
+  /** A lock request with a context, as far as it gets at once ({@link WwLockAttempt}). */
+  #attempt(ctx: WwAcquireCtx, signal: AbortSignal | undefined, op: string, value: unknown): WwLockAttempt {
     if (!(ctx instanceof WwAcquireCtx)) {
-      return Promise.reject(invalidArgument(`WwMutex.${op}`, 'ctx', ctx, 'a WwAcquireCtx, null or omitted'));
+      return invalidArgument(`WwMutex.${op}`, 'ctx', ctx, 'a WwAcquireCtx, null or omitted');
     }
     const s = ctx[STATE];
-    if (ctx === this.#holder) {
-      return Promise.reject(new AlreadyLockedError(`${this} is already held by ${ctx}`));
-    }
+    if (ctx === this.#holder) return new AlreadyLockedError(`${this} is already held by ${ctx}`);
     const bug = this.#checkCtx(ctx, s, 'lock');
-    if (bug !== undefined) return Promise.reject(bug);
+    if (bug !== undefined) return bug;
     const token = lockdep !== null ? this.#lockdepRequest(ctx, false) : undefined;
-    if (token instanceof Error) return Promise.reject(token);
+    if (token instanceof Error) return token;
     if (s.acquired === 0) s.wounded = false; // nobody can wound a context that holds nothing
     if (!this.#locked) {
       this.#take(ctx, s);
@@ -476,9 +516,9 @@ export class WwMutex {
       if (this.#waiters.length > 0) this.#checkWaiters(ctx);
       if (s.inject && s.acquired > 1 && injectionFires(s)) {
         this.unlock();
-        return Promise.reject(this.#deadlock(ctx, 'injected back-off'));
+        return this.#deadlock(ctx, 'injected back-off');
       }
-      return granted as Promise<void>;
+      return undefined;
     }
     return this.#enqueue(ctx, signal, token, value);
   }
@@ -636,19 +676,22 @@ export class WwMutex {
     return ctx[STATE].acquired > 0 ? this.#deadlock(ctx, why) : undefined;
   }
 
-  /** Queues a waiter (`__ww_mutex_add_waiter`) and checks at once whether it must die. */
+  /**
+   * Queues a waiter (`__ww_mutex_add_waiter`), unless the kill check says at once that it must die:
+   * then nothing is queued and the back-off comes back as the error itself (a waiter without a
+   * context never dies, so its callers always get the promise).
+   */
   #enqueue(
     ctx: WwAcquireCtx | null,
     signal: AbortSignal | undefined,
     token: object | undefined,
     value: unknown,
-  ): Promise<void> {
+  ): Promise<void> | WwDeadlockError {
     if (signal?.aborted) {
       if (token !== undefined) lockdep?.abandon(token);
       return Promise.reject(signal.reason);
     }
-    const waiter = new WwWaiter(ctx, token, value);
-    const toWake: WwAcquireCtx[] = [];
+    let toWake: WwAcquireCtx[] | null = null;
     let pos = this.#waiters.length;
     if (ctx !== null) {
       const waitDie = this.wwClass.isWaitDie;
@@ -661,46 +704,50 @@ export class WwMutex {
             const err = this.#kill(ctx, `an older transaction ${cur} is already waiting`);
             if (err !== undefined) {
               if (token !== undefined) lockdep?.abandon(token);
-              return Promise.reject(err);
+              return err;
             }
           }
           break;
         }
         pos = i;
         // wait-die: a younger waiter that holds locks now has an older one ahead and must die.
-        if (waitDie && cur[STATE].acquired > 0 && younger(cur, ctx)) toWake.push(cur);
+        if (waitDie && cur[STATE].acquired > 0 && younger(cur, ctx)) (toWake ??= []).push(cur);
+      }
+      if (!waitDie) this.#wound(ctx, this.#holder);
+      // The loop above already compared the request with the waiters ahead of its place.
+      const err = this.#checkKill(ctx, null);
+      if (err !== undefined) {
+        if (token !== undefined) lockdep?.abandon(token);
+        if (toWake !== null) this.#wakeAll(toWake);
+        return err;
       }
     }
+    const waiter = new WwWaiter(ctx, token, value);
     this.#waiters.splice(pos, 0, waiter);
-    if (ctx !== null && !this.wwClass.isWaitDie) this.#wound(ctx, this.#holder);
     if (ctx !== null) {
-      const err = this.#checkKill(waiter);
-      if (err !== undefined) {
-        this.#remove(waiter);
-        waiter.reject(err);
-        this.#wakeAll(toWake);
-        return waiter.promise as Promise<void>;
-      }
       ctx[STATE].sleeper = (reason) => {
         if (reason === RECHECK) this.#recheck(waiter);
         else if (this.#remove(waiter)) waiter.reject(reason);
       };
     }
     if (signal !== undefined) waiter.abortOn(signal, () => this.#remove(waiter));
-    this.#wakeAll(toWake);
+    if (toWake !== null) this.#wakeAll(toWake);
     // Last, after every promise of our own: the requester's await must carry the request.
     if (token !== undefined) lockdep?.enter(token);
     return waiter.promise as Promise<void>;
   }
 
-  /** Whether a sleeping waiter must give up now (`__ww_mutex_check_kill`). */
-  #checkKill(waiter: WwWaiter): WwDeadlockError | undefined {
-    const ctx = waiter.ctx!;
+  /**
+   * Whether `ctx` must give up its request now (`__ww_mutex_check_kill`): `waiter` is its queued
+   * request, or null for one about to be queued (whose place was already compared with the queue).
+   */
+  #checkKill(ctx: WwAcquireCtx, waiter: WwWaiter | null): WwDeadlockError | undefined {
     const s = ctx[STATE];
     if (s.acquired === 0) return undefined;
     if (!this.wwClass.isWaitDie) return s.wounded ? this.#deadlock(ctx, 'wounded by an older transaction') : undefined;
     const holder = this.#holder;
     if (holder !== null && younger(ctx, holder)) return this.#deadlock(ctx, `the holder ${holder} is older`);
+    if (waiter === null) return undefined;
     for (const cur of this.#waiters) {
       if (cur === waiter) break;
       if (cur.ctx !== null) return this.#deadlock(ctx, `an older transaction ${cur.ctx} waits ahead`);
@@ -711,7 +758,7 @@ export class WwMutex {
   /** A woken waiter re-checks whether it must die (the kernel's wait loop after a wake-up). */
   #recheck(waiter: WwWaiter): void {
     if (!this.#waiters.includes(waiter)) return;
-    const err = this.#checkKill(waiter);
+    const err = this.#checkKill(waiter.ctx!, waiter);
     if (err === undefined) return;
     this.#remove(waiter);
     waiter.reject(err);

@@ -295,9 +295,13 @@ describe('drm_exec', () => {
     assertQuiet([a, b]);
   });
 
-  for (const algorithm of ['wait-die', 'wound-wait'] as const satisfies readonly WwAlgorithm[]) {
+  for (const [algorithm, wrapLocks] of [
+    ['wait-die', false],
+    ['wound-wait', false],
+    ['wait-die', true],
+  ] as const satisfies readonly (readonly [WwAlgorithm, boolean])[]) {
     it(
-      `${algorithm}: ` +
+      `${algorithm}${wrapLocks ? ', lock() wrapped (no fast path)' : ''}: ` +
         'many tasks locking overlapping sets in random orders all complete, ' +
         'each fence lands once',
       async () => {
@@ -306,6 +310,7 @@ describe('drm_exec', () => {
         const wwClass = new WwClass(`stress-${algorithm}`, algorithm);
         const log: Op[] = [];
         const objs = bos(8, log, wwClass);
+        for (const bo of objs) bo.resv.wrapLocks = wrapLocks;
         const ctxs: WwAcquireCtx[] = [];
         const named = new Map<Bo, number>();
         const rounds = 10;

@@ -20,6 +20,11 @@ export interface Op {
 /** A reservation object that records its lock calls, and can be told to fail reservations. */
 export class SpyResv extends DmaResv {
   failReserve = false;
+  /**
+   * lock() hands back a promise of its own instead of the mutex's: DrmExec then cannot tell a
+   * lock taken at once (or a back-off) from a wait, and takes its general path for every lock.
+   */
+  wrapLocks = false;
   readonly #log: Op[];
 
   constructor(name: string, log: Op[], wwClass?: WwClass) {
@@ -29,7 +34,8 @@ export class SpyResv extends DmaResv {
 
   override lock(ctx?: WwAcquireCtx | null, options?: { signal?: AbortSignal }): Promise<void> {
     this.#log.push({ op: 'lock', name: this.mutex.name, ctx: ctx ?? null });
-    return super.lock(ctx, options);
+    const locked = super.lock(ctx, options);
+    return this.wrapLocks ? locked.then(() => undefined) : locked;
   }
 
   override lockSlow(ctx: WwAcquireCtx, options?: { signal?: AbortSignal }): Promise<void> {

@@ -11,7 +11,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AlreadyLockedError, BugError, InvalidArgumentError, WwDeadlockError } from '../../src/base/errors.js';
-import { WwAcquireCtx, WwClass, WwMutex, type WwAlgorithm } from '../../src/locking/ww-mutex.js';
+import {
+  WwAcquireCtx,
+  WwClass,
+  WwMutex,
+  wwBackOffOf,
+  wwLockGranted,
+  type WwAlgorithm,
+} from '../../src/locking/ww-mutex.js';
 import { Completion, HANG_TURNS, finish, nextTurn, outcome, watch, yieldTurns } from '../helpers/completion.js';
 import { asOtherTask } from '../helpers/other-task.js';
 
@@ -679,3 +686,38 @@ function registerSuite(title: string, className: string, algorithm: WwAlgorithm)
 }
 
 for (const [title, className, algorithm] of CLASSES) registerSuite(title, className, algorithm);
+
+describe('the fast paths DrmExec relies on (internal)', () => {
+  it('a lock with a context taken at once returns wwLockGranted; one that has to wait does not', async () => {
+    const cls = new WwClass('fast-granted', 'wait-die');
+    const m = new WwMutex(cls, 'm');
+    const ctx = new WwAcquireCtx(cls);
+    assert.equal(m.lock(ctx), wwLockGranted);
+    const other = new WwAcquireCtx(cls); // younger, holding nothing: it waits
+    const queued = m.lock(other);
+    assert.notEqual(queued, wwLockGranted);
+    assert.equal(wwBackOffOf(queued), undefined, 'a queued request is no back-off');
+    assert.equal(m.waiters, 1);
+    release(ctx, m);
+    await queued;
+    assert.equal(m.holder, other);
+    release(other, m);
+  });
+
+  it('a back-off refused at once is known through wwBackOffOf before it rejects, and queues nothing', async () => {
+    const cls = new WwClass('fast-backoff', 'wait-die');
+    const [a, b] = mutexes(cls, 2) as [WwMutex, WwMutex];
+    const older = await holding(cls, a);
+    const younger = await holding(cls, b);
+    const refused = a.lock(younger);
+    const error = wwBackOffOf(refused);
+    assert.ok(error instanceof WwDeadlockError, 'the younger, holding b, dies at once on the older holder');
+    assert.equal(error.contended, a);
+    assert.equal(younger.contendingLock, a);
+    assert.equal(a.waiters, 0, 'nothing was queued');
+    await assert.rejects(refused, (err) => err === error);
+    assert.equal(wwBackOffOf(Promise.reject(error).catch(() => undefined) as Promise<void>), undefined);
+    release(younger, b);
+    release(older, a);
+  });
+});
