@@ -30,6 +30,7 @@
  * ```
  */
 
+import { getClock } from '../src/base/clock.js';
 import { DmaFence, fenceContextAlloc, type DmaFenceOps } from '../src/fence/dma-fence.js';
 import { compare, type BenchContext, type BenchDefinition, type BenchReport, type Row, type Side } from './harness.js';
 
@@ -69,6 +70,29 @@ export function fenceSide(callbacks: number, timestamp?: number): Side {
       }
       await undefined;
       check('DmaFence', batch * callbacks);
+    },
+  };
+}
+
+/**
+ * The ceiling of the 1-callback row: the one clock read every `signal()` owes its timestamp and
+ * the one callback, and nothing else (no object, no registration). No fence that keeps exact
+ * timestamps can signal faster, so this side's ratio bounds the row's.
+ */
+export function clockOnlySide(): Side {
+  const clock = getClock();
+  return {
+    label: 'clock read + callback',
+    async run(batch: number): Promise<void> {
+      called = 0;
+      let stamp = 0;
+      for (let i = 0; i < batch; i++) {
+        stamp = clock.now();
+        callback();
+      }
+      await undefined;
+      if (!(stamp > 0)) throw new Error(`fence-signal: the clock read ${stamp}`);
+      check('clock read + callback', batch);
     },
   };
 }
@@ -121,6 +145,12 @@ export const definition: BenchDefinition = {
           'no clock; the gap to the row above is the cost of the clock read',
       },
     ];
+    const ceiling = {
+      name: 'ceiling: one clock read + 1 callback',
+      note:
+        'diagnostic, no target: only what every signal() with an exact timestamp must do (read the ' +
+        'clock, run the callback); no fence can beat this ratio, so it bounds the 1-callback row',
+    };
     for (const c of cases) {
       ctx.progress(`fence-signal: ${c.name}`);
       rows.push(
@@ -136,6 +166,18 @@ export const definition: BenchDefinition = {
         }),
       );
     }
+    ctx.progress(`fence-signal: ${ceiling.name}`);
+    rows.push(
+      await compare({
+        name: ceiling.name,
+        candidate: clockOnlySide(),
+        baseline: promiseSide(1),
+        batch: BATCH,
+        rounds,
+        warmup,
+        note: ceiling.note,
+      }),
+    );
     return { rows, notes: [] };
   },
 };

@@ -28,6 +28,7 @@
  * ```
  */
 
+import { getClock } from '../src/base/clock.js';
 import { DmaFence, fenceContextAlloc, type DmaFenceOps } from '../src/fence/dma-fence.js';
 import { compare, type BenchContext, type BenchDefinition, type BenchReport, type Row, type Side } from './harness.js';
 
@@ -107,6 +108,32 @@ export function promiseLaterSide(): Side {
   };
 }
 
+/**
+ * The ceiling of the signaled-later row: a Promise created, resolved and awaited, plus the one
+ * clock read that every `signal()` owes its timestamp, and nothing else. No fence can wait
+ * faster than this while it keeps an exact timestamp, so its ratio bounds the row above.
+ */
+export function clockedPromiseSide(): Side {
+  const clock = getClock();
+  return {
+    label: 'Promise + clock read',
+    async run(batch: number): Promise<void> {
+      let stamp = 0;
+      for (let i = 0; i < batch; i++) {
+        let resolve!: (value: boolean) => void;
+        const promise = new Promise<boolean>((r) => {
+          resolve = r;
+        });
+        stamp = clock.now();
+        resolve(true);
+        const ok = await promise;
+        if (ok !== true) fail('Promise + clock read', ok);
+      }
+      if (!(stamp > 0)) throw new Error(`fence-wait: the clock read ${stamp}`);
+    },
+  };
+}
+
 export const definition: BenchDefinition = {
   name: 'fence-wait',
   question:
@@ -152,6 +179,20 @@ export const definition: BenchDefinition = {
         note:
           'diagnostic, no target: signal(ts) reads no clock; ' +
           'the gap to the row above is the cost of the clock read',
+      }),
+    );
+    ctx.progress('fence-wait: ceiling (a Promise plus one clock read)');
+    rows.push(
+      await compare({
+        name: 'ceiling: Promise + one clock read',
+        candidate: clockedPromiseSide(),
+        baseline: promiseLaterSide(),
+        batch: BATCH,
+        rounds,
+        warmup,
+        note:
+          'diagnostic, no target: the signaled-later baseline plus the clock read every signal() ' +
+          'makes for its timestamp and nothing else; no fence with exact timestamps can beat this ratio',
       }),
     );
     return { rows, notes: [] };

@@ -97,10 +97,12 @@ export const realClock: Clock = Object.freeze({
 
 // Installed clocks, innermost last; the default sits at the bottom and is never removed.
 const installed: Clock[] = [realClock];
+// The innermost one, kept apart: every fence signal asks for it.
+let current: Clock = realClock;
 
 /** The clock dmabuf uses right now. */
 export function getClock(): Clock {
-  return installed[installed.length - 1]!;
+  return current;
 }
 
 /**
@@ -119,6 +121,7 @@ export function useClock(clock: Clock): Disposable {
     throw invalidArgument('useClock', 'clock', clock, 'a Clock { now(), setTimer(), clearTimer() }');
   }
   installed.push(clock);
+  current = clock;
   let restored = false;
   return {
     [Symbol.dispose](): void {
@@ -126,6 +129,7 @@ export function useClock(clock: Clock): Disposable {
       restored = true;
       const i = installed.lastIndexOf(clock);
       if (i > 0) installed.splice(i, 1);
+      current = installed[installed.length - 1]!;
     },
   };
 }
