@@ -657,13 +657,16 @@ export class WwMutex {
    * transactions hit several times each, and capturing a stack costs microseconds, so this
    * error carries none (it names the lock and the reason instead).
    */
-  #deadlock(ctx: WwAcquireCtx, why: string): WwDeadlockError {
+  #deadlock(ctx: WwAcquireCtx, why: string, other: WwAcquireCtx | null = null): WwDeadlockError {
     ctx[STATE].contending = this;
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
     try {
+      // The text is built only if somebody reads it (see WwDeadlockError): `%s` in `why` names `other`.
       return new WwDeadlockError(
-        `${this}: ${ctx} must back off (${why}); ` + `unlock everything, then lockSlow(${this.name})`,
+        () =>
+          `${this}: ${ctx} must back off (${other === null ? why : why.replace('%s', String(other))}); ` +
+          `unlock everything, then lockSlow(${this.name})`,
         this,
       );
     } finally {
@@ -672,8 +675,8 @@ export class WwMutex {
   }
 
   /** Kills `ctx` if it holds anything (`__ww_mutex_kill`); a context holding nothing never dies. */
-  #kill(ctx: WwAcquireCtx, why: string): WwDeadlockError | undefined {
-    return ctx[STATE].acquired > 0 ? this.#deadlock(ctx, why) : undefined;
+  #kill(ctx: WwAcquireCtx, why: string, other: WwAcquireCtx): WwDeadlockError | undefined {
+    return ctx[STATE].acquired > 0 ? this.#deadlock(ctx, why, other) : undefined;
   }
 
   /**
@@ -701,7 +704,7 @@ export class WwMutex {
         if (cur === null) continue;
         if (younger(ctx, cur)) {
           if (waitDie) {
-            const err = this.#kill(ctx, `an older transaction ${cur} is already waiting`);
+            const err = this.#kill(ctx, 'an older transaction %s is already waiting', cur);
             if (err !== undefined) {
               if (token !== undefined) lockdep?.abandon(token);
               return err;
@@ -746,11 +749,11 @@ export class WwMutex {
     if (s.acquired === 0) return undefined;
     if (!this.wwClass.isWaitDie) return s.wounded ? this.#deadlock(ctx, 'wounded by an older transaction') : undefined;
     const holder = this.#holder;
-    if (holder !== null && younger(ctx, holder)) return this.#deadlock(ctx, `the holder ${holder} is older`);
+    if (holder !== null && younger(ctx, holder)) return this.#deadlock(ctx, 'the holder %s is older', holder);
     if (waiter === null) return undefined;
     for (const cur of this.#waiters) {
       if (cur === waiter) break;
-      if (cur.ctx !== null) return this.#deadlock(ctx, `an older transaction ${cur.ctx} waits ahead`);
+      if (cur.ctx !== null) return this.#deadlock(ctx, 'an older transaction %s waits ahead', cur.ctx);
     }
     return undefined;
   }

@@ -713,6 +713,11 @@ describe('the fast paths DrmExec relies on (internal)', () => {
     const error = wwBackOffOf(refused);
     assert.ok(error instanceof WwDeadlockError, 'the younger, holding b, dies at once on the older holder');
     assert.equal(error.contended, a);
+    assert.equal(
+      error.message,
+      `WwMutex(m0): ${younger} must back off (the holder ${older} is older); unlock everything, then lockSlow(m0)`,
+      'the message, built when read, names both transactions and the way out',
+    );
     assert.equal(younger.contendingLock, a);
     assert.equal(a.waiters, 0, 'nothing was queued');
     await assert.rejects(refused, (err) => err === error);
