@@ -169,7 +169,7 @@ export class WwDeadlockError extends DmaBufError {
   override name = 'WwDeadlockError';
   /** The lock whose acquisition failed: the one to pass to `lockSlow`. */
   readonly contended: unknown;
-  /** Builds the message on its first read; undefined once built or when given as a string. */
+  /** @internal Builds the message on its first read; undefined once built or when given as a string. */
   [describeBackOff]: (() => string) | undefined;
 
   /**
