@@ -660,10 +660,14 @@ export class TtmBufferObject implements TtmResourceOwner {
    * @see ttm_bo_add_pipelined_eviction_fences()
    */
   #addPipelinedEvictionFences(man: TtmResourceManager, noWaitGpu: boolean): boolean {
-    const pending = man.evictionFences.filter((f): f is NonNullable<typeof f> => f !== null && !f.isSignaled());
-    if (pending.length === 0) return true;
+    // A plain scan first: every allocation passes here, and almost always nothing is pending.
+    const slots = man.evictionFences;
+    let pending = false;
+    for (const f of slots) if (f !== null && !f.isSignaled()) pending = true;
+    if (!pending) return true;
     if (noWaitGpu) return false;
-    for (const fence of pending) this.#resv.addFence(fence, DmaResvUsage.Kernel);
+    for (const fence of slots)
+      if (fence !== null && !fence.isSignaled()) this.#resv.addFence(fence, DmaResvUsage.Kernel);
     return true;
   }
 

@@ -111,16 +111,22 @@ class PageTree {
   }
 
   /** Marks pages `[lo, hi)` free or used. */
-  assign(lo: number, hi: number, free: boolean, i = 1, nodeLo = 0, len = this.leaves): void {
-    if (hi <= nodeLo || nodeLo + len <= lo) return;
+  assign(lo: number, hi: number, free: boolean): void {
+    if (lo < hi) this.#assign(lo, hi, free, 1, 0, this.leaves);
+  }
+
+  // Every argument explicit: default parameters on this recursion cost an eviction measurable time.
+  #assign(lo: number, hi: number, free: boolean, i: number, nodeLo: number, len: number): void {
     if (lo <= nodeLo && nodeLo + len <= hi) {
       this.#set(i, len, free);
       return;
     }
     this.#push(i, len);
     const half = len >> 1;
-    this.assign(lo, hi, free, 2 * i, nodeLo, half);
-    this.assign(lo, hi, free, 2 * i + 1, nodeLo + half, half);
+    const mid = nodeLo + half;
+    // Only into the children the range touches.
+    if (lo < mid) this.#assign(lo, hi, free, 2 * i, nodeLo, half);
+    if (hi > mid) this.#assign(lo, hi, free, 2 * i + 1, mid, half);
     this.#pull(i, len);
   }
 
