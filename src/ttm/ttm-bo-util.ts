@@ -85,13 +85,15 @@ export async function ttmBoMoveMemcpy(bo: TtmBufferObject, ctx: TtmOperationCtx,
 
 /**
  * @internal The copy of {@link ttmBoMoveMemcpy} once the buffer is idle, synchronous. Its
- * callers checked the arguments (`checkMove`).
+ * callers checked the arguments (`checkMove`); `src`, when given, is what
+ * {@link ttmBoSourceBytes} returned for the current resource just now (the default move has it).
  */
-export function ttmBoCopyIdle(bo: TtmBufferObject, newRes: TtmResource): void {
-  const device = bo.device;
-  const old = bo.resource;
-  const src = old === null ? null : ttmBoSourceBytes(bo, old);
-  const dst = device.resourceBytes(bo, newRes);
+export function ttmBoCopyIdle(
+  bo: TtmBufferObject,
+  newRes: TtmResource,
+  src: Uint8Array | null = bo.resource === null ? null : ttmBoSourceBytes(bo, bo.resource),
+): void {
+  const dst = bo.device.resourceBytes(bo, newRes);
   if (src === null) dst.fill(0);
   else if (src !== dst && (src.buffer !== dst.buffer || src.byteOffset !== dst.byteOffset)) dst.set(src);
   moveSyncCleanup(bo, newRes);

@@ -122,7 +122,7 @@ function ttmBoMoveDefaultNow(
   if (engine === null) {
     // An idle buffer is copied here and now, without the extra async frame of ttmBoMoveMemcpy.
     if (!bo.resv.testSignaled(DmaResvUsage.Bookkeep)) return ttmBoMoveMemcpy(bo, ctx, newRes);
-    ttmBoCopyIdle(bo, newRes);
+    ttmBoCopyIdle(bo, newRes, src);
     return undefined;
   }
   // The copy (or clear: VRAM is never handed out with a previous owner's bytes) runs after every
