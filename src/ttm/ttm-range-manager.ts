@@ -112,7 +112,19 @@ class PageTree {
 
   /** Marks pages `[lo, hi)` free or used. */
   assign(lo: number, hi: number, free: boolean): void {
-    if (lo < hi) this.#assign(lo, hi, free, 1, 0, this.leaves);
+    const n = hi - lo;
+    if (n <= 0) return;
+    // A power-of-two run starting at a multiple of its length is exactly one node (buffers of
+    // one power-of-two size, packed first-fit, always are): push down the path to it, set it,
+    // pull the ancestors back up, with no recursion.
+    if ((n & (n - 1)) === 0 && lo % n === 0) {
+      const node = (this.leaves + lo) / n;
+      for (let shift = 31 - Math.clz32(node); shift > 0; shift--) this.#push(node >> shift, n << shift);
+      this.#set(node, n, free);
+      for (let i = node >> 1, len = 2 * n; i >= 1; i >>= 1, len *= 2) this.#pull(i, len);
+      return;
+    }
+    this.#assign(lo, hi, free, 1, 0, this.leaves);
   }
 
   // Every argument explicit: default parameters on this recursion cost an eviction measurable time.
