@@ -51,16 +51,25 @@ export function checkMove(fn: string, bo: unknown, newRes: unknown, ctx?: unknow
 /** Replaces the resource without touching the bytes, freeing the old one. @see ttm_bo_move_null() */
 export function ttmBoMoveNull(bo: TtmBufferObject, newRes: TtmResource): void {
   checkMove('ttmBoMoveNull', bo, newRes);
-  const old = bo.resource;
-  if (old !== null) ttmResourceFree(bo, old);
-  bo.resource = newRes;
+  moveNull(bo, newRes);
 }
 
 /** Frees the old resource of an idle buffer and assigns the new one. @see ttm_bo_move_sync_cleanup() */
 export function ttmBoMoveSyncCleanup(bo: TtmBufferObject, newRes: TtmResource): void {
   checkMove('ttmBoMoveSyncCleanup', bo, newRes);
+  moveSyncCleanup(bo, newRes);
+}
+
+// The two above without their argument checks, for the copy below, whose caller checked them.
+function moveNull(bo: TtmBufferObject, newRes: TtmResource): void {
+  const old = bo.resource;
+  if (old !== null) ttmResourceFree(bo, old);
+  bo.resource = newRes;
+}
+
+function moveSyncCleanup(bo: TtmBufferObject, newRes: TtmResource): void {
   if (!newRes.manager.useTt) bo.destroyTt();
-  ttmBoMoveNull(bo, newRes);
+  moveNull(bo, newRes);
 }
 
 /**
@@ -74,15 +83,20 @@ export async function ttmBoMoveMemcpy(bo: TtmBufferObject, ctx: TtmOperationCtx,
   ttmBoCopyIdle(bo, newRes);
 }
 
-/** @internal The copy of {@link ttmBoMoveMemcpy} once the buffer is idle, synchronous. */
-export function ttmBoCopyIdle(bo: TtmBufferObject, newRes: TtmResource): void {
-  const device = bo.device;
-  const old = bo.resource;
-  const src = old === null ? null : ttmBoSourceBytes(bo, old);
-  const dst = device.resourceBytes(bo, newRes);
+/**
+ * @internal The copy of {@link ttmBoMoveMemcpy} once the buffer is idle, synchronous. Its
+ * callers checked the arguments (`checkMove`); `src`, when given, is what
+ * {@link ttmBoSourceBytes} returned for the current resource just now (the default move has it).
+ */
+export function ttmBoCopyIdle(
+  bo: TtmBufferObject,
+  newRes: TtmResource,
+  src: Uint8Array | null = bo.resource === null ? null : ttmBoSourceBytes(bo, bo.resource),
+): void {
+  const dst = bo.device.resourceBytes(bo, newRes);
   if (src === null) dst.fill(0);
   else if (src !== dst && (src.buffer !== dst.buffer || src.byteOffset !== dst.byteOffset)) dst.set(src);
-  ttmBoMoveSyncCleanup(bo, newRes);
+  moveSyncCleanup(bo, newRes);
 }
 
 /** @internal The bytes a move copies out of `res`, or null when they read as zeros (an unpopulated tt). */

@@ -120,6 +120,26 @@ export const TTM_BO_WAIT_TIMEOUT_MS = 15_000;
 // biome-ignore lint/suspicious/noConfusingVoidType: a driver's move that returns nothing is done, as in C
 export type TtmMoveResult = void | { readonly hop: TtmPlace };
 
+/** One driver move as the buffer object sees it: the bounce place asked for, or undefined when done. */
+type MoveStep = { readonly hop: TtmPlace } | undefined;
+
+/**
+ * @internal
+ * A move function may carry, under this key, a form of itself that returns undefined when the
+ * move finished before it returned and a promise otherwise; buffer objects call that form, so
+ * a move that needed no wait costs no promise and no microtask turn. Its effects and errors
+ * must be those of the function itself (the default move, `ttmBoMoveDefault`, has one).
+ */
+export const TTM_MOVE_NOW: unique symbol = Symbol('ttm move, synchronous when it can');
+
+/** @internal The form of a move stored under {@link TTM_MOVE_NOW}. */
+export type TtmMoveNow = (
+  bo: TtmBufferObject,
+  evict: boolean,
+  ctx: TtmOperationCtx,
+  newRes: TtmResource,
+) => Promise<void> | undefined;
+
 /**
  * Driver callbacks; every member is optional (the device fills in the defaults of
  * `ttm-device-funcs.ts`). @see struct ttm_device_funcs
@@ -451,22 +471,28 @@ export class TtmBufferObject implements TtmResourceOwner {
    * taken (or with a ticket), `WwDeadlockError` (EDEADLK) / `AlreadyLockedError` (EALREADY) from
    * the ww lock, or `signal.reason`. @see ttm_bo_reserve()
    */
-  async reserve(options?: TtmReserveOptions): Promise<void> {
-    const { interruptible, noWait, ticket: given, signal } = parseReserveOptions(options);
-    checkInterruptible('TtmBufferObject.reserve', interruptible, signal);
-    this.#assertAlive('reserve');
-    const ticket = (given as WwAcquireCtx | null | undefined) ?? null;
-    if (noWait === true) {
-      if (ticket !== null)
-        throw new DmaBufError(
-          'EBUSY',
-          `${this.name}: reserve() with noWait cannot use a ticket; trylock without one or sleep with it`,
-        );
-      if (!this.#resv.tryLock())
-        throw new DmaBufError('EBUSY', `${this.name}: reservation is held by someone else (noWait)`);
-      return;
+  reserve(options?: TtmReserveOptions): Promise<void> {
+    // Not async: the reservation's own promise is handed back (for a free lock, one already
+    // resolved), so an uncontended reserve costs its caller one microtask turn, not two.
+    try {
+      const { interruptible, noWait, ticket: given, signal } = parseReserveOptions(options);
+      checkInterruptible('TtmBufferObject.reserve', interruptible, signal);
+      this.#assertAlive('reserve');
+      const ticket = (given as WwAcquireCtx | null | undefined) ?? null;
+      if (noWait === true) {
+        if (ticket !== null)
+          throw new DmaBufError(
+            'EBUSY',
+            `${this.name}: reserve() with noWait cannot use a ticket; trylock without one or sleep with it`,
+          );
+        if (!this.#resv.tryLock())
+          throw new DmaBufError('EBUSY', `${this.name}: reservation is held by someone else (noWait)`);
+        return Promise.resolve();
+      }
+      return this.#resv.lock(ticket, signal === undefined ? undefined : { signal });
+    } catch (error) {
+      return Promise.reject(error);
     }
-    await this.#resv.lock(ticket, signal === undefined ? undefined : { signal });
   }
 
   /** Takes the lock after a back-off, holding nothing else in `ticket`. @see ttm_bo_reserve_slowpath() */
@@ -519,7 +545,8 @@ export class TtmBufferObject implements TtmResourceOwner {
         continue;
       }
       noSpace = false;
-      await this.moveTo(res, false, ctx);
+      const moving = this.#moveToNow(res, false, ctx);
+      if (moving !== undefined) await moving;
     } while (noSpace && forceSpace);
     if (noSpace) {
       throw new DmaBufError(
@@ -633,10 +660,14 @@ export class TtmBufferObject implements TtmResourceOwner {
    * @see ttm_bo_add_pipelined_eviction_fences()
    */
   #addPipelinedEvictionFences(man: TtmResourceManager, noWaitGpu: boolean): boolean {
-    const pending = man.evictionFences.filter((f): f is NonNullable<typeof f> => f !== null && !f.isSignaled());
-    if (pending.length === 0) return true;
+    // A plain scan first: every allocation passes here, and almost always nothing is pending.
+    const slots = man.evictionFences;
+    let pending = false;
+    for (const f of slots) if (f !== null && !f.isSignaled()) pending = true;
+    if (!pending) return true;
     if (noWaitGpu) return false;
-    for (const fence of pending) this.#resv.addFence(fence, DmaResvUsage.Kernel);
+    for (const fence of slots)
+      if (fence !== null && !fence.isSignaled()) this.#resv.addFence(fence, DmaResvUsage.Kernel);
     return true;
   }
 
@@ -669,7 +700,8 @@ export class TtmBufferObject implements TtmResourceOwner {
       if (res === 'ENOSPC') res = await this.allocResource(placement, ctx, true);
       if (res === 'ENOSPC')
         throw new DmaBufError('ENOSPC', `${this.name}: no space to evict to in ${describePlacement(placement)}`);
-      await this.moveTo(res, true, ctx);
+      const moving = this.#moveToNow(res, true, ctx);
+      if (moving !== undefined) await moving;
     }
     this.device.countEviction();
   }
@@ -682,8 +714,35 @@ export class TtmBufferObject implements TtmResourceOwner {
     if (!(res instanceof TtmResource)) throw invalidArgument('TtmBufferObject.moveTo', 'res', res, 'a TtmResource');
     requiredBoolean(evict, 'TtmBufferObject.moveTo', 'evict');
     checkCtx(ctx, 'TtmBufferObject.moveTo', 'ctx');
+    const moving = this.#moveToNow(res, evict, ctx);
+    if (moving !== undefined) await moving;
+  }
+
+  /**
+   * {@link moveTo} without its argument checks, as far as it gets synchronously: undefined when
+   * the move finished before returning (an idle buffer and a move that did not wait), else a
+   * promise for the rest. Saves eviction and validate an async frame per level of the move.
+   */
+  #moveToNow(res: TtmResource, evict: boolean, ctx: TtmOperationCtx): Promise<void> | undefined {
+    let step: MoveStep | Promise<MoveStep>;
     try {
-      let result = await this.#handleMoveMem(res, evict, ctx);
+      step = this.#handleMoveMem(res, evict, ctx);
+    } catch (error) {
+      this.#freeUnmoved(res);
+      throw error;
+    }
+    return step === undefined ? undefined : this.#moveToLater(res, evict, ctx, step);
+  }
+
+  /** The rest of {@link moveTo}: waits for the driver's move and bounces through its hop place. */
+  async #moveToLater(
+    res: TtmResource,
+    evict: boolean,
+    ctx: TtmOperationCtx,
+    step: { hop: TtmPlace } | Promise<MoveStep>,
+  ): Promise<void> {
+    try {
+      let result = await step;
       if (result !== undefined) {
         // -EMULTIHOP: go through the driver's temporary place, then try the final move again.
         const hop = await this.memSpace([result.hop], ctx);
@@ -700,12 +759,22 @@ export class TtmBufferObject implements TtmResourceOwner {
         if (result !== undefined) throw new BugError(`${this.name}: the driver asked for another hop after bouncing`);
       }
     } catch (error) {
-      if (this.#resource !== res && res.bo !== null) ttmResourceFree(this, res);
+      this.#freeUnmoved(res);
       throw error;
     }
   }
 
-  async #handleMoveMem(res: TtmResource, evict: boolean, ctx: TtmOperationCtx): Promise<{ hop: TtmPlace } | undefined> {
+  /** After a failed move: frees `res` unless the buffer got it or it is already freed. */
+  #freeUnmoved(res: TtmResource): void {
+    if (this.#resource !== res && res.bo !== null) ttmResourceFree(this, res);
+  }
+
+  /**
+   * One move through the driver (`ttm_bo_handle_move_mem`): the hop the driver asks for, or
+   * undefined when done; synchronously when the driver's move did not return a promise (a
+   * move carrying {@link TTM_MOVE_NOW} is called through that form).
+   */
+  #handleMoveMem(res: TtmResource, evict: boolean, ctx: TtmOperationCtx): MoveStep | Promise<MoveStep> {
     const device = this.device;
     const oldUseTt = this.#resource === null || this.#resource.manager.useTt;
     const newUseTt = res.manager.useTt;
@@ -713,16 +782,46 @@ export class TtmBufferObject implements TtmResourceOwner {
       this.#ensureTt();
       if (res.memType !== TtmMemType.System) this.#tt!.populate(device.heap);
     }
+    let result: TtmMoveResult | PromiseLike<TtmMoveResult>;
     try {
       this.#resv.reserveFences(1);
-      const result = await device.funcs.move(this, evict, ctx, res);
-      if (result !== undefined && result !== null) return result;
+      const now = (device.funcs.move as { [TTM_MOVE_NOW]?: TtmMoveNow })[TTM_MOVE_NOW];
+      result = now !== undefined ? now(this, evict, ctx, res) : device.funcs.move(this, evict, ctx, res);
     } catch (error) {
-      if (!oldUseTt && this.#resource !== null && !this.#resource.manager.useTt) this.destroyTt();
+      this.#moveFailed(oldUseTt);
       throw error;
     }
+    if (typeof (result as PromiseLike<TtmMoveResult> | null | undefined)?.then === 'function')
+      return this.#handleMoveMemLater(result as PromiseLike<TtmMoveResult>, oldUseTt, ctx);
+    return this.#moveDone(result as TtmMoveResult, ctx);
+  }
+
+  /** {@link handleMoveMem} once the driver's move returned a promise. */
+  async #handleMoveMemLater(
+    pending: PromiseLike<TtmMoveResult>,
+    oldUseTt: boolean,
+    ctx: TtmOperationCtx,
+  ): Promise<MoveStep> {
+    let result: TtmMoveResult;
+    try {
+      result = await pending;
+    } catch (error) {
+      this.#moveFailed(oldUseTt);
+      throw error;
+    }
+    return this.#moveDone(result, ctx);
+  }
+
+  /** A driver's move failed: a tt created for it is dropped again when the buffer stays out of a tt. */
+  #moveFailed(oldUseTt: boolean): void {
+    if (!oldUseTt && this.#resource !== null && !this.#resource.manager.useTt) this.destroyTt();
+  }
+
+  /** A driver's move returned: its hop, or the move is counted. */
+  #moveDone(result: TtmMoveResult, ctx: TtmOperationCtx): MoveStep {
+    if (result !== undefined && result !== null) return result;
     ctx.bytesMoved += this.size;
-    device.countMove(this.size);
+    this.device.countMove(this.size);
     return undefined;
   }
 

@@ -45,7 +45,7 @@ import {
   type TtmPlacement,
 } from './ttm-placement.js';
 import { ttmResourceIntersects, type TtmResource } from './ttm-resource.js';
-import { TtmBufferObject, type TtmDeviceFuncs } from './ttm-bo.js';
+import { TTM_MOVE_NOW, TtmBufferObject, type TtmDeviceFuncs, type TtmMoveNow } from './ttm-bo.js';
 import {
   checkMove,
   ttmBoCopyIdle,
@@ -94,6 +94,21 @@ export async function ttmBoMoveDefault(
   ctx: TtmOperationCtx,
   newRes: TtmResource,
 ): Promise<void> {
+  const moving = ttmBoMoveDefaultNow(bo, evict, ctx, newRes);
+  if (moving !== undefined) await moving;
+}
+
+/**
+ * {@link ttmBoMoveDefault} as far as it gets synchronously (its `TTM_MOVE_NOW` form): undefined
+ * when the move is done (a null move, or a memcpy of an idle buffer), else the promise of the
+ * rest. Same effects, in the same order; errors are thrown instead of rejected.
+ */
+function ttmBoMoveDefaultNow(
+  bo: TtmBufferObject,
+  evict: boolean,
+  ctx: TtmOperationCtx,
+  newRes: TtmResource,
+): Promise<void> | undefined {
   checkMove('ttmBoMoveDefault', bo, newRes, ctx);
   requiredBoolean(evict, 'ttmBoMoveDefault', 'evict');
   const old = bo.resource;
@@ -101,21 +116,23 @@ export async function ttmBoMoveDefault(
   // Between two types that use the tt the pages stay put; into a tt, no pages read as zeros.
   if (newRes.manager.useTt && (src === null || old!.manager.useTt)) {
     ttmBoMoveNull(bo, newRes);
-    return;
+    return undefined;
   }
   const engine = bo.device.copyEngine;
   if (engine === null) {
     // An idle buffer is copied here and now, without the extra async frame of ttmBoMoveMemcpy.
-    if (bo.resv.testSignaled(DmaResvUsage.Bookkeep)) ttmBoCopyIdle(bo, newRes);
-    else await ttmBoMoveMemcpy(bo, ctx, newRes);
-    return;
+    if (!bo.resv.testSignaled(DmaResvUsage.Bookkeep)) return ttmBoMoveMemcpy(bo, ctx, newRes);
+    ttmBoCopyIdle(bo, newRes, src);
+    return undefined;
   }
   // The copy (or clear: VRAM is never handed out with a previous owner's bytes) runs after every
   // fence of the buffer, including the eviction fences of the range it lands in.
   const dst = bo.device.resourceBytes(bo, newRes);
   const fence = engine.copy(src === null ? null : () => src, () => dst, bo.resv.getFences(DmaResvUsage.Bookkeep));
-  await ttmBoMoveAccelCleanup(bo, fence, evict, true, newRes);
+  return ttmBoMoveAccelCleanup(bo, fence, evict, true, newRes);
 }
+
+Object.defineProperty(ttmBoMoveDefault, TTM_MOVE_NOW, { value: ttmBoMoveDefaultNow satisfies TtmMoveNow });
 
 const nothing = (): void => {};
 

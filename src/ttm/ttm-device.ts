@@ -313,8 +313,8 @@ export class TtmDevice implements AsyncDisposable, TtmLruHost, TtmBoDevice, TtmD
           "device's VRAM); give it useTt",
       );
     }
-    const offset = res.start * PAGE_SIZE;
-    return this.vram.subarray(offset, offset + res.size);
+    // A view made directly: subarray() goes through the species constructor lookup, per move.
+    return new Uint8Array(this.vram.buffer, this.vram.byteOffset + res.start * PAGE_SIZE, res.size);
   }
 
   /** Live buffer objects (zombies and ghosts included). */

@@ -111,16 +111,34 @@ class PageTree {
   }
 
   /** Marks pages `[lo, hi)` free or used. */
-  assign(lo: number, hi: number, free: boolean, i = 1, nodeLo = 0, len = this.leaves): void {
-    if (hi <= nodeLo || nodeLo + len <= lo) return;
+  assign(lo: number, hi: number, free: boolean): void {
+    const n = hi - lo;
+    if (n <= 0) return;
+    // A power-of-two run starting at a multiple of its length is exactly one node (buffers of
+    // one power-of-two size, packed first-fit, always are): push down the path to it, set it,
+    // pull the ancestors back up, with no recursion.
+    if ((n & (n - 1)) === 0 && lo % n === 0) {
+      const node = (this.leaves + lo) / n;
+      for (let shift = 31 - Math.clz32(node); shift > 0; shift--) this.#push(node >> shift, n << shift);
+      this.#set(node, n, free);
+      for (let i = node >> 1, len = 2 * n; i >= 1; i >>= 1, len *= 2) this.#pull(i, len);
+      return;
+    }
+    this.#assign(lo, hi, free, 1, 0, this.leaves);
+  }
+
+  // Every argument explicit: default parameters on this recursion cost an eviction measurable time.
+  #assign(lo: number, hi: number, free: boolean, i: number, nodeLo: number, len: number): void {
     if (lo <= nodeLo && nodeLo + len <= hi) {
       this.#set(i, len, free);
       return;
     }
     this.#push(i, len);
     const half = len >> 1;
-    this.assign(lo, hi, free, 2 * i, nodeLo, half);
-    this.assign(lo, hi, free, 2 * i + 1, nodeLo + half, half);
+    const mid = nodeLo + half;
+    // Only into the children the range touches.
+    if (lo < mid) this.#assign(lo, hi, free, 2 * i, nodeLo, half);
+    if (hi > mid) this.#assign(lo, hi, free, 2 * i + 1, mid, half);
     this.#pull(i, len);
   }
 

@@ -27,6 +27,7 @@ import { VirtualClock, useClock } from '../../src/base/clock.js';
 import { TtmBufferObject } from '../../src/ttm/ttm-bo.js';
 import { TtmMemType, TtmOperationCtx } from '../../src/ttm/ttm-placement.js';
 import { TtmDevice } from '../../src/ttm/ttm-device.js';
+import { ttmBoMoveMemcpy } from '../../src/ttm/ttm-bo-util.js';
 import { ttmResourceAlloc, ttmResourceFree } from '../../src/ttm/ttm-resource.js';
 import { TTM_MAX_BO_PRIORITY, TtmLruBulkMove } from '../../src/ttm/ttm-lru.js';
 import { mockFence } from '../helpers/mock-fence.js';
@@ -689,5 +690,107 @@ describe('TtmBufferObject waits', () => {
     victim.unreserve();
     bo.put();
     victim.put();
+  });
+});
+
+describe('TtmBufferObject: work that needs no wait costs no microtask turn', () => {
+  /** Whether `promise` was already settled when handed over: its reaction runs before one turn of ours. */
+  async function settledAtOnce(promise: Promise<unknown>): Promise<boolean> {
+    let settled = false;
+    const mark = (): void => {
+      settled = true;
+    };
+    promise.then(mark, mark);
+    await Promise.resolve();
+    return settled;
+  }
+
+  it('reserve() of a free lock hands back a settled promise; a taken lock still makes it wait', async () => {
+    await using device = kunitDevice();
+    const bo = kunitBo(device, BO_SIZE);
+    assert.equal(await settledAtOnce(bo.reserve()), true);
+    assert.equal(bo.resv.isLocked, true);
+    const second = bo.reserve();
+    assert.equal((await settleWithin(second, 5)).state, 'pending', 'the lock is held: the second reserve waits');
+    bo.unreserve();
+    await second;
+    bo.unreserve();
+    bo.put();
+  });
+
+  it('evicting an idle buffer with the default move is done (moved, counted) when evict() returns', async () => {
+    await using device = new TtmDevice({ vramBytes: 64 * 1024 });
+    const bo = await TtmBufferObject.initReserved(device, { size: BO_SIZE, placement: placement(TtmMemType.VRAM) });
+    fillRandom(bo.kmap(), 11);
+    const sum = checksum(bo.kmap());
+    const before = device.stats();
+    const evicting = bo.evict();
+    assert.equal(device.stats().evictions, before.evictions + 1, 'counted before evict() returned');
+    assert.equal(device.stats().bytesMoved, before.bytesMoved + BO_SIZE);
+    assert.equal(await settledAtOnce(evicting), true);
+    assert.equal(bo.resource?.memType, TtmMemType.System);
+    assert.equal(checksum(bo.kmap()), sum);
+    assert.equal(device.manager(TtmMemType.VRAM)!.usage, 0, 'the VRAM range was freed');
+    // validate() takes the same path back.
+    assert.equal(await settledAtOnce(bo.validate(placement(TtmMemType.VRAM))), true);
+    assert.equal(bo.resource?.memType, TtmMemType.VRAM);
+    assert.equal(checksum(bo.kmap()), sum);
+    bo.unreserve();
+    bo.put();
+  });
+
+  it('a busy buffer still waits for its fences before the default move copies it', async () => {
+    await using device = new TtmDevice({ vramBytes: 64 * 1024 });
+    using _leftovers = signalLeftovers();
+    const bo = await TtmBufferObject.initReserved(device, { size: BO_SIZE, placement: placement(TtmMemType.VRAM) });
+    fillRandom(bo.kmap(), 12);
+    const sum = checksum(bo.kmap());
+    const fence = trackFence(mockFence());
+    bo.resv.reserveFences(1);
+    bo.resv.addFence(fence, DmaResvUsage.Write);
+    const evictions = device.stats().evictions;
+    const evicting = bo.evict();
+    assert.equal((await settleWithin(evicting, 5)).state, 'pending');
+    assert.equal(bo.resource?.memType, TtmMemType.VRAM, 'nothing copied while the fence is pending');
+    assert.equal(device.stats().evictions, evictions);
+    fence.signal();
+    await evicting;
+    assert.equal(bo.resource?.memType, TtmMemType.System);
+    assert.equal(device.stats().evictions, evictions + 1);
+    assert.equal(checksum(bo.kmap()), sum);
+    bo.unreserve();
+    bo.put();
+  });
+
+  it("a driver's move that returns a promise is waited for, and a failing one frees the new resource", async () => {
+    let release!: () => void;
+    let gate = Promise.resolve();
+    let fail = false;
+    await using device = new TtmDevice({
+      vramBytes: 64 * 1024,
+      funcs: {
+        async move(bo, _evict, ctx, newRes) {
+          await gate;
+          if (fail) throw new DmaBufError('EIO', 'the copy failed');
+          await ttmBoMoveMemcpy(bo, ctx, newRes);
+        },
+      },
+    });
+    const bo = await TtmBufferObject.initReserved(device, { size: BO_SIZE, placement: placement(TtmMemType.VRAM) });
+    gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const evicting = bo.evict();
+    assert.equal((await settleWithin(evicting, 5)).state, 'pending');
+    assert.equal(bo.resource?.memType, TtmMemType.VRAM, 'nothing moved while the driver works');
+    release();
+    await evicting;
+    assert.equal(bo.resource?.memType, TtmMemType.System);
+    fail = true;
+    await assert.rejects(bo.validate(placement(TtmMemType.VRAM)), { code: 'EIO' });
+    assert.equal(bo.resource?.memType, TtmMemType.System, 'a failed move leaves the buffer where it was');
+    assert.equal(device.manager(TtmMemType.VRAM)!.usage, 0, 'the resource allocated for the move was freed');
+    bo.unreserve();
+    bo.put();
   });
 });

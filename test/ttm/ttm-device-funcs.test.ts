@@ -134,6 +134,26 @@ describe('ttmBoMoveDefault', () => {
     bo.put();
   });
 
+  it('called directly it stays async: a promise even when the move is done, rejections for bad input', async () => {
+    await using device = new TtmDevice({ ttBytes: 64 * KiB });
+    const bo = await TtmBufferObject.initReserved(device, { size: PAGE, placement: placement(TtmMemType.System) });
+    fillRandom(bo.kmap(), 9);
+    const sum = checksum(bo.kmap());
+    const ctx = new TtmOperationCtx();
+    const res = await bo.memSpace(placement(TtmMemType.TT), ctx);
+    assert.ok(res !== 'ENOSPC');
+    const bad = ttmBoMoveDefault(bo, 'yes' as unknown as boolean, ctx, res);
+    assert.ok(bad instanceof Promise, 'bad input is a rejection, not a throw');
+    await assert.rejects(bad, { name: 'InvalidArgumentError' });
+    const moving = ttmBoMoveDefault(bo, false, ctx, res);
+    assert.ok(moving instanceof Promise);
+    assert.equal(bo.resource, res, 'the null move was made before the call returned');
+    await moving;
+    assert.equal(checksum(bo.kmap()), sum);
+    bo.unreserve();
+    bo.put();
+  });
+
   it(
     'with a copy engine a VRAM eviction is pipelined: ' + 'the range is freed at once, the manager keeps the fence',
     async () => {

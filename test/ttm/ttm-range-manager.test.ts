@@ -206,18 +206,21 @@ function modelLargest(used: boolean[]): number {
 }
 
 describe('TtmRangeManager model', () => {
-  const op = fc.oneof(
-    fc.record({
-      kind: fc.constant('alloc' as const),
-      pages: fc.integer({ min: 1, max: 12 }),
-      topDown: fc.boolean(),
-      fpfn: fc.integer({ min: 0, max: 80 }),
-      lpfn: fc.integer({ min: 0, max: 90 }),
-    }),
-    fc.record({ kind: fc.constant('free' as const), index: fc.nat() }),
-  );
+  /** Allocations of `pages` pages (and frees) against a page bitmap, with the tree checked after each step. */
+  function opsOf(pages: fc.Arbitrary<number>, fpfn: fc.Arbitrary<number>) {
+    return fc.oneof(
+      fc.record({
+        kind: fc.constant('alloc' as const),
+        pages,
+        topDown: fc.boolean(),
+        fpfn,
+        lpfn: fc.integer({ min: 0, max: 90 }),
+      }),
+      fc.record({ kind: fc.constant('free' as const), index: fc.nat() }),
+    );
+  }
 
-  it('matches a page bitmap (placement, free bytes, largest run) and keeps its tree consistent', () => {
+  function matchesModel(op: ReturnType<typeof opsOf>): void {
     const seed = testSeed();
     fc.assert(
       fc.property(
@@ -260,6 +263,14 @@ describe('TtmRangeManager model', () => {
       ),
       { seed, numRuns: 200 },
     );
+  }
+
+  it('matches a page bitmap (placement, free bytes, largest run) and keeps its tree consistent', () => {
+    matchesModel(opsOf(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 80 })));
+  });
+
+  it('the same with power-of-two sizes from page 0: most ranges are one tree node (marked without recursion)', () => {
+    matchesModel(opsOf(fc.constantFrom(1, 2, 4, 8, 16), fc.constantFrom(0, 0, 0, 4, 8, 16)));
   });
 });
 
