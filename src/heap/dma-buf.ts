@@ -132,6 +132,33 @@ export const TRUSTED_EXPORT: unique symbol = Symbol('dmabuf.trustedExport');
  */
 export const VIEWS_HANDED_OUT: unique symbol = Symbol('dmabuf.viewsHandedOut');
 
+/** The untrusted constructor's check of an export info. */
+function checkExportInfo(info: DmaBufExportInfo): DmaBufExportInfo {
+  const parsed = parseInfo(info);
+  const buffer = parsed.buffer;
+  const requestedSize = parsed.requestedSize;
+  if (
+    !(buffer instanceof ArrayBuffer) &&
+    !(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)
+  ) {
+    throw invalidArgument('DmaBuf', 'options.buffer', buffer, 'an ArrayBuffer or SharedArrayBuffer');
+  }
+  if (
+    typeof requestedSize !== 'number' ||
+    !Number.isSafeInteger(requestedSize) ||
+    requestedSize <= 0 ||
+    requestedSize > buffer.byteLength
+  ) {
+    throw invalidArgument(
+      'DmaBuf',
+      'options.requestedSize',
+      requestedSize,
+      `an integer from 1 to ${buffer.byteLength} (the buffer's size)`,
+    );
+  }
+  return parsed as unknown as DmaBufExportInfo;
+}
+
 /**
  * A shared buffer: memory, a reference count and a reservation object (`struct dma_buf`).
  * Normally created by `DmaHeap.allocate()`.
@@ -166,43 +193,14 @@ export class DmaBuf extends Kref implements Disposable {
   constructor(info: DmaBufExportInfo, trusted: typeof TRUSTED_EXPORT);
   constructor(info: DmaBufExportInfo, trusted?: typeof TRUSTED_EXPORT) {
     super();
-    if (trusted === TRUSTED_EXPORT) {
-      this.heap = info.heap;
-      this.#name = info.name;
-      this.size = info.buffer.byteLength;
-      this.requestedSize = info.requestedSize;
-      this.#buffer = info.buffer;
-      this.#release = info.release;
-      return;
-    }
-    const parsed = parseInfo(info);
-    const buffer = parsed.buffer;
-    const requestedSize = parsed.requestedSize;
-    if (
-      !(buffer instanceof ArrayBuffer) &&
-      !(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)
-    ) {
-      throw invalidArgument('DmaBuf', 'options.buffer', buffer, 'an ArrayBuffer or SharedArrayBuffer');
-    }
-    if (
-      typeof requestedSize !== 'number' ||
-      !Number.isSafeInteger(requestedSize) ||
-      requestedSize <= 0 ||
-      requestedSize > buffer.byteLength
-    ) {
-      throw invalidArgument(
-        'DmaBuf',
-        'options.requestedSize',
-        requestedSize,
-        `an integer from 1 to ${buffer.byteLength} (the buffer's size)`,
-      );
-    }
-    this.heap = parsed.heap as DmaHeap;
-    this.#name = parsed.name;
-    this.size = buffer.byteLength;
-    this.requestedSize = requestedSize;
-    this.#buffer = buffer;
-    this.#release = parsed.release as DmaBufExportInfo['release'];
+    // The check lives outside so that the constructor stays small enough for V8 to inline it.
+    const checked = trusted === TRUSTED_EXPORT ? info : checkExportInfo(info);
+    this.heap = checked.heap;
+    this.#name = checked.name;
+    this.size = checked.buffer.byteLength;
+    this.requestedSize = checked.requestedSize;
+    this.#buffer = checked.buffer;
+    this.#release = checked.release;
   }
 
   /** Name for messages. */

@@ -248,11 +248,14 @@ export class DmaHeap implements AsyncDisposable {
     mightReclaim();
     if (this.#disposed) throw new BugError(`DmaHeap ${this.name}: allocate() after the heap was disposed`);
     const pool = shared ? this.#sharedPool : this.#pool;
-    const cls = pool.classFor(size);
-    const bytes = cls?.bytes ?? Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
-    let buffer = cls === undefined ? undefined : pool.take(bytes);
-    if (buffer !== undefined) this.#hits++;
-    else {
+    const index = pool.classIndexOf(size);
+    let buffer = index < 0 ? undefined : pool.takeAt(index);
+    let bytes: number;
+    if (buffer !== undefined) {
+      bytes = buffer.byteLength;
+      this.#hits++;
+    } else {
+      bytes = index < 0 ? Math.ceil(size / PAGE_SIZE) * PAGE_SIZE : pool.classBytesAt(index);
       buffer = this.#fresh(bytes, size, shared);
       this.#misses++;
     }

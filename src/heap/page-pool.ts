@@ -130,6 +130,10 @@ export class PagePool implements Disposable {
   readonly shrinker: Shrinker;
   /** Ascending by order. */
   readonly #classes: SizeClass[];
+  /** The classes' byte lengths, ascending. */
+  readonly #classBytes: number[];
+  /** By order 0..MAX_ORDER: the index of the smallest class of that order or more, -1 for none. */
+  readonly #indexByOrder = new Int8Array(MAX_ORDER + 1);
   readonly #byBytes = new Map<number, SizeClass>();
   /** Buffers held now, to catch a double give. */
   // Debug mode only (verifyZero): the buffers pooled now, to catch a double give. DmaBuf already
@@ -167,6 +171,11 @@ export class PagePool implements Disposable {
     }
     orders.sort((a, b) => a - b);
     this.#classes = orders.map((order) => ({ order, bytes: PAGE_SIZE * 2 ** order, buffers: [], hits: 0, misses: 0 }));
+    this.#classBytes = this.#classes.map((cls) => cls.bytes);
+    for (let order = MAX_ORDER, i = this.#classes.length - 1; order >= 0; order--) {
+      if (i > 0 && this.#classes[i - 1]!.order >= order) i--;
+      this.#indexByOrder[order] = this.#classes[i]!.order >= order ? i : -1;
+    }
     for (const cls of this.#classes) {
       if (this.#byBytes.has(cls.bytes))
         throw new InvalidArgumentError(`${this.name}: order ${cls.order} is listed twice`);
@@ -187,9 +196,32 @@ export class PagePool implements Disposable {
    * @throws {InvalidArgumentError} when `bytes` is not a non-negative integer.
    */
   classFor(bytes: number): { order: number; bytes: number } | undefined {
-    requiredIndex(bytes, 'PagePool.classFor', 'bytes');
-    for (const cls of this.#classes) if (cls.bytes >= bytes) return { order: cls.order, bytes: cls.bytes };
-    return undefined;
+    const index = this.classIndexOf(requiredIndex(bytes, 'PagePool.classFor', 'bytes'));
+    if (index < 0) return undefined;
+    const cls = this.#classes[index]!;
+    return { order: cls.order, bytes: cls.bytes };
+  }
+
+  /**
+   * @internal For `DmaHeap.allocate`: the index of {@link PagePool.classFor}'s class, without
+   * its argument check (the caller checked `bytes`) and without building its result.
+   * @returns -1 above the largest class.
+   */
+  classIndexOf(bytes: number): number {
+    // O(1), no scan: pages rounded up to a power of two give the order, a table gives the class.
+    if (bytes > this.#classBytes[this.#classBytes.length - 1]!) return -1;
+    const pages = Math.ceil(bytes / PAGE_SIZE);
+    return this.#indexByOrder[pages <= 1 ? 0 : 32 - Math.clz32(pages - 1)]!;
+  }
+
+  /** @internal Byte length of the class at `index` (from {@link PagePool.classIndexOf}). */
+  classBytesAt(index: number): number {
+    return this.#classBytes[index]!;
+  }
+
+  /** @internal {@link PagePool.take} by class index (from {@link PagePool.classIndexOf}): no lookup by size. */
+  takeAt(index: number): PoolBuffer | undefined {
+    return this.#takeFrom(this.#classes[index]!);
   }
 
   /**
@@ -206,6 +238,10 @@ export class PagePool implements Disposable {
         `${this.name}.take: ${describeValue(classBytes)} is not a size class of this pool; round with classFor() first`,
       );
     }
+    return this.#takeFrom(cls);
+  }
+
+  #takeFrom(cls: SizeClass): PoolBuffer | undefined {
     if (this.#disposed) return undefined;
     const buffer = cls.buffers.pop();
     if (buffer === undefined) {
