@@ -6,7 +6,9 @@
  * pooled), takes a zeroed buffer from the pool when one is there (a hit) and otherwise creates a
  * fresh one (a miss). The last `put()` of a buffer queues it on the heap's
  * {@link DeferredFreeList}: its background worker zeroes the memory and gives it to the pool, so
- * the cost of clearing leaves both the allocation and the free path (seed 002). Memory pressure
+ * the cost of clearing leaves both the allocation and the free path (seed 002). For each buffer it
+ * pools, the worker also builds the {@link DmaBuf} object that a later hit hands out, so a pool
+ * hit allocates nothing: no garbage collection, no fresh page can start inside it. Memory pressure
  * runs the heap's {@link ShrinkerRegistry}, where the deferred list (pending buffers are dropped
  * without zeroing) and the pools (pooled buffers are dropped) are registered, and where users
  * may register more.
@@ -68,7 +70,7 @@ import {
   requiredName,
 } from '../base/options.js';
 import { lockdepEnabled, mightReclaim } from '../locking/lockdep.js';
-import { DmaBuf, TRUSTED_EXPORT, VIEWS_HANDED_OUT } from './dma-buf.js';
+import { ATTACH, DmaBuf, SPARE, TRUSTED_EXPORT, VIEWS_HANDED_OUT } from './dma-buf.js';
 import { DeferredFreeList, DeferredFreeReason } from './deferred-free.js';
 import { PAGE_SIZE, PagePool } from './page-pool.js';
 import { ShrinkerRegistry } from './shrinker.js';
@@ -169,6 +171,9 @@ function detachAll(buffers: ArrayBuffer[]): ArrayBuffer[] {
   return structuredClone(buffers, { transfer: buffers });
 }
 
+/** Most spare `DmaBuf` objects a heap keeps (about 150 bytes each). */
+const MAX_SPARES = 64;
+
 const defaultAllocator: DmaHeapAllocator = (bytes, shared) => {
   if (!shared) return new ArrayBuffer(bytes);
   if (typeof SharedArrayBuffer === 'undefined') {
@@ -262,7 +267,13 @@ export class DmaHeap implements AsyncDisposable {
     this.#allocations++;
     this.#liveBytes += bytes;
     this.#liveCount++;
-    const buf = new DmaBuf({ heap: this, buffer, requestedSize: size, release: this.#releaseFn }, TRUSTED_EXPORT);
+    // A spare when the worker left one: then a pool hit allocates nothing, so it can neither
+    // start a garbage collection nor fault in a fresh page of the young generation.
+    const spare = this.#spares.pop();
+    const buf =
+      spare !== undefined
+        ? spare[ATTACH](buffer, size)
+        : new DmaBuf({ heap: this, buffer, requestedSize: size, release: this.#releaseFn }, TRUSTED_EXPORT);
     if (this.#trackLeaks || lockdepEnabled()) this.#track(buf);
     return buf;
   }
@@ -326,6 +337,7 @@ export class DmaHeap implements AsyncDisposable {
     this.#registrations[Symbol.dispose]();
     this.#pool[Symbol.dispose]();
     this.#sharedPool[Symbol.dispose]();
+    this.#spares.length = 0;
     if (this.#liveCount > 0) {
       throw new BugError(
         `DmaHeap ${this.name} disposed with ${this.#liveCount} live buffer(s) (${this.#liveBytes} bytes); ` +
@@ -457,11 +469,19 @@ export class DmaHeap implements AsyncDisposable {
     for (let i = 0; i < items.length; i++) this.#recycle(detached[i]!, items[i]!.pool);
   };
 
-  /** Zeroes `buffer` and offers it to `pool`; refused (pool full, disposed), it is dropped. */
+  /**
+   * Zeroes `buffer` and offers it to `pool`; refused (pool full, disposed), it is dropped. A
+   * pooled buffer brings a spare `DmaBuf` for the allocation that will take it.
+   */
   #recycle(buffer: ArrayBuffer | SharedArrayBuffer, pool: PagePool): void {
     new Uint8Array(buffer).fill(0);
-    pool.give(buffer);
+    if (pool.give(buffer) && this.#spares.length < MAX_SPARES) {
+      this.#spares.push(new DmaBuf({ heap: this, release: this.#releaseFn }, SPARE));
+    }
   }
+
+  /** `DmaBuf` objects built by the worker for allocations to hand out (see `SPARE` in dma-buf.ts). */
+  readonly #spares: DmaBuf[] = [];
 
   #track(buf: DmaBuf): void {
     if (this.#leakRegistry === null) {
