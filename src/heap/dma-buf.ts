@@ -172,6 +172,9 @@ function checkExportInfo(info: DmaBufExportInfo): DmaBufExportInfo {
   return parsed as unknown as DmaBufExportInfo;
 }
 
+/** The next buffer's number (in names): buffers are numbered in the order they are handed out. */
+let nextId = 1;
+
 /**
  * A shared buffer: memory, a reference count and a reservation object (`struct dma_buf`).
  * Normally created by `DmaHeap.allocate()`.
@@ -187,7 +190,6 @@ export class DmaBuf extends Kref implements Disposable {
   #name: string | undefined;
   // Created on first use: many buffers never see a fence, and a reservation costs an allocation.
   #resv: DmaResv | undefined = undefined;
-  static #nextId = 1;
   /** Numbers buffers in the order they were handed out; 0 for a spare. */
   #id: number;
 
@@ -218,7 +220,7 @@ export class DmaBuf extends Kref implements Disposable {
       this.#id = 0;
       return;
     }
-    this.#id = DmaBuf.#nextId++;
+    this.#id = nextId++;
     // The check lives outside so that the constructor stays small enough for V8 to inline it.
     const checked = trusted === TRUSTED_EXPORT ? info : checkExportInfo(info);
     this.heap = checked.heap;
@@ -236,7 +238,7 @@ export class DmaBuf extends Kref implements Disposable {
    */
   [ATTACH](buffer: ArrayBuffer | SharedArrayBuffer, requestedSize: number): this {
     if (this.#id !== 0) throw new BugError(`DmaBuf: ${this.name} is not a spare; only a spare gets memory attached`);
-    this.#id = DmaBuf.#nextId++;
+    this.#id = nextId++;
     (this as { size: number }).size = buffer.byteLength;
     (this as { requestedSize: number }).requestedSize = requestedSize;
     this.#buffer = buffer;

@@ -211,7 +211,6 @@ export class DmaHeap implements AsyncDisposable {
   #pendingBytes = 0;
   #hits = 0;
   #misses = 0;
-  #allocations = 0;
   #enomem = 0;
   #disposed = false;
 
@@ -250,7 +249,9 @@ export class DmaHeap implements AsyncDisposable {
       throw invalidArgument('DmaHeap.allocate', 'size', size, 'a positive integer number of bytes');
     }
     const shared = (options === undefined ? undefined : parseAllocateOptions(options).shared) ?? this.#shared;
-    mightReclaim();
+    // One look at the validator for both of its uses below (the pool hit path is a few loads).
+    const validating = lockdepEnabled();
+    if (validating) mightReclaim();
     if (this.#disposed) throw new BugError(`DmaHeap ${this.name}: allocate() after the heap was disposed`);
     const pool = shared ? this.#sharedPool : this.#pool;
     const index = pool.classIndexOf(size);
@@ -264,7 +265,6 @@ export class DmaHeap implements AsyncDisposable {
       buffer = this.#fresh(bytes, size, shared);
       this.#misses++;
     }
-    this.#allocations++;
     this.#liveBytes += bytes;
     this.#liveCount++;
     // A spare when the worker left one: then a pool hit allocates nothing, so it can neither
@@ -274,7 +274,7 @@ export class DmaHeap implements AsyncDisposable {
       spare !== undefined
         ? spare[ATTACH](buffer, size)
         : new DmaBuf({ heap: this, buffer, requestedSize: size, release: this.#releaseFn }, TRUSTED_EXPORT);
-    if (this.#trackLeaks || lockdepEnabled()) this.#track(buf);
+    if (validating || this.#trackLeaks) this.#track(buf);
     return buf;
   }
 
@@ -308,7 +308,7 @@ export class DmaHeap implements AsyncDisposable {
       budgetBytes: this.#budget,
       hits: this.#hits,
       misses: this.#misses,
-      allocations: this.#allocations,
+      allocations: this.#hits + this.#misses, // every allocation that did not throw is one or the other
       enomem: this.#enomem,
     };
   }
@@ -422,7 +422,8 @@ export class DmaHeap implements AsyncDisposable {
     const bytes = buf.size;
     const kindPool = memory instanceof ArrayBuffer ? this.#pool : this.#sharedPool;
     // Memory its user transferred away (postMessage, transfer()) is gone: nothing to pool.
-    const pool = memory.byteLength === bytes && kindPool.classFor(bytes)?.bytes === bytes ? kindPool : null;
+    const index = memory.byteLength === bytes ? kindPool.classIndexOf(bytes) : -1;
+    const pool = index >= 0 && kindPool.classBytesAt(index) === bytes ? kindPool : null;
     this.#liveCount--;
     if (pool === null || this.#disposed) {
       this.#liveBytes -= bytes;
