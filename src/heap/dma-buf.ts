@@ -234,12 +234,13 @@ export class DmaBuf extends Kref implements Disposable {
   /**
    * @internal Gives a spare (see {@link SPARE}) its memory: from here on it is the buffer an
    * allocation of `requestedSize` bytes made now, exactly as if constructed with that export info.
+   * `size` is `buffer.byteLength`, which the heap knows (the getter is a call on the hot path).
    * @throws {BugError} on anything but an unused spare.
    */
-  [ATTACH](buffer: ArrayBuffer | SharedArrayBuffer, requestedSize: number): this {
+  [ATTACH](buffer: ArrayBuffer | SharedArrayBuffer, size: number, requestedSize: number): this {
     if (this.#id !== 0) throw new BugError(`DmaBuf: ${this.name} is not a spare; only a spare gets memory attached`);
     this.#id = nextId++;
-    (this as { size: number }).size = buffer.byteLength;
+    (this as { size: number }).size = size;
     (this as { requestedSize: number }).requestedSize = requestedSize;
     this.#buffer = buffer;
     return this;

@@ -255,7 +255,31 @@ export class DmaHeap implements AsyncDisposable {
     if (this.#disposed) throw new BugError(`DmaHeap ${this.name}: allocate() after the heap was disposed`);
     const pool = shared ? this.#sharedPool : this.#pool;
     const index = pool.classIndexOf(size);
-    let buffer = index < 0 ? undefined : pool.takeAt(index);
+    const buffer = index < 0 ? undefined : pool.takeAt(index);
+    // The pool hit with a spare (see #spares) first and alone: it allocates nothing, and its
+    // code stays small (the rest is out of line in #allocateSlow).
+    const spare = buffer === undefined ? undefined : this.#spares.pop();
+    if (spare === undefined) return this.#allocateSlow(size, shared, pool, index, buffer, validating);
+    // The class's size, not buffer.byteLength: that getter is a call for an ArrayBuffer | SharedArrayBuffer.
+    const bytes = pool.classBytesAt(index);
+    this.#hits++;
+    this.#liveBytes += bytes;
+    this.#liveCount++;
+    const buf = spare[ATTACH](buffer!, bytes, size);
+    if (validating || this.#trackLeaks) this.#track(buf);
+    return buf;
+  }
+
+  /** `allocate` without a spare or without a pool hit: builds the `DmaBuf`, makes memory on a miss. */
+  #allocateSlow(
+    size: number,
+    shared: boolean,
+    pool: PagePool,
+    index: number,
+    hit: ArrayBuffer | SharedArrayBuffer | undefined,
+    validating: boolean,
+  ): DmaBuf {
+    let buffer = hit;
     let bytes: number;
     if (buffer !== undefined) {
       bytes = buffer.byteLength;
@@ -267,12 +291,10 @@ export class DmaHeap implements AsyncDisposable {
     }
     this.#liveBytes += bytes;
     this.#liveCount++;
-    // A spare when the worker left one: then a pool hit allocates nothing, so it can neither
-    // start a garbage collection nor fault in a fresh page of the young generation.
     const spare = this.#spares.pop();
     const buf =
       spare !== undefined
-        ? spare[ATTACH](buffer, size)
+        ? spare[ATTACH](buffer, bytes, size)
         : new DmaBuf({ heap: this, buffer, requestedSize: size, release: this.#releaseFn }, TRUSTED_EXPORT);
     if (validating || this.#trackLeaks) this.#track(buf);
     return buf;

@@ -153,13 +153,13 @@ describe('DmaBuf', () => {
     const spare = new DmaBuf({ heap, release }, SPARE);
     assert.equal(spare.released, true);
     const memory = new ArrayBuffer(4096);
-    assert.equal(spare[ATTACH](memory, 100), spare);
+    assert.equal(spare[ATTACH](memory, 4096, 100), spare);
     assert.deepEqual([spare.size, spare.requestedSize, spare.refcount, spare.released], [4096, 100, 1, false]);
     assert.equal(spare.bytes().length, 100);
-    assert.throws(() => spare[ATTACH](new ArrayBuffer(4096), 1), BugError);
+    assert.throws(() => spare[ATTACH](new ArrayBuffer(4096), 4096, 1), BugError);
     assert.equal(spare.buffer, memory, 'the failed attach changed nothing');
     const plain = new DmaBuf({ heap, buffer: new ArrayBuffer(4096), requestedSize: 1, release });
-    assert.throws(() => plain[ATTACH](new ArrayBuffer(4096), 1), BugError);
+    assert.throws(() => plain[ATTACH](new ArrayBuffer(4096), 4096, 1), BugError);
     spare.put();
     plain.put();
     assert.deepEqual(released.length, 2);
