@@ -253,13 +253,13 @@ describe('DmaHeap deferred free', () => {
       assert.deepEqual([heap.stats().hits, heap.stats().misses], [2, 3]);
       putAll(bufs);
       await heap.drain();
-      // At most 64 spares are kept: of 70 pooled buffers, the last 6 hits build their DmaBuf.
-      bufs.push(...Array.from({ length: 70 }, () => heap.allocate(4 * KiB)));
+      // At most 1,024 spares are kept: of 1,030 pooled buffers, the last 6 hits build their DmaBuf.
+      bufs.push(...Array.from({ length: 1030 }, () => heap.allocate(4 * KiB)));
       putAll(bufs);
       await heap.drain();
       attached = 0;
-      bufs.push(...Array.from({ length: 70 }, () => heap.allocate(4 * KiB)));
-      assert.deepEqual([attached, heap.stats().hits], [64, 2 + 3 + 70]);
+      bufs.push(...Array.from({ length: 1030 }, () => heap.allocate(4 * KiB)));
+      assert.deepEqual([attached, heap.stats().hits], [1024, 2 + 3 + 1030]);
       assert.ok(bufs.every((b) => b.size === 4 * KiB && b.refcount === 1 && !b.released));
       putAll(bufs);
     } finally {
