@@ -172,8 +172,8 @@ function detachAll(buffers: ArrayBuffer[]): ArrayBuffer[] {
 }
 
 /**
- * Most spare `DmaBuf` objects a heap keeps (about 200 bytes each, so at most 5% of the 4 KiB
- * buffers they stand for): a burst of 1,024 pool hits in one event-loop turn all find one.
+ * Most spare `DmaBuf` objects a heap keeps (about 200 bytes each: 200 KiB at most): a burst of
+ * 1,024 pool hits in one event-loop turn all find one.
  */
 const MAX_SPARES = 1024;
 
