@@ -252,11 +252,12 @@ export class DmaHeap implements AsyncDisposable {
       throw invalidArgument('DmaHeap.allocate', 'size', size, 'a positive integer number of bytes');
     }
     const shared = (options === undefined ? undefined : parseAllocateOptions(options).shared) ?? this.#shared;
-    // One look at the validator for both of its uses below (the pool hit path is a few loads).
-    const validating = lockdepEnabled();
+    // One look at the validator for both of its uses below. The flags are compared `=== true`:
+    // a bare `if (flag)` compiles to a generic truthiness test, and this path is a few loads.
+    const validating = lockdepEnabled() === true;
     if (validating) mightReclaim();
-    if (this.#disposed) throw new BugError(`DmaHeap ${this.name}: allocate() after the heap was disposed`);
-    const pool = shared ? this.#sharedPool : this.#pool;
+    if (this.#disposed === true) throw new BugError(`DmaHeap ${this.name}: allocate() after the heap was disposed`);
+    const pool = shared === true ? this.#sharedPool : this.#pool;
     const index = pool.classIndexOf(size);
     const buffer = index < 0 ? undefined : pool.takeAt(index);
     // The pool hit with a spare (see #spares) first and alone: it allocates nothing, and its
@@ -269,7 +270,7 @@ export class DmaHeap implements AsyncDisposable {
     this.#liveBytes += bytes;
     this.#liveCount++;
     const buf = spare[ATTACH](buffer!, bytes, size);
-    if (validating || this.#trackLeaks) this.#track(buf);
+    if (validating || this.#trackLeaks === true) this.#track(buf);
     return buf;
   }
 

@@ -133,7 +133,9 @@ export class PagePool implements Disposable {
   /** The classes' byte lengths, ascending. */
   readonly #classBytes: number[];
   /** By order 0..MAX_ORDER: the index of the smallest class of that order or more, -1 for none. */
-  readonly #indexByOrder = new Int8Array(MAX_ORDER + 1);
+  readonly #indexByOrder: number[] = [];
+  /** The largest class's byte length. */
+  readonly #maxBytes: number;
   readonly #byBytes = new Map<number, SizeClass>();
   /** Buffers held now, to catch a double give. */
   // Debug mode only (verifyZero): the buffers pooled now, to catch a double give. DmaBuf already
@@ -170,11 +172,20 @@ export class PagePool implements Disposable {
       }
     }
     orders.sort((a, b) => a - b);
-    this.#classes = orders.map((order) => ({ order, bytes: PAGE_SIZE * 2 ** order, buffers: [], hits: 0, misses: 0 }));
+    // 1 << order, not 2 ** order: V8's ** yields a boxed double, which made every byte count
+    // derived from a class (pooledBytes, the heap's liveBytes) a double field too.
+    this.#classes = orders.map((order) => ({
+      order,
+      bytes: PAGE_SIZE * (1 << order),
+      buffers: [],
+      hits: 0,
+      misses: 0,
+    }));
     this.#classBytes = this.#classes.map((cls) => cls.bytes);
-    for (let order = MAX_ORDER, i = this.#classes.length - 1; order >= 0; order--) {
-      if (i > 0 && this.#classes[i - 1]!.order >= order) i--;
-      this.#indexByOrder[order] = this.#classes[i]!.order >= order ? i : -1;
+    this.#maxBytes = this.#classBytes[this.#classBytes.length - 1]!;
+    // Ascending, so that the array stays packed small integers: -1 where no class is that large.
+    for (let order = 0; order <= MAX_ORDER; order++) {
+      this.#indexByOrder.push(this.#classes.findIndex((cls) => cls.order >= order));
     }
     for (const cls of this.#classes) {
       if (this.#byBytes.has(cls.bytes))
@@ -209,9 +220,11 @@ export class PagePool implements Disposable {
    */
   classIndexOf(bytes: number): number {
     // O(1), no scan: pages rounded up to a power of two give the order, a table gives the class.
-    if (bytes > this.#classBytes[this.#classBytes.length - 1]!) return -1;
-    const pages = Math.ceil(bytes / PAGE_SIZE);
-    return this.#indexByOrder[pages <= 1 ? 0 : 32 - Math.clz32(pages - 1)]!;
+    // Integer operations only (the division by PAGE_SIZE compiled to an idiv): bytes is at most
+    // the largest class here, 2^32 at order 20, so bytes - 1 fits 32 unsigned bits, and
+    // (bytes - 1) >>> 12 is the page count minus one (PAGE_SIZE = 2^12).
+    if (bytes > this.#maxBytes) return -1;
+    return this.#indexByOrder[bytes <= PAGE_SIZE ? 0 : 32 - Math.clz32((bytes - 1) >>> 12)]!;
   }
 
   /** @internal Byte length of the class at `index` (from {@link PagePool.classIndexOf}). */
@@ -242,18 +255,19 @@ export class PagePool implements Disposable {
   }
 
   #takeFrom(cls: SizeClass): PoolBuffer | undefined {
-    if (this.#disposed) return undefined;
+    // `=== true`: on a field, a bare `if (flag)` compiles to a generic truthiness test.
+    if (this.#disposed === true) return undefined;
     const buffer = cls.buffers.pop();
     if (buffer === undefined) {
       cls.misses++;
       this.#misses++;
       return undefined;
     }
-    if (this.verifyZero) this.#held.delete(buffer);
+    if (this.verifyZero === true) this.#held.delete(buffer);
     this.#pooledBytes -= cls.bytes;
     cls.hits++;
     this.#hits++;
-    if (this.verifyZero && !isZero(buffer)) {
+    if (this.verifyZero === true && !isZero(buffer)) {
       throw new BugError(
         `${this.name}.take: a pooled ${cls.bytes}-byte buffer is no longer zero: someone ` +
           `wrote to it after giving it back (use after free); the buffer was dropped`,
