@@ -7,11 +7,11 @@
  * fresh one (a miss). The last `put()` of a buffer queues it on the heap's
  * {@link DeferredFreeList}: its background worker zeroes the memory and gives it to the pool, so
  * the cost of clearing leaves both the allocation and the free path (seed 002). For each buffer it
- * pools, the worker also builds the {@link DmaBuf} object that a later hit hands out, so a pool
- * hit allocates nothing: no garbage collection, no fresh page can start inside it. Memory pressure
- * runs the heap's {@link ShrinkerRegistry}, where the deferred list (pending buffers are dropped
- * without zeroing) and the pools (pooled buffers are dropped) are registered, and where users
- * may register more.
+ * pools (up to 1,024 kept), the worker also builds the {@link DmaBuf} object that a later hit
+ * hands out, so a pool hit allocates nothing: no garbage collection, no fresh page can start
+ * inside it. Memory pressure runs the heap's {@link ShrinkerRegistry}, where the deferred list
+ * (pending buffers are dropped without zeroing) and the pools (pooled buffers are dropped) are
+ * registered, and where users may register more.
  *
  * Models `drivers/dma-buf/dma-heap.c` (allocation checks: the length is page-aligned, zero is
  * `-EINVAL`) and `drivers/dma-buf/heaps/system_heap.c` with the unmerged "deferred-free-helper"
