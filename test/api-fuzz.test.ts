@@ -640,6 +640,12 @@ const SPECS: Readonly<Record<string, Spec>> = {
       m('shrink', A.pagesOrAll),
     ],
     noArgs: ['stats', 'toString'],
+    exempt: Object.fromEntries(
+      ['classIndexOf', 'classBytesAt', 'takeAt'].map((name) => [
+        name,
+        "@internal: DmaHeap.allocate's pool-hit path, with a size it checked and an index from classIndexOf",
+      ]),
+    ),
   },
   Shrinker: {
     make: () => new api.Shrinker('fuzz', { count: () => 1, scan: () => 1 }),

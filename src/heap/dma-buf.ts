@@ -127,10 +127,53 @@ export const TRUSTED_EXPORT: unique symbol = Symbol('dmabuf.trustedExport');
 
 /**
  * @internal
+ * Passed by `DmaHeap` as the constructor's second argument to build a spare: a `DmaBuf` without
+ * memory, made off the allocation path (by the heap's deferred-free worker) and handed out by a
+ * later allocation through {@link ATTACH}, so that a pool hit allocates nothing (the kernel's
+ * slab caches keep objects ready in the same way). A spare is reachable by nobody but its heap
+ * until then: nothing can observe the difference from an object constructed at allocation.
+ */
+export const SPARE: unique symbol = Symbol('dmabuf.spare');
+
+/** @internal A spare's method that gives it its memory, as `DmaHeap.allocate` hands it out. */
+export const ATTACH: unique symbol = Symbol('dmabuf.attach');
+
+/**
+ * @internal
  * Whether the memory was handed out (`buffer`, `bytes()`): only then can a view outlive the
  * last put, and only then must the heap detach the memory before it reuses it.
  */
 export const VIEWS_HANDED_OUT: unique symbol = Symbol('dmabuf.viewsHandedOut');
+
+/** The untrusted constructor's check of an export info. */
+function checkExportInfo(info: DmaBufExportInfo): DmaBufExportInfo {
+  const parsed = parseInfo(info);
+  const buffer = parsed.buffer;
+  const requestedSize = parsed.requestedSize;
+  if (
+    !(buffer instanceof ArrayBuffer) &&
+    !(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)
+  ) {
+    throw invalidArgument('DmaBuf', 'options.buffer', buffer, 'an ArrayBuffer or SharedArrayBuffer');
+  }
+  if (
+    typeof requestedSize !== 'number' ||
+    !Number.isSafeInteger(requestedSize) ||
+    requestedSize <= 0 ||
+    requestedSize > buffer.byteLength
+  ) {
+    throw invalidArgument(
+      'DmaBuf',
+      'options.requestedSize',
+      requestedSize,
+      `an integer from 1 to ${buffer.byteLength} (the buffer's size)`,
+    );
+  }
+  return parsed as unknown as DmaBufExportInfo;
+}
+
+/** The next buffer's number (in names): buffers are numbered in the order they are handed out. */
+let nextId = 1;
 
 /**
  * A shared buffer: memory, a reference count and a reservation object (`struct dma_buf`).
@@ -147,8 +190,8 @@ export class DmaBuf extends Kref implements Disposable {
   #name: string | undefined;
   // Created on first use: many buffers never see a fence, and a reservation costs an allocation.
   #resv: DmaResv | undefined = undefined;
-  static #nextId = 1;
-  readonly #id = DmaBuf.#nextId++;
+  /** Numbers buffers in the order they were handed out; 0 for a spare. */
+  #id: number;
 
   #buffer: ArrayBuffer | SharedArrayBuffer | null;
   #handedOut = false;
@@ -164,45 +207,43 @@ export class DmaBuf extends Kref implements Disposable {
   constructor(info: DmaBufExportInfo);
   /** @internal */
   constructor(info: DmaBufExportInfo, trusted: typeof TRUSTED_EXPORT);
-  constructor(info: DmaBufExportInfo, trusted?: typeof TRUSTED_EXPORT) {
+  /** @internal */
+  constructor(info: Pick<DmaBufExportInfo, 'heap' | 'release'>, spare: typeof SPARE);
+  constructor(info: DmaBufExportInfo, trusted?: typeof TRUSTED_EXPORT | typeof SPARE) {
     super();
-    if (trusted === TRUSTED_EXPORT) {
+    if (trusted === SPARE) {
       this.heap = info.heap;
-      this.#name = info.name;
-      this.size = info.buffer.byteLength;
-      this.requestedSize = info.requestedSize;
-      this.#buffer = info.buffer;
+      this.size = 0;
+      this.requestedSize = 0;
+      this.#buffer = null;
       this.#release = info.release;
+      this.#id = 0;
       return;
     }
-    const parsed = parseInfo(info);
-    const buffer = parsed.buffer;
-    const requestedSize = parsed.requestedSize;
-    if (
-      !(buffer instanceof ArrayBuffer) &&
-      !(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)
-    ) {
-      throw invalidArgument('DmaBuf', 'options.buffer', buffer, 'an ArrayBuffer or SharedArrayBuffer');
-    }
-    if (
-      typeof requestedSize !== 'number' ||
-      !Number.isSafeInteger(requestedSize) ||
-      requestedSize <= 0 ||
-      requestedSize > buffer.byteLength
-    ) {
-      throw invalidArgument(
-        'DmaBuf',
-        'options.requestedSize',
-        requestedSize,
-        `an integer from 1 to ${buffer.byteLength} (the buffer's size)`,
-      );
-    }
-    this.heap = parsed.heap as DmaHeap;
-    this.#name = parsed.name;
-    this.size = buffer.byteLength;
-    this.requestedSize = requestedSize;
+    this.#id = nextId++;
+    // The check lives outside so that the constructor stays small enough for V8 to inline it.
+    const checked = trusted === TRUSTED_EXPORT ? info : checkExportInfo(info);
+    this.heap = checked.heap;
+    this.#name = checked.name;
+    this.size = checked.buffer.byteLength;
+    this.requestedSize = checked.requestedSize;
+    this.#buffer = checked.buffer;
+    this.#release = checked.release;
+  }
+
+  /**
+   * @internal Gives a spare (see {@link SPARE}) its memory: from here on it is the buffer an
+   * allocation of `requestedSize` bytes made now, exactly as if constructed with that export info.
+   * `size` is `buffer.byteLength`, which the heap knows (the getter is a call on the hot path).
+   * @throws {BugError} on anything but an unused spare.
+   */
+  [ATTACH](buffer: ArrayBuffer | SharedArrayBuffer, size: number, requestedSize: number): this {
+    if (this.#id !== 0) throw new BugError(`DmaBuf: ${this.name} is not a spare; only a spare gets memory attached`);
+    this.#id = nextId++;
+    (this as { size: number }).size = size;
+    (this as { requestedSize: number }).requestedSize = requestedSize;
     this.#buffer = buffer;
-    this.#release = parsed.release as DmaBufExportInfo['release'];
+    return this;
   }
 
   /** Name for messages. */

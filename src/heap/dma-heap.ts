@@ -6,10 +6,12 @@
  * pooled), takes a zeroed buffer from the pool when one is there (a hit) and otherwise creates a
  * fresh one (a miss). The last `put()` of a buffer queues it on the heap's
  * {@link DeferredFreeList}: its background worker zeroes the memory and gives it to the pool, so
- * the cost of clearing leaves both the allocation and the free path (seed 002). Memory pressure
- * runs the heap's {@link ShrinkerRegistry}, where the deferred list (pending buffers are dropped
- * without zeroing) and the pools (pooled buffers are dropped) are registered, and where users
- * may register more.
+ * the cost of clearing leaves both the allocation and the free path (seed 002). For each buffer it
+ * pools (up to 1,024 kept), the worker also builds the {@link DmaBuf} object that a later hit
+ * hands out, so a pool hit allocates nothing: no garbage collection, no fresh page can start
+ * inside it. Memory pressure runs the heap's {@link ShrinkerRegistry}, where the deferred list
+ * (pending buffers are dropped without zeroing) and the pools (pooled buffers are dropped) are
+ * registered, and where users may register more.
  *
  * Models `drivers/dma-buf/dma-heap.c` (allocation checks: the length is page-aligned, zero is
  * `-EINVAL`) and `drivers/dma-buf/heaps/system_heap.c` with the unmerged "deferred-free-helper"
@@ -68,7 +70,7 @@ import {
   requiredName,
 } from '../base/options.js';
 import { lockdepEnabled, mightReclaim } from '../locking/lockdep.js';
-import { DmaBuf, TRUSTED_EXPORT, VIEWS_HANDED_OUT } from './dma-buf.js';
+import { ATTACH, DmaBuf, SPARE, TRUSTED_EXPORT, VIEWS_HANDED_OUT } from './dma-buf.js';
 import { DeferredFreeList, DeferredFreeReason } from './deferred-free.js';
 import { PAGE_SIZE, PagePool } from './page-pool.js';
 import { ShrinkerRegistry } from './shrinker.js';
@@ -169,6 +171,12 @@ function detachAll(buffers: ArrayBuffer[]): ArrayBuffer[] {
   return structuredClone(buffers, { transfer: buffers });
 }
 
+/**
+ * Most spare `DmaBuf` objects a heap keeps (about 200 bytes each: 200 KiB at most): a burst of
+ * 1,024 pool hits in one event-loop turn all find one.
+ */
+const MAX_SPARES = 1024;
+
 const defaultAllocator: DmaHeapAllocator = (bytes, shared) => {
   if (!shared) return new ArrayBuffer(bytes);
   if (typeof SharedArrayBuffer === 'undefined') {
@@ -206,7 +214,6 @@ export class DmaHeap implements AsyncDisposable {
   #pendingBytes = 0;
   #hits = 0;
   #misses = 0;
-  #allocations = 0;
   #enomem = 0;
   #disposed = false;
 
@@ -245,22 +252,55 @@ export class DmaHeap implements AsyncDisposable {
       throw invalidArgument('DmaHeap.allocate', 'size', size, 'a positive integer number of bytes');
     }
     const shared = (options === undefined ? undefined : parseAllocateOptions(options).shared) ?? this.#shared;
-    mightReclaim();
-    if (this.#disposed) throw new BugError(`DmaHeap ${this.name}: allocate() after the heap was disposed`);
-    const pool = shared ? this.#sharedPool : this.#pool;
-    const cls = pool.classFor(size);
-    const bytes = cls?.bytes ?? Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
-    let buffer = cls === undefined ? undefined : pool.take(bytes);
-    if (buffer !== undefined) this.#hits++;
-    else {
+    // One look at the validator for both of its uses below. The flags are compared `=== true`:
+    // a bare `if (flag)` compiles to a generic truthiness test, and this path is a few loads.
+    const validating = lockdepEnabled() === true;
+    if (validating) mightReclaim();
+    if (this.#disposed === true) throw new BugError(`DmaHeap ${this.name}: allocate() after the heap was disposed`);
+    const pool = shared === true ? this.#sharedPool : this.#pool;
+    const index = pool.classIndexOf(size);
+    const buffer = index < 0 ? undefined : pool.takeAt(index);
+    // The pool hit with a spare (see #spares) first and alone: it allocates nothing, and its
+    // code stays small (the rest is out of line in #allocateSlow).
+    const spare = buffer === undefined ? undefined : this.#spares.pop();
+    if (spare === undefined) return this.#allocateSlow(size, shared, pool, index, buffer, validating);
+    // The class's size, not buffer.byteLength: that getter is a call for an ArrayBuffer | SharedArrayBuffer.
+    const bytes = pool.classBytesAt(index);
+    this.#hits++;
+    this.#liveBytes += bytes;
+    this.#liveCount++;
+    const buf = spare[ATTACH](buffer!, bytes, size);
+    if (validating || this.#trackLeaks === true) this.#track(buf);
+    return buf;
+  }
+
+  /** `allocate` without a spare or without a pool hit: builds the `DmaBuf`, makes memory on a miss. */
+  #allocateSlow(
+    size: number,
+    shared: boolean,
+    pool: PagePool,
+    index: number,
+    hit: ArrayBuffer | SharedArrayBuffer | undefined,
+    validating: boolean,
+  ): DmaBuf {
+    let buffer = hit;
+    let bytes: number;
+    if (buffer !== undefined) {
+      bytes = buffer.byteLength;
+      this.#hits++;
+    } else {
+      bytes = index < 0 ? Math.ceil(size / PAGE_SIZE) * PAGE_SIZE : pool.classBytesAt(index);
       buffer = this.#fresh(bytes, size, shared);
       this.#misses++;
     }
-    this.#allocations++;
     this.#liveBytes += bytes;
     this.#liveCount++;
-    const buf = new DmaBuf({ heap: this, buffer, requestedSize: size, release: this.#releaseFn }, TRUSTED_EXPORT);
-    if (this.#trackLeaks || lockdepEnabled()) this.#track(buf);
+    const spare = this.#spares.pop();
+    const buf =
+      spare !== undefined
+        ? spare[ATTACH](buffer, bytes, size)
+        : new DmaBuf({ heap: this, buffer, requestedSize: size, release: this.#releaseFn }, TRUSTED_EXPORT);
+    if (validating || this.#trackLeaks) this.#track(buf);
     return buf;
   }
 
@@ -294,7 +334,7 @@ export class DmaHeap implements AsyncDisposable {
       budgetBytes: this.#budget,
       hits: this.#hits,
       misses: this.#misses,
-      allocations: this.#allocations,
+      allocations: this.#hits + this.#misses, // every allocation that did not throw is one or the other
       enomem: this.#enomem,
     };
   }
@@ -323,6 +363,7 @@ export class DmaHeap implements AsyncDisposable {
     this.#registrations[Symbol.dispose]();
     this.#pool[Symbol.dispose]();
     this.#sharedPool[Symbol.dispose]();
+    this.#spares.length = 0;
     if (this.#liveCount > 0) {
       throw new BugError(
         `DmaHeap ${this.name} disposed with ${this.#liveCount} live buffer(s) (${this.#liveBytes} bytes); ` +
@@ -407,7 +448,8 @@ export class DmaHeap implements AsyncDisposable {
     const bytes = buf.size;
     const kindPool = memory instanceof ArrayBuffer ? this.#pool : this.#sharedPool;
     // Memory its user transferred away (postMessage, transfer()) is gone: nothing to pool.
-    const pool = memory.byteLength === bytes && kindPool.classFor(bytes)?.bytes === bytes ? kindPool : null;
+    const index = memory.byteLength === bytes ? kindPool.classIndexOf(bytes) : -1;
+    const pool = index >= 0 && kindPool.classBytesAt(index) === bytes ? kindPool : null;
     this.#liveCount--;
     if (pool === null || this.#disposed) {
       this.#liveBytes -= bytes;
@@ -454,11 +496,19 @@ export class DmaHeap implements AsyncDisposable {
     for (let i = 0; i < items.length; i++) this.#recycle(detached[i]!, items[i]!.pool);
   };
 
-  /** Zeroes `buffer` and offers it to `pool`; refused (pool full, disposed), it is dropped. */
+  /**
+   * Zeroes `buffer` and offers it to `pool`; refused (pool full, disposed), it is dropped. A
+   * pooled buffer brings a spare `DmaBuf` for the allocation that will take it.
+   */
   #recycle(buffer: ArrayBuffer | SharedArrayBuffer, pool: PagePool): void {
     new Uint8Array(buffer).fill(0);
-    pool.give(buffer);
+    if (pool.give(buffer) && this.#spares.length < MAX_SPARES) {
+      this.#spares.push(new DmaBuf({ heap: this, release: this.#releaseFn }, SPARE));
+    }
   }
+
+  /** `DmaBuf` objects built by the worker for allocations to hand out (see `SPARE` in dma-buf.ts). */
+  readonly #spares: DmaBuf[] = [];
 
   #track(buf: DmaBuf): void {
     if (this.#leakRegistry === null) {

@@ -130,6 +130,12 @@ export class PagePool implements Disposable {
   readonly shrinker: Shrinker;
   /** Ascending by order. */
   readonly #classes: SizeClass[];
+  /** The classes' byte lengths, ascending. */
+  readonly #classBytes: number[];
+  /** By order 0..MAX_ORDER: the index of the smallest class of that order or more, -1 for none. */
+  readonly #indexByOrder: number[] = [];
+  /** The largest class's byte length. */
+  readonly #maxBytes: number;
   readonly #byBytes = new Map<number, SizeClass>();
   /** Buffers held now, to catch a double give. */
   // Debug mode only (verifyZero): the buffers pooled now, to catch a double give. DmaBuf already
@@ -166,7 +172,21 @@ export class PagePool implements Disposable {
       }
     }
     orders.sort((a, b) => a - b);
-    this.#classes = orders.map((order) => ({ order, bytes: PAGE_SIZE * 2 ** order, buffers: [], hits: 0, misses: 0 }));
+    // 1 << order, not 2 ** order: V8's ** yields a boxed double, which made every byte count
+    // derived from a class (pooledBytes, the heap's liveBytes) a double field too.
+    this.#classes = orders.map((order) => ({
+      order,
+      bytes: PAGE_SIZE * (1 << order),
+      buffers: [],
+      hits: 0,
+      misses: 0,
+    }));
+    this.#classBytes = this.#classes.map((cls) => cls.bytes);
+    this.#maxBytes = this.#classBytes[this.#classBytes.length - 1]!;
+    // Ascending, so that the array stays packed small integers: -1 where no class is that large.
+    for (let order = 0; order <= MAX_ORDER; order++) {
+      this.#indexByOrder.push(this.#classes.findIndex((cls) => cls.order >= order));
+    }
     for (const cls of this.#classes) {
       if (this.#byBytes.has(cls.bytes))
         throw new InvalidArgumentError(`${this.name}: order ${cls.order} is listed twice`);
@@ -187,9 +207,34 @@ export class PagePool implements Disposable {
    * @throws {InvalidArgumentError} when `bytes` is not a non-negative integer.
    */
   classFor(bytes: number): { order: number; bytes: number } | undefined {
-    requiredIndex(bytes, 'PagePool.classFor', 'bytes');
-    for (const cls of this.#classes) if (cls.bytes >= bytes) return { order: cls.order, bytes: cls.bytes };
-    return undefined;
+    const index = this.classIndexOf(requiredIndex(bytes, 'PagePool.classFor', 'bytes'));
+    if (index < 0) return undefined;
+    const cls = this.#classes[index]!;
+    return { order: cls.order, bytes: cls.bytes };
+  }
+
+  /**
+   * @internal For `DmaHeap.allocate`: the index of {@link PagePool.classFor}'s class, without
+   * its argument check (the caller checked `bytes`) and without building its result.
+   * @returns -1 above the largest class.
+   */
+  classIndexOf(bytes: number): number {
+    // O(1), no scan: pages rounded up to a power of two give the order, a table gives the class.
+    // Integer operations only (the division by PAGE_SIZE compiled to an idiv): bytes is at most
+    // the largest class here, 2^32 at order 20, so bytes - 1 fits 32 unsigned bits, and
+    // (bytes - 1) >>> 12 is the page count minus one (PAGE_SIZE = 2^12).
+    if (bytes > this.#maxBytes) return -1;
+    return this.#indexByOrder[bytes <= PAGE_SIZE ? 0 : 32 - Math.clz32((bytes - 1) >>> 12)]!;
+  }
+
+  /** @internal Byte length of the class at `index` (from {@link PagePool.classIndexOf}). */
+  classBytesAt(index: number): number {
+    return this.#classBytes[index]!;
+  }
+
+  /** @internal {@link PagePool.take} by class index (from {@link PagePool.classIndexOf}): no lookup by size. */
+  takeAt(index: number): PoolBuffer | undefined {
+    return this.#takeFrom(this.#classes[index]!);
   }
 
   /**
@@ -206,18 +251,23 @@ export class PagePool implements Disposable {
         `${this.name}.take: ${describeValue(classBytes)} is not a size class of this pool; round with classFor() first`,
       );
     }
-    if (this.#disposed) return undefined;
+    return this.#takeFrom(cls);
+  }
+
+  #takeFrom(cls: SizeClass): PoolBuffer | undefined {
+    // `=== true`: on a field, a bare `if (flag)` compiles to a generic truthiness test.
+    if (this.#disposed === true) return undefined;
     const buffer = cls.buffers.pop();
     if (buffer === undefined) {
       cls.misses++;
       this.#misses++;
       return undefined;
     }
-    if (this.verifyZero) this.#held.delete(buffer);
+    if (this.verifyZero === true) this.#held.delete(buffer);
     this.#pooledBytes -= cls.bytes;
     cls.hits++;
     this.#hits++;
-    if (this.verifyZero && !isZero(buffer)) {
+    if (this.verifyZero === true && !isZero(buffer)) {
       throw new BugError(
         `${this.name}.take: a pooled ${cls.bytes}-byte buffer is no longer zero: someone ` +
           `wrote to it after giving it back (use after free); the buffer was dropped`,

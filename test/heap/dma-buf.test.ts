@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DmaHeap } from '../../src/heap/dma-heap.js';
-import { DmaBuf } from '../../src/heap/dma-buf.js';
+import { ATTACH, DmaBuf, SPARE } from '../../src/heap/dma-buf.js';
 import { DmaResv, DmaResvUsage } from '../../src/resv/dma-resv.js';
 import { BugError, FenceTimeoutError, InvalidArgumentError } from '../../src/base/errors.js';
 import { VirtualClock, useClock } from '../../src/base/clock.js';
@@ -144,6 +144,26 @@ describe('DmaBuf', () => {
       () => new DmaBuf({ heap, buffer: new Uint8Array(8) as never, requestedSize: 8, name: 'x', release }),
       InvalidArgumentError,
     );
+  });
+
+  it('a spare has no memory until attached, then is an ordinary buffer; attaching twice is a BugError', async () => {
+    await using heap = new DmaHeap();
+    const released: ArrayBuffer[] = [];
+    const release = (memory: ArrayBuffer | SharedArrayBuffer): void => void released.push(memory as ArrayBuffer);
+    const spare = new DmaBuf({ heap, release }, SPARE);
+    assert.equal(spare.released, true);
+    const memory = new ArrayBuffer(4096);
+    assert.equal(spare[ATTACH](memory, 4096, 100), spare);
+    assert.deepEqual([spare.size, spare.requestedSize, spare.refcount, spare.released], [4096, 100, 1, false]);
+    assert.equal(spare.bytes().length, 100);
+    assert.throws(() => spare[ATTACH](new ArrayBuffer(4096), 4096, 1), BugError);
+    assert.equal(spare.buffer, memory, 'the failed attach changed nothing');
+    const plain = new DmaBuf({ heap, buffer: new ArrayBuffer(4096), requestedSize: 1, release });
+    assert.throws(() => plain[ATTACH](new ArrayBuffer(4096), 4096, 1), BugError);
+    spare.put();
+    plain.put();
+    assert.deepEqual(released.length, 2);
+    assert.equal(released[0], memory);
   });
 });
 

@@ -4,7 +4,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { DmaHeap, type DmaHeapStats } from '../../src/heap/dma-heap.js';
 import { Shrinker } from '../../src/heap/shrinker.js';
-import type { DmaBuf } from '../../src/heap/dma-buf.js';
+import { ATTACH, DmaBuf } from '../../src/heap/dma-buf.js';
 import { BugError, DmaBufError, InvalidArgumentError } from '../../src/base/errors.js';
 import { lockdepReports, signallingSection } from '../../src/node.js';
 import { recordMode } from '../helpers/lockdep-mode.js';
@@ -228,6 +228,63 @@ describe('DmaHeap deferred free', () => {
     assert.ok(allZero(again));
     assert.equal(consistent(heap).pooledBytes, 0);
     again.put();
+  });
+
+  it('a pool hit hands out a DmaBuf the worker built (a spare), one per pooled buffer', async () => {
+    // Counts the spares handed out: ATTACH is what gives a spare its memory. (Patched by hand:
+    // Node 20's mock.method does not restore a symbol-keyed method.)
+    const proto = DmaBuf.prototype;
+    const attach = proto[ATTACH];
+    let attached = 0;
+    proto[ATTACH] = function (this: DmaBuf, ...args: Parameters<typeof attach>) {
+      attached++;
+      return attach.apply(this, args);
+    };
+    try {
+      await using heap = new DmaHeap();
+      const bufs = [heap.allocate(4 * KiB), heap.allocate(4 * KiB)];
+      assert.equal(attached, 0, 'no spare before the worker ran');
+      putAll(bufs);
+      await heap.drain();
+      bufs.push(heap.allocate(4 * KiB), heap.allocate(4 * KiB));
+      assert.equal(attached, 2, 'both pool hits took a spare');
+      bufs.push(heap.allocate(4 * KiB));
+      assert.equal(attached, 2, 'a miss with no spare left builds its DmaBuf');
+      assert.deepEqual([heap.stats().hits, heap.stats().misses], [2, 3]);
+      putAll(bufs);
+      await heap.drain();
+      // At most 1,024 spares are kept: of 1,030 pooled buffers, the last 6 hits build their DmaBuf.
+      bufs.push(...Array.from({ length: 1030 }, () => heap.allocate(4 * KiB)));
+      putAll(bufs);
+      await heap.drain();
+      attached = 0;
+      bufs.push(...Array.from({ length: 1030 }, () => heap.allocate(4 * KiB)));
+      assert.deepEqual([attached, heap.stats().hits], [1024, 2 + 3 + 1030]);
+      assert.ok(bufs.every((b) => b.size === 4 * KiB && b.refcount === 1 && !b.released));
+      putAll(bufs);
+    } finally {
+      proto[ATTACH] = attach;
+    }
+  });
+
+  it('a buffer handed out from a spare is numbered in allocation order and like any other', async () => {
+    await using heap = new DmaHeap();
+    const first = heap.allocate(4 * KiB);
+    first.put();
+    await heap.drain();
+    const spare = heap.allocate(3000); // a pool hit: the spare the worker built
+    const built = heap.allocate(4 * KiB); // a miss with no spare left: constructed here
+    const id = (b: DmaBuf): number => Number(/^dmabuf#(\d+) /.exec(b.name)![1]);
+    assert.deepEqual([id(spare) - id(first), id(built) - id(spare)], [1, 1]);
+    assert.deepEqual([spare.size, spare.requestedSize, spare.refcount, spare.released], [4 * KiB, 3000, 1, false]);
+    assert.equal(spare.heap, heap);
+    assert.equal(spare.bytes().length, 3000);
+    assert.deepEqual(Object.keys(spare), Object.keys(built));
+    assert.equal(spare.name, `dmabuf#${id(spare)} (system, 4096 bytes)`);
+    spare.put();
+    built.put();
+    assert.throws(() => spare.bytes(), BugError);
+    assert.equal(consistent(heap).liveBytes, 0);
   });
 
   it('late: an allocation before the worker ran is a miss, and the pending buffer is pooled later', async () => {

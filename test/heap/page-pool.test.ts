@@ -64,6 +64,53 @@ describe('PagePool', () => {
       );
     });
 
+    it('classIndexOf (the allocation fast path) finds the class a scan finds, for any orders and size', () => {
+      const orderSets = fc.uniqueArray(fc.integer({ min: 0, max: 20 }), { minLength: 1, maxLength: 21 });
+      const sizes = fc.oneof(
+        fc.integer({ min: 0, max: 2 ** 33 }),
+        fc.integer({ min: 0, max: 20 }).chain((o) => fc.constantFrom(-1, 0, 1).map((d) => PAGE_SIZE * 2 ** o + d)),
+      );
+      fc.assert(
+        fc.property(orderSets, fc.array(sizes, { maxLength: 40 }), (orders, bytesList) => {
+          using pool = new PagePool({ orders });
+          const sorted = [...orders].sort((a, b) => a - b);
+          for (const bytes of bytesList.filter((b) => b >= 0)) {
+            const order = sorted.find((o) => PAGE_SIZE * 2 ** o >= bytes);
+            const index = pool.classIndexOf(bytes);
+            assert.equal(index, order === undefined ? -1 : sorted.indexOf(order), `${bytes} in ${sorted}`);
+            if (order !== undefined) assert.equal(pool.classBytesAt(index), PAGE_SIZE * 2 ** order);
+            assert.deepEqual(
+              pool.classFor(bytes),
+              order === undefined ? undefined : { order, bytes: PAGE_SIZE * 2 ** order },
+            );
+          }
+        }),
+        { seed: testSeed() },
+      );
+    });
+
+    it('takeAt is take by class index: same buffer order and counters', () => {
+      using pool = new PagePool({ orders: [0, 4] });
+      const a = new ArrayBuffer(64 * KiB);
+      const b = new ArrayBuffer(64 * KiB);
+      pool.give(a);
+      pool.give(b);
+      const index = pool.classIndexOf(50_000);
+      assert.equal(pool.takeAt(index), b);
+      assert.equal(pool.take(64 * KiB), a);
+      assert.equal(pool.takeAt(index), undefined);
+      assert.equal(pool.takeAt(0), undefined);
+      const s = pool.stats();
+      assert.deepEqual([s.hits, s.misses, s.pooledBytes], [2, 2, 0]);
+      assert.deepEqual(
+        s.classes.map((c) => [c.hits, c.misses]),
+        [
+          [0, 1],
+          [2, 1],
+        ],
+      );
+    });
+
     it('rejects bad orders, duplicate orders, bad sizes and a negative cap', () => {
       assert.throws(() => new PagePool({ orders: [] }), InvalidArgumentError);
       assert.throws(() => new PagePool({ orders: [-1] }), InvalidArgumentError);
