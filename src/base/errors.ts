@@ -159,8 +159,6 @@ export class NotSubmittedError extends DmaBufError {
   }
 }
 
-const describeBackOff = Symbol('describeBackOff');
-
 /**
  * Wound/wait back-off (`-EDEADLK`): the transaction lost to an older one. Unlock everything held
  * with the acquire context, then slow-lock {@link WwDeadlockError.contended}, then retry.
@@ -169,40 +167,11 @@ export class WwDeadlockError extends DmaBufError {
   override name = 'WwDeadlockError';
   /** The lock whose acquisition failed: the one to pass to `lockSlow`. */
   readonly contended: unknown;
-  /** @internal Builds the message on its first read; undefined once built or when given as a string. */
-  [describeBackOff]: (() => string) | undefined;
-
-  /**
-   * @param message the text, or a function that builds it when `message` (or the stack) is first
-   *   read: busy transactions back off several times each and almost never read the text, which
-   *   would otherwise cost more to build than the rest of the back-off.
-   */
-  constructor(message: string | (() => string), contended: unknown, options?: ErrorOptions) {
-    // Without a message string the Error has no own `message`, and the getter below answers.
-    super('EDEADLK', typeof message === 'string' ? message : (undefined as unknown as string), options);
+  constructor(message: string, contended: unknown, options?: ErrorOptions) {
+    super('EDEADLK', message, options);
     this.contended = contended;
-    this[describeBackOff] = typeof message === 'string' ? undefined : message;
   }
 }
-
-// The message of a WwDeadlockError built lazily: defined on the prototype (TypeScript will not
-// let a class turn Error's `message` property into an accessor), and stored as an own property
-// of the error at the first read, as if it had been passed in.
-Object.defineProperty(WwDeadlockError.prototype, 'message', {
-  configurable: true,
-  get(this: WwDeadlockError): string {
-    const describe = this[describeBackOff];
-    if (describe === undefined) return '';
-    this[describeBackOff] = undefined;
-    const message = describe();
-    Object.defineProperty(this, 'message', { value: message, writable: true, configurable: true });
-    return message;
-  },
-  set(this: WwDeadlockError, value: string) {
-    this[describeBackOff] = undefined;
-    Object.defineProperty(this, 'message', { value, writable: true, configurable: true });
-  },
-});
 
 /** The acquire context already holds this lock (`-EALREADY`). */
 export class AlreadyLockedError extends DmaBufError {

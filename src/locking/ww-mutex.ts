@@ -18,6 +18,10 @@
  * Contract:
  * - {@link WwDeadlockError} only when the context holds at least one lock: a context holding
  *   nothing waits instead, so the slow lock after a back-off always succeeds.
+ * - A back-off error is the kernel's -EDEADLK as a value: each mutex rejects every back-off for
+ *   one reason with the same {@link WwDeadlockError} (made on first use), which names the mutex
+ *   (`contended`) and the reason, and carries no stack and nothing of the transaction. Do not
+ *   modify it.
  * - A context that already holds the mutex gets {@link AlreadyLockedError} from `lock`;
  *   `tryLock` just returns false and does no deadlock detection.
  * - Waiters with a context are queued by stamp, oldest first; waiters without one keep FIFO order
@@ -359,6 +363,17 @@ function lockdepGranted(token: object): void {
   lockdep?.enter(token);
 }
 
+/** Why a transaction backs off: an index into {@link BACK_OFF_REASONS} (and a mutex's cached errors). */
+const BackOffReason = { HolderOlder: 0, OlderWaiting: 1, OlderAhead: 2, Wounded: 3, Injected: 4 } as const;
+type BackOffReason = (typeof BackOffReason)[keyof typeof BackOffReason];
+const BACK_OFF_REASONS = [
+  'wait-die: the holder is older',
+  'wait-die: an older transaction is already waiting',
+  'wait-die: an older transaction waits ahead',
+  'wound-wait: wounded by an older transaction',
+  'injected back-off',
+] as const;
+
 /** Is `a` younger (less important) than `b`? */
 function younger(a: WwAcquireCtx, b: WwAcquireCtx): boolean {
   return a.stamp > b.stamp;
@@ -374,6 +389,8 @@ export class WwMutex {
   #locked = false;
   #holder: WwAcquireCtx | null = null;
   #waiters: WwWaiter[] = [];
+  /** The back-off errors of this mutex, one per reason, made on first use (see #deadlock). */
+  #backOffs: WwDeadlockError[] | null = null;
 
   /** @throws {InvalidArgumentError} without a WwClass, or for a name that is not a string. */
   constructor(wwClass: WwClass, name = 'ww_mutex') {
@@ -516,7 +533,7 @@ export class WwMutex {
       if (this.#waiters.length > 0) this.#checkWaiters(ctx);
       if (s.inject && s.acquired > 1 && injectionFires(s)) {
         this.unlock();
-        return this.#deadlock(ctx, 'injected back-off');
+        return this.#deadlock(ctx, BackOffReason.Injected);
       }
       return undefined;
     }
@@ -653,20 +670,25 @@ export class WwMutex {
   }
 
   /**
-   * Records the back-off on `ctx` and builds its error. A back-off is control flow that busy
-   * transactions hit several times each, and capturing a stack costs microseconds, so this
-   * error carries none (it names the lock and the reason instead).
+   * Records the back-off on `ctx` and returns its error. A back-off is control flow that busy
+   * transactions hit several times each, and an Error costs V8 about 0.4 µs to make even without
+   * a stack (more than the rest of the back-off), so each mutex makes one error per reason on
+   * first use and answers every back-off for that reason with it, as the kernel answers with the
+   * constant -EDEADLK. The error carries no per-call state: the mutex (`contended`) and the reason.
    */
-  #deadlock(ctx: WwAcquireCtx, why: string, other: WwAcquireCtx | null = null): WwDeadlockError {
+  #deadlock(ctx: WwAcquireCtx, reason: BackOffReason): WwDeadlockError {
     ctx[STATE].contending = this;
+    const errors = (this.#backOffs ??= []);
+    return (errors[reason] ??= this.#backOffError(reason));
+  }
+
+  #backOffError(reason: BackOffReason): WwDeadlockError {
     const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
+    Error.stackTraceLimit = 0; // a stack would name the first caller only: misleading when shared
     try {
-      // The text is built only if somebody reads it (see WwDeadlockError): `%s` in `why` names `other`.
       return new WwDeadlockError(
-        () =>
-          `${this}: ${ctx} must back off (${other === null ? why : why.replace('%s', String(other))}); ` +
-          `unlock everything, then lockSlow(${this.name})`,
+        `${this}: back off (${BACK_OFF_REASONS[reason]}); ` +
+          `unlock everything held with the acquire context, then lockSlow(${this.name})`,
         this,
       );
     } finally {
@@ -675,8 +697,8 @@ export class WwMutex {
   }
 
   /** Kills `ctx` if it holds anything (`__ww_mutex_kill`); a context holding nothing never dies. */
-  #kill(ctx: WwAcquireCtx, why: string, other: WwAcquireCtx): WwDeadlockError | undefined {
-    return ctx[STATE].acquired > 0 ? this.#deadlock(ctx, why, other) : undefined;
+  #kill(ctx: WwAcquireCtx, reason: BackOffReason): WwDeadlockError | undefined {
+    return ctx[STATE].acquired > 0 ? this.#deadlock(ctx, reason) : undefined;
   }
 
   /**
@@ -704,7 +726,7 @@ export class WwMutex {
         if (cur === null) continue;
         if (younger(ctx, cur)) {
           if (waitDie) {
-            const err = this.#kill(ctx, 'an older transaction %s is already waiting', cur);
+            const err = this.#kill(ctx, BackOffReason.OlderWaiting);
             if (err !== undefined) {
               if (token !== undefined) lockdep?.abandon(token);
               return err;
@@ -747,13 +769,13 @@ export class WwMutex {
   #checkKill(ctx: WwAcquireCtx, waiter: WwWaiter | null): WwDeadlockError | undefined {
     const s = ctx[STATE];
     if (s.acquired === 0) return undefined;
-    if (!this.wwClass.isWaitDie) return s.wounded ? this.#deadlock(ctx, 'wounded by an older transaction') : undefined;
+    if (!this.wwClass.isWaitDie) return s.wounded ? this.#deadlock(ctx, BackOffReason.Wounded) : undefined;
     const holder = this.#holder;
-    if (holder !== null && younger(ctx, holder)) return this.#deadlock(ctx, 'the holder %s is older', holder);
+    if (holder !== null && younger(ctx, holder)) return this.#deadlock(ctx, BackOffReason.HolderOlder);
     if (waiter === null) return undefined;
     for (const cur of this.#waiters) {
       if (cur === waiter) break;
-      if (cur.ctx !== null) return this.#deadlock(ctx, 'an older transaction %s waits ahead', cur.ctx);
+      if (cur.ctx !== null) return this.#deadlock(ctx, BackOffReason.OlderAhead);
     }
     return undefined;
   }
@@ -818,7 +840,7 @@ export class WwMutex {
         s.acquired--;
         this.#holder = null;
         this.#locked = false;
-        waiter.reject(this.#deadlock(ctx, 'injected back-off'));
+        waiter.reject(this.#deadlock(ctx, BackOffReason.Injected));
         continue;
       }
       waiter.resolve();

@@ -11,7 +11,6 @@ import {
   FenceTimeoutError,
   InvalidArgumentError,
   NotSubmittedError,
-  WwDeadlockError,
   describeValue,
   reportCallbackError,
   type ErrnoCode,
@@ -91,30 +90,6 @@ describe('errors', () => {
     assert.ok(!(new InvalidArgumentError('x') instanceof BugError));
     assert.ok(!(new NotSubmittedError('x') instanceof InvalidArgumentError));
     assert.ok(!(new FenceTimeoutError('x') instanceof BugError));
-  });
-
-  it('a WwDeadlockError given a function builds its message once, on the first read', () => {
-    let built = 0;
-    const contended = { name: 'bo1' };
-    const err = new WwDeadlockError(() => {
-      built++;
-      return 'bo1: ctx#2 must back off (the holder ctx#1 is older)';
-    }, contended);
-    assert.equal(built, 0, 'nothing built at construction');
-    assert.equal(err.code, 'EDEADLK');
-    assert.equal(err.contended, contended);
-    assert.equal(err.message, 'bo1: ctx#2 must back off (the holder ctx#1 is older)');
-    assert.equal(String(err), 'WwDeadlockError: bo1: ctx#2 must back off (the holder ctx#1 is older)');
-    assert.match(err.stack ?? '', /^WwDeadlockError: bo1: ctx#2 must back off/);
-    assert.equal(err.message, 'bo1: ctx#2 must back off (the holder ctx#1 is older)');
-    assert.equal(built, 1, 'built once, then kept');
-    err.message = 'replaced';
-    assert.equal(err.message, 'replaced', 'assignable like any Error message');
-    const plain = new WwDeadlockError('given as text', contended);
-    assert.equal(plain.message, 'given as text');
-    const unread = new WwDeadlockError(() => 'assigned before read', contended);
-    unread.message = 'first write wins over the builder';
-    assert.equal(unread.message, 'first write wins over the builder');
   });
 
   it('describeValue renders the type and a short form of a value', () => {

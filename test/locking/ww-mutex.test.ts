@@ -715,14 +715,20 @@ describe('the fast paths DrmExec relies on (internal)', () => {
     assert.equal(error.contended, a);
     assert.equal(
       error.message,
-      `WwMutex(m0): ${younger} must back off (the holder ${older} is older); unlock everything, then lockSlow(m0)`,
-      'the message, built when read, names both transactions and the way out',
+      'WwMutex(m0): back off (wait-die: the holder is older); ' +
+        'unlock everything held with the acquire context, then lockSlow(m0)',
+      'the message names the mutex, the reason and the way out',
     );
     assert.equal(younger.contendingLock, a);
     assert.equal(a.waiters, 0, 'nothing was queued');
     await assert.rejects(refused, (err) => err === error);
-    assert.equal(wwBackOffOf(Promise.reject(error).catch(() => undefined) as Promise<void>), undefined);
     release(younger, b);
+    const again = await holding(cls, b); // younger still, holding b after the first one let go
+    const refusedAgain = a.lock(again);
+    assert.equal(wwBackOffOf(refusedAgain), error, 'the same reason on the same mutex: the same error, like an errno');
+    await assert.rejects(refusedAgain, (err) => err === error);
+    release(again, b);
+    assert.equal(wwBackOffOf(Promise.reject(error).catch(() => undefined) as Promise<void>), undefined);
     release(older, a);
   });
 });
