@@ -462,8 +462,9 @@ export class DrmExec implements AsyncDisposable {
         this.#pending = contended;
         try {
           this.#throwIfStopped();
-          // Always awaited, even when granted at once: the await hands the held lock on to the
-          // body's continuation for the lock validator.
+          // Awaited even when granted at once, as is the lock below: the await hands the held lock
+          // on to the body's continuation for the lock validator (skipping either makes the stress
+          // tests report recursive locking under DMABUF_LOCKDEP=1, now and then).
           await contended.resv.lockSlow(this.#ticket);
         } catch (err) {
           contended.put();
@@ -484,23 +485,13 @@ export class DrmExec implements AsyncDisposable {
       }
       this.#throwIfStopped();
       this.#pending = obj;
-      // As in lockObj: no await for a lock taken at once, none for a back-off known at once.
-      const locked = obj.resv.lock(this.#ticket);
-      const backOff = locked === wwLockGranted ? undefined : wwBackOffOf(locked);
-      if (backOff !== undefined) {
-        locked.catch(() => undefined); // rejects with backOff, thrown here already
-        this.#refused(obj, backOff);
-        throw backOff;
+      try {
+        await obj.resv.lock(this.#ticket);
+      } catch (err) {
+        if (this.#refused(obj, err)) return;
+        throw err;
       }
-      if (locked !== wwLockGranted) {
-        try {
-          await locked;
-        } catch (err) {
-          if (this.#refused(obj, err)) return;
-          throw err;
-        }
-        if (this.#phase === 'finished') throw this.#stopReason?.reason; // fini() released it already
-      }
+      if (this.#phase === 'finished') throw this.#stopReason?.reason; // fini() released it already
       this.#track(obj);
     } finally {
       // Only one lock of an exec is ever in flight, so the mark is this call's own.
