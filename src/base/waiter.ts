@@ -44,6 +44,13 @@
 
 import { getClock, type Clock, type TimerHandle } from './clock.js';
 
+let capturedResolve: ((value: never) => void) | undefined;
+let capturedReject: ((reason: unknown) => void) | undefined;
+function captureSettlers(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
 /** @internal A promise settled once, whose settling removes its timer, abort listener and the owner's hooks. */
 export class Waiter<T> {
   /** Settles once, with whatever settled the waiter first. */
@@ -60,10 +67,12 @@ export class Waiter<T> {
 
   /** @param cleanup runs once when the waiter settles, however it settles. It must not throw. */
   constructor(cleanup?: () => void) {
-    this.promise = new Promise<T>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
+    // The executor runs synchronously: one module-level function hands the settle functions over
+    // (no closure per waiter; lock and fence waits make one waiter each).
+    this.promise = new Promise<T>(captureSettlers);
+    this.#resolve = capturedResolve as (value: T) => void;
+    this.#reject = capturedReject!;
+    capturedResolve = capturedReject = undefined;
     this.#cleanup = cleanup;
   }
 
