@@ -54,7 +54,7 @@ for (const file of process.argv.slice(2)) {
 }
 // Every example ran. A process that still has work after a grace period names what keeps it
 // alive; one that drains exits here, before the native teardown of Dawn's handles, which can
-// abort a process at exit under load (the test runner's --test-force-exit does the same).
+// abort a process at exit under load.
 setTimeout(() => {
   console.log(${JSON.stringify(ALIVE)} + JSON.stringify(process.getActiveResourcesInfo()));
   process.exit(0);
